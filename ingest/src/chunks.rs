@@ -1,0 +1,196 @@
+//! Reading newline-delimited files in chunks parsed on every core.
+//!
+//! NDJSON splits cleanly at newlines, so a reader thread cuts the files into chunks of a few
+//! MB at line boundaries and worker threads parse them independently. Channels are bounded,
+//! so memory stays a few chunks per worker whatever the input size.
+
+use crate::error::IngestError;
+use indicatif::ProgressBar;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A run of whole lines from one file.
+pub struct Chunk {
+    /// Index of the file in the list given to [`spawn`].
+    pub file: usize,
+    /// 1-based number of the chunk's first line in its file.
+    pub first_line: u64,
+    pub data: Vec<u8>,
+}
+
+impl Chunk {
+    /// The chunk's lines with their 1-based line numbers (a final empty remainder excluded).
+    pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let data = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        let empty = data.is_empty();
+        data.split(|b| *b == b'\n')
+            .filter(move |_| !empty)
+            .enumerate()
+            .map(|(i, line)| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                (self.first_line + i as u64, line)
+            })
+    }
+}
+
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Starts the reader and `workers` parser threads over `files`; parsed chunks arrive on the
+/// returned channel in no particular order. A read error arrives as the last item.
+pub fn spawn<T, F>(
+    files: Vec<PathBuf>,
+    workers: usize,
+    progress: ProgressBar,
+    parse: F,
+) -> tokio::sync::mpsc::Receiver<Result<T, IngestError>>
+where
+    T: Send + 'static,
+    F: Fn(&Chunk) -> T + Send + Sync + 'static,
+{
+    let workers = workers.max(1);
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(workers * 2);
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel(workers * 2);
+    let parse = Arc::new(parse);
+
+    let reader_out = out_tx.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = read_chunks(&files, &chunk_tx, &progress) {
+            let _ = reader_out.blocking_send(Err(e));
+        }
+    });
+    for _ in 0..workers {
+        let rx = chunk_rx.clone();
+        let tx = out_tx.clone();
+        let parse = parse.clone();
+        std::thread::spawn(move || {
+            for chunk in rx {
+                if tx.blocking_send(Ok(parse(&chunk))).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    out_rx
+}
+
+fn read_chunks(
+    files: &[PathBuf],
+    tx: &crossbeam_channel::Sender<Chunk>,
+    progress: &ProgressBar,
+) -> Result<(), IngestError> {
+    for (file, path) in files.iter().enumerate() {
+        let read_err = |source| IngestError::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut f = std::fs::File::open(path).map_err(read_err)?;
+        let mut carry: Vec<u8> = Vec::new();
+        let mut next_line = 1u64;
+        loop {
+            let mut buf = std::mem::take(&mut carry);
+            let start = buf.len();
+            buf.resize(start + CHUNK_BYTES, 0);
+            let mut filled = start;
+            while filled < buf.len() {
+                let n = f.read(&mut buf[filled..]).map_err(read_err)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            let at_end = filled < start + CHUNK_BYTES;
+            if buf.is_empty() {
+                break;
+            }
+            let cut = if at_end {
+                buf.len()
+            } else {
+                match buf.iter().rposition(|b| *b == b'\n') {
+                    Some(i) => i + 1,
+                    // A single line longer than a chunk: keep reading until it ends.
+                    None => {
+                        carry = buf;
+                        continue;
+                    }
+                }
+            };
+            carry = buf.split_off(cut);
+            progress.inc(buf.len() as u64);
+            let lines = buf.iter().filter(|b| **b == b'\n').count() as u64
+                + u64::from(!buf.ends_with(b"\n"));
+            let chunk = Chunk {
+                file,
+                first_line: next_line,
+                data: buf,
+            };
+            next_line += lines;
+            if tx.send(chunk).is_err() {
+                return Ok(());
+            }
+            if at_end {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files of one resource type in a FHIR Bulk Data export folder: `Type.ndjson`, then
+/// `Type.001.ndjson`, `Type.002.ndjson`, ... in name order.
+pub fn export_files(dir: &std::path::Path, resource_type: &str) -> Result<Vec<PathBuf>, IngestError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| IngestError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{resource_type}.")) && n.ends_with(".ndjson"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_numbered_across_chunks() {
+        let c = Chunk {
+            file: 0,
+            first_line: 7,
+            data: b"a\r\nb\n\nc\n".to_vec(),
+        };
+        let got: Vec<_> = c.lines().map(|(n, l)| (n, l.to_vec())).collect();
+        assert_eq!(got, vec![(7, b"a".to_vec()), (8, b"b".to_vec()), (9, vec![]), (10, b"c".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn every_line_arrives_once_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.ndjson");
+        let text: String = (1..=200_000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let mut rx = spawn(vec![path], 2, ProgressBar::hidden(), |c: &Chunk| {
+            c.lines()
+                .map(|(n, l)| (n, std::str::from_utf8(l).unwrap().to_string()))
+                .collect::<Vec<_>>()
+        });
+        let mut all = Vec::new();
+        while let Some(part) = rx.recv().await {
+            all.extend(part.unwrap());
+        }
+        all.sort();
+        assert_eq!(all.len(), 200_000);
+        for (i, (n, l)) in all.iter().enumerate() {
+            assert_eq!(*n, i as u64 + 1);
+            assert_eq!(l, &format!("{{\"n\":{n}}}"));
+        }
+    }
+}

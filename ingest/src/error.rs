@@ -1,0 +1,43 @@
+//! Errors that stop an ingest run. Bad records never do: they are quarantined instead.
+
+/// Why an ingest run could not complete. Messages name the input and the fix, never an
+/// identity from the input.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("unknown source '{0}': expected fhir:DIR, csv:FILE, population:FILE or cases:FILE")]
+    UnknownSource(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    BadInput { path: String, message: String },
+    #[error("warehouse location '{0}' is not a path or URL")]
+    BadWarehouse(String),
+    #[error(
+        "table '{table}' was written with key id {stored}, but the key given has id {given}; \
+         use the warehouse's key (or rotate the warehouse to the new key)"
+    )]
+    KeyMismatch {
+        table: String,
+        stored: String,
+        given: String,
+    },
+    #[error("Delta table '{table}': {source}")]
+    Delta {
+        table: String,
+        source: deltalake::DeltaTableError,
+    },
+    #[error("query over '{table}': {source}")]
+    DataFusion {
+        table: String,
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("building Arrow data: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("worker thread failed: {0}")]
+    Worker(String),
+}
+
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;

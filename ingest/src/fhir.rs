@@ -1,0 +1,559 @@
+//! FHIR R4 Bulk Data export: `Patient` and `Immunization` resources, one per line.
+//!
+//! Patients are read first into an in-memory index (resource id → pseudonymised person),
+//! because an Immunization only references its Patient; the index holds no identity in clear
+//! and costs about 100 bytes a person (70 MB at national scale), independent of the number of
+//! events. Immunizations then stream through in parallel chunks.
+
+use crate::catalogue::vaccine;
+use crate::chunks::Chunk;
+use crate::dates::{days, parse_date, parse_instant_micros};
+use crate::row::{Parsed, Rejected, Vaccination};
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vaxlake_pseudonymize::{
+    age_in_completed_months, birth_month, canton_of, national_id, IdKind, Pseudonymizer,
+};
+
+/// The identifier system that carries the national number (CONTRACTS.md).
+pub const DEFAULT_NATIONAL_ID_SYSTEM: &str = "urn:oid:1.3.182.4.4";
+/// Identifier systems of this form name the originating system of an imported event, so the
+/// copy and the original map to the same event key.
+pub const SOURCE_SYSTEM_PREFIX: &str = "urn:vaxlake:source-system:";
+const ATC_SYSTEM: &str = "http://www.whocc.no/atc";
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(borrow, rename = "lastUpdated")]
+    last_updated: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Identifier<'a> {
+    #[serde(borrow)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Address<'a> {
+    #[serde(borrow)]
+    city: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    district: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct PatientJson<'a> {
+    #[serde(borrow, rename = "resourceType")]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    meta: Option<Meta<'a>>,
+    #[serde(borrow, default)]
+    identifier: Vec<Identifier<'a>>,
+    #[serde(borrow, rename = "birthDate")]
+    birth_date: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    gender: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    address: Vec<Address<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Coding<'a> {
+    #[serde(borrow)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct CodeableConcept<'a> {
+    #[serde(borrow, default)]
+    coding: Vec<Coding<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Reference<'a> {
+    #[serde(borrow)]
+    reference: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    identifier: Option<Identifier<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Performer<'a> {
+    #[serde(borrow)]
+    actor: Option<Reference<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProtocolApplied {
+    #[serde(rename = "doseNumberPositiveInt")]
+    dose_number: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ImmunizationJson<'a> {
+    #[serde(borrow, rename = "resourceType")]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    meta: Option<Meta<'a>>,
+    #[serde(borrow, default)]
+    identifier: Vec<Identifier<'a>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "vaccineCode")]
+    vaccine_code: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    patient: Option<Reference<'a>>,
+    #[serde(borrow, rename = "occurrenceDateTime")]
+    occurrence: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recorded: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "lotNumber")]
+    lot_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    performer: Vec<Performer<'a>>,
+    #[serde(default, rename = "protocolApplied")]
+    protocol_applied: Vec<ProtocolApplied>,
+}
+
+/// What the warehouse keeps of a Patient: pseudonymised and generalised, but with the exact
+/// birth date until the ages at dose are computed (it never leaves memory).
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub person_key: [u8; 16],
+    pub birth_date: NaiveDate,
+    pub sex: &'static str,
+    pub commune: Option<&'static str>,
+    pub canton: Option<&'static str>,
+    version: i64,
+}
+
+/// Patient resource id (hashed, so even the registry's internal ids are not kept in clear)
+/// → the person, or `None` when that Patient was rejected.
+pub type PatientIndex = HashMap<[u8; 16], Option<Person>>;
+
+/// A parse error's category and column, never its message: serde quotes offending values,
+/// which may be identities.
+fn json_reason(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Syntax | Category::Eof => format!("invalid JSON (syntax error at column {})", err.column()),
+        Category::Data => format!("JSON does not have the FHIR shape expected (at column {})", err.column()),
+        Category::Io => "unreadable line".to_string(),
+    }
+}
+
+pub fn sex(value: Option<&str>) -> Result<&'static str, String> {
+    match value.map(str::trim) {
+        Some("male") => Ok("male"),
+        Some("female") => Ok("female"),
+        Some("other") => Ok("other"),
+        Some("unknown") | Some("") | None => Ok("unknown"),
+        Some(_) => Err("gender/sex must be male, female, other or unknown".into()),
+    }
+}
+
+/// Commune and canton from an address; a city that is not a commune is dropped (it could be
+/// free text), a known canton name is kept.
+pub fn place(city: Option<&str>, district: Option<&str>) -> (Option<&'static str>, Option<&'static str>) {
+    match city.and_then(canton_of) {
+        Some((commune, canton)) => (Some(commune), Some(canton)),
+        None => {
+            let canton = district.and_then(|d| {
+                vaxlake_pseudonymize::COMMUNES
+                    .iter()
+                    .find(|c| c.canton.eq_ignore_ascii_case(d.trim()))
+                    .map(|c| c.canton)
+            });
+            (None, canton)
+        }
+    }
+}
+
+fn resource_key(p: &Pseudonymizer, id: &str) -> [u8; 16] {
+    p.pseudonym_bytes(IdKind::Resource, id.as_bytes())
+}
+
+/// Keyed hash of a raw record, stored in the quarantine instead of the record.
+pub fn record_hash(p: &Pseudonymizer, raw: &[u8]) -> [u8; 16] {
+    let mut bytes = b"quarantined record|".to_vec();
+    bytes.extend_from_slice(raw);
+    p.pseudonym_bytes(IdKind::Resource, &bytes)
+}
+
+/// Parsed Patients of one chunk: (hashed resource id, person or `None` if rejected).
+pub type PatientChunk = Parsed<([u8; 16], Option<Person>)>;
+
+pub fn parse_patients(
+    chunk: &Chunk,
+    source: &Arc<str>,
+    p: &Pseudonymizer,
+    national_system: &str,
+    today: NaiveDate,
+) -> PatientChunk {
+    let mut out = PatientChunk::default();
+    for (line, raw) in chunk.lines() {
+        out.read += 1;
+        let reject = |reason: String| Rejected {
+            source: source.clone(),
+            line,
+            reason,
+            record_hash: record_hash(p, raw),
+        };
+        let parsed: PatientJson = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                out.rejected.push(reject(json_reason(&e)));
+                continue;
+            }
+        };
+        let Some(id) = parsed.id.as_deref().filter(|s| !s.is_empty()) else {
+            out.rejected.push(reject("Patient has no id".into()));
+            continue;
+        };
+        let key = resource_key(p, id);
+        match patient(&parsed, p, national_system, today) {
+            Ok(person) => out.rows.push((key, Some(person))),
+            Err(reason) => {
+                out.rows.push((key, None));
+                out.rejected.push(reject(reason));
+            }
+        }
+    }
+    out
+}
+
+fn patient(
+    parsed: &PatientJson,
+    p: &Pseudonymizer,
+    national_system: &str,
+    today: NaiveDate,
+) -> Result<Person, String> {
+    if parsed.resource_type.as_deref() != Some("Patient") {
+        return Err("resourceType is not Patient".into());
+    }
+    let number = parsed
+        .identifier
+        .iter()
+        .find(|i| i.system.as_deref() == Some(national_system))
+        .and_then(|i| i.value.as_deref())
+        .ok_or_else(|| format!("Patient has no identifier of system {national_system}"))?;
+    let normalised = national_id::normalise(number).map_err(|e| e.to_string())?;
+    let birth_date = match parsed.birth_date.as_deref() {
+        Some(text) => parse_date(text).ok_or("birthDate is not a date YYYY-MM-DD")?,
+        None => national_id::birth_date(&normalised).ok_or("Patient has no birthDate")?,
+    };
+    if birth_date > today {
+        return Err("birthDate is in the future".into());
+    }
+    let sex = sex(parsed.gender.as_deref())?;
+    let address = parsed.address.first();
+    let (commune, canton) = place(
+        address.and_then(|a| a.city.as_deref()),
+        address.and_then(|a| a.district.as_deref()),
+    );
+    let version = parsed
+        .meta
+        .as_ref()
+        .and_then(|m| m.last_updated.as_deref())
+        .and_then(parse_instant_micros)
+        .unwrap_or(0);
+    Ok(Person {
+        person_key: p.pseudonym_bytes(IdKind::Person, normalised.as_bytes()),
+        birth_date,
+        sex,
+        commune,
+        canton,
+        version,
+    })
+}
+
+/// Adds a chunk's Patients to the index; of two versions of one Patient the newer wins.
+pub fn index_patients(index: &mut PatientIndex, patients: Vec<([u8; 16], Option<Person>)>) {
+    for (key, person) in patients {
+        match (index.get(&key), &person) {
+            (Some(Some(kept)), Some(new)) if kept.version > new.version => {}
+            (Some(Some(_)), None) => {}
+            _ => {
+                index.insert(key, person);
+            }
+        }
+    }
+}
+
+/// Everything an Immunization needs to become a row.
+pub struct ImmunizationContext {
+    pub pseudonymizer: Pseudonymizer,
+    pub patients: PatientIndex,
+    pub today: NaiveDate,
+    /// Quarantine label of each file, by the chunk's file index.
+    pub source: Vec<Arc<str>>,
+}
+
+/// Parses a chunk of Immunization lines. Positions combine file index and line (file × 2^40)
+/// so that "the later line wins" holds across `Immunization.001.ndjson`, `.002`, ...
+pub fn parse_immunizations(chunk: &Chunk, ctx: &ImmunizationContext) -> Parsed<Vaccination> {
+    let source = &ctx.source[chunk.file];
+    let mut out = Parsed::default();
+    for (line, raw) in chunk.lines() {
+        out.read += 1;
+        match immunization(raw, ctx) {
+            Ok(mut v) => {
+                v.position = ((chunk.file as u64) << 40) | line;
+                out.rows.push(v);
+            }
+            Err(reason) => out.rejected.push(Rejected {
+                source: source.clone(),
+                line,
+                reason,
+                record_hash: record_hash(&ctx.pseudonymizer, raw),
+            }),
+        }
+    }
+    out
+}
+
+fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, String> {
+    let p = &ctx.pseudonymizer;
+    let parsed: ImmunizationJson = serde_json::from_slice(raw).map_err(|e| json_reason(&e))?;
+    if parsed.resource_type.as_deref() != Some("Immunization") {
+        return Err("resourceType is not Immunization".into());
+    }
+    let id = parsed
+        .id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or("Immunization has no id")?;
+    let status = match parsed.status.as_deref() {
+        Some("completed") => "completed",
+        Some("entered-in-error") => "entered-in-error",
+        Some("not-done") => "not-done",
+        _ => return Err("status must be completed, entered-in-error or not-done".into()),
+    };
+    let meta = parsed.meta.as_ref();
+    let last_updated = meta
+        .and_then(|m| m.last_updated.as_deref())
+        .ok_or("meta.lastUpdated is missing")
+        .and_then(|t| parse_instant_micros(t).ok_or("meta.lastUpdated is not an instant"))?;
+    let atc = parsed
+        .vaccine_code
+        .as_ref()
+        .and_then(|c| c.coding.iter().find(|c| c.system.as_deref() == Some(ATC_SYSTEM)))
+        .and_then(|c| c.code.as_deref())
+        .ok_or("vaccineCode has no ATC coding (system http://www.whocc.no/atc)")?;
+    let vaccine = vaccine(atc).ok_or_else(|| {
+        let shown: String = atc.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+        format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
+    })?;
+    let patient_ref = parsed
+        .patient
+        .as_ref()
+        .and_then(|r| r.reference.as_deref())
+        .ok_or("patient.reference is missing")?;
+    let patient_id = patient_ref.strip_prefix("Patient/").unwrap_or(patient_ref);
+    let person = match ctx.patients.get(&resource_key(p, patient_id)) {
+        Some(Some(person)) => person,
+        Some(None) => return Err("its Patient was rejected (see the Patient's quarantine entry)".into()),
+        None => return Err("its Patient is not in the export".into()),
+    };
+    let occurrence = parsed
+        .occurrence
+        .as_deref()
+        .ok_or("occurrenceDateTime is missing")
+        .and_then(|t| parse_date(t).ok_or("occurrenceDateTime is not a date"))?;
+    if occurrence < person.birth_date {
+        return Err("dose given before the Patient's birth date".into());
+    }
+    if occurrence > ctx.today {
+        return Err("dose date is in the future".into());
+    }
+    let origin = parsed.identifier.iter().find_map(|i| {
+        let system = i.system.as_deref()?.strip_prefix(SOURCE_SYSTEM_PREFIX)?;
+        Some((system, i.value.as_deref()?))
+    });
+    let (origin_system, origin_id) = origin.unwrap_or(("registry", id));
+    let source_system: Arc<str> = meta
+        .and_then(|m| m.source.as_deref())
+        .unwrap_or("registry")
+        .into();
+    let vaccinator_key = parsed
+        .performer
+        .first()
+        .and_then(|perf| perf.actor.as_ref())
+        .and_then(|a| {
+            a.reference
+                .as_deref()
+                .map(str::to_string)
+                .or_else(|| a.identifier.as_ref().and_then(|i| i.value.as_deref()).map(str::to_string))
+        })
+        .map(|r| p.pseudonym_bytes(IdKind::Practitioner, r.trim().as_bytes()));
+    Ok(Vaccination {
+        event_key: event_key(p, origin_system, origin_id),
+        person_key: person.person_key,
+        birth_month: days(birth_month(person.birth_date)),
+        birth_decade: person.birth_date.year().div_euclid(10) * 10,
+        sex: person.sex,
+        commune: person.commune,
+        canton: person.canton,
+        administered_on: days(occurrence),
+        age_months_at_dose: age_in_completed_months(person.birth_date, occurrence),
+        vaccine_atc: &vaccine.atc_code,
+        vaccine_name: &vaccine.name,
+        lot_number: parsed.lot_number.as_deref().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()),
+        dose_number_recorded: parsed
+            .protocol_applied
+            .first()
+            .and_then(|d| d.dose_number)
+            .and_then(|d| i32::try_from(d).ok()),
+        status,
+        vaccinator_key,
+        source_system,
+        recorded_at: parsed.recorded.as_deref().and_then(parse_instant_micros),
+        last_updated,
+        position: 0,
+    })
+}
+
+/// The event key: one pseudonym per (originating system, event id), whichever file it came from.
+pub fn event_key(p: &Pseudonymizer, system: &str, id: &str) -> [u8; 16] {
+    p.pseudonym_bytes(IdKind::Event, format!("{system}|{id}").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vaxlake_pseudonymize::MasterKey;
+
+    fn ctx() -> (Pseudonymizer, NaiveDate) {
+        let key = MasterKey::from_hex(&"11".repeat(32)).unwrap();
+        (Pseudonymizer::new(&key), NaiveDate::from_ymd_opt(2025, 12, 31).unwrap())
+    }
+
+    const GOOD_PATIENT: &str = r#"{"resourceType":"Patient","id":"pat-1","identifier":[{"system":"urn:oid:1.3.182.4.4","value":"1893120105732"}],"name":[{"family":"Schmit"}],"gender":"female","birthDate":"2022-03-15","address":[{"line":["12 rue de la Gare"],"city":"Wiltz","district":"Wiltz"}]}"#;
+
+    fn chunk(lines: &[&str]) -> Chunk {
+        Chunk {
+            file: 0,
+            first_line: 1,
+            data: lines.join("\n").into_bytes(),
+        }
+    }
+
+    fn index(p: &Pseudonymizer, today: NaiveDate, lines: &[&str]) -> (PatientIndex, Vec<Rejected>) {
+        let parsed = parse_patients(&chunk(lines), &Arc::from("fhir:Patient.ndjson"), p, DEFAULT_NATIONAL_ID_SYSTEM, today);
+        let mut idx = PatientIndex::new();
+        index_patients(&mut idx, parsed.rows);
+        (idx, parsed.rejected)
+    }
+
+    #[test]
+    fn patient_is_pseudonymised_and_generalised() {
+        let (p, today) = ctx();
+        let (idx, rejected) = index(&p, today, &[GOOD_PATIENT]);
+        assert!(rejected.is_empty());
+        let person = idx.values().next().unwrap().as_ref().unwrap();
+        assert_eq!(person.person_key, p.pseudonym_bytes(IdKind::Person, b"1893120105732"));
+        assert_eq!((person.commune, person.canton), (Some("Wiltz"), Some("Wiltz")));
+        assert_eq!(person.sex, "female");
+    }
+
+    #[test]
+    fn bad_patients_are_rejected_without_quoting_identities() {
+        let (p, today) = ctx();
+        let bad_digit = GOOD_PATIENT.replace("1893120105732", "1893120105733");
+        let numeric = GOOD_PATIENT.replace("\"1893120105732\"", "1893120105732");
+        let future = GOOD_PATIENT.replace("2022-03-15", "2099-01-01");
+        let no_number = GOOD_PATIENT.replace("urn:oid:1.3.182.4.4", "urn:other");
+        let lines = [bad_digit.as_str(), numeric.as_str(), future.as_str(), no_number.as_str(), "{\"resourceType\":\"Pat"];
+        let (idx, rejected) = index(&p, today, &lines);
+        assert_eq!(rejected.len(), 5);
+        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert!(rejected[0].reason.contains("Verhoeff"), "{}", rejected[0].reason);
+        assert!(rejected[2].reason.contains("future"));
+        assert!(rejected[4].reason.contains("invalid JSON"));
+        for r in &rejected {
+            assert!(!r.reason.contains("1893120105"), "{}", r.reason);
+        }
+        // Rejected patients stay in the index as rejected, so their Immunizations say so.
+        assert!(idx.values().all(Option::is_none));
+    }
+
+    fn immunization_line(patch: &[(&str, &str)]) -> String {
+        let mut s = r#"{"resourceType":"Immunization","id":"imm-1","meta":{"lastUpdated":"2023-04-05T10:12:00Z"},"status":"completed","vaccineCode":{"coding":[{"system":"http://www.whocc.no/atc","code":"J07CA09"}]},"patient":{"reference":"Patient/pat-1"},"occurrenceDateTime":"2022-05-16","recorded":"2022-05-16T10:12:00+02:00","lotNumber":"AB12","performer":[{"actor":{"reference":"Practitioner/prac-7"}}],"protocolApplied":[{"doseNumberPositiveInt":1}],"note":[{"text":"Anne Schmit had a fever"}]}"#.to_string();
+        for (from, to) in patch {
+            s = s.replace(from, to);
+        }
+        s
+    }
+
+    #[test]
+    fn immunizations_become_rows_or_reasons() {
+        let (p, today) = ctx();
+        let (patients, _) = index(&p, today, &[GOOD_PATIENT]);
+        let ctx = ImmunizationContext {
+            pseudonymizer: p.clone(),
+            patients,
+            today,
+            source: vec![Arc::from("fhir:Immunization.ndjson")],
+        };
+        let lines = [
+            immunization_line(&[]),
+            immunization_line(&[("J07CA09", "J07ZZ99")]),
+            immunization_line(&[("2022-05-16\"", "2022-03-14\"")]),
+            immunization_line(&[("2022-05-16\"", "2091-01-01\"")]),
+            immunization_line(&[("Patient/pat-1", "Patient/pat-404")]),
+            immunization_line(&[("\"completed\"", "\"not-done\"")]),
+            immunization_line(&[("\"completed\"", "\"finished\"")]),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = parse_immunizations(&chunk(&refs), &ctx);
+        assert_eq!(out.read, 7);
+        assert_eq!(out.rows.len(), 2);
+        let v = &out.rows[0];
+        // Born 2022-03-15, dose 2022-05-16: two completed months.
+        assert_eq!(v.age_months_at_dose, 2);
+        assert_eq!(v.birth_month, days(NaiveDate::from_ymd_opt(2022, 3, 1).unwrap()));
+        assert_eq!(v.birth_decade, 2020);
+        assert_eq!(v.event_key, event_key(&p, "registry", "imm-1"));
+        assert_eq!(v.dose_number_recorded, Some(1));
+        assert_eq!(out.rows[1].status, "not-done");
+        let reasons: Vec<&str> = out.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].contains("unknown ATC code J07ZZ99"), "{reasons:?}");
+        assert!(reasons[1].contains("before the Patient's birth"));
+        assert!(reasons[2].contains("future"));
+        assert!(reasons[3].contains("not in the export"));
+        assert!(reasons[4].contains("status"));
+    }
+
+    #[test]
+    fn imported_copies_share_the_originals_event_key() {
+        let (p, today) = ctx();
+        let (patients, _) = index(&p, today, &[GOOD_PATIENT]);
+        let ctx = ImmunizationContext {
+            pseudonymizer: p.clone(),
+            patients,
+            today,
+            source: vec![Arc::from("fhir:Immunization.ndjson")],
+        };
+        let copy = immunization_line(&[(
+            r#""meta":{"lastUpdated":"2023-04-05T10:12:00Z"}"#,
+            r#""meta":{"lastUpdated":"2023-04-05T10:12:00Z","source":"covid19"},"identifier":[{"system":"urn:vaxlake:source-system:covid19","value":"CV-0000001"}]"#,
+        )]);
+        let out = parse_immunizations(&chunk(&[&copy]), &ctx);
+        assert_eq!(out.rows[0].event_key, event_key(&p, "covid19", "CV-0000001"));
+        assert_eq!(&*out.rows[0].source_system, "covid19");
+    }
+}

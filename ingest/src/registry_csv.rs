@@ -1,0 +1,106 @@
+//! Registry CSV exports (`csv:FILE`), e.g. the COVID-19 vaccination system's.
+
+use crate::catalogue::vaccine;
+use crate::csv_rows::Fields;
+use crate::dates::{days, parse_date, parse_instant_micros};
+use crate::fhir::{event_key, place, sex};
+use crate::row::Vaccination;
+use chrono::{Datelike, NaiveDate};
+use std::sync::Arc;
+use vaxlake_pseudonymize::{age_in_completed_months, birth_month, national_id, IdKind, Pseudonymizer};
+
+/// The columns of CONTRACTS.md "Registry CSV", in the order `parse_row` reads them.
+pub const COLUMNS: &[&str] = &[
+    "event_id",
+    "national_id",
+    "birth_date",
+    "sex",
+    "commune",
+    "vaccine_atc",
+    "vaccine_name",
+    "lot_number",
+    "dose_number",
+    "administered_on",
+    "vaccinator_id",
+    "status",
+    "recorded_at",
+];
+
+/// Turns one registry row into a vaccination, or says why not (never quoting an identity).
+pub fn parse_row(
+    f: &Fields,
+    line: u64,
+    p: &Pseudonymizer,
+    source_system: &Arc<str>,
+    today: NaiveDate,
+) -> Result<Vaccination, String> {
+    let event_id = f.opt(0).ok_or("event_id is empty")?;
+    let number = national_id::normalise(f.get(1)).map_err(|e| e.to_string())?;
+    let birth = match f.opt(2) {
+        Some(t) => parse_date(t).ok_or("birth_date is not a date YYYY-MM-DD")?,
+        None => national_id::birth_date(&number).ok_or("birth_date is empty")?,
+    };
+    if birth > today {
+        return Err("birth_date is in the future".into());
+    }
+    let sex = sex(f.opt(3))?;
+    let (commune, canton) = place(f.opt(4), None);
+    let atc = f.get(5);
+    let vaccine = vaccine(atc).ok_or_else(|| {
+        let shown: String = atc.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+        format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
+    })?;
+    let dose_number_recorded = match f.opt(8) {
+        None => None,
+        Some(t) => Some(
+            t.parse::<i32>()
+                .ok()
+                .filter(|d| *d > 0)
+                .ok_or("dose_number is not a positive integer")?,
+        ),
+    };
+    let administered = f
+        .opt(9)
+        .ok_or("administered_on is empty")
+        .and_then(|t| parse_date(t).ok_or("administered_on is not a date YYYY-MM-DD"))?;
+    if administered < birth {
+        return Err("dose given before the birth date".into());
+    }
+    if administered > today {
+        return Err("dose date is in the future".into());
+    }
+    let status = match f.get(11) {
+        "completed" => "completed",
+        "entered-in-error" => "entered-in-error",
+        "not-done" => "not-done",
+        _ => return Err("status must be completed, entered-in-error or not-done".into()),
+    };
+    let recorded_at = match f.opt(12) {
+        None => None,
+        Some(t) => Some(parse_instant_micros(t).ok_or("recorded_at is not a date-time")?),
+    };
+    Ok(Vaccination {
+        event_key: event_key(p, source_system, event_id),
+        person_key: p.pseudonym_bytes(IdKind::Person, number.as_bytes()),
+        birth_month: days(birth_month(birth)),
+        birth_decade: birth.year().div_euclid(10) * 10,
+        sex,
+        commune,
+        canton,
+        administered_on: days(administered),
+        age_months_at_dose: age_in_completed_months(birth, administered),
+        vaccine_atc: &vaccine.atc_code,
+        vaccine_name: &vaccine.name,
+        lot_number: f.opt(7).map(str::to_string),
+        dose_number_recorded,
+        status,
+        vaccinator_key: f
+            .opt(10)
+            .map(|v| p.pseudonym_bytes(IdKind::Practitioner, v.as_bytes())),
+        source_system: source_system.clone(),
+        recorded_at,
+        // The COVID system has no version field: the time it recorded the row is the version.
+        last_updated: recorded_at.unwrap_or(0),
+        position: line,
+    })
+}

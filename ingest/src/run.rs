@@ -1,0 +1,458 @@
+//! One ingest run: read a source, quarantine what is bad, write the rest, log the run.
+
+use crate::cases;
+use crate::chunks::{self, Chunk};
+use crate::csv_rows;
+use crate::error::{IngestError, Result};
+use crate::fhir::{self, ImmunizationContext, PatientIndex};
+use crate::population;
+use crate::registry_csv;
+use crate::row::{self, Parsed, Rejected, Staged};
+use crate::schema::{self, TableSpec, CASES, INGEST_RUNS, POPULATION, QUARANTINE, VACCINATIONS};
+use crate::source::Source;
+use crate::table::{warehouse_url, Table, UpsertStats};
+use arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::transaction::CommitProperties;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::mpsc::Receiver;
+use url::Url;
+use vaxlake_pseudonymize::{MasterKey, Pseudonymizer};
+
+/// Options of an ingest run, with `with_*` builders.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Rows per Delta commit. Bounds memory: a batch is held whole while it is deduplicated
+    /// and written.
+    pub batch_rows: usize,
+    /// Parser threads (default: available cores).
+    pub workers: usize,
+    /// Show a progress bar (the binary turns it on for terminals).
+    pub progress: bool,
+    /// FHIR identifier system of the national number.
+    pub national_id_system: String,
+    /// Name of the originating system of `csv:` sources (part of their event keys).
+    pub csv_source_system: String,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            batch_rows: 1_000_000,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            progress: false,
+            national_id_system: fhir::DEFAULT_NATIONAL_ID_SYSTEM.to_string(),
+            csv_source_system: "covid19".to_string(),
+        }
+    }
+}
+
+impl IngestOptions {
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+    pub fn with_csv_source_system(mut self, name: impl Into<String>) -> Self {
+        self.csv_source_system = name.into();
+        self
+    }
+}
+
+/// What a run did. `read == accepted + quarantined` always holds.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    pub run_id: String,
+    pub read: u64,
+    pub accepted: u64,
+    pub quarantined: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+}
+
+impl IngestReport {
+    fn add(&mut self, s: UpsertStats) {
+        self.inserted += s.inserted;
+        self.updated += s.updated;
+        self.deleted += s.deleted;
+        self.unchanged += s.unchanged;
+    }
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Collects quarantined records and writes them in batches; the same bad line ingested twice
+/// is stored once.
+struct Quarantine {
+    table: Table,
+    pending: Vec<(Rejected, [u8; 16])>,
+    run_id: String,
+    received_at: i64,
+}
+
+impl Quarantine {
+    fn push(&mut self, r: Rejected) {
+        let mut h = blake3::Hasher::new();
+        h.update(r.source.as_bytes());
+        h.update(&r.line.to_le_bytes());
+        h.update(&r.record_hash);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        tracing::debug!(source = %r.source, line = r.line, reason = %r.reason, "quarantined");
+        self.pending.push((r, key));
+    }
+
+    async fn flush(&mut self, commit: CommitProperties) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = row::newest_versions(std::mem::take(&mut self.pending));
+        let batch = row::quarantine_batch(&rows, self.received_at, &self.run_id)?;
+        self.table.upsert(batch, &vec![false; rows.len()], commit).await?;
+        Ok(())
+    }
+}
+
+struct Run {
+    root: Url,
+    pseudonymizer: Pseudonymizer,
+    options: IngestOptions,
+    report: IngestReport,
+    started_at: i64,
+    quarantine: Quarantine,
+    progress: ProgressBar,
+    label: &'static str,
+}
+
+impl Run {
+    fn commit(&self) -> CommitProperties {
+        CommitProperties::default().with_metadata([
+            ("vaxlake.runId".to_string(), serde_json::Value::from(self.report.run_id.clone())),
+            ("vaxlake.source".to_string(), serde_json::Value::from(self.label)),
+        ])
+    }
+
+    fn count<T>(&mut self, part: &mut Parsed<T>) {
+        self.report.read += part.read;
+        self.report.quarantined += part.rejected.len() as u64;
+        for r in part.rejected.drain(..) {
+            self.quarantine.push(r);
+        }
+    }
+
+    async fn flush_quarantine_if_large(&mut self) -> Result<()> {
+        if self.quarantine.pending.len() >= 200_000 {
+            let commit = self.commit();
+            self.quarantine.flush(commit).await?;
+        }
+        Ok(())
+    }
+
+    /// Drains parsed chunks into `table`, one upsert per `batch_rows` rows.
+    async fn drain<T: Staged>(
+        &mut self,
+        mut rx: Receiver<Result<Parsed<T>>>,
+        table: &mut Table,
+        to_batch: fn(&[T], i64) -> arrow::error::Result<RecordBatch>,
+    ) -> Result<()> {
+        let mut pending: Vec<T> = Vec::new();
+        while let Some(part) = rx.recv().await {
+            let mut part = part?;
+            self.count(&mut part);
+            pending.append(&mut part.rows);
+            self.flush_quarantine_if_large().await?;
+            while pending.len() >= self.options.batch_rows {
+                let rest = pending.split_off(self.options.batch_rows);
+                self.write(std::mem::replace(&mut pending, rest), table, to_batch).await?;
+            }
+        }
+        self.write(pending, table, to_batch).await
+    }
+
+    async fn write<T: Staged>(
+        &mut self,
+        rows: Vec<T>,
+        table: &mut Table,
+        to_batch: fn(&[T], i64) -> arrow::error::Result<RecordBatch>,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows = row::newest_versions(rows);
+        let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
+        let batch = to_batch(&rows, self.started_at)?;
+        drop(rows);
+        let stats = table.upsert(batch, &deletes, self.commit()).await?;
+        tracing::info!(?stats, "batch committed");
+        self.report.add(stats);
+        Ok(())
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Refuses the run if any pseudonymised table of the warehouse was written with another key.
+async fn check_key_everywhere(root: &Url, key_id: &str) -> Result<()> {
+    for spec in schema::pseudonymised_tables() {
+        Table::open(root, spec, Some(key_id)).await?;
+    }
+    Ok(())
+}
+
+/// Ingests one source into the warehouse at `warehouse` (a path or URL).
+pub async fn ingest(warehouse: &str, source: &Source, key: &MasterKey, options: &IngestOptions) -> Result<IngestReport> {
+    let root = warehouse_url(warehouse)?;
+    let pseudonymizer = Pseudonymizer::new(key);
+    let key_id = pseudonymizer.key_id().to_string();
+    check_key_everywhere(&root, &key_id).await?;
+    let started_at = now_micros();
+    let run_id = {
+        let mut h = blake3::Hasher::new();
+        h.update(&started_at.to_le_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        hex::encode(&h.finalize().as_bytes()[..8])
+    };
+    let quarantine = Quarantine {
+        table: Table::open_or_create(&root, &QUARANTINE, &key_id).await?,
+        pending: Vec::new(),
+        run_id: run_id.clone(),
+        received_at: started_at,
+    };
+    let mut run = Run {
+        root: root.clone(),
+        pseudonymizer,
+        options: options.clone(),
+        report: IngestReport {
+            run_id,
+            ..Default::default()
+        },
+        started_at,
+        quarantine,
+        progress: ProgressBar::hidden(),
+        label: source.label(),
+    };
+    tracing::info!(run_id = %run.report.run_id, source = source.label(), key_id = %key_id, "ingest started");
+    match source {
+        Source::Fhir(dir) => ingest_fhir(&mut run, dir).await?,
+        Source::RegistryCsv(path) => ingest_registry_csv(&mut run, path).await?,
+        Source::Cases(path) => ingest_cases(&mut run, path).await?,
+        Source::Population(path) => ingest_population(&mut run, path).await?,
+    }
+    let commit = run.commit();
+    run.quarantine.flush(commit).await?;
+    run.report.accepted = run.report.read - run.report.quarantined;
+    run.progress.finish_and_clear();
+    log_run(&run, &key_id).await?;
+    tracing::info!(
+        read = run.report.read,
+        accepted = run.report.accepted,
+        quarantined = run.report.quarantined,
+        inserted = run.report.inserted,
+        updated = run.report.updated,
+        deleted = run.report.deleted,
+        "ingest finished"
+    );
+    Ok(run.report)
+}
+
+async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
+    let patient_files = chunks::export_files(dir, "Patient")?;
+    let immunization_files = chunks::export_files(dir, "Immunization")?;
+    if patient_files.is_empty() && immunization_files.is_empty() {
+        return Err(IngestError::BadInput {
+            path: dir.display().to_string(),
+            message: "no Patient*.ndjson or Immunization*.ndjson here: is it a FHIR Bulk Data export folder?".into(),
+        });
+    }
+    let total: u64 = patient_files.iter().chain(&immunization_files).map(|p| file_len(p)).sum();
+    run.progress = progress_bar(run.options.progress, total);
+    run.progress.set_message("Patients");
+
+    let today = crate::dates::today();
+    let labels = |files: &[PathBuf]| -> Vec<Arc<str>> {
+        files.iter().map(|f| Arc::from(format!("fhir:{}", file_name(f)))).collect()
+    };
+    let patient_labels = labels(&patient_files);
+    let p = run.pseudonymizer.clone();
+    let system = run.options.national_id_system.clone();
+    let mut rx = chunks::spawn(patient_files, run.options.workers, run.progress.clone(), move |c: &Chunk| {
+        fhir::parse_patients(c, &patient_labels[c.file], &p, &system, today)
+    });
+    let mut patients = PatientIndex::new();
+    while let Some(part) = rx.recv().await {
+        let mut part = part?;
+        run.count(&mut part);
+        fhir::index_patients(&mut patients, std::mem::take(&mut part.rows));
+        run.flush_quarantine_if_large().await?;
+    }
+    tracing::info!(patients = patients.len(), "patient index built");
+
+    run.progress.set_message("Immunizations");
+    let ctx = Arc::new(ImmunizationContext {
+        pseudonymizer: run.pseudonymizer.clone(),
+        patients,
+        today,
+        source: labels(&immunization_files),
+    });
+    let rx = chunks::spawn(immunization_files, run.options.workers, run.progress.clone(), move |c: &Chunk| {
+        fhir::parse_immunizations(c, &ctx)
+    });
+    let mut table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
+    run.drain(rx, &mut table, row::vaccinations_batch).await
+}
+
+fn hasher(p: &Pseudonymizer) -> impl Fn(&[u8]) -> [u8; 16] + Send + 'static {
+    let p = p.clone();
+    move |raw| fhir::record_hash(&p, raw)
+}
+
+async fn ingest_registry_csv(run: &mut Run, path: &Path) -> Result<()> {
+    run.progress = progress_bar(run.options.progress, file_len(path));
+    let p = run.pseudonymizer.clone();
+    let system: Arc<str> = run.options.csv_source_system.as_str().into();
+    let today = crate::dates::today();
+    let rx = csv_rows::spawn(
+        path,
+        Arc::from(format!("csv:{}", file_name(path))),
+        registry_csv::COLUMNS,
+        run.progress.clone(),
+        hasher(&p),
+        move |f, line| registry_csv::parse_row(f, line, &p, &system, today),
+    )?;
+    let mut table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
+    run.drain(rx, &mut table, row::vaccinations_batch).await
+}
+
+async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {
+    run.progress = progress_bar(run.options.progress, file_len(path));
+    let p = run.pseudonymizer.clone();
+    let today = crate::dates::today();
+    let rx = csv_rows::spawn(
+        path,
+        Arc::from(format!("cases:{}", file_name(path))),
+        cases::COLUMNS,
+        run.progress.clone(),
+        hasher(&p),
+        move |f, line| cases::parse_row(f, line, &p, today),
+    )?;
+    let mut table = Table::open_or_create(&run.root, &CASES, run.pseudonymizer.key_id()).await?;
+    run.drain(rx, &mut table, row::cases_batch).await
+}
+
+async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
+    run.progress = progress_bar(run.options.progress, file_len(path));
+    let mut rx = csv_rows::spawn(
+        path,
+        Arc::from(format!("population:{}", file_name(path))),
+        population::COLUMNS,
+        run.progress.clone(),
+        hasher(&run.pseudonymizer),
+        population::parse_row,
+    )?;
+    // Denominators are small (communes × sexes × birth years): held whole, then each
+    // reference year in the file replaces the same year in the table, in one commit.
+    let mut rows = Vec::new();
+    while let Some(part) = rx.recv().await {
+        let mut part = part?;
+        run.count(&mut part);
+        rows.append(&mut part.rows);
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let years: std::collections::BTreeSet<i32> = rows.iter().map(|r| r.reference_year).collect();
+    let batch = population_batch(&rows, run.started_at)?;
+    let mut table = Table::open_or_create(&run.root, &POPULATION, run.pseudonymizer.key_id()).await?;
+    let list: Vec<String> = years.iter().map(i32::to_string).collect();
+    table
+        .replace_where(batch, format!("reference_year IN ({})", list.join(", ")), run.commit())
+        .await?;
+    run.report.inserted += rows.len() as u64;
+    Ok(())
+}
+
+fn population_batch(rows: &[population::PopulationRow], ingested_at: i64) -> Result<RecordBatch> {
+    let mut year = arrow::array::Int32Builder::new();
+    let mut commune = StringBuilder::new();
+    let mut canton = StringBuilder::new();
+    let mut sex = StringBuilder::new();
+    let mut birth_year = arrow::array::Int32Builder::new();
+    let mut count = Int64Builder::new();
+    let mut ingested = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    for r in rows {
+        year.append_value(r.reference_year);
+        commune.append_value(r.commune);
+        canton.append_value(r.canton);
+        sex.append_value(r.sex);
+        birth_year.append_value(r.birth_year);
+        count.append_value(r.count);
+        ingested.append_value(ingested_at);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(year.finish()),
+        Arc::new(commune.finish()),
+        Arc::new(canton.finish()),
+        Arc::new(sex.finish()),
+        Arc::new(birth_year.finish()),
+        Arc::new(count.finish()),
+        Arc::new(ingested.finish()),
+    ];
+    Ok(RecordBatch::try_new(POPULATION.schema.clone(), columns)?)
+}
+
+async fn log_run(run: &Run, key_id: &str) -> Result<()> {
+    let spec: &'static TableSpec = &INGEST_RUNS;
+    let mut table = Table::open_or_create(&run.root, spec, key_id).await?;
+    let r = &run.report;
+    let mut ts = |v| {
+        let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        b.append_value(v);
+        Arc::new(b.finish()) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(arrow::array::StringArray::from(vec![r.run_id.clone()])),
+        Arc::new(arrow::array::StringArray::from(vec![run.label])),
+        ts(run.started_at),
+        ts(now_micros()),
+        Arc::new(arrow::array::Int64Array::from(vec![r.read as i64])),
+        Arc::new(arrow::array::Int64Array::from(vec![r.accepted as i64])),
+        Arc::new(arrow::array::Int64Array::from(vec![r.quarantined as i64])),
+        Arc::new(arrow::array::StringArray::from(vec![key_id.to_string()])),
+    ];
+    let batch = RecordBatch::try_new(spec.schema.clone(), columns)?;
+    table.append(batch, run.commit()).await
+}

@@ -1,0 +1,383 @@
+//! The warehouse's Delta tables: create with the key id in their metadata, append, upsert
+//! and replace — each one atomic Delta commit.
+//!
+//! Upsert keeps the hot path append-only: it looks up which keys of a batch the table already
+//! holds (reading only the key, version and hash columns), appends when none changes, and
+//! otherwise runs one MERGE whose target scan is limited to the partitions the changes touch.
+
+use crate::error::{IngestError, Result};
+use crate::schema::TableSpec;
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, TimestampMicrosecondType};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::StructType;
+use deltalake::protocol::SaveMode;
+use deltalake::DeltaTable;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use url::Url;
+
+/// Table property holding the id of the key a table's pseudonyms were made with.
+pub const KEY_ID_PROPERTY: &str = "vaxlake.keyId";
+
+/// The warehouse root as a URL with a trailing slash; a local path is made absolute and
+/// created if missing.
+pub fn warehouse_url(location: &str) -> Result<Url> {
+    let bad = || IngestError::BadWarehouse(location.to_string());
+    let mut url = if location.contains("://") {
+        Url::parse(location).map_err(|_| bad())?
+    } else {
+        let path = std::path::Path::new(location);
+        std::fs::create_dir_all(path).map_err(|source| IngestError::Read {
+            path: location.to_string(),
+            source,
+        })?;
+        let abs = std::fs::canonicalize(path).map_err(|source| IngestError::Read {
+            path: location.to_string(),
+            source,
+        })?;
+        Url::from_directory_path(abs).map_err(|_| bad())?
+    };
+    if url.scheme() == "file" {
+        if let Ok(p) = url.to_file_path() {
+            std::fs::create_dir_all(&p).map_err(|source| IngestError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}
+
+/// What an upsert did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UpsertStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+}
+
+/// One open warehouse table.
+pub struct Table {
+    spec: &'static TableSpec,
+    table: DeltaTable,
+}
+
+impl Table {
+    fn delta_err(spec: &TableSpec) -> impl Fn(deltalake::DeltaTableError) -> IngestError + '_ {
+        move |source| IngestError::Delta {
+            table: spec.name.to_string(),
+            source,
+        }
+    }
+
+    /// Opens the table if it exists (checking its key id when `key_id` is given).
+    pub async fn open(root: &Url, spec: &'static TableSpec, key_id: Option<&str>) -> Result<Option<Self>> {
+        let url = root.join(&format!("{}/", spec.name)).map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
+        let table = DeltaTable::try_from_url(url).await.map_err(Self::delta_err(spec))?;
+        if table.version().is_none() {
+            return Ok(None);
+        }
+        let this = Self { spec, table };
+        if let Some(given) = key_id {
+            this.check_key(given)?;
+        }
+        Ok(Some(this))
+    }
+
+    /// Opens the table, creating it empty (with `key_id` in its metadata) if absent.
+    pub async fn open_or_create(root: &Url, spec: &'static TableSpec, key_id: &str) -> Result<Self> {
+        if let Some(t) = Self::open(root, spec, Some(key_id)).await? {
+            return Ok(t);
+        }
+        let url = root.join(&format!("{}/", spec.name)).map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
+        let table = DeltaTable::try_from_url(url).await.map_err(Self::delta_err(spec))?;
+        let schema: StructType = spec.schema.as_ref().try_into_kernel().map_err(|e| IngestError::Delta {
+            table: spec.name.to_string(),
+            source: deltalake::DeltaTableError::Generic(e.to_string()),
+        })?;
+        let created = table
+            .create()
+            .with_table_name(spec.name)
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(spec.partition_columns.iter().copied())
+            .with_configuration([(KEY_ID_PROPERTY, Some(key_id))])
+            .with_save_mode(SaveMode::Ignore)
+            .await
+            .map_err(Self::delta_err(spec))?;
+        let this = Self { spec, table: created };
+        this.check_key(key_id)?;
+        Ok(this)
+    }
+
+    /// Refuses a key other than the one the table was written with.
+    pub fn check_key(&self, given: &str) -> Result<()> {
+        let snapshot = self.table.snapshot().map_err(Self::delta_err(self.spec))?;
+        let stored = snapshot.metadata().configuration().get(KEY_ID_PROPERTY).cloned();
+        match stored {
+            Some(stored) if stored != given => Err(IngestError::KeyMismatch {
+                table: self.spec.name.to_string(),
+                stored,
+                given: given.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        self.table.version()
+    }
+
+    fn has_files(&self) -> bool {
+        self.table
+            .snapshot()
+            .map(|s| s.log_data().num_files() > 0)
+            .unwrap_or(false)
+    }
+
+    /// Appends rows in one commit.
+    pub async fn append(&mut self, batch: RecordBatch, commit: CommitProperties) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.table = self
+            .table
+            .clone()
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_commit_properties(commit)
+            .await
+            .map_err(Self::delta_err(self.spec))?;
+        Ok(())
+    }
+
+    /// Replaces the rows matching `predicate` (SQL over the table's columns) by `batch`, in
+    /// one commit.
+    pub async fn replace_where(&mut self, batch: RecordBatch, predicate: String, commit: CommitProperties) -> Result<()> {
+        self.table = self
+            .table
+            .clone()
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(predicate)
+            .with_commit_properties(commit)
+            .await
+            .map_err(Self::delta_err(self.spec))?;
+        Ok(())
+    }
+
+    /// Inserts new keys, replaces keys whose version is newer and content different, deletes
+    /// keys whose newer version says so (`deletes[i]`), and leaves everything else alone, in
+    /// one commit. `batch` must hold one row per key (see `row::newest_versions`).
+    pub async fn upsert(&mut self, batch: RecordBatch, deletes: &[bool], commit: CommitProperties) -> Result<UpsertStats> {
+        let keys = self.spec.upsert.expect("upsert on a table without upsert keys");
+        let mut stats = UpsertStats::default();
+        let existing = if self.has_files() {
+            self.lookup(&batch).await?
+        } else {
+            HashMap::new()
+        };
+        let key_col = column_str(&batch, keys.key);
+        let version_col = batch
+            .column(batch.schema().index_of(keys.version)?)
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone();
+        let hash_col = column_str(&batch, keys.content_hash);
+        let partition = self.spec.partition_columns.first().map(|p| column_i32(&batch, p));
+
+        // Per row: keep (insert / update / delete) or skip.
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        let mut delete_flags = Vec::with_capacity(batch.num_rows());
+        let mut touched_partitions = BTreeSet::new();
+        for i in 0..batch.num_rows() {
+            let (take, delete) = match existing.get(key_col.value(i)) {
+                None if deletes[i] => (false, false),
+                None => {
+                    stats.inserted += 1;
+                    (true, false)
+                }
+                Some(old) if version_col.value(i) <= old.version => {
+                    stats.unchanged += 1;
+                    (false, false)
+                }
+                Some(old) => {
+                    if let Some(p) = old.partition {
+                        touched_partitions.insert(p);
+                    }
+                    if let Some(p) = &partition {
+                        touched_partitions.insert(p.value(i));
+                    }
+                    if deletes[i] {
+                        stats.deleted += 1;
+                        (true, true)
+                    } else if hash_col.value(i) == old.content_hash {
+                        stats.unchanged += 1;
+                        (false, false)
+                    } else {
+                        stats.updated += 1;
+                        (true, false)
+                    }
+                }
+            };
+            keep.push(take);
+            if take {
+                delete_flags.push(delete);
+            }
+        }
+        let chosen = arrow::compute::filter_record_batch(&batch, &BooleanArray::from(keep))?;
+        if chosen.num_rows() == 0 {
+            return Ok(stats);
+        }
+        if stats.updated == 0 && stats.deleted == 0 {
+            self.append(chosen, commit).await?;
+            return Ok(stats);
+        }
+        self.merge(chosen, delete_flags, &touched_partitions, commit).await?;
+        Ok(stats)
+    }
+
+    async fn merge(
+        &mut self,
+        chosen: RecordBatch,
+        delete_flags: Vec<bool>,
+        touched_partitions: &BTreeSet<i32>,
+        commit: CommitProperties,
+    ) -> Result<()> {
+        let keys = self.spec.upsert.expect("upsert keys");
+        let mut fields: Vec<Field> = chosen.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("__vaxlake_delete", DataType::Boolean, false));
+        let mut columns = chosen.columns().to_vec();
+        columns.push(Arc::new(BooleanArray::from(delete_flags)));
+        let source_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+
+        let ctx = SessionContext::new();
+        let source = ctx.read_batch(source_batch).map_err(|source| IngestError::DataFusion {
+            table: self.spec.name.to_string(),
+            source,
+        })?;
+        let mut predicate = format!("target.{k} = source.{k}", k = keys.key);
+        if let Some(p) = self.spec.partition_columns.first() {
+            if !touched_partitions.is_empty() {
+                let list: Vec<String> = touched_partitions.iter().map(i32::to_string).collect();
+                predicate.push_str(&format!(" AND target.{p} IN ({})", list.join(", ")));
+            }
+        }
+        let names: Vec<String> = self.spec.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let update_names = names.clone();
+        let version = keys.version;
+        let (table, _metrics) = self
+            .table
+            .clone()
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_commit_properties(commit)
+            .when_matched_delete(|d| d.predicate(format!("source.__vaxlake_delete AND source.{version} > target.{version}")))
+            .and_then(|m| {
+                m.when_matched_update(|mut u| {
+                    u = u.predicate(format!("NOT source.__vaxlake_delete AND source.{version} > target.{version}"));
+                    for n in &update_names {
+                        u = u.update(n.as_str(), format!("source.{n}"));
+                    }
+                    u
+                })
+            })
+            .and_then(|m| {
+                m.when_not_matched_insert(|mut ins| {
+                    ins = ins.predicate("NOT source.__vaxlake_delete");
+                    for n in &names {
+                        ins = ins.set(n.as_str(), format!("source.{n}"));
+                    }
+                    ins
+                })
+            })
+            .map_err(Self::delta_err(self.spec))?
+            .await
+            .map_err(Self::delta_err(self.spec))?;
+        self.table = table;
+        Ok(())
+    }
+
+    /// The stored version, content hash and partition of every key of `batch` the table holds.
+    async fn lookup(&self, batch: &RecordBatch) -> Result<HashMap<String, Existing>> {
+        let keys = self.spec.upsert.expect("upsert keys");
+        let df_err = |source| IngestError::DataFusion {
+            table: self.spec.name.to_string(),
+            source,
+        };
+        let ctx = SessionContext::new();
+        self.table
+            .update_datafusion_session(&ctx.state())
+            .map_err(Self::delta_err(self.spec))?;
+        let provider = self.table.table_provider().await.map_err(df_err)?;
+        ctx.register_table("target", provider).map_err(df_err)?;
+        let staged_keys = batch.project(&[batch.schema().index_of(keys.key)?])?;
+        let mem = MemTable::try_new(staged_keys.schema(), vec![vec![staged_keys]]).map_err(df_err)?;
+        ctx.register_table("staged", Arc::new(mem)).map_err(df_err)?;
+        let partition = self
+            .spec
+            .partition_columns
+            .first()
+            .map(|p| format!(", t.{p}"))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT t.{k}, t.{v}, t.{h}{partition} FROM target t JOIN staged s ON t.{k} = s.{k}",
+            k = keys.key,
+            v = keys.version,
+            h = keys.content_hash
+        );
+        let found = ctx.sql(&sql).await.map_err(df_err)?.collect().await.map_err(df_err)?;
+        let mut out = HashMap::new();
+        for b in found {
+            let k = strings(b.column(0))?;
+            let v = b.column(1).as_primitive::<TimestampMicrosecondType>();
+            let h = strings(b.column(2))?;
+            let part = (b.num_columns() > 3).then(|| b.column(3).as_primitive::<arrow::datatypes::Int32Type>().clone());
+            for i in 0..b.num_rows() {
+                out.insert(
+                    k.value(i).to_string(),
+                    Existing {
+                        version: v.value(i),
+                        content_hash: h.value(i).to_string(),
+                        partition: part.as_ref().map(|p| p.value(i)),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct Existing {
+    version: i64,
+    content_hash: String,
+    partition: Option<i32>,
+}
+
+fn column_str(batch: &RecordBatch, name: &str) -> arrow::array::StringArray {
+    batch
+        .column_by_name(name)
+        .expect("column of the table schema")
+        .as_string::<i32>()
+        .clone()
+}
+
+fn column_i32(batch: &RecordBatch, name: &str) -> arrow::array::Int32Array {
+    batch
+        .column_by_name(name)
+        .expect("column of the table schema")
+        .as_primitive::<arrow::datatypes::Int32Type>()
+        .clone()
+}
+
+/// Query results may come back as `Utf8View` (DataFusion's default for Parquet strings).
+fn strings(a: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
+    Ok(arrow::compute::cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
+}

@@ -1,0 +1,309 @@
+//! `vaxlake`: the command-line program. Only wiring: every stage lives in its own crate.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use vaxlake_ingest::{IngestOptions, Source};
+use vaxlake_pseudonymize::MasterKey;
+
+#[derive(Parser)]
+#[command(name = "vaxlake", version, about = "Analytics and pseudonymisation warehouse for national vaccination data")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a deterministic synthetic registry export (FHIR NDJSON, COVID CSV, population, cases).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        /// Residents to simulate (670000 is Luxembourg's scale).
+        #[arg(long, default_value_t = 670_000)]
+        persons: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Validate, pseudonymise and load a source into the warehouse.
+    Ingest {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// fhir:DIR, csv:FILE, population:FILE or cases:FILE.
+        #[arg(long)]
+        source: String,
+        #[command(flatten)]
+        key: KeyArg,
+        /// Rows per Delta commit (bounds memory).
+        #[arg(long, default_value_t = 1_000_000)]
+        batch_rows: usize,
+        /// Originating system named in the event keys of a csv: source.
+        #[arg(long, default_value = "covid19")]
+        csv_source_system: String,
+    },
+    /// Run one read-only SQL query over the warehouse.
+    Sql {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// The query.
+        query: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Serve the HTTP API (and, later, the dashboards).
+    Serve {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Generate a national-scale registry (or reuse it), ingest it and serve it on 127.0.0.1:8080.
+    Demo {
+        /// Where the demo keeps its export, key and warehouse.
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 670_000)]
+        persons: u64,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Key management.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Write a new random master key (mode 600) to FILE.
+    New {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct WarehouseArg {
+    /// Warehouse root: a local path or an object-store URL.
+    #[arg(long)]
+    warehouse: String,
+}
+
+#[derive(Args)]
+struct KeyArg {
+    /// File holding the 32-byte master key as 64 hex characters.
+    #[arg(long, env = "VAXLAKE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VAXLAKE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate { out, persons, seed } => generate(&out, persons, seed),
+        Command::Ingest {
+            warehouse,
+            source,
+            key,
+            batch_rows,
+            csv_source_system,
+        } => {
+            let key = load_key(key.key_file.as_deref())?;
+            let options = IngestOptions::default()
+                .with_batch_rows(batch_rows)
+                .with_csv_source_system(csv_source_system)
+                .with_progress(std::io::stderr().is_terminal());
+            ingest(&warehouse.warehouse, &source, &key, &options).await
+        }
+        Command::Sql {
+            warehouse,
+            query,
+            format,
+        } => {
+            let wh = vaxlake_query::Warehouse::open(&warehouse.warehouse, vaxlake_query::QueryOptions::default()).await?;
+            let answer = wh.sql(&query).await?;
+            let text = match format {
+                Format::Table => answer.to_table()?,
+                Format::Csv => answer.to_csv()?,
+                Format::Json => answer.to_json()?.to_string(),
+            };
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            if answer.truncated {
+                eprintln!("note: the answer was cut at the row limit");
+            }
+            Ok(())
+        }
+        Command::Serve { warehouse, listen } => serve(&warehouse.warehouse, listen).await,
+        Command::Demo { dir, persons, listen } => demo(&dir, persons, listen).await,
+        Command::Key {
+            command: KeyCommand::New { out },
+        } => {
+            write_new_key(&out)?;
+            println!("wrote a new master key to {} (mode 600); keep it secret and backed up", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn load_key(path: Option<&Path>) -> Result<MasterKey> {
+    let Some(path) = path else {
+        bail!("no master key: pass --key-file FILE or set VAXLAKE_KEY_FILE (create one with `vaxlake key new --out FILE`)");
+    };
+    Ok(MasterKey::load(path)?)
+}
+
+fn write_new_key(path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create key file {} (it must not exist yet)", path.display()))?;
+    writeln!(f, "{}", MasterKey::generate_hex())?;
+    Ok(())
+}
+
+fn generate(out: &Path, persons: u64, seed: u64) -> Result<()> {
+    let started = std::time::Instant::now();
+    let options = vaxlake_generate::GenerateOptions { persons, seed };
+    let manifest = vaxlake_generate::generate(&options, out)?;
+    eprintln!(
+        "generated {persons} persons in {:.1}s under {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    println!("{}", serde_json::to_string(&manifest)?);
+    Ok(())
+}
+
+async fn ingest(warehouse: &str, source: &str, key: &MasterKey, options: &IngestOptions) -> Result<()> {
+    let source = Source::parse(source)?;
+    let started = std::time::Instant::now();
+    let report = vaxlake_ingest::ingest(warehouse, &source, key, options).await?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        inserted = report.inserted,
+        updated = report.updated,
+        deleted = report.deleted,
+        unchanged = report.unchanged,
+        "ingest done"
+    );
+    println!("read={} accepted={} quarantined={}", report.read, report.accepted, report.quarantined);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn serve(warehouse: &str, listen: std::net::SocketAddr) -> Result<()> {
+    let wh = vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
+    if !listen.ip().is_loopback() {
+        bail!("without --auth, serve binds to loopback only (got {listen}); authentication comes with the access-control work");
+    }
+    eprintln!("serving {warehouse} on http://{listen}/ (unauthenticated: loopback only)");
+    vaxlake_query::serve(wh, listen, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<()> {
+    let export = dir.join("export");
+    let warehouse = dir.join("warehouse");
+    let key_path = dir.join("master.key");
+    std::fs::create_dir_all(dir)?;
+    let manifest_path = export.join("manifest.json");
+    let reuse = std::fs::read_to_string(&manifest_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|m| m["persons"].as_u64() == Some(persons));
+    if reuse {
+        eprintln!("reusing the registry export in {}", export.display());
+    } else {
+        eprintln!("generating a synthetic registry of {persons} persons in {} ...", export.display());
+        generate(&export, persons, 1)?;
+    }
+    if !key_path.exists() {
+        write_new_key(&key_path)?;
+        eprintln!("created a master key at {} (mode 600)", key_path.display());
+    }
+    let key = MasterKey::load(&key_path)?;
+    let wh = warehouse.to_string_lossy().into_owned();
+    if warehouse.join("vaccinations").join("_delta_log").exists() && reuse {
+        eprintln!("reusing the warehouse in {}", warehouse.display());
+    } else {
+        if warehouse.exists() {
+            std::fs::remove_dir_all(&warehouse)?;
+        }
+        let options = IngestOptions::default().with_progress(std::io::stderr().is_terminal());
+        for source in [
+            format!("fhir:{}", export.join("fhir").display()),
+            format!("csv:{}", export.join("registry.csv").display()),
+            format!("population:{}", export.join("population.csv").display()),
+            format!("cases:{}", export.join("cases.csv").display()),
+        ] {
+            eprintln!("ingesting {source}");
+            ingest(&wh, &source, &key, &options).await?;
+        }
+    }
+    eprintln!();
+    eprintln!("vaxlake demo is ready.");
+    eprintln!("  API health:   curl http://{listen}/api/health");
+    eprintln!(
+        "  SQL over HTTP: curl -s http://{listen}/api/sql -H 'content-type: application/json' -d '{{\"sql\":\"SELECT antigen, count(*) FROM antigen_doses GROUP BY antigen ORDER BY 2 DESC\"}}'"
+    );
+    eprintln!(
+        "  SQL here:     vaxlake sql --warehouse {} \"SELECT canton, count(*) AS doses FROM vaccinations GROUP BY canton ORDER BY doses DESC\"",
+        warehouse.display()
+    );
+    eprintln!("Press Ctrl-C to stop.");
+    serve(&wh, listen).await
+}
