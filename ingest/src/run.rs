@@ -438,7 +438,7 @@ async fn log_run(run: &Run, key_id: &str) -> Result<()> {
     let spec: &'static TableSpec = &INGEST_RUNS;
     let mut table = Table::open_or_create(&run.root, spec, key_id).await?;
     let r = &run.report;
-    let mut ts = |v| {
+    let ts = |v| {
         let mut b = TimestampMicrosecondBuilder::new().with_timezone("UTC");
         b.append_value(v);
         Arc::new(b.finish()) as ArrayRef

@@ -132,7 +132,7 @@ impl Table {
     }
 
     pub fn version(&self) -> Option<i64> {
-        self.table.version()
+        self.table.version().map(|v| v as i64)
     }
 
     fn has_files(&self) -> bool {
