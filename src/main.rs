@@ -109,9 +109,10 @@ fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VAXLAKE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info,buoyant_kernel::snapshot::builder=off")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -153,7 +154,7 @@ async fn run(cli: Cli) -> Result<()> {
             let answer = wh.sql(&query).await?;
             let text = match format {
                 Format::Table => answer.to_table()?,
-                Format::Csv => answer.to_csv()?,
+                Format::Csv => String::from_utf8(answer.to_csv()?)?,
                 Format::Json => answer.to_json()?.to_string(),
             };
             print!("{text}");
@@ -251,7 +252,7 @@ async fn serve(warehouse: &str, listen: std::net::SocketAddr) -> Result<()> {
         bail!("without --auth, serve binds to loopback only (got {listen}); authentication comes with the access-control work");
     }
     eprintln!("serving {warehouse} on http://{listen}/ (unauthenticated: loopback only)");
-    vaxlake_query::serve(wh, listen, shutdown_signal()).await?;
+    vaxlake_query::api::serve(wh, listen, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -55,6 +55,11 @@ pub fn warehouse_url(location: &str) -> Result<Url> {
     Ok(url)
 }
 
+fn table_url(root: &Url, spec: &TableSpec) -> Result<Url> {
+    root.join(&format!("{}/", spec.name))
+        .map_err(|_| IngestError::BadWarehouse(root.to_string()))
+}
+
 /// What an upsert did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UpsertStats {
@@ -80,7 +85,13 @@ impl Table {
 
     /// Opens the table if it exists (checking its key id when `key_id` is given).
     pub async fn open(root: &Url, spec: &'static TableSpec, key_id: Option<&str>) -> Result<Option<Self>> {
-        let url = root.join(&format!("{}/", spec.name)).map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
+        let url = table_url(root, spec)?;
+        if let Ok(dir) = url.to_file_path() {
+            // The kernel reports a missing local directory as an error, not as "no table".
+            if !dir.join("_delta_log").is_dir() {
+                return Ok(None);
+            }
+        }
         let table = DeltaTable::try_from_url(url).await.map_err(Self::delta_err(spec))?;
         if table.version().is_none() {
             return Ok(None);
@@ -97,7 +108,13 @@ impl Table {
         if let Some(t) = Self::open(root, spec, Some(key_id)).await? {
             return Ok(t);
         }
-        let url = root.join(&format!("{}/", spec.name)).map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
+        let url = table_url(root, spec)?;
+        if let Ok(dir) = url.to_file_path() {
+            std::fs::create_dir_all(&dir).map_err(|source| IngestError::Read {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
         let table = DeltaTable::try_from_url(url).await.map_err(Self::delta_err(spec))?;
         let schema: StructType = spec.schema.as_ref().try_into_kernel().map_err(|e| IngestError::Delta {
             table: spec.name.to_string(),
@@ -109,6 +126,7 @@ impl Table {
             .with_columns(schema.fields().cloned())
             .with_partition_columns(spec.partition_columns.iter().copied())
             .with_configuration([(KEY_ID_PROPERTY, Some(key_id))])
+            .with_raise_if_key_not_exists(false)
             .with_save_mode(SaveMode::Ignore)
             .await
             .map_err(Self::delta_err(spec))?;
