@@ -55,7 +55,7 @@ pub fn sql_u64(warehouse: &Path, query: &str) -> u64 {
 }
 
 pub fn sql_csv(warehouse: &Path, query: &str) -> String {
-    ok(&["sql", "--warehouse", warehouse.to_str().unwrap(), "--format", "csv", query]).0
+    ok(&["sql", "--warehouse", warehouse.to_str().unwrap(), "--format", "csv", query]).0.replace("\r\n", "\n")
 }
 
 pub fn manifest(export: &Path) -> serde_json::Value {
