@@ -50,6 +50,9 @@ enum Command {
         query: String,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Run the query this many times and report each run's time on stderr (benchmarks).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
     },
     /// Serve the HTTP API (and, later, the dashboards).
     Serve {
@@ -149,9 +152,18 @@ async fn run(cli: Cli) -> Result<()> {
             warehouse,
             query,
             format,
+            repeat,
         } => {
             let wh = vaxlake_query::Warehouse::open(&warehouse.warehouse, vaxlake_query::QueryOptions::default()).await?;
-            let answer = wh.sql(&query).await?;
+            let mut answer = None;
+            for run in 1..=repeat.max(1) {
+                let started = std::time::Instant::now();
+                answer = Some(wh.sql(&query).await?);
+                if repeat > 1 {
+                    eprintln!("run={run} seconds={:.4}", started.elapsed().as_secs_f64());
+                }
+            }
+            let answer = answer.expect("at least one run");
             let text = match format {
                 Format::Table => answer.to_table()?,
                 Format::Csv => String::from_utf8(answer.to_csv()?)?,

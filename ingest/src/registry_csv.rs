@@ -104,3 +104,85 @@ pub fn parse_row(
         position: line,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row::{Parsed, Rejected};
+    use indicatif::ProgressBar;
+    use vaxlake_pseudonymize::MasterKey;
+
+    const HEADER: &str = "event_id,national_id,birth_date,sex,commune,vaccine_atc,vaccine_name,lot_number,dose_number,administered_on,vaccinator_id,status,recorded_at";
+
+    async fn parse(body: &str) -> (Vec<Vaccination>, Vec<Rejected>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.csv");
+        std::fs::write(&path, format!("{HEADER}\n{body}")).unwrap();
+        let p = Pseudonymizer::new(&MasterKey::from_hex(&"22".repeat(32)).unwrap());
+        let system: Arc<str> = "covid19".into();
+        let today = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
+        let q = p.clone();
+        let mut rx = crate::csv_rows::spawn(
+            &path,
+            "csv:registry.csv".into(),
+            COLUMNS,
+            ProgressBar::hidden(),
+            move |raw| crate::fhir::record_hash(&q, raw),
+            move |f, line| parse_row(f, line, &p, &system, today),
+        )
+        .unwrap();
+        let mut all: Parsed<Vaccination> = Parsed::default();
+        while let Some(part) = rx.recv().await {
+            let mut part = part.unwrap();
+            all.read += part.read;
+            all.rows.append(&mut part.rows);
+            all.rejected.append(&mut part.rejected);
+        }
+        (all.rows, all.rejected, all.read)
+    }
+
+    #[tokio::test]
+    async fn good_and_bad_rows() {
+        let good = "CV-1,1893120105732,1893-12-01,female,Wiltz,J07BN01,Comirnaty,FF1234,1,2021-04-01,VAC-9,completed,2021-04-01T12:00:00Z";
+        let rows = [
+            good.to_string(),
+            good.replace("1893120105732", "1893120105733"),
+            good.replace("J07BN01", "J07ZZ99"),
+            good.replace("2021-04-01,VAC", "1890-01-01,VAC"),
+            good.replace("2021-04-01,VAC", "01/04/2021,VAC"),
+            good.replace(",completed,", ",completed,extra,"),
+            good.replace(",1,2021", ",zero,2021"),
+        ];
+        let (ok, rejected, read) = parse(&(rows.join("\n") + "\n")).await;
+        assert_eq!(read, 7);
+        assert_eq!(ok.len(), 1);
+        let v = &ok[0];
+        assert_eq!(v.vaccine_atc, "J07BN01");
+        assert_eq!((v.commune, v.canton), (Some("Wiltz"), Some("Wiltz")));
+        assert_eq!(v.dose_number_recorded, Some(1));
+        assert_eq!(v.position, 2, "line 2: the header is line 1");
+        let reasons: Vec<(u64, &str)> = rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(reasons.len(), 6);
+        assert!(reasons[0].1.contains("Verhoeff") && reasons[0].0 == 3, "{reasons:?}");
+        assert!(reasons[1].1.contains("unknown ATC code J07ZZ99"));
+        assert!(reasons[2].1.contains("before the birth date"));
+        assert!(reasons[3].1.contains("administered_on is not a date"));
+        assert!(reasons[4].1.contains("expected 13 fields, found 14"));
+        assert!(reasons[5].1.contains("dose_number"));
+        for (_, r) in &reasons {
+            assert!(!r.contains("1893120105"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_column_refuses_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, "event_id,national_id\nA,1\n").unwrap();
+        let err = crate::csv_rows::spawn(&path, "csv:x.csv".into(), COLUMNS, ProgressBar::hidden(), |_| [0; 16], |_, _| Ok(()))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no column 'birth_date'"), "{err}");
+    }
+}
