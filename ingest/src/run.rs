@@ -161,13 +161,18 @@ impl Run {
         Ok(())
     }
 
-    /// Drains parsed chunks into `table`, one upsert per `batch_rows` rows.
-    async fn drain<T: Staged>(
+    /// Drains parsed chunks into `table`, one upsert per `batch_rows` rows. While one batch
+    /// is being written, the next one is parsed: at most two batches are in memory.
+    async fn drain<T: Staged + Send + 'static>(
         &mut self,
         mut rx: Receiver<Result<Parsed<T>>>,
-        table: &mut Table,
+        table: Table,
         to_batch: fn(&[T], i64) -> arrow::error::Result<RecordBatch>,
     ) -> Result<()> {
+        let mut writer = Writer {
+            table: Some(table),
+            in_flight: None,
+        };
         let mut pending: Vec<T> = Vec::new();
         while let Some(part) = rx.recv().await {
             let mut part = part?;
@@ -176,28 +181,53 @@ impl Run {
             self.flush_quarantine_if_large().await?;
             while pending.len() >= self.options.batch_rows {
                 let rest = pending.split_off(self.options.batch_rows);
-                self.write(std::mem::replace(&mut pending, rest), table, to_batch).await?;
+                let rows = std::mem::replace(&mut pending, rest);
+                writer.start(self, rows, to_batch).await?;
             }
         }
-        self.write(pending, table, to_batch).await
+        writer.start(self, pending, to_batch).await?;
+        writer.finish(self).await
+    }
+}
+
+/// Writes one batch at a time in a task of its own, so parsing goes on meanwhile.
+struct Writer {
+    table: Option<Table>,
+    in_flight: Option<tokio::task::JoinHandle<Result<(Table, UpsertStats)>>>,
+}
+
+impl Writer {
+    async fn finish(&mut self, run: &mut Run) -> Result<()> {
+        if let Some(task) = self.in_flight.take() {
+            let (table, stats) = task.await.map_err(|e| IngestError::Worker(e.to_string()))??;
+            tracing::info!(?stats, "batch committed");
+            run.report.add(stats);
+            self.table = Some(table);
+        }
+        Ok(())
     }
 
-    async fn write<T: Staged>(
+    async fn start<T: Staged + Send + 'static>(
         &mut self,
+        run: &mut Run,
         rows: Vec<T>,
-        table: &mut Table,
         to_batch: fn(&[T], i64) -> arrow::error::Result<RecordBatch>,
     ) -> Result<()> {
+        self.finish(run).await?;
         if rows.is_empty() {
             return Ok(());
         }
-        let rows = row::newest_versions(rows);
-        let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
-        let batch = to_batch(&rows, self.started_at)?;
-        drop(rows);
-        let stats = table.upsert(batch, &deletes, self.commit()).await?;
-        tracing::info!(?stats, "batch committed");
-        self.report.add(stats);
+        let mut table = self.table.take().expect("the table is back after finish");
+        let commit = run.commit();
+        let ingested_at = run.started_at;
+        self.in_flight = Some(tokio::spawn(async move {
+            let rows = row::newest_versions(rows);
+            let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
+            let batch = to_batch(&rows, ingested_at)?;
+            drop(rows);
+            let stats = table.upsert(batch, &deletes, commit).await?;
+            Ok((table, stats))
+        }));
         Ok(())
     }
 }
@@ -331,8 +361,8 @@ async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
     let rx = chunks::spawn(immunization_files, run.options.workers, run.progress.clone(), move |c: &Chunk| {
         fhir::parse_immunizations(c, &ctx)
     });
-    let mut table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
-    run.drain(rx, &mut table, row::vaccinations_batch).await
+    let table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
+    run.drain(rx, table, row::vaccinations_batch).await
 }
 
 fn hasher(p: &Pseudonymizer) -> impl Fn(&[u8]) -> [u8; 16] + Send + 'static {
@@ -353,8 +383,8 @@ async fn ingest_registry_csv(run: &mut Run, path: &Path) -> Result<()> {
         hasher(&p),
         move |f, line| registry_csv::parse_row(f, line, &p, &system, today),
     )?;
-    let mut table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
-    run.drain(rx, &mut table, row::vaccinations_batch).await
+    let table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
+    run.drain(rx, table, row::vaccinations_batch).await
 }
 
 async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {
@@ -369,8 +399,8 @@ async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {
         hasher(&p),
         move |f, line| cases::parse_row(f, line, &p, today),
     )?;
-    let mut table = Table::open_or_create(&run.root, &CASES, run.pseudonymizer.key_id()).await?;
-    run.drain(rx, &mut table, row::cases_batch).await
+    let table = Table::open_or_create(&run.root, &CASES, run.pseudonymizer.key_id()).await?;
+    run.drain(rx, table, row::cases_batch).await
 }
 
 async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
