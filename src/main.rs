@@ -8,7 +8,11 @@ use vaxlake_ingest::{IngestOptions, Source};
 use vaxlake_pseudonymize::MasterKey;
 
 #[derive(Parser)]
-#[command(name = "vaxlake", version, about = "Analytics and pseudonymisation warehouse for national vaccination data")]
+#[command(
+    name = "vaxlake",
+    version,
+    about = "Analytics and pseudonymisation warehouse for national vaccination data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info,buoyant_kernel::snapshot::builder=off")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -154,7 +161,11 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             repeat,
         } => {
-            let wh = vaxlake_query::Warehouse::open(&warehouse.warehouse, vaxlake_query::QueryOptions::default()).await?;
+            let wh = vaxlake_query::Warehouse::open(
+                &warehouse.warehouse,
+                vaxlake_query::QueryOptions::default(),
+            )
+            .await?;
             let mut answer = None;
             for run in 1..=repeat.max(1) {
                 let started = std::time::Instant::now();
@@ -179,12 +190,19 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve { warehouse, listen } => serve(&warehouse.warehouse, listen).await,
-        Command::Demo { dir, persons, listen } => demo(&dir, persons, listen).await,
+        Command::Demo {
+            dir,
+            persons,
+            listen,
+        } => demo(&dir, persons, listen).await,
         Command::Key {
             command: KeyCommand::New { out },
         } => {
             write_new_key(&out)?;
-            println!("wrote a new master key to {} (mode 600); keep it secret and backed up", out.display());
+            println!(
+                "wrote a new master key to {} (mode 600); keep it secret and backed up",
+                out.display()
+            );
             Ok(())
         }
     }
@@ -208,7 +226,12 @@ fn write_new_key(path: &Path) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot create key file {} (it must not exist yet)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create key file {} (it must not exist yet)",
+                path.display()
+            )
+        })?;
     writeln!(f, "{}", MasterKey::generate_hex())?;
     Ok(())
 }
@@ -226,7 +249,12 @@ fn generate(out: &Path, persons: u64, seed: u64) -> Result<()> {
     Ok(())
 }
 
-async fn ingest(warehouse: &str, source: &str, key: &MasterKey, options: &IngestOptions) -> Result<()> {
+async fn ingest(
+    warehouse: &str,
+    source: &str,
+    key: &MasterKey,
+    options: &IngestOptions,
+) -> Result<()> {
     let source = Source::parse(source)?;
     let started = std::time::Instant::now();
     let report = vaxlake_ingest::ingest(warehouse, &source, key, options).await?;
@@ -238,7 +266,10 @@ async fn ingest(warehouse: &str, source: &str, key: &MasterKey, options: &Ingest
         unchanged = report.unchanged,
         "ingest done"
     );
-    println!("read={} accepted={} quarantined={}", report.read, report.accepted, report.quarantined);
+    println!(
+        "read={} accepted={} quarantined={}",
+        report.read, report.accepted, report.quarantined
+    );
     Ok(())
 }
 
@@ -259,7 +290,8 @@ async fn shutdown_signal() {
 }
 
 async fn serve(warehouse: &str, listen: std::net::SocketAddr) -> Result<()> {
-    let wh = vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
+    let wh =
+        vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
     if !listen.ip().is_loopback() {
         bail!("without --auth, serve binds to loopback only (got {listen}); authentication comes with the access-control work");
     }
@@ -281,7 +313,10 @@ async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<
     if reuse {
         eprintln!("reusing the registry export in {}", export.display());
     } else {
-        eprintln!("generating a synthetic registry of {persons} persons in {} ...", export.display());
+        eprintln!(
+            "generating a synthetic registry of {persons} persons in {} ...",
+            export.display()
+        );
         generate(&export, persons, 1)?;
     }
     if !key_path.exists() {

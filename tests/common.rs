@@ -13,7 +13,10 @@ pub fn ok(args: &[&str]) -> (String, String) {
     let out = run(args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "vaxlake {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        out.status.success(),
+        "vaxlake {args:?} failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
     (stdout, stderr)
 }
 
@@ -35,8 +38,18 @@ pub fn key_file(dir: &Path, name: &str) -> PathBuf {
 
 /// Parses the last stdout line `read=N accepted=A quarantined=Q`.
 pub fn counts(stdout: &str) -> (u64, u64, u64) {
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).expect("a last line");
-    let mut it = last.split(' ').map(|kv| kv.split_once('=').expect("k=v").1.parse::<u64>().expect("number"));
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("a last line");
+    let mut it = last.split(' ').map(|kv| {
+        kv.split_once('=')
+            .expect("k=v")
+            .1
+            .parse::<u64>()
+            .expect("number")
+    });
     let c = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
     assert!(last.starts_with("read="), "{last}");
     c
@@ -44,18 +57,40 @@ pub fn counts(stdout: &str) -> (u64, u64, u64) {
 
 /// One value from `vaxlake sql --format csv` (header + one row, one column).
 pub fn sql_value(warehouse: &Path, query: &str) -> String {
-    let (out, _) = ok(&["sql", "--warehouse", warehouse.to_str().unwrap(), "--format", "csv", query]);
+    let (out, _) = ok(&[
+        "sql",
+        "--warehouse",
+        warehouse.to_str().unwrap(),
+        "--format",
+        "csv",
+        query,
+    ]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "expected header + one row for {query}: {out}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "expected header + one row for {query}: {out}"
+    );
     lines[1].trim().to_string()
 }
 
 pub fn sql_u64(warehouse: &Path, query: &str) -> u64 {
-    sql_value(warehouse, query).parse().unwrap_or_else(|_| panic!("not a number from {query}"))
+    sql_value(warehouse, query)
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number from {query}"))
 }
 
 pub fn sql_csv(warehouse: &Path, query: &str) -> String {
-    ok(&["sql", "--warehouse", warehouse.to_str().unwrap(), "--format", "csv", query]).0.replace("\r\n", "\n")
+    ok(&[
+        "sql",
+        "--warehouse",
+        warehouse.to_str().unwrap(),
+        "--format",
+        "csv",
+        query,
+    ])
+    .0
+    .replace("\r\n", "\n")
 }
 
 pub fn manifest(export: &Path) -> serde_json::Value {

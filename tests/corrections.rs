@@ -17,12 +17,27 @@ fn export(dir: &Path, name: &str, immunizations: &[String]) -> String {
     let d = dir.join(name);
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("Patient.ndjson"), format!("{PATIENT}\n")).unwrap();
-    std::fs::write(d.join("Immunization.ndjson"), immunizations.join("\n") + "\n").unwrap();
+    std::fs::write(
+        d.join("Immunization.ndjson"),
+        immunizations.join("\n") + "\n",
+    )
+    .unwrap();
     format!("fhir:{}", d.display())
 }
 
 fn ingest(wh: &Path, key: &Path, source: &str) -> (u64, u64, u64) {
-    counts(&ok(&["ingest", "--warehouse", wh.to_str().unwrap(), "--source", source, "--key-file", key.to_str().unwrap()]).0)
+    counts(
+        &ok(&[
+            "ingest",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--source",
+            source,
+            "--key-file",
+            key.to_str().unwrap(),
+        ])
+        .0,
+    )
 }
 
 fn rows(wh: &Path) -> String {
@@ -38,7 +53,14 @@ fn corrections_replace_entered_in_error_removes_stale_is_ignored() {
     // Born 2022-03-15: a dose on 2023-03-14 is at 11 completed months, on 2023-03-15 at 12.
     let v1 = immunization("imm-1", "2023-03-20T10:00:00Z", "completed", "2023-03-14");
     let other = immunization("imm-2", "2023-06-01T10:00:00Z", "completed", "2023-06-01");
-    assert_eq!(ingest(&wh, &key, &export(dir.path(), "a", &[v1.clone(), other.clone()])), (3, 3, 0));
+    assert_eq!(
+        ingest(
+            &wh,
+            &key,
+            &export(dir.path(), "a", &[v1.clone(), other.clone()])
+        ),
+        (3, 3, 0)
+    );
     assert_eq!(
         rows(&wh),
         "administered_on,age_months_at_dose,status,commune,canton,birth_month\n\
@@ -48,17 +70,31 @@ fn corrections_replace_entered_in_error_removes_stale_is_ignored() {
 
     // A correction moves the first dose across the 12-month boundary.
     let v2 = immunization("imm-1", "2023-04-01T08:00:00Z", "completed", "2023-03-15");
-    assert_eq!(ingest(&wh, &key, &export(dir.path(), "b", &[v2])), (2, 2, 0));
+    assert_eq!(
+        ingest(&wh, &key, &export(dir.path(), "b", &[v2])),
+        (2, 2, 0)
+    );
     assert_eq!(sql_u64(&wh, "SELECT count(*) FROM vaccinations"), 2);
-    assert_eq!(sql_value(&wh, "SELECT min(age_months_at_dose) FROM vaccinations"), "12");
+    assert_eq!(
+        sql_value(&wh, "SELECT min(age_months_at_dose) FROM vaccinations"),
+        "12"
+    );
 
     // The stale first version arriving late changes nothing.
     let before = sql_csv(&wh, "SELECT * FROM vaccinations ORDER BY event_key");
     ingest(&wh, &key, &export(dir.path(), "c", &[v1]));
-    assert_eq!(sql_csv(&wh, "SELECT * FROM vaccinations ORDER BY event_key"), before);
+    assert_eq!(
+        sql_csv(&wh, "SELECT * FROM vaccinations ORDER BY event_key"),
+        before
+    );
 
     // entered-in-error removes the event; the other stays.
-    let eie = immunization("imm-1", "2023-05-01T08:00:00Z", "entered-in-error", "2023-03-15");
+    let eie = immunization(
+        "imm-1",
+        "2023-05-01T08:00:00Z",
+        "entered-in-error",
+        "2023-03-15",
+    );
     ingest(&wh, &key, &export(dir.path(), "d", &[eie]));
     assert_eq!(
         rows(&wh),
@@ -70,7 +106,10 @@ fn corrections_replace_entered_in_error_removes_stale_is_ignored() {
     let late = immunization("imm-3", "2024-01-02T00:00:00Z", "completed", "2023-12-01");
     let early = immunization("imm-3", "2024-01-01T00:00:00Z", "completed", "2023-11-01");
     ingest(&wh, &key, &export(dir.path(), "e", &[late, early]));
-    assert_eq!(sql_value(&wh, "SELECT max(administered_on) FROM vaccinations"), "2023-12-01");
+    assert_eq!(
+        sql_value(&wh, "SELECT max(administered_on) FROM vaccinations"),
+        "2023-12-01"
+    );
 }
 
 #[test]
@@ -80,25 +119,53 @@ fn small_batches_give_the_same_table_as_one_batch() {
     let mut lines = Vec::new();
     for i in 0..40 {
         let day = 1 + (i % 28);
-        lines.push(immunization(&format!("imm-{i}"), "2023-01-01T00:00:00Z", "completed", &format!("2023-01-{day:02}")));
+        lines.push(immunization(
+            &format!("imm-{i}"),
+            "2023-01-01T00:00:00Z",
+            "completed",
+            &format!("2023-01-{day:02}"),
+        ));
     }
     // Corrections and deletions land in later batches than their originals.
     for i in 0..10 {
-        lines.push(immunization(&format!("imm-{i}"), "2023-02-01T00:00:00Z", "completed", "2023-02-01"));
+        lines.push(immunization(
+            &format!("imm-{i}"),
+            "2023-02-01T00:00:00Z",
+            "completed",
+            "2023-02-01",
+        ));
     }
     for i in 10..15 {
-        lines.push(immunization(&format!("imm-{i}"), "2023-02-01T00:00:00Z", "entered-in-error", "2023-02-01"));
+        lines.push(immunization(
+            &format!("imm-{i}"),
+            "2023-02-01T00:00:00Z",
+            "entered-in-error",
+            "2023-02-01",
+        ));
     }
     let source = export(dir.path(), "x", &lines);
     let one = dir.path().join("one");
     let many = dir.path().join("many");
     ingest(&one, &key, &source);
     ok(&[
-        "ingest", "--warehouse", many.to_str().unwrap(), "--source", &source, "--key-file", key.to_str().unwrap(),
-        "--batch-rows", "7",
+        "ingest",
+        "--warehouse",
+        many.to_str().unwrap(),
+        "--source",
+        &source,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--batch-rows",
+        "7",
     ]);
     let q = "SELECT event_key, administered_on, status FROM vaccinations ORDER BY event_key";
     assert_eq!(sql_csv(&one, q), sql_csv(&many, q));
     assert_eq!(sql_u64(&many, "SELECT count(*) FROM vaccinations"), 35);
-    assert_eq!(sql_u64(&many, "SELECT count(*) FROM vaccinations WHERE administered_on = DATE '2023-02-01'"), 10);
+    assert_eq!(
+        sql_u64(
+            &many,
+            "SELECT count(*) FROM vaccinations WHERE administered_on = DATE '2023-02-01'"
+        ),
+        10
+    );
 }

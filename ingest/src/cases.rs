@@ -6,7 +6,9 @@ use crate::dates::{days, parse_date};
 use crate::fhir::{place, sex};
 use crate::row::Case;
 use chrono::NaiveDate;
-use vaxlake_pseudonymize::{age_in_completed_months, birth_month, national_id, IdKind, Pseudonymizer};
+use vaxlake_pseudonymize::{
+    age_in_completed_months, birth_month, national_id, IdKind, Pseudonymizer,
+};
 
 pub const COLUMNS: &[&str] = &[
     "case_id",
@@ -29,7 +31,9 @@ fn icd10(text: &str) -> Option<String> {
         && b[1].is_ascii_digit()
         && b[2].is_ascii_alphanumeric()
         && (b.len() == 3
-            || (b[3] == b'.' && (5..=7).contains(&b.len()) && b[4..].iter().all(u8::is_ascii_alphanumeric)));
+            || (b[3] == b'.'
+                && (5..=7).contains(&b.len())
+                && b[4..].iter().all(u8::is_ascii_alphanumeric)));
     ok.then_some(t)
 }
 
@@ -41,7 +45,12 @@ fn boolean(text: &str, column: &str) -> Result<bool, String> {
     }
 }
 
-pub fn parse_row(f: &Fields, line: u64, p: &Pseudonymizer, today: NaiveDate) -> Result<Case, String> {
+pub fn parse_row(
+    f: &Fields,
+    line: u64,
+    p: &Pseudonymizer,
+    today: NaiveDate,
+) -> Result<Case, String> {
     let case_id = f.opt(0).ok_or("case_id is empty")?;
     let number = national_id::normalise(f.get(1)).map_err(|e| e.to_string())?;
     let birth = match f.opt(2) {

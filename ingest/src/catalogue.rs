@@ -13,7 +13,8 @@ pub struct Vaccine {
 
 /// Every vaccine of the reference file, by ATC code.
 pub static VACCINES: LazyLock<HashMap<String, Vaccine>> = LazyLock::new(|| {
-    let mut reader = csv::Reader::from_reader(include_str!("../../sql/reference/vaccines.csv").as_bytes());
+    let mut reader =
+        csv::Reader::from_reader(include_str!("../../sql/reference/vaccines.csv").as_bytes());
     reader
         .records()
         .filter_map(|r| r.ok())
@@ -43,7 +44,10 @@ mod tests {
     #[test]
     fn knows_the_schedule() {
         assert_eq!(vaccine("J07CA09").unwrap().antigens.len(), 6);
-        assert_eq!(vaccine("j07bd52").unwrap().antigens, ["measles", "mumps", "rubella"]);
+        assert_eq!(
+            vaccine("j07bd52").unwrap().antigens,
+            ["measles", "mumps", "rubella"]
+        );
         assert!(vaccine("J07ZZ99").is_none());
     }
 }

@@ -139,7 +139,10 @@ fn read_chunks(
 
 /// The files of one resource type in a FHIR Bulk Data export folder: `Type.ndjson`, then
 /// `Type.001.ndjson`, `Type.002.ndjson`, ... in name order.
-pub fn export_files(dir: &std::path::Path, resource_type: &str) -> Result<Vec<PathBuf>, IngestError> {
+pub fn export_files(
+    dir: &std::path::Path,
+    resource_type: &str,
+) -> Result<Vec<PathBuf>, IngestError> {
     let entries = std::fs::read_dir(dir).map_err(|source| IngestError::Read {
         path: dir.display().to_string(),
         source,
@@ -147,9 +150,9 @@ pub fn export_files(dir: &std::path::Path, resource_type: &str) -> Result<Vec<Pa
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{resource_type}.")) && n.ends_with(".ndjson"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("{resource_type}.")) && n.ends_with(".ndjson")
+            })
         })
         .collect();
     files.sort();
@@ -168,7 +171,15 @@ mod tests {
             data: b"a\r\nb\n\nc\n".to_vec(),
         };
         let got: Vec<_> = c.lines().map(|(n, l)| (n, l.to_vec())).collect();
-        assert_eq!(got, vec![(7, b"a".to_vec()), (8, b"b".to_vec()), (9, vec![]), (10, b"c".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (7, b"a".to_vec()),
+                (8, b"b".to_vec()),
+                (9, vec![]),
+                (10, b"c".to_vec())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -57,16 +57,27 @@ where
     })?;
     let names: Vec<String> = header
         .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().trim_start_matches('\u{feff}').to_string())
+        .map(|h| {
+            String::from_utf8_lossy(h)
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_string()
+        })
         .collect();
     let width = names.len();
     let index: Vec<usize> = required
         .iter()
         .map(|want| {
-            names.iter().position(|n| n == want).ok_or_else(|| IngestError::BadInput {
-                path: shown.clone(),
-                message: format!("header has no column '{want}' (expected columns: {})", required.join(",")),
-            })
+            names
+                .iter()
+                .position(|n| n == want)
+                .ok_or_else(|| IngestError::BadInput {
+                    path: shown.clone(),
+                    message: format!(
+                        "header has no column '{want}' (expected columns: {})",
+                        required.join(",")
+                    ),
+                })
         })
         .collect::<Result<_, _>>()?;
 
@@ -91,9 +102,19 @@ where
             let result = if record.len() != width {
                 Err(format!("expected {width} fields, found {}", record.len()))
             } else {
-                match record.iter().map(std::str::from_utf8).collect::<Result<Vec<_>, _>>() {
+                match record
+                    .iter()
+                    .map(std::str::from_utf8)
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Err(_) => Err("row is not valid UTF-8".to_string()),
-                    Ok(values) => parse(&Fields { values, index: &index }, line),
+                    Ok(values) => parse(
+                        &Fields {
+                            values,
+                            index: &index,
+                        },
+                        line,
+                    ),
                 }
             };
             match result {
@@ -105,10 +126,10 @@ where
                     record_hash: record_hash(record.as_slice()),
                 }),
             }
-            if part.read as usize >= CHUNK_ROWS {
-                if tx.blocking_send(Ok(std::mem::take(&mut part))).is_err() {
-                    return;
-                }
+            if part.read as usize >= CHUNK_ROWS
+                && tx.blocking_send(Ok(std::mem::take(&mut part))).is_err()
+            {
+                return;
             }
         }
         let _ = tx.blocking_send(Ok(part));

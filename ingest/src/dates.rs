@@ -43,14 +43,23 @@ mod tests {
 
     #[test]
     fn parses_the_forms_registries_write() {
-        assert_eq!(parse_date("2023-04-05"), NaiveDate::from_ymd_opt(2023, 4, 5));
-        assert_eq!(parse_date("2023-04-05T10:12:00+02:00"), NaiveDate::from_ymd_opt(2023, 4, 5));
+        assert_eq!(
+            parse_date("2023-04-05"),
+            NaiveDate::from_ymd_opt(2023, 4, 5)
+        );
+        assert_eq!(
+            parse_date("2023-04-05T10:12:00+02:00"),
+            NaiveDate::from_ymd_opt(2023, 4, 5)
+        );
         assert_eq!(parse_date("2023-02-30"), None);
         assert_eq!(parse_date("05/04/2023"), None);
         let a = parse_instant_micros("2023-04-05T10:12:00+02:00").unwrap();
         let b = parse_instant_micros("2023-04-05T08:12:00Z").unwrap();
         assert_eq!(a, b);
-        assert_eq!(parse_instant_micros("2023-04-05").unwrap() % 86_400_000_000, 0);
+        assert_eq!(
+            parse_instant_micros("2023-04-05").unwrap() % 86_400_000_000,
+            0
+        );
         assert!(parse_instant_micros("yesterday").is_none());
         assert_eq!(days(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()), 1);
     }

@@ -150,8 +150,13 @@ pub type PatientIndex = HashMap<[u8; 16], Option<Person>>;
 fn json_reason(err: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match err.classify() {
-        Category::Syntax | Category::Eof => format!("invalid JSON (syntax error at column {})", err.column()),
-        Category::Data => format!("JSON does not have the FHIR shape expected (at column {})", err.column()),
+        Category::Syntax | Category::Eof => {
+            format!("invalid JSON (syntax error at column {})", err.column())
+        }
+        Category::Data => format!(
+            "JSON does not have the FHIR shape expected (at column {})",
+            err.column()
+        ),
         Category::Io => "unreadable line".to_string(),
     }
 }
@@ -168,7 +173,10 @@ pub fn sex(value: Option<&str>) -> Result<&'static str, String> {
 
 /// Commune and canton from an address; a city that is not a commune is dropped (it could be
 /// free text), a known canton name is kept.
-pub fn place(city: Option<&str>, district: Option<&str>) -> (Option<&'static str>, Option<&'static str>) {
+pub fn place(
+    city: Option<&str>,
+    district: Option<&str>,
+) -> (Option<&'static str>, Option<&'static str>) {
     match city.and_then(canton_of) {
         Some((commune, canton)) => (Some(commune), Some(canton)),
         None => {
@@ -351,11 +359,19 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
     let atc = parsed
         .vaccine_code
         .as_ref()
-        .and_then(|c| c.coding.iter().find(|c| c.system.as_deref() == Some(ATC_SYSTEM)))
+        .and_then(|c| {
+            c.coding
+                .iter()
+                .find(|c| c.system.as_deref() == Some(ATC_SYSTEM))
+        })
         .and_then(|c| c.code.as_deref())
         .ok_or("vaccineCode has no ATC coding (system http://www.whocc.no/atc)")?;
     let vaccine = vaccine(atc).ok_or_else(|| {
-        let shown: String = atc.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+        let shown: String = atc
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
         format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
     })?;
     let patient_ref = parsed
@@ -366,7 +382,9 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
     let patient_id = patient_ref.strip_prefix("Patient/").unwrap_or(patient_ref);
     let person = match ctx.patients.get(&resource_key(p, patient_id)) {
         Some(Some(person)) => person,
-        Some(None) => return Err("its Patient was rejected (see the Patient's quarantine entry)".into()),
+        Some(None) => {
+            return Err("its Patient was rejected (see the Patient's quarantine entry)".into())
+        }
         None => return Err("its Patient is not in the export".into()),
     };
     let occurrence = parsed
@@ -394,10 +412,12 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         .first()
         .and_then(|perf| perf.actor.as_ref())
         .and_then(|a| {
-            a.reference
-                .as_deref()
-                .map(str::to_string)
-                .or_else(|| a.identifier.as_ref().and_then(|i| i.value.as_deref()).map(str::to_string))
+            a.reference.as_deref().map(str::to_string).or_else(|| {
+                a.identifier
+                    .as_ref()
+                    .and_then(|i| i.value.as_deref())
+                    .map(str::to_string)
+            })
         })
         .map(|r| p.pseudonym_bytes(IdKind::Practitioner, r.trim().as_bytes()));
     Ok(Vaccination {
@@ -412,7 +432,11 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         age_months_at_dose: age_in_completed_months(person.birth_date, occurrence),
         vaccine_atc: &vaccine.atc_code,
         vaccine_name: &vaccine.name,
-        lot_number: parsed.lot_number.as_deref().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()),
+        lot_number: parsed
+            .lot_number
+            .as_deref()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty()),
         dose_number_recorded: parsed
             .protocol_applied
             .first()
@@ -439,7 +463,10 @@ mod tests {
 
     fn ctx() -> (Pseudonymizer, NaiveDate) {
         let key = MasterKey::from_hex(&"11".repeat(32)).unwrap();
-        (Pseudonymizer::new(&key), NaiveDate::from_ymd_opt(2025, 12, 31).unwrap())
+        (
+            Pseudonymizer::new(&key),
+            NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(),
+        )
     }
 
     const GOOD_PATIENT: &str = r#"{"resourceType":"Patient","id":"pat-1","identifier":[{"system":"urn:oid:1.3.182.4.4","value":"1893120105732"}],"name":[{"family":"Schmit"}],"gender":"female","birthDate":"2022-03-15","address":[{"line":["12 rue de la Gare"],"city":"Wiltz","district":"Wiltz"}]}"#;
@@ -453,7 +480,13 @@ mod tests {
     }
 
     fn index(p: &Pseudonymizer, today: NaiveDate, lines: &[&str]) -> (PatientIndex, Vec<Rejected>) {
-        let parsed = parse_patients(&chunk(lines), &Arc::from("fhir:Patient.ndjson"), p, DEFAULT_NATIONAL_ID_SYSTEM, today);
+        let parsed = parse_patients(
+            &chunk(lines),
+            &Arc::from("fhir:Patient.ndjson"),
+            p,
+            DEFAULT_NATIONAL_ID_SYSTEM,
+            today,
+        );
         let mut idx = PatientIndex::new();
         index_patients(&mut idx, parsed.rows);
         (idx, parsed.rejected)
@@ -465,8 +498,14 @@ mod tests {
         let (idx, rejected) = index(&p, today, &[GOOD_PATIENT]);
         assert!(rejected.is_empty());
         let person = idx.values().next().unwrap().as_ref().unwrap();
-        assert_eq!(person.person_key, p.pseudonym_bytes(IdKind::Person, b"1893120105732"));
-        assert_eq!((person.commune, person.canton), (Some("Wiltz"), Some("Wiltz")));
+        assert_eq!(
+            person.person_key,
+            p.pseudonym_bytes(IdKind::Person, b"1893120105732")
+        );
+        assert_eq!(
+            (person.commune, person.canton),
+            (Some("Wiltz"), Some("Wiltz"))
+        );
         assert_eq!(person.sex, "female");
     }
 
@@ -477,11 +516,24 @@ mod tests {
         let numeric = GOOD_PATIENT.replace("\"1893120105732\"", "1893120105732");
         let future = GOOD_PATIENT.replace("2022-03-15", "2099-01-01");
         let no_number = GOOD_PATIENT.replace("urn:oid:1.3.182.4.4", "urn:other");
-        let lines = [bad_digit.as_str(), numeric.as_str(), future.as_str(), no_number.as_str(), "{\"resourceType\":\"Pat"];
+        let lines = [
+            bad_digit.as_str(),
+            numeric.as_str(),
+            future.as_str(),
+            no_number.as_str(),
+            "{\"resourceType\":\"Pat",
+        ];
         let (idx, rejected) = index(&p, today, &lines);
         assert_eq!(rejected.len(), 5);
-        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
-        assert!(rejected[0].reason.contains("Verhoeff"), "{}", rejected[0].reason);
+        assert_eq!(
+            rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert!(
+            rejected[0].reason.contains("Verhoeff"),
+            "{}",
+            rejected[0].reason
+        );
         assert!(rejected[2].reason.contains("future"));
         assert!(rejected[4].reason.contains("invalid JSON"));
         for r in &rejected {
@@ -525,13 +577,19 @@ mod tests {
         let v = &out.rows[0];
         // Born 2022-03-15, dose 2022-05-16: two completed months.
         assert_eq!(v.age_months_at_dose, 2);
-        assert_eq!(v.birth_month, days(NaiveDate::from_ymd_opt(2022, 3, 1).unwrap()));
+        assert_eq!(
+            v.birth_month,
+            days(NaiveDate::from_ymd_opt(2022, 3, 1).unwrap())
+        );
         assert_eq!(v.birth_decade, 2020);
         assert_eq!(v.event_key, event_key(&p, "registry", "imm-1"));
         assert_eq!(v.dose_number_recorded, Some(1));
         assert_eq!(out.rows[1].status, "not-done");
         let reasons: Vec<&str> = out.rejected.iter().map(|r| r.reason.as_str()).collect();
-        assert!(reasons[0].contains("unknown ATC code J07ZZ99"), "{reasons:?}");
+        assert!(
+            reasons[0].contains("unknown ATC code J07ZZ99"),
+            "{reasons:?}"
+        );
         assert!(reasons[1].contains("before the Patient's birth"));
         assert!(reasons[2].contains("future"));
         assert!(reasons[3].contains("not in the export"));
@@ -553,7 +611,10 @@ mod tests {
             r#""meta":{"lastUpdated":"2023-04-05T10:12:00Z","source":"covid19"},"identifier":[{"system":"urn:vaxlake:source-system:covid19","value":"CV-0000001"}]"#,
         )]);
         let out = parse_immunizations(&chunk(&[&copy]), &ctx);
-        assert_eq!(out.rows[0].event_key, event_key(&p, "covid19", "CV-0000001"));
+        assert_eq!(
+            out.rows[0].event_key,
+            event_key(&p, "covid19", "CV-0000001")
+        );
         assert_eq!(&*out.rows[0].source_system, "covid19");
     }
 }

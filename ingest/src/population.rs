@@ -24,7 +24,8 @@ pub fn parse_row(f: &Fields, _line: u64) -> Result<PopulationRow, String> {
         .ok()
         .filter(|y| (1900..=2200).contains(y))
         .ok_or("reference_year is not a year")?;
-    let (commune, canton) = canton_of(f.get(1)).ok_or("commune is not in sql/reference/communes.csv")?;
+    let (commune, canton) =
+        canton_of(f.get(1)).ok_or("commune is not in sql/reference/communes.csv")?;
     let sex = sex(f.opt(2))?;
     let birth_year: i32 = f
         .get(3)

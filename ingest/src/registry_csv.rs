@@ -7,7 +7,9 @@ use crate::fhir::{event_key, place, sex};
 use crate::row::Vaccination;
 use chrono::{Datelike, NaiveDate};
 use std::sync::Arc;
-use vaxlake_pseudonymize::{age_in_completed_months, birth_month, national_id, IdKind, Pseudonymizer};
+use vaxlake_pseudonymize::{
+    age_in_completed_months, birth_month, national_id, IdKind, Pseudonymizer,
+};
 
 /// The columns of CONTRACTS.md "Registry CSV", in the order `parse_row` reads them.
 pub const COLUMNS: &[&str] = &[
@@ -47,7 +49,11 @@ pub fn parse_row(
     let (commune, canton) = place(f.opt(4), None);
     let atc = f.get(5);
     let vaccine = vaccine(atc).ok_or_else(|| {
-        let shown: String = atc.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+        let shown: String = atc
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
         format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
     })?;
     let dose_number_recorded = match f.opt(8) {
@@ -161,9 +167,15 @@ mod tests {
         assert_eq!((v.commune, v.canton), (Some("Wiltz"), Some("Wiltz")));
         assert_eq!(v.dose_number_recorded, Some(1));
         assert_eq!(v.position, 2, "line 2: the header is line 1");
-        let reasons: Vec<(u64, &str)> = rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        let reasons: Vec<(u64, &str)> = rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
         assert_eq!(reasons.len(), 6);
-        assert!(reasons[0].1.contains("Verhoeff") && reasons[0].0 == 3, "{reasons:?}");
+        assert!(
+            reasons[0].1.contains("Verhoeff") && reasons[0].0 == 3,
+            "{reasons:?}"
+        );
         assert!(reasons[1].1.contains("unknown ATC code J07ZZ99"));
         assert!(reasons[2].1.contains("before the birth date"));
         assert!(reasons[3].1.contains("administered_on is not a date"));
@@ -179,10 +191,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.csv");
         std::fs::write(&path, "event_id,national_id\nA,1\n").unwrap();
-        let err = crate::csv_rows::spawn(&path, "csv:x.csv".into(), COLUMNS, ProgressBar::hidden(), |_| [0; 16], |_, _| Ok(()))
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let err = crate::csv_rows::spawn(
+            &path,
+            "csv:x.csv".into(),
+            COLUMNS,
+            ProgressBar::hidden(),
+            |_| [0; 16],
+            |_, _| Ok(()),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("no column 'birth_date'"), "{err}");
     }
 }

@@ -171,7 +171,10 @@ impl ContentHasher {
 }
 
 /// Builds the `vaccinations` batch. `ingested_at` is the run's start, in microseconds.
-pub fn vaccinations_batch(rows: &[Vaccination], ingested_at: i64) -> arrow::error::Result<RecordBatch> {
+pub fn vaccinations_batch(
+    rows: &[Vaccination],
+    ingested_at: i64,
+) -> arrow::error::Result<RecordBatch> {
     let n = rows.len();
     let mut event_key = StringBuilder::with_capacity(n, n * 32);
     let mut person_key = StringBuilder::with_capacity(n, n * 32);
@@ -376,8 +379,18 @@ mod tests {
     #[test]
     fn newest_version_wins_then_later_line() {
         let (a, b) = ([1; 16], [2; 16]);
-        let rows = vec![R(a, 10, 1), R(a, 30, 2), R(a, 20, 3), R(b, 5, 4), R(b, 5, 9), R(b, 5, 6)];
-        let mut kept: Vec<_> = newest_versions(rows).into_iter().map(|r| (r.0[0], r.1, r.2)).collect();
+        let rows = vec![
+            R(a, 10, 1),
+            R(a, 30, 2),
+            R(a, 20, 3),
+            R(b, 5, 4),
+            R(b, 5, 9),
+            R(b, 5, 6),
+        ];
+        let mut kept: Vec<_> = newest_versions(rows)
+            .into_iter()
+            .map(|r| (r.0[0], r.1, r.2))
+            .collect();
         kept.sort();
         assert_eq!(kept, vec![(1, 30, 2), (2, 5, 9)]);
     }

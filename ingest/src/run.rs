@@ -121,7 +121,9 @@ impl Quarantine {
         }
         let rows = row::newest_versions(std::mem::take(&mut self.pending));
         let batch = row::quarantine_batch(&rows, self.received_at, &self.run_id)?;
-        self.table.upsert(batch, &vec![false; rows.len()], commit).await?;
+        self.table
+            .upsert(batch, &vec![false; rows.len()], commit)
+            .await?;
         Ok(())
     }
 }
@@ -140,8 +142,14 @@ struct Run {
 impl Run {
     fn commit(&self) -> CommitProperties {
         CommitProperties::default().with_metadata([
-            ("vaxlake.runId".to_string(), serde_json::Value::from(self.report.run_id.clone())),
-            ("vaxlake.source".to_string(), serde_json::Value::from(self.label)),
+            (
+                "vaxlake.runId".to_string(),
+                serde_json::Value::from(self.report.run_id.clone()),
+            ),
+            (
+                "vaxlake.source".to_string(),
+                serde_json::Value::from(self.label),
+            ),
         ])
     }
 
@@ -199,7 +207,9 @@ struct Writer {
 impl Writer {
     async fn finish(&mut self, run: &mut Run) -> Result<()> {
         if let Some(task) = self.in_flight.take() {
-            let (table, stats) = task.await.map_err(|e| IngestError::Worker(e.to_string()))??;
+            let (table, stats) = task
+                .await
+                .map_err(|e| IngestError::Worker(e.to_string()))??;
             tracing::info!(?stats, "batch committed");
             run.report.add(stats);
             self.table = Some(table);
@@ -248,9 +258,11 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar
 }
@@ -264,7 +276,12 @@ async fn check_key_everywhere(root: &Url, key_id: &str) -> Result<()> {
 }
 
 /// Ingests one source into the warehouse at `warehouse` (a path or URL).
-pub async fn ingest(warehouse: &str, source: &Source, key: &MasterKey, options: &IngestOptions) -> Result<IngestReport> {
+pub async fn ingest(
+    warehouse: &str,
+    source: &Source,
+    key: &MasterKey,
+    options: &IngestOptions,
+) -> Result<IngestReport> {
     let root = warehouse_url(warehouse)?;
     let pseudonymizer = Pseudonymizer::new(key);
     let key_id = pseudonymizer.key_id().to_string();
@@ -328,20 +345,30 @@ async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
             message: "no Patient*.ndjson or Immunization*.ndjson here: is it a FHIR Bulk Data export folder?".into(),
         });
     }
-    let total: u64 = patient_files.iter().chain(&immunization_files).map(|p| file_len(p)).sum();
+    let total: u64 = patient_files
+        .iter()
+        .chain(&immunization_files)
+        .map(|p| file_len(p))
+        .sum();
     run.progress = progress_bar(run.options.progress, total);
     run.progress.set_message("Patients");
 
     let today = crate::dates::today();
     let labels = |files: &[PathBuf]| -> Vec<Arc<str>> {
-        files.iter().map(|f| Arc::from(format!("fhir:{}", file_name(f)))).collect()
+        files
+            .iter()
+            .map(|f| Arc::from(format!("fhir:{}", file_name(f))))
+            .collect()
     };
     let patient_labels = labels(&patient_files);
     let p = run.pseudonymizer.clone();
     let system = run.options.national_id_system.clone();
-    let mut rx = chunks::spawn(patient_files, run.options.workers, run.progress.clone(), move |c: &Chunk| {
-        fhir::parse_patients(c, &patient_labels[c.file], &p, &system, today)
-    });
+    let mut rx = chunks::spawn(
+        patient_files,
+        run.options.workers,
+        run.progress.clone(),
+        move |c: &Chunk| fhir::parse_patients(c, &patient_labels[c.file], &p, &system, today),
+    );
     let mut patients = PatientIndex::new();
     while let Some(part) = rx.recv().await {
         let mut part = part?;
@@ -358,9 +385,12 @@ async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
         today,
         source: labels(&immunization_files),
     });
-    let rx = chunks::spawn(immunization_files, run.options.workers, run.progress.clone(), move |c: &Chunk| {
-        fhir::parse_immunizations(c, &ctx)
-    });
+    let rx = chunks::spawn(
+        immunization_files,
+        run.options.workers,
+        run.progress.clone(),
+        move |c: &Chunk| fhir::parse_immunizations(c, &ctx),
+    );
     let table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
     run.drain(rx, table, row::vaccinations_batch).await
 }
@@ -426,10 +456,15 @@ async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
     }
     let years: std::collections::BTreeSet<i32> = rows.iter().map(|r| r.reference_year).collect();
     let batch = population_batch(&rows, run.started_at)?;
-    let mut table = Table::open_or_create(&run.root, &POPULATION, run.pseudonymizer.key_id()).await?;
+    let mut table =
+        Table::open_or_create(&run.root, &POPULATION, run.pseudonymizer.key_id()).await?;
     let list: Vec<String> = years.iter().map(i32::to_string).collect();
     table
-        .replace_where(batch, format!("reference_year IN ({})", list.join(", ")), run.commit())
+        .replace_where(
+            batch,
+            format!("reference_year IN ({})", list.join(", ")),
+            run.commit(),
+        )
         .await?;
     run.report.inserted += rows.len() as u64;
     Ok(())

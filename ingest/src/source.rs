@@ -48,10 +48,22 @@ mod tests {
 
     #[test]
     fn parses_each_kind() {
-        assert_eq!(Source::parse("fhir:/a/b").unwrap(), Source::Fhir("/a/b".into()));
-        assert_eq!(Source::parse("csv:x.csv").unwrap(), Source::RegistryCsv("x.csv".into()));
-        assert_eq!(Source::parse("population:p.csv").unwrap(), Source::Population("p.csv".into()));
-        assert_eq!(Source::parse("cases:c.csv").unwrap(), Source::Cases("c.csv".into()));
+        assert_eq!(
+            Source::parse("fhir:/a/b").unwrap(),
+            Source::Fhir("/a/b".into())
+        );
+        assert_eq!(
+            Source::parse("csv:x.csv").unwrap(),
+            Source::RegistryCsv("x.csv".into())
+        );
+        assert_eq!(
+            Source::parse("population:p.csv").unwrap(),
+            Source::Population("p.csv".into())
+        );
+        assert_eq!(
+            Source::parse("cases:c.csv").unwrap(),
+            Source::Cases("c.csv".into())
+        );
         assert!(Source::parse("ftp:x").is_err());
         assert!(Source::parse("nocolon").is_err());
     }

@@ -84,7 +84,11 @@ impl Table {
     }
 
     /// Opens the table if it exists (checking its key id when `key_id` is given).
-    pub async fn open(root: &Url, spec: &'static TableSpec, key_id: Option<&str>) -> Result<Option<Self>> {
+    pub async fn open(
+        root: &Url,
+        spec: &'static TableSpec,
+        key_id: Option<&str>,
+    ) -> Result<Option<Self>> {
         let url = table_url(root, spec)?;
         if let Ok(dir) = url.to_file_path() {
             // The kernel reports a missing local directory as an error, not as "no table".
@@ -92,7 +96,9 @@ impl Table {
                 return Ok(None);
             }
         }
-        let table = DeltaTable::try_from_url(url).await.map_err(Self::delta_err(spec))?;
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(Self::delta_err(spec))?;
         if table.version().is_none() {
             return Ok(None);
         }
@@ -104,7 +110,11 @@ impl Table {
     }
 
     /// Opens the table, creating it empty (with `key_id` in its metadata) if absent.
-    pub async fn open_or_create(root: &Url, spec: &'static TableSpec, key_id: &str) -> Result<Self> {
+    pub async fn open_or_create(
+        root: &Url,
+        spec: &'static TableSpec,
+        key_id: &str,
+    ) -> Result<Self> {
         if let Some(t) = Self::open(root, spec, Some(key_id)).await? {
             return Ok(t);
         }
@@ -115,11 +125,17 @@ impl Table {
                 source,
             })?;
         }
-        let table = DeltaTable::try_from_url(url).await.map_err(Self::delta_err(spec))?;
-        let schema: StructType = spec.schema.as_ref().try_into_kernel().map_err(|e| IngestError::Delta {
-            table: spec.name.to_string(),
-            source: deltalake::DeltaTableError::Generic(e.to_string()),
-        })?;
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(Self::delta_err(spec))?;
+        let schema: StructType =
+            spec.schema
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| IngestError::Delta {
+                    table: spec.name.to_string(),
+                    source: deltalake::DeltaTableError::Generic(e.to_string()),
+                })?;
         let created = table
             .create()
             .with_table_name(spec.name)
@@ -130,7 +146,10 @@ impl Table {
             .with_save_mode(SaveMode::Ignore)
             .await
             .map_err(Self::delta_err(spec))?;
-        let this = Self { spec, table: created };
+        let this = Self {
+            spec,
+            table: created,
+        };
         this.check_key(key_id)?;
         Ok(this)
     }
@@ -138,7 +157,11 @@ impl Table {
     /// Refuses a key other than the one the table was written with.
     pub fn check_key(&self, given: &str) -> Result<()> {
         let snapshot = self.table.snapshot().map_err(Self::delta_err(self.spec))?;
-        let stored = snapshot.metadata().configuration().get(KEY_ID_PROPERTY).cloned();
+        let stored = snapshot
+            .metadata()
+            .configuration()
+            .get(KEY_ID_PROPERTY)
+            .cloned();
         match stored {
             Some(stored) if stored != given => Err(IngestError::KeyMismatch {
                 table: self.spec.name.to_string(),
@@ -178,7 +201,12 @@ impl Table {
 
     /// Replaces the rows matching `predicate` (SQL over the table's columns) by `batch`, in
     /// one commit.
-    pub async fn replace_where(&mut self, batch: RecordBatch, predicate: String, commit: CommitProperties) -> Result<()> {
+    pub async fn replace_where(
+        &mut self,
+        batch: RecordBatch,
+        predicate: String,
+        commit: CommitProperties,
+    ) -> Result<()> {
         self.table = self
             .table
             .clone()
@@ -194,8 +222,16 @@ impl Table {
     /// Inserts new keys, replaces keys whose version is newer and content different, deletes
     /// keys whose newer version says so (`deletes[i]`), and leaves everything else alone, in
     /// one commit. `batch` must hold one row per key (see `row::newest_versions`).
-    pub async fn upsert(&mut self, batch: RecordBatch, deletes: &[bool], commit: CommitProperties) -> Result<UpsertStats> {
-        let keys = self.spec.upsert.expect("upsert on a table without upsert keys");
+    pub async fn upsert(
+        &mut self,
+        batch: RecordBatch,
+        deletes: &[bool],
+        commit: CommitProperties,
+    ) -> Result<UpsertStats> {
+        let keys = self
+            .spec
+            .upsert
+            .expect("upsert on a table without upsert keys");
         let mut stats = UpsertStats::default();
         let existing = if self.has_files() {
             self.lookup(&batch).await?
@@ -208,15 +244,19 @@ impl Table {
             .as_primitive::<TimestampMicrosecondType>()
             .clone();
         let hash_col = column_str(&batch, keys.content_hash);
-        let partition = self.spec.partition_columns.first().map(|p| column_i32(&batch, p));
+        let partition = self
+            .spec
+            .partition_columns
+            .first()
+            .map(|p| column_i32(&batch, p));
 
         // Per row: keep (insert / update / delete) or skip.
         let mut keep = Vec::with_capacity(batch.num_rows());
         let mut delete_flags = Vec::with_capacity(batch.num_rows());
         let mut touched_partitions = BTreeSet::new();
-        for i in 0..batch.num_rows() {
+        for (i, &deletes_row) in deletes.iter().enumerate().take(batch.num_rows()) {
             let (take, delete) = match existing.get(key_col.value(i)) {
-                None if deletes[i] => (false, false),
+                None if deletes_row => (false, false),
                 None => {
                     stats.inserted += 1;
                     (true, false)
@@ -232,7 +272,7 @@ impl Table {
                     if let Some(p) = &partition {
                         touched_partitions.insert(p.value(i));
                     }
-                    if deletes[i] {
+                    if deletes_row {
                         stats.deleted += 1;
                         (true, true)
                     } else if hash_col.value(i) == old.content_hash {
@@ -257,7 +297,8 @@ impl Table {
             self.append(chosen, commit).await?;
             return Ok(stats);
         }
-        self.merge(chosen, delete_flags, &touched_partitions, commit).await?;
+        self.merge(chosen, delete_flags, &touched_partitions, commit)
+            .await?;
         Ok(stats)
     }
 
@@ -269,17 +310,24 @@ impl Table {
         commit: CommitProperties,
     ) -> Result<()> {
         let keys = self.spec.upsert.expect("upsert keys");
-        let mut fields: Vec<Field> = chosen.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = chosen
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new("__vaxlake_delete", DataType::Boolean, false));
         let mut columns = chosen.columns().to_vec();
         columns.push(Arc::new(BooleanArray::from(delete_flags)));
         let source_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
 
         let ctx = SessionContext::new();
-        let source = ctx.read_batch(source_batch).map_err(|source| IngestError::DataFusion {
-            table: self.spec.name.to_string(),
-            source,
-        })?;
+        let source = ctx
+            .read_batch(source_batch)
+            .map_err(|source| IngestError::DataFusion {
+                table: self.spec.name.to_string(),
+                source,
+            })?;
         let mut predicate = format!("target.{k} = source.{k}", k = keys.key);
         if let Some(p) = self.spec.partition_columns.first() {
             if !touched_partitions.is_empty() {
@@ -287,7 +335,13 @@ impl Table {
                 predicate.push_str(&format!(" AND target.{p} IN ({})", list.join(", ")));
             }
         }
-        let names: Vec<String> = self.spec.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = self
+            .spec
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let update_names = names.clone();
         let version = keys.version;
         let (table, _metrics) = self
@@ -297,10 +351,16 @@ impl Table {
             .with_source_alias("source")
             .with_target_alias("target")
             .with_commit_properties(commit)
-            .when_matched_delete(|d| d.predicate(format!("source.__vaxlake_delete AND source.{version} > target.{version}")))
+            .when_matched_delete(|d| {
+                d.predicate(format!(
+                    "source.__vaxlake_delete AND source.{version} > target.{version}"
+                ))
+            })
             .and_then(|m| {
                 m.when_matched_update(|mut u| {
-                    u = u.predicate(format!("NOT source.__vaxlake_delete AND source.{version} > target.{version}"));
+                    u = u.predicate(format!(
+                        "NOT source.__vaxlake_delete AND source.{version} > target.{version}"
+                    ));
                     for n in &update_names {
                         u = u.update(n.as_str(), format!("source.{n}"));
                     }
@@ -337,8 +397,10 @@ impl Table {
         let provider = self.table.table_provider().await.map_err(df_err)?;
         ctx.register_table("target", provider).map_err(df_err)?;
         let staged_keys = batch.project(&[batch.schema().index_of(keys.key)?])?;
-        let mem = MemTable::try_new(staged_keys.schema(), vec![vec![staged_keys]]).map_err(df_err)?;
-        ctx.register_table("staged", Arc::new(mem)).map_err(df_err)?;
+        let mem =
+            MemTable::try_new(staged_keys.schema(), vec![vec![staged_keys]]).map_err(df_err)?;
+        ctx.register_table("staged", Arc::new(mem))
+            .map_err(df_err)?;
         let partition = self
             .spec
             .partition_columns
@@ -351,13 +413,23 @@ impl Table {
             v = keys.version,
             h = keys.content_hash
         );
-        let found = ctx.sql(&sql).await.map_err(df_err)?.collect().await.map_err(df_err)?;
+        let found = ctx
+            .sql(&sql)
+            .await
+            .map_err(df_err)?
+            .collect()
+            .await
+            .map_err(df_err)?;
         let mut out = HashMap::new();
         for b in found {
             let k = strings(b.column(0))?;
             let v = b.column(1).as_primitive::<TimestampMicrosecondType>();
             let h = strings(b.column(2))?;
-            let part = (b.num_columns() > 3).then(|| b.column(3).as_primitive::<arrow::datatypes::Int32Type>().clone());
+            let part = (b.num_columns() > 3).then(|| {
+                b.column(3)
+                    .as_primitive::<arrow::datatypes::Int32Type>()
+                    .clone()
+            });
             for i in 0..b.num_rows() {
                 out.insert(
                     k.value(i).to_string(),
@@ -397,5 +469,7 @@ fn column_i32(batch: &RecordBatch, name: &str) -> arrow::array::Int32Array {
 
 /// Query results may come back as `Utf8View` (DataFusion's default for Parquet strings).
 fn strings(a: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
-    Ok(arrow::compute::cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
+    Ok(arrow::compute::cast(a, &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone())
 }

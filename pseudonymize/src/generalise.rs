@@ -40,7 +40,9 @@ pub fn canton_of(commune: &str) -> Option<(&'static str, &'static str)> {
     let wanted = commune.trim();
     COMMUNES
         .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(wanted) || c.name.to_lowercase() == wanted.to_lowercase())
+        .find(|c| {
+            c.name.eq_ignore_ascii_case(wanted) || c.name.to_lowercase() == wanted.to_lowercase()
+        })
         .map(|c| (c.name, c.canton))
 }
 
@@ -66,7 +68,11 @@ pub fn age_in_completed_months(birth: NaiveDate, on: NaiveDate) -> i32 {
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
-    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(ny, nm, 1)
         .and_then(|d| d.pred_opt())
         .map(|d| d.day())
@@ -116,7 +122,10 @@ mod tests {
         assert_eq!(cantons.len(), 12);
         assert!(COMMUNES.len() >= 100);
         assert_eq!(canton_of("wiltz"), Some(("Wiltz", "Wiltz")));
-        assert_eq!(canton_of(" Pétange "), Some(("Pétange", "Esch-sur-Alzette")));
+        assert_eq!(
+            canton_of(" Pétange "),
+            Some(("Pétange", "Esch-sur-Alzette"))
+        );
         assert_eq!(canton_of("12 rue de la Gare"), None);
         assert_eq!(birth_month(d(2022, 3, 15)), d(2022, 3, 1));
     }

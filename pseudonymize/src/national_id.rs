@@ -189,6 +189,9 @@ mod tests {
             assert_eq!(validate(&n), Ok(()), "{n}");
             assert_eq!(birth_date(&n), Some(d));
         }
-        assert_eq!(compose(NaiveDate::from_ymd_opt(1893, 12, 1).unwrap(), 57), "1893120105732");
+        assert_eq!(
+            compose(NaiveDate::from_ymd_opt(1893, 12, 1).unwrap(), 57),
+            "1893120105732"
+        );
     }
 }

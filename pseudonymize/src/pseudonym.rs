@@ -54,7 +54,11 @@ pub struct Pseudonymizer {
 
 impl std::fmt::Debug for Pseudonymizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pseudonymizer(key_id={}, sub_keys=<redacted>)", self.key_id)
+        write!(
+            f,
+            "Pseudonymizer(key_id={}, sub_keys=<redacted>)",
+            self.key_id
+        )
     }
 }
 
