@@ -1,0 +1,25 @@
+//! The query side of vaxlake: one DataFusion session over the warehouse's Delta tables,
+//! the read-only SQL sandbox analysts go through, the output formats, and the HTTP API.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), vaxlake_query::QueryError> {
+//! use vaxlake_query::{QueryOptions, Warehouse};
+//! let warehouse = Warehouse::open("/srv/vaxlake", QueryOptions::default()).await?;
+//! let answer = warehouse.sql("SELECT antigen, count(*) FROM antigen_doses GROUP BY antigen").await?;
+//! println!("{}", answer.to_table()?);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+mod cooperative;
+mod error;
+mod format;
+mod reference;
+pub mod sandbox;
+mod views;
+mod warehouse;
+
+pub use error::QueryError;
+pub use format::QueryAnswer;
+pub use warehouse::{QueryOptions, Warehouse, DEFAULT_TABLES};

@@ -1,0 +1,397 @@
+//! The warehouse as DataFusion sees it: one session per set of table versions, rebuilt when
+//! the ingest commits a newer version, and swapped in whole so a query never mixes versions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::{DeltaTable, DeltaTableBuilder};
+use url::Url;
+
+use crate::cooperative::CooperativeRowMultipliers;
+use crate::reference::ReferenceTables;
+use crate::sandbox::{self, QueryLimits};
+use crate::views::create_views;
+use crate::{QueryAnswer, QueryError};
+
+/// Delta tables registered when present under the warehouse root, by directory name. An
+/// allow-list rather than "every directory": tables added later (audit, keys, extracts)
+/// must be opened to analysts on purpose. `antigen_doses`, once the ingest materialises
+/// it, replaces the view of the same name.
+pub const DEFAULT_TABLES: &[&str] = &[
+    "vaccinations",
+    "antigen_doses",
+    "population",
+    "cases",
+    "quarantine",
+    "persons",
+    "ingest_runs",
+];
+
+/// How the warehouse runs queries. Start from [`QueryOptions::default`] and change what
+/// you need with the `with_*` methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueryOptions {
+    /// Memory all running queries may hold together, in bytes; sorts, aggregates and joins
+    /// spill to the OS temporary directory beyond their share. Default 2 GiB.
+    pub memory_limit: usize,
+    /// Time one query may take before it is cancelled. Default 60 s.
+    pub query_timeout: Duration,
+    /// Rows one query returns at most. Default 100 000.
+    pub max_rows: usize,
+    /// Parallelism of one query. Default: the number of cores.
+    pub target_partitions: usize,
+    /// How often, at most, a query checks the tables for a newer Delta version. Default 1 s.
+    pub refresh_interval: Duration,
+    /// Delta tables looked for under the root. Default [`DEFAULT_TABLES`].
+    pub tables: Vec<String>,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            memory_limit: 2 << 30,
+            query_timeout: Duration::from_secs(60),
+            max_rows: 100_000,
+            target_partitions: std::thread::available_parallelism().map_or(1, usize::from),
+            refresh_interval: Duration::from_secs(1),
+            tables: DEFAULT_TABLES.iter().map(|name| name.to_string()).collect(),
+        }
+    }
+}
+
+impl QueryOptions {
+    /// See [`QueryOptions::memory_limit`].
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// See [`QueryOptions::query_timeout`].
+    pub fn with_query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// See [`QueryOptions::max_rows`].
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = max_rows;
+        self
+    }
+
+    /// See [`QueryOptions::target_partitions`].
+    pub fn with_target_partitions(mut self, partitions: usize) -> Self {
+        self.target_partitions = partitions.max(1);
+        self
+    }
+
+    /// See [`QueryOptions::refresh_interval`].
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// See [`QueryOptions::tables`].
+    pub fn with_tables<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tables = tables.into_iter().map(Into::into).collect();
+        self
+    }
+
+    fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            timeout: self.query_timeout,
+            max_rows: self.max_rows,
+        }
+    }
+}
+
+/// The pseudonymised warehouse, ready for SQL: every Delta table present under the root
+/// (see [`DEFAULT_TABLES`]), the reference tables `vaccines`, `vaccine_antigens` and
+/// `communes`, and the views of `sql/views/` (`antigen_doses`). Every query goes through
+/// the read-only sandbox. Cheap to clone; clones share one session and one memory pool.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), vaxlake_query::QueryError> {
+/// use vaxlake_query::{QueryOptions, Warehouse};
+/// let warehouse = Warehouse::open("/srv/vaxlake", QueryOptions::default()).await?;
+/// let answer = warehouse.sql("SELECT count(*) AS doses FROM vaccinations").await?;
+/// print!("{}", String::from_utf8_lossy(&answer.to_csv()?));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Warehouse {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: Url,
+    /// Set for a local root, to look for new tables with a `stat` instead of a listing.
+    local_root: Option<std::path::PathBuf>,
+    options: QueryOptions,
+    /// Shared by every session snapshot: one memory pool for all queries.
+    runtime: Arc<RuntimeEnv>,
+    reference: ReferenceTables,
+    current: RwLock<Arc<Snapshot>>,
+    refresh: tokio::sync::Mutex<RefreshState>,
+}
+
+/// A session with every table registered at one version each.
+pub(crate) struct Snapshot {
+    pub ctx: SessionContext,
+    pub versions: BTreeMap<String, i64>,
+}
+
+struct RefreshState {
+    tables: BTreeMap<String, DeltaTable>,
+    last_checked: Instant,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("root", &self.inner.root.as_str())
+            .field("versions", &self.versions())
+            .finish()
+    }
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `root` (a local path, `file://` or object-store URL) and
+    /// registers what is there. A root without tables (a fresh warehouse) opens too, with
+    /// only the reference tables; tables appear once the ingest has written them.
+    pub async fn open(root: &str, options: QueryOptions) -> Result<Warehouse, QueryError> {
+        let (root_url, local_root) = resolve_root(root)?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
+            )
+            .build_arc()?;
+        let reference = ReferenceTables::load()?;
+
+        let mut tables = BTreeMap::new();
+        for name in &options.tables {
+            let url = table_url(&root_url, name)?;
+            if table_exists(local_root.as_deref(), name, &url).await? {
+                tables.insert(name.clone(), load_table(&url).await?);
+            }
+        }
+        let snapshot = build_snapshot(&options, &runtime, &reference, &tables).await?;
+        tracing::info!(root = %root_url, versions = ?snapshot.versions, "warehouse opened");
+
+        Ok(Warehouse {
+            inner: Arc::new(Inner {
+                root: root_url,
+                local_root,
+                options,
+                runtime,
+                reference,
+                current: RwLock::new(Arc::new(snapshot)),
+                refresh: tokio::sync::Mutex::new(RefreshState {
+                    tables,
+                    last_checked: Instant::now(),
+                }),
+            }),
+        })
+    }
+
+    /// The root the tables are read from, as a URL.
+    pub fn root(&self) -> &Url {
+        &self.inner.root
+    }
+
+    /// The options the warehouse was opened with.
+    pub fn options(&self) -> &QueryOptions {
+        &self.inner.options
+    }
+
+    /// The Delta version of each registered table, as of the last refresh: what answers
+    /// are computed from, and what caches key on.
+    pub fn versions(&self) -> BTreeMap<String, i64> {
+        self.snapshot().versions.clone()
+    }
+
+    /// Runs one read-only query (see [`crate::sandbox`]) against the newest table
+    /// versions, within the configured time limit and row cap.
+    pub async fn sql(&self, sql: &str) -> Result<QueryAnswer, QueryError> {
+        // Refuse before touching storage: a refused query costs nothing.
+        sandbox::check(sql)?;
+        self.refresh_if_due().await;
+        let snapshot = self.snapshot();
+        sandbox::run(&snapshot.ctx, sql, self.inner.options.limits()).await
+    }
+
+    /// Looks for newer Delta versions (and tables that appeared) now, and swaps in a new
+    /// session if any. Returns whether anything changed.
+    pub async fn refresh(&self) -> Result<bool, QueryError> {
+        let mut state = self.inner.refresh.lock().await;
+        self.refresh_locked(&mut state).await
+    }
+
+    /// [`Warehouse::refresh`] at most once per `refresh_interval`; a failed check is
+    /// logged and the current versions keep being served.
+    pub(crate) async fn refresh_if_due(&self) {
+        let mut state = self.inner.refresh.lock().await;
+        if state.last_checked.elapsed() < self.inner.options.refresh_interval {
+            return;
+        }
+        if let Err(error) = self.refresh_locked(&mut state).await {
+            tracing::warn!(%error, "could not check the warehouse for new table versions");
+        }
+    }
+
+    /// The session of the current table versions, for engines inside this crate.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    async fn refresh_locked(&self, state: &mut RefreshState) -> Result<bool, QueryError> {
+        let inner = &self.inner;
+        state.last_checked = Instant::now();
+        let mut tables = state.tables.clone();
+        let mut changed = Vec::new();
+        for name in &inner.options.tables {
+            let url = table_url(&inner.root, name)?;
+            match tables.get_mut(name) {
+                Some(table) => {
+                    let latest = table
+                        .get_latest_version()
+                        .await
+                        .map_err(|error| QueryError::warehouse(&url, error))?;
+                    if table.version() != Some(latest) {
+                        table
+                            .update_incremental(None)
+                            .await
+                            .map_err(|error| QueryError::warehouse(&url, error))?;
+                        changed.push(name.as_str());
+                    }
+                }
+                None => {
+                    if table_exists(inner.local_root.as_deref(), name, &url).await? {
+                        tables.insert(name.clone(), load_table(&url).await?);
+                        changed.push(name.as_str());
+                    }
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(false);
+        }
+        let snapshot =
+            build_snapshot(&inner.options, &inner.runtime, &inner.reference, &tables).await?;
+        tracing::info!(tables = ?changed, versions = ?snapshot.versions, "new table versions registered");
+        *inner
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(snapshot);
+        state.tables = tables;
+        Ok(true)
+    }
+}
+
+/// A local path becomes an absolute `file://` URL (without creating anything: opening a
+/// warehouse must not write); a URL is kept, with a trailing slash so tables join under it.
+fn resolve_root(root: &str) -> Result<(Url, Option<std::path::PathBuf>), QueryError> {
+    // One-letter schemes are Windows drive letters, not URLs.
+    if let Ok(mut url) = Url::parse(root) {
+        if url.scheme().len() > 1 {
+            if url.scheme() == "file" {
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| QueryError::warehouse(root, "not a local file URL"))?;
+                return resolve_root(&path.to_string_lossy());
+            }
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            return Ok((url, None));
+        }
+    }
+    let path = std::path::absolute(root).map_err(|error| QueryError::warehouse(root, error))?;
+    let path = path.canonicalize().unwrap_or(path);
+    let url = Url::from_directory_path(&path)
+        .map_err(|()| QueryError::warehouse(root, "cannot be turned into a file URL"))?;
+    Ok((url, Some(path)))
+}
+
+fn table_url(root: &Url, name: &str) -> Result<Url, QueryError> {
+    root.join(&format!("{name}/"))
+        .map_err(|error| QueryError::warehouse(root, error))
+}
+
+async fn table_exists(
+    local_root: Option<&Path>,
+    name: &str,
+    url: &Url,
+) -> Result<bool, QueryError> {
+    if let Some(root) = local_root {
+        return Ok(root.join(name).join("_delta_log").is_dir());
+    }
+    let table = DeltaTableBuilder::from_url(url.clone())
+        .and_then(DeltaTableBuilder::build)
+        .map_err(|error| QueryError::warehouse(url, error))?;
+    table
+        .verify_deltatable_existence()
+        .await
+        .map_err(|error| QueryError::warehouse(url, error))
+}
+
+async fn load_table(url: &Url) -> Result<DeltaTable, QueryError> {
+    deltalake::open_table(url.clone())
+        .await
+        .map_err(|error| QueryError::warehouse(url, error))
+}
+
+async fn build_snapshot(
+    options: &QueryOptions,
+    runtime: &Arc<RuntimeEnv>,
+    reference: &ReferenceTables,
+    tables: &BTreeMap<String, DeltaTable>,
+) -> Result<Snapshot, QueryError> {
+    let config = SessionConfig::new()
+        .with_target_partitions(options.target_partitions)
+        .with_information_schema(true)
+        // Row-level filtering inside the Parquet reader: coverage and effectiveness filter
+        // on antigen, cohort and dates, so most rows never need decoding.
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime.clone())
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(CooperativeRowMultipliers))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+
+    for (name, table) in &reference.tables {
+        ctx.register_table(*name, table.clone())?;
+    }
+    let mut versions = BTreeMap::new();
+    for (name, table) in tables {
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|error| QueryError::warehouse(table.table_url(), error))?;
+        ctx.register_table(name.as_str(), provider)?;
+        let version = table.version().unwrap_or_default();
+        versions.insert(name.clone(), i64::try_from(version).unwrap_or(i64::MAX));
+    }
+    create_views(&ctx).await?;
+    Ok(Snapshot { ctx, versions })
+}
