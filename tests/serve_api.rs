@@ -1,0 +1,123 @@
+//! `vaxlake serve` as a user meets it: a real process on a real socket.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn http(port: u16, request: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+fn post_sql(port: u16, sql: &str, accept: &str) -> (u16, String) {
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    http(
+        port,
+        &format!(
+            "POST /api/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: {accept}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .expect("an answer")
+}
+
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn health_and_sql_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "k");
+    ok(&[
+        "generate",
+        "--out",
+        export.to_str().unwrap(),
+        "--persons",
+        "300",
+        "--seed",
+        "9",
+    ]);
+    ok(&[
+        "ingest",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--source",
+        &format!("fhir:{}", export.join("fhir").display()),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    let expected = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        std::process::Command::new(bin())
+            .args([
+                "serve",
+                "--warehouse",
+                wh.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let health = loop {
+        if let Some(answer) = http(
+            port,
+            "GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        ) {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health.0, 200);
+    let health: serde_json::Value = serde_json::from_str(&health.1).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert!(health["table_version"].as_i64().is_some(), "{health}");
+
+    let (status, body) = post_sql(
+        port,
+        "SELECT count(*) AS n FROM vaccinations",
+        "application/json",
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["columns"], serde_json::json!(["n"]));
+    assert_eq!(answer["rows"][0][0].as_u64(), Some(expected));
+
+    let (status, body) = post_sql(port, "SELECT count(*) AS n FROM vaccinations", "text/csv");
+    assert_eq!(status, 200);
+    assert_eq!(body.replace("\r\n", "\n"), format!("n\n{expected}\n"));
+
+    let (status, body) = post_sql(port, "DROP TABLE vaccinations", "application/json");
+    assert_eq!(status, 400);
+    let refused: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(refused["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_eq!(sql_u64(&wh, "SELECT count(*) FROM vaccinations"), expected);
+}
