@@ -407,8 +407,10 @@ impl Table {
             .first()
             .map(|p| format!(", t.{p}"))
             .unwrap_or_default();
+        // The staged batch is the smaller side: it is listed first so the hash table is built
+        // from it, and the table's key column only streams past.
         let sql = format!(
-            "SELECT t.{k}, t.{v}, t.{h}{partition} FROM target t JOIN staged s ON t.{k} = s.{k}",
+            "SELECT t.{k}, t.{v}, t.{h}{partition} FROM staged s JOIN target t ON s.{k} = t.{k}",
             k = keys.key,
             v = keys.version,
             h = keys.content_hash
