@@ -1,5 +1,5 @@
 //! Denominators (`population.csv`): residents by commune, sex and birth year, for the
-//! reference years 2024 and 2025.
+//! reference years 2025 and 2026 (residents on 1 January, as CONTRACTS.md defines it).
 
 use crate::date::{self, age_years, ymd};
 use crate::manifest::PopulationManifest;
@@ -10,16 +10,18 @@ use crate::text::{push_csv_field, push_uint};
 use std::io::Write;
 
 pub const POPULATION_HEADER: &str = "reference_year,commune,sex,birth_year,count";
-pub const REFERENCE_YEARS: [i32; 2] = [2024, 2025];
+/// Residents on 1 January 2025 and on 1 January 2026 (= at the 2025-12-31 export date).
+pub const REFERENCE_YEARS: [i32; 2] = [2025, 2026];
 
 /// Probability of dying within a year at `age` (Gompertz-like, for the 2024 counts).
 fn mortality(age: i32) -> f64 {
     (0.000_025 * (0.09 * f64::from(age.max(30))).exp()).min(0.3)
 }
 
-/// Reference year Y counts the residents at the end of Y: 2025 is the population at the export
-/// date (2025 births included, emigrated Patients excluded); 2024 also holds the Patients who
-/// emigrated in 2025 and residents who died in 2025, and not those who arrived in 2025.
+/// Reference year Y counts the residents on 1 January of Y: 2026 is the population at the
+/// export date (2025 births included, emigrated Patients excluded); 2025 also holds the
+/// Patients who emigrated in 2025 and residents who died in 2025, and not those who arrived
+/// in 2025.
 pub fn write_population(
     out: &mut impl Write,
     persons: &[Person],
@@ -87,6 +89,6 @@ pub fn write_population(
         m.totals.insert(year.to_string(), total);
     }
     out.write_all(&buf)?;
-    m.residents = m.totals.get("2025").copied().unwrap_or(0);
+    m.residents = m.totals.get("2026").copied().unwrap_or(0);
     Ok(m)
 }

@@ -599,10 +599,10 @@ fn population_counts_every_resident() {
         assert!(n > 0);
         *totals.entry(f[0]).or_default() += n;
     }
-    assert_eq!(totals["2025"], 2000);
+    assert_eq!(totals["2026"], 2000);
     assert_eq!(m.population.residents, 2000);
-    assert_eq!(totals["2024"], m.population.totals["2024"]);
-    assert!(totals["2024"] != totals["2025"]);
+    assert_eq!(totals["2025"], m.population.totals["2025"]);
+    assert!(totals["2025"] != totals["2026"]);
 }
 
 #[test]
