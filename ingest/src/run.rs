@@ -40,7 +40,7 @@ pub struct IngestOptions {
 impl Default for IngestOptions {
     fn default() -> Self {
         Self {
-            batch_rows: 1_000_000,
+            batch_rows: 500_000,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             progress: false,
             national_id_system: fhir::DEFAULT_NATIONAL_ID_SYSTEM.to_string(),
