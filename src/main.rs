@@ -119,7 +119,7 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VAXLAKE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info,buoyant_kernel::snapshot::builder=off")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info,buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -140,7 +140,11 @@ fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Generate { out, persons, seed } => generate(&out, persons, seed),
+        Command::Generate { out, persons, seed } => {
+            let manifest = generate(&out, persons, seed)?;
+            println!("{}", serde_json::to_string(&manifest)?);
+            Ok(())
+        }
         Command::Ingest {
             warehouse,
             source,
@@ -236,7 +240,7 @@ fn write_new_key(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn generate(out: &Path, persons: u64, seed: u64) -> Result<()> {
+fn generate(out: &Path, persons: u64, seed: u64) -> Result<vaxlake_generate::Manifest> {
     let started = std::time::Instant::now();
     let options = vaxlake_generate::GenerateOptions { persons, seed };
     let manifest = vaxlake_generate::generate(&options, out)?;
@@ -245,8 +249,7 @@ fn generate(out: &Path, persons: u64, seed: u64) -> Result<()> {
         started.elapsed().as_secs_f64(),
         out.display()
     );
-    println!("{}", serde_json::to_string(&manifest)?);
-    Ok(())
+    Ok(manifest)
 }
 
 async fn ingest(
