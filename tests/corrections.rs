@@ -25,21 +25,6 @@ fn export(dir: &Path, name: &str, immunizations: &[String]) -> String {
     format!("fhir:{}", d.display())
 }
 
-fn ingest(wh: &Path, key: &Path, source: &str) -> (u64, u64, u64) {
-    counts(
-        &ok(&[
-            "ingest",
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--source",
-            source,
-            "--key-file",
-            key.to_str().unwrap(),
-        ])
-        .0,
-    )
-}
-
 fn rows(wh: &Path) -> String {
     sql_csv(wh, "SELECT administered_on, age_months_at_dose, status, commune, canton, birth_month FROM vaccinations ORDER BY administered_on")
 }
@@ -58,7 +43,8 @@ fn corrections_replace_entered_in_error_removes_stale_is_ignored() {
             &wh,
             &key,
             &export(dir.path(), "a", &[v1.clone(), other.clone()])
-        ),
+        )
+        .0,
         (3, 3, 0)
     );
     assert_eq!(
@@ -71,7 +57,7 @@ fn corrections_replace_entered_in_error_removes_stale_is_ignored() {
     // A correction moves the first dose across the 12-month boundary.
     let v2 = immunization("imm-1", "2023-04-01T08:00:00Z", "completed", "2023-03-15");
     assert_eq!(
-        ingest(&wh, &key, &export(dir.path(), "b", &[v2])),
+        ingest(&wh, &key, &export(dir.path(), "b", &[v2])).0,
         (2, 2, 0)
     );
     assert_eq!(sql_u64(&wh, "SELECT count(*) FROM vaccinations"), 2);

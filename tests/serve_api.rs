@@ -52,15 +52,11 @@ fn health_and_sql_over_http() {
         "--seed",
         "9",
     ]);
-    ok(&[
-        "ingest",
-        "--warehouse",
-        wh.to_str().unwrap(),
-        "--source",
+    ingest(
+        &wh,
+        &key,
         &format!("fhir:{}", export.join("fhir").display()),
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
+    );
     let expected = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -6,19 +6,6 @@ use common::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-fn ingest(wh: &Path, key: &Path, source: String) -> ((u64, u64, u64), String, String) {
-    let (out, err) = ok(&[
-        "ingest",
-        "--warehouse",
-        wh.to_str().unwrap(),
-        "--source",
-        &source,
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
-    (counts(&out), out, err)
-}
-
 /// National numbers that went in: Patient identifiers and the national_id column of the CSVs.
 fn national_numbers(export: &Path) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
@@ -118,8 +105,11 @@ fn generated_registry_lands_exactly_and_without_identities() {
     let mut logs = vec![gen_out, gen_err];
 
     // FHIR export.
-    let ((read, accepted, quarantined), out, err) =
-        ingest(&wh, &key, format!("fhir:{}", export.join("fhir").display()));
+    let ((read, accepted, quarantined), out, err) = ingest(
+        &wh,
+        &key,
+        &format!("fhir:{}", export.join("fhir").display()),
+    );
     logs.extend([out, err]);
     let f = &m["fhir"];
     let lines = f["patient_lines"].as_u64().unwrap() + f["immunization_lines"].as_u64().unwrap();
@@ -164,8 +154,11 @@ fn generated_registry_lands_exactly_and_without_identities() {
         &wh,
         "SELECT quarantine_key, reason FROM quarantine ORDER BY quarantine_key",
     );
-    let ((read2, accepted2, quarantined2), out, err) =
-        ingest(&wh, &key, format!("fhir:{}", export.join("fhir").display()));
+    let ((read2, accepted2, quarantined2), out, err) = ingest(
+        &wh,
+        &key,
+        &format!("fhir:{}", export.join("fhir").display()),
+    );
     logs.extend([out, err]);
     assert_eq!(
         (read2, accepted2, quarantined2),
@@ -188,7 +181,7 @@ fn generated_registry_lands_exactly_and_without_identities() {
     let ((read, accepted, quarantined), out, err) = ingest(
         &wh,
         &key,
-        format!("csv:{}", export.join("registry.csv").display()),
+        &format!("csv:{}", export.join("registry.csv").display()),
     );
     logs.extend([out, err]);
     let c = &m["csv"];
@@ -209,7 +202,7 @@ fn generated_registry_lands_exactly_and_without_identities() {
     let ((read, _, quarantined), out, err) = ingest(
         &wh,
         &key,
-        format!("population:{}", export.join("population.csv").display()),
+        &format!("population:{}", export.join("population.csv").display()),
     );
     logs.extend([out, err]);
     assert_eq!(
@@ -227,7 +220,7 @@ fn generated_registry_lands_exactly_and_without_identities() {
     let ((read, accepted, quarantined), out, err) = ingest(
         &wh,
         &key,
-        format!("cases:{}", export.join("cases.csv").display()),
+        &format!("cases:{}", export.join("cases.csv").display()),
     );
     logs.extend([out, err]);
     assert_eq!(read, m["cases"]["rows"].as_u64().unwrap());
@@ -294,7 +287,7 @@ fn another_key_is_refused_and_changes_nothing() {
         "3",
     ]);
     let fhir = format!("fhir:{}", export.join("fhir").display());
-    ingest(&wh, &key, fhir.clone());
+    ingest(&wh, &key, &fhir);
     let files_before = all_files(&wh);
     let out = run(&[
         "ingest",
@@ -332,7 +325,11 @@ fn hostile_sql_is_refused_and_writes_nothing() {
         "--seed",
         "5",
     ]);
-    ingest(&wh, &key, format!("fhir:{}", export.join("fhir").display()));
+    ingest(
+        &wh,
+        &key,
+        &format!("fhir:{}", export.join("fhir").display()),
+    );
     let before = all_files(&wh);
     let outside = dir.path().join("outside");
     for statement in [

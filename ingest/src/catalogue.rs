@@ -37,6 +37,19 @@ pub fn vaccine(atc: &str) -> Option<&'static Vaccine> {
         .or_else(|| VACCINES.get(&code.to_ascii_uppercase()))
 }
 
+/// The vaccine of an event's ATC code, or the quarantine reason. The code is shown only as
+/// its first eight alphanumeric characters: enough to fix the catalogue, never free text.
+pub fn vaccine_or_reason(atc: &str) -> Result<&'static Vaccine, String> {
+    vaccine(atc).ok_or_else(|| {
+        let shown: String = atc
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,11 @@
 //! and costs about 100 bytes a person (70 MB at national scale), independent of the number of
 //! events. Immunizations then stream through in parallel chunks.
 
-use crate::catalogue::vaccine;
+use crate::catalogue::vaccine_or_reason;
 use crate::chunks::Chunk;
 use crate::dates::{days, parse_date, parse_instant_micros};
 use crate::row::{Parsed, Rejected, Vaccination};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -366,14 +366,7 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         })
         .and_then(|c| c.code.as_deref())
         .ok_or("vaccineCode has no ATC coding (system http://www.whocc.no/atc)")?;
-    let vaccine = vaccine(atc).ok_or_else(|| {
-        let shown: String = atc
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
-    })?;
+    let vaccine = vaccine_or_reason(atc)?;
     let patient_ref = parsed
         .patient
         .as_ref()
@@ -424,7 +417,7 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         event_key: event_key(p, origin_system, origin_id),
         person_key: person.person_key,
         birth_month: days(birth_month(person.birth_date)),
-        birth_decade: person.birth_date.year().div_euclid(10) * 10,
+        birth_decade: crate::schema::birth_decade(person.birth_date),
         sex: person.sex,
         commune: person.commune,
         canton: person.canton,

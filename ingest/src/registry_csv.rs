@@ -1,11 +1,11 @@
 //! Registry CSV exports (`csv:FILE`), e.g. the COVID-19 vaccination system's.
 
-use crate::catalogue::vaccine;
+use crate::catalogue::vaccine_or_reason;
 use crate::csv_rows::Fields;
 use crate::dates::{days, parse_date, parse_instant_micros};
 use crate::fhir::{event_key, place, sex};
 use crate::row::Vaccination;
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use std::sync::Arc;
 use vaxlake_pseudonymize::{
     age_in_completed_months, birth_month, national_id, IdKind, Pseudonymizer,
@@ -48,14 +48,7 @@ pub fn parse_row(
     let sex = sex(f.opt(3))?;
     let (commune, canton) = place(f.opt(4), None);
     let atc = f.get(5);
-    let vaccine = vaccine(atc).ok_or_else(|| {
-        let shown: String = atc
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
-    })?;
+    let vaccine = vaccine_or_reason(atc)?;
     let dose_number_recorded = match f.opt(8) {
         None => None,
         Some(t) => Some(
@@ -89,7 +82,7 @@ pub fn parse_row(
         event_key: event_key(p, source_system, event_id),
         person_key: p.pseudonym_bytes(IdKind::Person, number.as_bytes()),
         birth_month: days(birth_month(birth)),
-        birth_decade: birth.year().div_euclid(10) * 10,
+        birth_decade: crate::schema::birth_decade(birth),
         sex,
         commune,
         canton,

@@ -34,6 +34,12 @@ fn field(name: &str, data_type: DataType, nullable: bool) -> Field {
     Field::new(name, data_type, nullable)
 }
 
+/// The `birth_decade` partition value of a person born on `birth` (1987 → 1980).
+pub fn birth_decade(birth: chrono::NaiveDate) -> i32 {
+    use chrono::Datelike;
+    birth.year().div_euclid(10) * 10
+}
+
 /// One row per current vaccination event. Partitioned by birth decade: ten partitions at
 /// national scale keep files large (tens of MB), coverage queries select cohorts and so prune
 /// partitions, and a correction touches only the partitions of the persons it concerns.

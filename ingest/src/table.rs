@@ -30,24 +30,14 @@ pub fn warehouse_url(location: &str) -> Result<Url> {
     let mut url = if location.contains("://") {
         Url::parse(location).map_err(|_| bad())?
     } else {
-        let path = std::path::Path::new(location);
-        std::fs::create_dir_all(path).map_err(|source| IngestError::Read {
-            path: location.to_string(),
-            source,
-        })?;
-        let abs = std::fs::canonicalize(path).map_err(|source| IngestError::Read {
-            path: location.to_string(),
-            source,
-        })?;
+        let abs = std::path::absolute(location).map_err(|_| bad())?;
         Url::from_directory_path(abs).map_err(|_| bad())?
     };
-    if url.scheme() == "file" {
-        if let Ok(p) = url.to_file_path() {
-            std::fs::create_dir_all(&p).map_err(|source| IngestError::Read {
-                path: p.display().to_string(),
-                source,
-            })?;
-        }
+    if let Ok(dir) = url.to_file_path() {
+        std::fs::create_dir_all(&dir).map_err(|source| IngestError::Read {
+            path: dir.display().to_string(),
+            source,
+        })?;
     }
     if !url.path().ends_with('/') {
         url.set_path(&format!("{}/", url.path()));
@@ -170,10 +160,6 @@ impl Table {
             }),
             _ => Ok(()),
         }
-    }
-
-    pub fn version(&self) -> Option<i64> {
-        self.table.version().map(|v| v as i64)
     }
 
     fn has_files(&self) -> bool {

@@ -36,6 +36,21 @@ pub fn key_file(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// Ingests `source` with `key`, returning the run's (read, accepted, quarantined) and its
+/// stdout and stderr (for the leak scan).
+pub fn ingest(warehouse: &Path, key: &Path, source: &str) -> ((u64, u64, u64), String, String) {
+    let (out, err) = ok(&[
+        "ingest",
+        "--warehouse",
+        warehouse.to_str().unwrap(),
+        "--source",
+        source,
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    (counts(&out), out, err)
+}
+
 /// Parses the last stdout line `read=N accepted=A quarantined=Q`.
 pub fn counts(stdout: &str) -> (u64, u64, u64) {
     let last = stdout
@@ -57,14 +72,7 @@ pub fn counts(stdout: &str) -> (u64, u64, u64) {
 
 /// One value from `vaxlake sql --format csv` (header + one row, one column).
 pub fn sql_value(warehouse: &Path, query: &str) -> String {
-    let (out, _) = ok(&[
-        "sql",
-        "--warehouse",
-        warehouse.to_str().unwrap(),
-        "--format",
-        "csv",
-        query,
-    ]);
+    let out = sql_csv(warehouse, query);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines.len(),
