@@ -64,7 +64,13 @@ enum Command {
         warehouse: WarehouseArg,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Aggregate cells with a count between 1 and N-1 are withheld (CONTRACTS.md).
+        #[arg(long, default_value_t = 8)]
+        suppression_threshold: u64,
     },
+    /// Vaccination coverage: one indicator and cohort, a curve, dropout, timeliness, or the
+    /// whole indicator table (definitions in docs/coverage.md).
+    Coverage(CoverageArgs),
     /// Generate a national-scale registry (or reuse it), ingest it and serve it on 127.0.0.1:8080.
     Demo {
         /// Where the demo keeps its export, key and warehouse.
@@ -92,6 +98,47 @@ enum KeyCommand {
 }
 
 #[derive(Args)]
+struct CoverageArgs {
+    #[command(flatten)]
+    warehouse: WarehouseArg,
+    /// Indicator name from sql/reference/indicators.csv (DTP3, MCV1, FLU65, ...).
+    #[arg(long, required_unless_present_any = ["all", "list"])]
+    indicator: Option<String>,
+    /// Birth year (season start year for seasonal, calendar year for age-band indicators).
+    #[arg(long, required_unless_present_any = ["all", "list"])]
+    cohort: Option<i32>,
+    /// Count doses given before this age in months instead of the indicator's default.
+    #[arg(long)]
+    age_months: Option<u32>,
+    /// One row per commune, canton or sex (plus the national total).
+    #[arg(long)]
+    by: Option<vaxlake_query::coverage::Breakdown>,
+    /// Cumulative coverage by age in months.
+    #[arg(long, conflicts_with_all = ["dropout_from", "timeliness", "all", "list"])]
+    curve: bool,
+    /// Oldest age on the curve (default twice the indicator's age, at most 240).
+    #[arg(long, requires = "curve")]
+    max_age_months: Option<u32>,
+    /// Dropout from this indicator's dose to --indicator's (e.g. DTP1 to DTP3).
+    #[arg(long, conflicts_with_all = ["timeliness", "all", "list"])]
+    dropout_from: Option<String>,
+    /// Median age at the dose and the share given on schedule.
+    #[arg(long, conflicts_with_all = ["all", "list"])]
+    timeliness: bool,
+    /// Every indicator x cohort x breakdown in one table.
+    #[arg(long, conflicts_with = "list")]
+    all: bool,
+    /// The indicator catalogue.
+    #[arg(long)]
+    list: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Aggregate cells with a count between 1 and N-1 are withheld (CONTRACTS.md).
+    #[arg(long, default_value_t = 8)]
+    suppression_threshold: u64,
+}
+
+#[derive(Args)]
 struct WarehouseArg {
     /// Warehouse root: a local path or an object-store URL.
     #[arg(long)]
@@ -105,7 +152,7 @@ struct KeyArg {
     key_file: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Table,
     Csv,
@@ -193,7 +240,12 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Serve { warehouse, listen } => serve(&warehouse.warehouse, listen).await,
+        Command::Serve {
+            warehouse,
+            listen,
+            suppression_threshold,
+        } => serve(&warehouse.warehouse, listen, suppression_threshold).await,
+        Command::Coverage(args) => coverage(args).await,
         Command::Demo {
             dir,
             persons,
@@ -292,14 +344,107 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn serve(warehouse: &str, listen: std::net::SocketAddr) -> Result<()> {
+async fn serve(warehouse: &str, listen: std::net::SocketAddr, threshold: u64) -> Result<()> {
+    use vaxlake_query::api::{router, serve_router, ApiState};
+    use vaxlake_query::coverage::Suppression;
+    if threshold == 0 {
+        bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
+    }
     let wh =
         vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
     if !listen.ip().is_loopback() {
         bail!("without --auth, serve binds to loopback only (got {listen}); authentication comes with the access-control work");
     }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("serving {warehouse} on http://{listen}/ (unauthenticated: loopback only)");
-    vaxlake_query::api::serve(wh, listen, shutdown_signal()).await?;
+    let state = ApiState::new(wh).with_suppression(Suppression { threshold });
+    serve_router(
+        listener,
+        router(std::sync::Arc::new(state)),
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn coverage(args: CoverageArgs) -> Result<()> {
+    use vaxlake_query::coverage::{self as cov, CoverageEngine, Suppression};
+    if args.suppression_threshold == 0 {
+        bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
+    }
+    let wh = vaxlake_query::Warehouse::open(
+        &args.warehouse.warehouse,
+        vaxlake_query::QueryOptions::default(),
+    )
+    .await?;
+    let engine = CoverageEngine::new(
+        wh,
+        Suppression {
+            threshold: args.suppression_threshold,
+        },
+    )?;
+    let format = match args.format {
+        Format::Table => cov::Format::Table,
+        Format::Csv => cov::Format::Csv,
+        Format::Json => cov::Format::Json,
+    };
+    if args.list {
+        let list = engine.indicators();
+        let answer = serde_json::json!({ "rows": list["indicators"] });
+        let shown = if args.format == Format::Json {
+            &list
+        } else {
+            &answer
+        };
+        print!("{}", cov::render(shown, format)?);
+        return Ok(());
+    }
+    if args.all {
+        print!("{}", cov::render(&*engine.table().await?, format)?);
+        return Ok(());
+    }
+    let (Some(indicator), Some(cohort)) = (args.indicator, args.cohort) else {
+        bail!("--indicator and --cohort are required (or --all, or --list)");
+    };
+    let answer = if args.curve {
+        engine
+            .curve(&cov::CurveQuery {
+                indicator,
+                cohort,
+                max_age_months: args.max_age_months,
+            })
+            .await?
+    } else if let Some(from) = args.dropout_from {
+        engine
+            .dropout(&cov::DropoutQuery {
+                from,
+                to: indicator,
+                cohort,
+                age_months: args.age_months,
+                by: args.by,
+            })
+            .await?
+    } else if args.timeliness {
+        engine
+            .timeliness(&cov::TimelinessQuery {
+                indicator,
+                cohort,
+                by: args.by,
+            })
+            .await?
+    } else {
+        engine
+            .coverage(&cov::CoverageQuery {
+                indicator,
+                cohort,
+                age_months: args.age_months,
+                by: args.by,
+            })
+            .await?
+    };
+    print!("{}", cov::render(&*answer, format)?);
     Ok(())
 }
 
@@ -356,5 +501,5 @@ async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<
         warehouse.display()
     );
     eprintln!("Press Ctrl-C to stop.");
-    serve(&wh, listen).await
+    serve(&wh, listen, 8).await
 }

@@ -31,6 +31,14 @@ pub enum QueryError {
     #[error("cannot read the warehouse at {root}: {reason}")]
     Warehouse { root: String, reason: String },
 
+    /// A request named an unknown indicator or a parameter out of range.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The warehouse does not hold what the answer needs yet (e.g. nothing ingested).
+    #[error("{0}")]
+    Unavailable(String),
+
     /// An answer could not be turned into the requested format.
     #[error("cannot format the answer: {0}")]
     Format(String),

@@ -13,6 +13,7 @@
 
 pub mod api;
 mod cooperative;
+pub mod coverage;
 mod error;
 mod format;
 mod reference;

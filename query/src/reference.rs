@@ -11,6 +11,8 @@ use crate::QueryError;
 
 const VACCINES_CSV: &str = include_str!("../../sql/reference/vaccines.csv");
 const COMMUNES_CSV: &str = include_str!("../../sql/reference/communes.csv");
+pub(crate) const SERIES_CSV: &str = include_str!("../../sql/reference/vaccine_series.csv");
+pub(crate) const INDICATORS_CSV: &str = include_str!("../../sql/reference/indicators.csv");
 
 /// The in-memory reference tables, built once per [`crate::Warehouse`] and shared by
 /// every session snapshot.
@@ -76,8 +78,37 @@ impl ReferenceTables {
         )?;
         let communes_table = MemTable::try_new(communes_schema, vec![vec![communes_batch]])?;
 
+        // Read by the coverage engine (RotaC's last dose) and listed for analysts.
+        let series = read_rows(SERIES_CSV, "sql/reference/vaccine_series.csv", 3)?;
+        let series_table = string_table(
+            &["atc_code", "antigen", "series_doses"],
+            (0..3)
+                .map(|column| series.iter().map(|row| row[column].clone()).collect())
+                .collect(),
+        )?;
+        let indicators = read_rows(INDICATORS_CSV, "sql/reference/indicators.csv", 10)?;
+        let indicators_table = string_table(
+            &[
+                "name",
+                "kind",
+                "antigen",
+                "dose",
+                "age_months",
+                "schedule_age_months",
+                "min_age_years",
+                "sex",
+                "definition_version",
+                "title",
+            ],
+            (0..10)
+                .map(|column| indicators.iter().map(|row| row[column].clone()).collect())
+                .collect(),
+        )?;
+
         Ok(ReferenceTables {
             tables: vec![
+                ("indicators", Arc::new(indicators_table)),
+                ("vaccine_series", Arc::new(series_table)),
                 ("vaccines", Arc::new(vaccines_table)),
                 ("vaccine_antigens", Arc::new(vaccine_antigens)),
                 ("communes", Arc::new(communes_table)),
@@ -87,7 +118,11 @@ impl ReferenceTables {
 }
 
 /// Reads a headed CSV into rows of exactly `columns` trimmed fields.
-fn read_rows(text: &str, name: &str, columns: usize) -> Result<Vec<Vec<String>>, QueryError> {
+pub(crate) fn read_rows(
+    text: &str,
+    name: &str,
+    columns: usize,
+) -> Result<Vec<Vec<String>>, QueryError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());

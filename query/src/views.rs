@@ -16,11 +16,18 @@ pub(crate) struct ViewDefinition {
 }
 
 /// In creation order: a view may read the ones before it.
-pub(crate) const VIEWS: &[ViewDefinition] = &[ViewDefinition {
-    name: "antigen_doses",
-    requires: &["vaccinations", "vaccine_antigens"],
-    sql: include_str!("../../sql/views/antigen_doses.sql"),
-}];
+pub(crate) const VIEWS: &[ViewDefinition] = &[
+    ViewDefinition {
+        name: "antigen_doses",
+        requires: &["vaccinations", "vaccine_antigens"],
+        sql: include_str!("../../sql/views/antigen_doses.sql"),
+    },
+    ViewDefinition {
+        name: "persons",
+        requires: &["vaccinations"],
+        sql: include_str!("../../sql/views/persons.sql"),
+    },
+];
 
 /// Creates every view whose relations are registered in `ctx`. A table of the same name
 /// (materialised by the ingest) wins over the view.

@@ -1,6 +1,7 @@
-//! The HTTP API: one file per front end (`health`, `sql`; later `coverage`,
+//! The HTTP API: one file per front end (`health`, `sql`, `coverage`; later
 //! `effectiveness`) over one shared [`Warehouse`].
 
+mod coverage;
 mod health;
 mod sql;
 
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
+use crate::coverage::{CoverageEngine, Suppression};
 use crate::{QueryError, Warehouse};
 
 /// Requests larger than this are refused (413): a query is text, not data.
@@ -28,16 +30,27 @@ pub struct ApiState {
     warehouse: Warehouse,
     sql_permits: Arc<Semaphore>,
     max_body_bytes: usize,
+    /// The coverage engine, or why it could not start (a broken compiled-in catalogue,
+    /// which the catalogue's tests catch first); the other endpoints work regardless.
+    coverage: Result<Arc<CoverageEngine>, String>,
 }
 
 impl ApiState {
     /// API state with the default limits.
     pub fn new(warehouse: Warehouse) -> Self {
+        let coverage = coverage_engine(&warehouse, Suppression::default());
         ApiState {
             warehouse,
             sql_permits: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_QUERIES)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            coverage,
         }
+    }
+
+    /// The disclosure threshold of every aggregate answer (CONTRACTS.md: 8 by default).
+    pub fn with_suppression(mut self, rule: Suppression) -> Self {
+        self.coverage = coverage_engine(&self.warehouse, rule);
+        self
     }
 
     /// See [`DEFAULT_MAX_CONCURRENT_QUERIES`].
@@ -58,12 +71,26 @@ impl ApiState {
     }
 }
 
+fn coverage_engine(
+    warehouse: &Warehouse,
+    rule: Suppression,
+) -> Result<Arc<CoverageEngine>, String> {
+    CoverageEngine::new(warehouse.clone(), rule)
+        .map(Arc::new)
+        .map_err(|error| error.to_string())
+}
+
 /// The API's routes, to serve alone ([`serve`]) or merged with the dashboards' router.
 pub fn router(state: Arc<ApiState>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     Router::new()
         .route("/api/health", get(health::health))
         .route("/api/sql", post(sql::sql))
+        .route("/api/coverage", get(coverage::coverage))
+        .route("/api/coverage/indicators", get(coverage::indicators))
+        .route("/api/coverage/curve", get(coverage::curve))
+        .route("/api/coverage/dropout", get(coverage::dropout))
+        .route("/api/coverage/timeliness", get(coverage::timeliness))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -118,7 +145,10 @@ impl ApiError {
 impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
         let status = match &error {
-            QueryError::Refused(_) | QueryError::Sql(_) => StatusCode::BAD_REQUEST,
+            QueryError::Refused(_) | QueryError::Sql(_) | QueryError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            QueryError::Unavailable(_) => StatusCode::NOT_FOUND,
             // 503, not 408: the client was not slow, the query was; retrying later with the
             // same query may succeed when the server is less busy.
             QueryError::Timeout(_) | QueryError::ResourcesExhausted(_) => {

@@ -1,0 +1,90 @@
+//! `GET /api/coverage` (CONTRACTS.md) and its companions `/indicators`, `/curve`,
+//! `/dropout` and `/timeliness` (docs/coverage.md): thin wrappers over
+//! [`crate::coverage::CoverageEngine`], which the command line uses too.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::{ApiError, ApiState};
+use crate::coverage::{
+    render, CoverageEngine, CoverageQuery, CurveQuery, DropoutQuery, Format, TimelinessQuery,
+};
+
+fn engine(state: &ApiState) -> Result<&CoverageEngine, ApiError> {
+    state
+        .coverage
+        .as_deref()
+        .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))
+}
+
+/// A malformed query string gets the same JSON error shape as every other refusal.
+fn parameters<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(parameters)| parameters)
+        .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))
+}
+
+/// JSON, or CSV when the client asks for `text/csv` (the dashboards' download button).
+fn answer(headers: &HeaderMap, answer: Arc<Value>) -> Result<Response, ApiError> {
+    let wants_csv = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/csv"));
+    if wants_csv {
+        let body = render(&answer, Format::Csv)?;
+        let mut response = body.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        return Ok(response);
+    }
+    Ok(Json(answer.as_ref().clone()).into_response())
+}
+
+pub(crate) async fn coverage(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    query: Result<Query<CoverageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = parameters(query)?;
+    answer(&headers, engine(&state)?.coverage(&query).await?)
+}
+
+pub(crate) async fn indicators(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    Ok(Json(engine(&state)?.indicators()).into_response())
+}
+
+pub(crate) async fn curve(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    query: Result<Query<CurveQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = parameters(query)?;
+    answer(&headers, engine(&state)?.curve(&query).await?)
+}
+
+pub(crate) async fn dropout(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    query: Result<Query<DropoutQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = parameters(query)?;
+    answer(&headers, engine(&state)?.dropout(&query).await?)
+}
+
+pub(crate) async fn timeliness(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    query: Result<Query<TimelinessQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = parameters(query)?;
+    answer(&headers, engine(&state)?.timeliness(&query).await?)
+}
