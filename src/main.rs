@@ -136,6 +136,10 @@ struct CoverageArgs {
     /// Aggregate cells with a count between 1 and N-1 are withheld (CONTRACTS.md).
     #[arg(long, default_value_t = 8)]
     suppression_threshold: u64,
+    /// Answer this many times and report each run's time on stderr (the first run reads the
+    /// warehouse, the others come from the cache; benchmarks).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
 }
 
 #[derive(Args)]
@@ -401,11 +405,29 @@ async fn coverage(args: CoverageArgs) -> Result<()> {
         print!("{}", cov::render(shown, format)?);
         return Ok(());
     }
-    if args.all {
-        print!("{}", cov::render(&*engine.table().await?, format)?);
-        return Ok(());
+    let mut answer = None;
+    for run in 1..=args.repeat.max(1) {
+        let started = std::time::Instant::now();
+        answer = Some(coverage_answer(&engine, &args).await?);
+        if args.repeat > 1 {
+            eprintln!("run={run} seconds={:.6}", started.elapsed().as_secs_f64());
+        }
     }
-    let (Some(indicator), Some(cohort)) = (args.indicator, args.cohort) else {
+    let answer = answer.expect("at least one run");
+    print!("{}", cov::render(&answer, format)?);
+    Ok(())
+}
+
+/// One answer of `vaxlake coverage` (everything but --list).
+async fn coverage_answer(
+    engine: &vaxlake_query::coverage::CoverageEngine,
+    args: &CoverageArgs,
+) -> Result<std::sync::Arc<serde_json::Value>> {
+    use vaxlake_query::coverage as cov;
+    if args.all {
+        return Ok(engine.table().await?);
+    }
+    let (Some(indicator), Some(cohort)) = (args.indicator.clone(), args.cohort) else {
         bail!("--indicator and --cohort are required (or --all, or --list)");
     };
     let answer = if args.curve {
@@ -416,7 +438,7 @@ async fn coverage(args: CoverageArgs) -> Result<()> {
                 max_age_months: args.max_age_months,
             })
             .await?
-    } else if let Some(from) = args.dropout_from {
+    } else if let Some(from) = args.dropout_from.clone() {
         engine
             .dropout(&cov::DropoutQuery {
                 from,
@@ -444,8 +466,7 @@ async fn coverage(args: CoverageArgs) -> Result<()> {
             })
             .await?
     };
-    print!("{}", cov::render(&*answer, format)?);
-    Ok(())
+    Ok(answer)
 }
 
 async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<()> {
@@ -495,6 +516,9 @@ async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<
     eprintln!("  API health:   curl http://{listen}/api/health");
     eprintln!(
         "  SQL over HTTP: curl -s http://{listen}/api/sql -H 'content-type: application/json' -d '{{\"sql\":\"SELECT antigen, count(*) FROM antigen_doses GROUP BY antigen ORDER BY 2 DESC\"}}'"
+    );
+    eprintln!(
+        "  Coverage:     curl 'http://{listen}/api/coverage?indicator=DTP3&cohort=2023&by=canton'"
     );
     eprintln!(
         "  SQL here:     vaxlake sql --warehouse {} \"SELECT canton, count(*) AS doses FROM vaccinations GROUP BY canton ORDER BY doses DESC\"",

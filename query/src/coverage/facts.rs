@@ -103,105 +103,148 @@ impl Facts {
         year_pairs.sort();
         year_pairs.dedup();
 
-        if !cohort_pairs.is_empty() {
-            let sql = format!(
-                "SELECT d.antigen, d.dose_seq, CAST(date_part('year', p.birth_month) AS BIGINT) AS cohort,
-                        p.commune, p.canton, p.sex, d.age_months_at_dose, count(*) AS persons
-                 FROM antigen_doses AS d JOIN persons AS p ON p.person_key = d.person_key
-                 WHERE {}
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7",
-                pairs_predicate(&cohort_pairs)
+        // One pass over the vaccinations for every indicator: the antigen's dose days are
+        // numbered per person once, joined to the person's attributes once, and each row
+        // keeps only the columns some indicator needs (the others are NULL), so that the
+        // grouped result stays small.
+        let wanted: Vec<String> = {
+            let mut all: Vec<String> = cohort_pairs
+                .iter()
+                .chain(&year_pairs)
+                .map(|(antigen, _)| antigen.clone())
+                .chain(series_antigens.iter().cloned())
+                .chain(season_antigens.iter().cloned())
+                .collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        if !wanted.is_empty() {
+            let none = "FALSE".to_string();
+            let or_none = |predicate: String| {
+                if predicate.is_empty() {
+                    none.clone()
+                } else {
+                    predicate
+                }
+            };
+            let cohort_rows = or_none(
+                [
+                    pairs_predicate(&cohort_pairs, "n.antigen", "n.dose_seq"),
+                    if series_antigens.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "(n.antigen IN ({}) AND n.dose_seq = n.series_doses)",
+                            string_list(&series_antigens)
+                        )
+                    },
+                ]
+                .into_iter()
+                .filter(|predicate| !predicate.is_empty())
+                .collect::<Vec<_>>()
+                .join(" OR "),
             );
-            for row in rows(ctx, &sql).await? {
-                let group = intern(&mut facts.groups, &mut interner, &row, 3);
-                let key = (row.text(0), DoseRule::Nth(row.int(1) as u32));
-                facts.cohort_doses.entry(key).or_default().push(AgeCount {
-                    cohort: row.int(2) as i32,
-                    group,
-                    age_months: row.int(6) as i32,
-                    persons: row.int(7) as u64,
-                });
-            }
-        }
-
-        if !series_antigens.is_empty() {
-            // The series a person must finish is the longest among the products they got.
+            let season_rows = if season_antigens.is_empty() {
+                none.clone()
+            } else {
+                format!(
+                    "(n.antigen IN ({}) AND (n.previous_dose_on IS NULL OR {} <> {}))",
+                    string_list(&season_antigens),
+                    season_of("n.previous_dose_on"),
+                    season_of("n.administered_on")
+                )
+            };
+            let year_rows = or_none(pairs_predicate(&year_pairs, "n.antigen", "n.dose_seq"));
+            let series_list = if series_antigens.is_empty() {
+                "NULL".to_string()
+            } else {
+                string_list(&series_antigens)
+            };
             let sql = format!(
-                "WITH need AS (
-                     SELECT v.person_key, s.antigen, max(CAST(s.series_doses AS BIGINT)) AS doses
-                     FROM vaccinations AS v JOIN vaccine_series AS s ON s.atc_code = v.vaccine_atc
-                     WHERE v.status = 'completed' AND s.antigen IN ({antigens})
-                     GROUP BY v.person_key, s.antigen)
-                 SELECT d.antigen, CAST(date_part('year', p.birth_month) AS BIGINT) AS cohort,
-                        p.commune, p.canton, p.sex, d.age_months_at_dose, count(*) AS persons
-                 FROM antigen_doses AS d
-                 JOIN need ON need.person_key = d.person_key AND need.antigen = d.antigen
-                              AND d.dose_seq = need.doses
-                 JOIN persons AS p ON p.person_key = d.person_key
-                 WHERE d.antigen IN ({antigens})
-                 GROUP BY 1, 2, 3, 4, 5, 6",
-                antigens = string_list(&series_antigens)
-            );
-            for row in rows(ctx, &sql).await? {
-                let group = intern(&mut facts.groups, &mut interner, &row, 2);
-                let key = (row.text(0), DoseRule::Series);
-                facts.cohort_doses.entry(key).or_default().push(AgeCount {
-                    cohort: row.int(1) as i32,
-                    group,
-                    age_months: row.int(5) as i32,
-                    persons: row.int(6) as u64,
-                });
-            }
-        }
-
-        if !season_antigens.is_empty() {
-            // A season starts on 1 September: doses from January to August belong to the
-            // season that started the year before.
-            let sql = format!(
-                "SELECT d.antigen,
-                        CAST(date_part('year', d.administered_on) AS BIGINT)
-                          - CASE WHEN date_part('month', d.administered_on) < 9 THEN 1 ELSE 0 END AS season,
+                "WITH days AS (
+                     SELECT v.person_key, a.antigen, v.administered_on,
+                            min(v.age_months_at_dose) AS age_months_at_dose,
+                            max(CAST(s.series_doses AS BIGINT)) AS series_doses
+                     FROM vaccinations AS v
+                     JOIN vaccine_antigens AS a ON a.atc_code = v.vaccine_atc
+                     LEFT JOIN vaccine_series AS s
+                            ON s.atc_code = v.vaccine_atc AND s.antigen = a.antigen
+                     WHERE v.status = 'completed' AND a.antigen IN ({wanted})
+                     GROUP BY v.person_key, a.antigen, v.administered_on),
+                 numbered AS (
+                     SELECT person_key, antigen, administered_on, age_months_at_dose,
+                            row_number() OVER (PARTITION BY person_key, antigen ORDER BY administered_on) AS dose_seq,
+                            lag(administered_on) OVER (PARTITION BY person_key, antigen ORDER BY administered_on) AS previous_dose_on,
+                            max(series_doses) OVER (PARTITION BY person_key, antigen) AS series_doses
+                     FROM days)
+                 SELECT n.antigen,
+                        CAST(n.dose_seq AS BIGINT) AS dose_seq,
+                        CASE WHEN n.antigen IN ({series_list}) AND n.dose_seq = n.series_doses THEN 1 ELSE 0 END AS completes_series,
+                        CASE WHEN {cohort_rows} THEN n.age_months_at_dose END AS cohort_age_months,
+                        CASE WHEN {season_rows} THEN {season} END AS season,
+                        CASE WHEN {year_rows} THEN CAST(date_part('year', n.administered_on) AS BIGINT) END AS year,
                         CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
-                        p.commune, p.canton, p.sex, count(DISTINCT d.person_key) AS persons
-                 FROM antigen_doses AS d JOIN persons AS p ON p.person_key = d.person_key
-                 WHERE d.antigen IN ({})
-                 GROUP BY 1, 2, 3, 4, 5, 6",
-                string_list(&season_antigens)
+                        p.commune, p.canton, p.sex,
+                        count(*) AS persons
+                 FROM numbered AS n JOIN persons AS p ON p.person_key = n.person_key
+                 WHERE ({cohort_rows}) OR ({season_rows}) OR ({year_rows})
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
+                wanted = string_list(&wanted),
+                season = season_of("n.administered_on"),
             );
             for row in rows(ctx, &sql).await? {
-                let group = intern(&mut facts.groups, &mut interner, &row, 3);
-                facts
-                    .season_doses
-                    .entry(row.text(0))
-                    .or_default()
-                    .push(YearCount {
-                        year: row.int(1) as i32,
-                        birth_year: row.int(2) as i32,
+                let group = intern(&mut facts.groups, &mut interner, &row, 7);
+                let antigen = row.text(0);
+                let dose = row.int(1) as u32;
+                let birth_year = row.int(6) as i32;
+                let persons = row.int(10) as u64;
+                if let Some(age) = row.maybe_int(3) {
+                    let count = AgeCount {
+                        cohort: birth_year,
                         group,
-                        persons: row.int(6) as u64,
-                    });
-            }
-        }
-
-        if !year_pairs.is_empty() {
-            let sql = format!(
-                "SELECT d.antigen, d.dose_seq, CAST(date_part('year', d.administered_on) AS BIGINT) AS year,
-                        CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
-                        p.commune, p.canton, p.sex, count(*) AS persons
-                 FROM antigen_doses AS d JOIN persons AS p ON p.person_key = d.person_key
-                 WHERE {}
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7",
-                pairs_predicate(&year_pairs)
-            );
-            for row in rows(ctx, &sql).await? {
-                let group = intern(&mut facts.groups, &mut interner, &row, 4);
-                let key = (row.text(0), row.int(1) as u32);
-                facts.year_doses.entry(key).or_default().push(YearCount {
-                    year: row.int(2) as i32,
-                    birth_year: row.int(3) as i32,
-                    group,
-                    persons: row.int(7) as u64,
-                });
+                        age_months: age as i32,
+                        persons,
+                    };
+                    if cohort_pairs.contains(&(antigen.clone(), dose)) {
+                        facts
+                            .cohort_doses
+                            .entry((antigen.clone(), DoseRule::Nth(dose)))
+                            .or_default()
+                            .push(count);
+                    }
+                    if row.int(2) == 1 {
+                        facts
+                            .cohort_doses
+                            .entry((antigen.clone(), DoseRule::Series))
+                            .or_default()
+                            .push(count);
+                    }
+                }
+                if let Some(season) = row.maybe_int(4) {
+                    facts
+                        .season_doses
+                        .entry(antigen.clone())
+                        .or_default()
+                        .push(YearCount {
+                            year: season as i32,
+                            birth_year,
+                            group,
+                            persons,
+                        });
+                }
+                if let Some(year) = row.maybe_int(5) {
+                    facts
+                        .year_doses
+                        .entry((antigen.clone(), dose))
+                        .or_default()
+                        .push(YearCount {
+                            year: year as i32,
+                            birth_year,
+                            group,
+                            persons,
+                        });
+                }
             }
         }
 
@@ -231,8 +274,17 @@ impl Facts {
     }
 }
 
-/// `(antigen = 'a' AND dose_seq IN (1, 3)) OR ...` for the pairs, grouped by antigen.
-fn pairs_predicate(pairs: &[(String, u32)]) -> String {
+/// The season (the year of its 1 September) a date falls in: January to August belong to
+/// the season that started the year before.
+fn season_of(date: &str) -> String {
+    format!(
+        "(CAST(date_part('year', {date}) AS BIGINT) - CASE WHEN date_part('month', {date}) < 9 THEN 1 ELSE 0 END)"
+    )
+}
+
+/// `(antigen = 'a' AND dose_seq IN (1, 3)) OR ...` for the pairs, grouped by antigen; empty
+/// for no pairs.
+fn pairs_predicate(pairs: &[(String, u32)], antigen_column: &str, dose_column: &str) -> String {
     let mut by_antigen: Vec<(String, Vec<u32>)> = Vec::new();
     for (antigen, dose) in pairs {
         match by_antigen.iter_mut().find(|(name, _)| name == antigen) {
@@ -245,7 +297,7 @@ fn pairs_predicate(pairs: &[(String, u32)]) -> String {
         .map(|(antigen, doses)| {
             let doses: Vec<String> = doses.iter().map(u32::to_string).collect();
             format!(
-                "(d.antigen = {} AND d.dose_seq IN ({}))",
+                "({antigen_column} = {} AND {dose_column} IN ({}))",
                 quote(antigen),
                 doses.join(", ")
             )
@@ -283,6 +335,9 @@ impl Row {
     }
     fn int(&self, index: usize) -> i64 {
         self.ints[index].unwrap_or_default()
+    }
+    fn maybe_int(&self, index: usize) -> Option<i64> {
+        self.ints[index]
     }
 }
 

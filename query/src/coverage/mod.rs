@@ -977,6 +977,7 @@ fn cohorts_of(facts: &Facts, indicator: &Indicator) -> Vec<i32> {
                 .into_iter()
                 .flatten()
                 .filter(|row| row.age_months < months)
+                .filter(|row| sex_matches(indicator, &facts.groups[row.group as usize]))
                 .map(|row| row.cohort)
                 .min();
             let reference_year = latest_reference_year(facts);
@@ -1000,17 +1001,30 @@ fn cohorts_of(facts: &Facts, indicator: &Indicator) -> Vec<i32> {
                 .flatten()
                 .map(|row| row.year),
         ),
-        Kind::AgeBand => match indicator.dose {
-            DoseRule::Nth(dose) => range(
-                &mut facts
-                    .year_doses
-                    .get(&(indicator.antigen.clone(), dose))
-                    .into_iter()
-                    .flatten()
-                    .map(|row| row.year),
-            ),
-            DoseRule::Series => Vec::new(),
-        },
+        Kind::AgeBand => {
+            let DoseRule::Nth(dose) = indicator.dose else {
+                return Vec::new();
+            };
+            let first = facts
+                .year_doses
+                .get(&(indicator.antigen.clone(), dose))
+                .into_iter()
+                .flatten()
+                .map(|row| row.year)
+                .min();
+            // Status at the end of every year up to the newest data, even when nobody got
+            // the dose in the last years: coverage does not stop because uptake did.
+            let last = facts
+                .data_until
+                .as_deref()
+                .and_then(parse_date)
+                .map(|(year, _, _)| year);
+            match (first, last) {
+                (Some(first), Some(last)) => (first..=last.max(first)).collect(),
+                (Some(first), None) => vec![first],
+                _ => Vec::new(),
+            }
+        }
     }
 }
 

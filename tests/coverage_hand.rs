@@ -1,0 +1,950 @@
+//! Coverage on small hand-built registries: every number asserted here is counted by hand
+//! from the registry written next to it, against docs/coverage.md and CONTRACTS.md.
+//!
+//! The pure-arithmetic tests run with `--suppression-threshold 1` (nothing suppressed); the
+//! suppression tests use the default threshold 8.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use vaxlake_pseudonymize::national_id::{luhn_digit, verhoeff_digit};
+
+const HEXA: &str = "J07CA09"; // diphtheria, tetanus, pertussis, polio, hib, hepatitis_b
+const DTAP_IPV: &str = "J07CA02"; // diphtheria, tetanus, pertussis, polio (no hib, no hepB)
+const MMR: &str = "J07BD52"; // measles, mumps, rubella
+const FLU: &str = "J07BB02"; // influenza
+const Z: f64 = 1.959964;
+const ALL_SHOWN: [&str; 2] = ["--suppression-threshold", "1"];
+/// lastUpdated of first versions; corrections carry later ones.
+const V1: &str = "2025-02-01T00:00:00Z";
+
+// ---------------------------------------------------------------------------------------
+// Building registries by hand
+// ---------------------------------------------------------------------------------------
+
+/// A valid 13-digit national number: YYYYMMDD + serial + Luhn + Verhoeff over the first 11.
+fn national_number(birth: &str, serial: u16) -> String {
+    let mut s = format!("{}{:03}", birth.replace('-', ""), serial % 1000);
+    let (luhn, verhoeff) = (luhn_digit(s.as_bytes()), verhoeff_digit(s.as_bytes()));
+    s.push((b'0' + luhn) as char);
+    s.push((b'0' + verhoeff) as char);
+    s
+}
+
+#[derive(Default)]
+struct Registry {
+    patients: Vec<String>,
+    immunizations: Vec<String>,
+}
+
+impl Registry {
+    /// A Patient; `commune: None` writes no address at all.
+    fn person(&mut self, id: &str, birth: &str, sex: &str, commune: Option<&str>) {
+        let serial = self.patients.len() as u16 + 1;
+        let address = commune
+            .map(|c| format!(r#","address":[{{"city":"{c}"}}]"#))
+            .unwrap_or_default();
+        self.patients.push(format!(
+            r#"{{"resourceType":"Patient","id":"{id}","identifier":[{{"system":"urn:oid:1.3.182.4.4","value":"{}"}}],"gender":"{sex}","birthDate":"{birth}"{address}}}"#,
+            national_number(birth, serial)
+        ));
+    }
+
+    /// A completed dose, first version.
+    fn dose(&mut self, id: &str, patient: &str, atc: &str, date: &str) {
+        self.immunizations
+            .push(immunization(id, patient, atc, date, "completed", V1));
+    }
+
+    /// Writes `DIR/name/{Patient,Immunization}.ndjson` with every Patient and the given
+    /// Immunizations; returns the `fhir:` source.
+    fn export_with(&self, dir: &Path, name: &str, immunizations: &[String]) -> String {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("Patient.ndjson"), self.patients.join("\n") + "\n").unwrap();
+        std::fs::write(
+            d.join("Immunization.ndjson"),
+            immunizations.join("\n") + "\n",
+        )
+        .unwrap();
+        format!("fhir:{}", d.display())
+    }
+
+    fn export(&self, dir: &Path, name: &str) -> String {
+        self.export_with(dir, name, &self.immunizations)
+    }
+}
+
+fn immunization(
+    id: &str,
+    patient: &str,
+    atc: &str,
+    date: &str,
+    status: &str,
+    last_updated: &str,
+) -> String {
+    format!(
+        r#"{{"resourceType":"Immunization","id":"{id}","meta":{{"lastUpdated":"{last_updated}"}},"status":"{status}","vaccineCode":{{"coding":[{{"system":"http://www.whocc.no/atc","code":"{atc}"}}]}},"patient":{{"reference":"Patient/{patient}"}},"occurrenceDateTime":"{date}","lotNumber":"L1"}}"#
+    )
+}
+
+/// Writes a population file (`reference_year,commune,sex,birth_year,count` rows); returns the
+/// `population:` source.
+fn population(dir: &Path, rows: &[&str]) -> String {
+    let path = dir.join("population.csv");
+    let mut text = "reference_year,commune,sex,birth_year,count\n".to_string();
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    format!("population:{}", path.display())
+}
+
+/// Ingests and checks nothing was quarantined.
+fn load(wh: &Path, key: &Path, source: &str) {
+    let ((read, accepted, quarantined), out, err) = ingest(wh, key, source);
+    assert_eq!(
+        (accepted, quarantined),
+        (read, 0),
+        "{source} quarantined something\nstdout: {out}\nstderr: {err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading answers
+// ---------------------------------------------------------------------------------------
+
+/// `vaxlake coverage --warehouse W --format json ARGS...`, parsed.
+fn coverage(wh: &Path, args: &[&str]) -> Value {
+    let mut all = vec![
+        "coverage",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    let (out, _) = ok(&all);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("coverage {args:?}: not JSON ({e}): {out}"))
+}
+
+/// The one national row of an answer without `by`.
+#[track_caller]
+fn national(answer: &Value) -> &Value {
+    let rows = answer["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "one national row expected: {answer}");
+    &rows[0]
+}
+
+/// The one row whose `key` equals `value`.
+#[track_caller]
+fn row<'a>(answer: &'a Value, key: &str, value: Value) -> &'a Value {
+    let found: Vec<&Value> = answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r.get(key) == Some(&value))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one row with {key}={value} expected: {answer}"
+    );
+    found[0]
+}
+
+#[track_caller]
+fn n_rows(answer: &Value) -> usize {
+    answer["rows"].as_array().expect("rows").len()
+}
+
+fn flags(row: &Value) -> Vec<String> {
+    row["flags"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn assert_close(value: &Value, expected: f64, context: &Value) {
+    let got = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("expected a number near {expected}, got {value} in {context}"));
+    assert!(
+        (got - expected).abs() < 1e-4,
+        "expected {expected}, got {got} in {context}"
+    );
+}
+
+/// An unsuppressed cell: `numerator` of `denominator`, coverage their ratio.
+#[track_caller]
+fn assert_cell(row: &Value, numerator: u64, denominator: u64) {
+    assert_eq!(row["suppressed"], json!(false), "not suppressed: {row}");
+    assert_eq!(
+        row["numerator"].as_u64(),
+        Some(numerator),
+        "numerator in {row}"
+    );
+    assert_eq!(
+        row["denominator"].as_u64(),
+        Some(denominator),
+        "denominator in {row}"
+    );
+    assert_close(&row["coverage"], numerator as f64 / denominator as f64, row);
+}
+
+/// A suppressed cell: `suppressed: true`, counts, rate and interval present and null.
+#[track_caller]
+fn assert_suppressed(row: &Value) {
+    assert_eq!(row["suppressed"], json!(true), "suppressed: {row}");
+    for k in ["numerator", "denominator", "coverage", "ci_low", "ci_high"] {
+        assert_eq!(row.get(k), Some(&Value::Null), "{k} must be null in {row}");
+    }
+}
+
+/// 95 % Wilson score interval of `x` successes out of `n`.
+fn wilson(x: f64, n: f64) -> (f64, f64) {
+    let p = x / n;
+    let z2 = Z * Z;
+    let scale = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / scale;
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / scale;
+    (centre - half, centre + half)
+}
+
+#[track_caller]
+fn assert_wilson(row: &Value, x: u64, n: u64) {
+    let (low, high) = wilson(x as f64, n as f64);
+    assert_close(&row["ci_low"], low, row);
+    assert_close(&row["ci_high"], high, row);
+}
+
+// ---------------------------------------------------------------------------------------
+// The infant registry: cohort 2022, eight children, ten residents
+// ---------------------------------------------------------------------------------------
+//
+// Ages are completed months at the dose.
+//
+// | person | born       | sex | commune | doses (age)                                                   |
+// |--------|------------|-----|---------|----------------------------------------------------------------|
+// | P1     | 2022-01-10 | F   | Wiltz   | hexa 2022-03-10 (2), 2022-05-10 (4), 2022-07-10 (6)            |
+// | P2     | 2022-02-01 | M   | Wiltz   | hexa + DTaP-IPV both 2022-04-01 (2), hexa 2022-06-01 (4), hexa 2023-04-01 (14) |
+// | P3     | 2022-03-15 | F   | Wiltz   | DTaP-IPV 2022-06-15 (3), 2022-08-15 (5), 2023-03-14 (11)       |
+// | P4     | 2022-03-15 | M   | Wiltz   | DTaP-IPV 2022-06-15 (3), 2022-08-15 (5), 2023-03-15 (12)       |
+// | P5     | 2022-04-20 | F   | Wiltz   | hexa 2022-06-20 (2), 2022-08-20 (4), 2022-11-20 (7)            |
+// | P6     | 2022-05-05 | M   | Wiltz   | hexa 2022-10-05 (5), 2022-12-05 (7), 2023-05-10 (12)           |
+// | P7     | 2022-06-01 | F   | (none)  | hexa 2022-08-01 (2), 2022-10-01 (4), 2022-12-01 (6)            |
+// | P8     | 2022-07-01 | M   | Wiltz   | MMR 2023-07-01 (12), MMR 2025-01-15 (30)                       |
+//
+// Population, latest reference year 2023: Wiltz female 2022: 5, Wiltz male 2022: 5 → 10.
+// (Reference year 2022 holds other counts, which must be ignored.)
+//
+// Pertussis days (same-day doses count once) and the age at the third day:
+//   P1 6, P2 14 (04-01 is one day), P3 11, P4 12, P5 7, P6 12, P7 6; P8 none.
+// First pertussis day: P1 2, P2 2, P3 3, P4 3, P5 2, P6 5, P7 2.
+// P8's late MMR puts data_until at 2025-01-15, after every 2022 child's 24-month birthday
+// (so no incomplete_follow_up flag on these answers).
+
+struct Infants {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    wh: std::path::PathBuf,
+    key: std::path::PathBuf,
+    registry: Registry,
+}
+
+fn infants() -> Infants {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "k");
+    let mut r = Registry::default();
+    let w = Some("Wiltz");
+    r.person("p1", "2022-01-10", "female", w);
+    r.person("p2", "2022-02-01", "male", w);
+    r.person("p3", "2022-03-15", "female", w);
+    r.person("p4", "2022-03-15", "male", w);
+    r.person("p5", "2022-04-20", "female", w);
+    r.person("p6", "2022-05-05", "male", w);
+    r.person("p7", "2022-06-01", "female", None);
+    r.person("p8", "2022-07-01", "male", w);
+
+    r.dose("p1-1", "p1", HEXA, "2022-03-10");
+    r.dose("p1-2", "p1", HEXA, "2022-05-10");
+    r.dose("p1-3", "p1", HEXA, "2022-07-10");
+
+    r.dose("p2-1", "p2", HEXA, "2022-04-01");
+    r.dose("p2-1b", "p2", DTAP_IPV, "2022-04-01");
+    r.dose("p2-2", "p2", HEXA, "2022-06-01");
+    r.dose("p2-3", "p2", HEXA, "2023-04-01");
+
+    r.dose("p3-1", "p3", DTAP_IPV, "2022-06-15");
+    r.dose("p3-2", "p3", DTAP_IPV, "2022-08-15");
+    r.dose("p3-3", "p3", DTAP_IPV, "2023-03-14");
+
+    r.dose("p4-1", "p4", DTAP_IPV, "2022-06-15");
+    r.dose("p4-2", "p4", DTAP_IPV, "2022-08-15");
+    r.dose("p4-3", "p4", DTAP_IPV, "2023-03-15");
+
+    r.dose("p5-1", "p5", HEXA, "2022-06-20");
+    r.dose("p5-2", "p5", HEXA, "2022-08-20");
+    r.dose("p5-3", "p5", HEXA, "2022-11-20");
+
+    r.dose("p6-1", "p6", HEXA, "2022-10-05");
+    r.dose("p6-2", "p6", HEXA, "2022-12-05");
+    r.dose("p6-3", "p6", HEXA, "2023-05-10");
+
+    r.dose("p7-1", "p7", HEXA, "2022-08-01");
+    r.dose("p7-2", "p7", HEXA, "2022-10-01");
+    r.dose("p7-3", "p7", HEXA, "2022-12-01");
+
+    r.dose("p8-1", "p8", MMR, "2023-07-01");
+    r.dose("p8-2", "p8", MMR, "2025-01-15");
+
+    load(&wh, &key, &r.export(dir.path(), "v1"));
+    load(
+        &wh,
+        &key,
+        &population(
+            dir.path(),
+            &[
+                "2022,Wiltz,female,2022,50",
+                "2022,Wiltz,male,2022,50",
+                "2023,Wiltz,female,2022,5",
+                "2023,Wiltz,male,2022,5",
+            ],
+        ),
+    );
+    Infants {
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+        wh,
+        key,
+        registry: r,
+    }
+}
+
+impl Infants {
+    fn coverage(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&ALL_SHOWN);
+        coverage(&self.wh, &all)
+    }
+}
+
+#[test]
+fn national_number_helper_matches_the_contract_example() {
+    assert_eq!(national_number("1893-12-01", 57), "1893120105732");
+}
+
+#[test]
+fn a_combination_vaccine_counts_for_every_antigen_it_contains() {
+    let t = infants();
+    // By 12 months (third day at < 12 completed months): P1 (6), P3 (11), P5 (7), P7 (6).
+    // P1, P5 and P7 only ever had the hexavalent vaccine: it counts for all four antigens.
+    // P3 had DTaP-IPV: pertussis and polio, but neither hib nor hepatitis B.
+    let dtp3 = t.coverage(&["--indicator", "DTP3", "--cohort", "2022"]);
+    assert_eq!(dtp3["antigen"], "pertussis");
+    assert_eq!(dtp3["dose"], 3);
+    assert_eq!(dtp3["age_months"], 12);
+    assert_eq!(national(&dtp3)["cohort"], 2022);
+    assert_cell(national(&dtp3), 4, 10); // P1, P3, P5, P7 of 10
+    assert_eq!(flags(national(&dtp3)), Vec::<String>::new());
+
+    let pol3 = t.coverage(&["--indicator", "Pol3", "--cohort", "2022"]);
+    assert_eq!(pol3["antigen"], "polio");
+    assert_cell(national(&pol3), 4, 10); // P1, P3, P5, P7 of 10
+
+    let hepb3 = t.coverage(&["--indicator", "HepB3", "--cohort", "2022"]);
+    assert_eq!(hepb3["antigen"], "hepatitis_b");
+    assert_cell(national(&hepb3), 3, 10); // P1, P5, P7 of 10 (not P3: DTaP-IPV has no hepB)
+
+    let hib3 = t.coverage(&["--indicator", "Hib3", "--cohort", "2022"]);
+    assert_eq!(hib3["antigen"], "hib");
+    assert_cell(national(&hib3), 3, 10); // P1, P5, P7 of 10
+}
+
+#[test]
+fn doses_of_one_antigen_on_one_day_count_once() {
+    let t = infants();
+    // P2 had hexa + DTaP-IPV on 2022-04-01 and hexa on 2022-06-01 and 2023-04-01: three
+    // pertussis days, the third at 14 months. Counting records instead of days would make
+    // 2022-06-01 (4 months) the third dose and put P2 into DTP3 by 12 months (5, not 4).
+    let dtp3 = t.coverage(&["--indicator", "DTP3", "--cohort", "2022"]);
+    assert_cell(national(&dtp3), 4, 10); // P1, P3, P5, P7; not P2
+                                         // By 15 months P2's third day (14) counts: P1, P3, P5, P7 + P4 (12), P6 (12) + P2 (14).
+    let dtp3_15 = t.coverage(&[
+        "--indicator",
+        "DTP3",
+        "--cohort",
+        "2022",
+        "--age-months",
+        "15",
+    ]);
+    assert_eq!(dtp3_15["age_months"], 15);
+    assert_cell(national(&dtp3_15), 7, 10);
+    // By sex at 15 months: male P2, P4, P6 of 5 (P8 has no pertussis dose).
+    let by_sex = t.coverage(&[
+        "--indicator",
+        "DTP3",
+        "--cohort",
+        "2022",
+        "--age-months",
+        "15",
+        "--by",
+        "sex",
+    ]);
+    assert_cell(row(&by_sex, "sex", json!("male")), 3, 5);
+    assert_cell(row(&by_sex, "sex", json!("female")), 4, 5); // P1, P3, P5, P7
+                                                             // DTP1: the shared day is P2's first dose; everyone but P8 has one by 12 months.
+    let dtp1 = t.coverage(&["--indicator", "DTP1", "--cohort", "2022"]);
+    assert_cell(national(&dtp1), 7, 10); // P1..P7 of 10
+}
+
+#[test]
+fn a_dose_the_day_before_the_birthday_counts_on_the_birthday_it_does_not() {
+    let t = infants();
+    // P3 and P4, both born 2022-03-15: P3's third dose on 2023-03-14 is at 11 completed
+    // months (< 12, counts); P4's on 2023-03-15 is at 12 (not before the 12-month birthday).
+    // P6's third dose 2023-05-10 (born 2022-05-05) is also at 12.
+    let by_sex = t.coverage(&["--indicator", "DTP3", "--cohort", "2022", "--by", "sex"]);
+    assert_cell(row(&by_sex, "sex", json!("female")), 4, 5); // P1, P3, P5, P7
+    assert_cell(row(&by_sex, "sex", json!("male")), 0, 5); // not P4, not P6 (12); P2 (14)
+    assert_cell(&by_sex["total"], 4, 10);
+    // By 13 months both doses at 12 count: 4 + P4 + P6 = 6.
+    let dtp3_13 = t.coverage(&[
+        "--indicator",
+        "DTP3",
+        "--cohort",
+        "2022",
+        "--age-months",
+        "13",
+    ]);
+    assert_cell(national(&dtp3_13), 6, 10);
+}
+
+#[test]
+fn entered_in_error_and_corrections_change_the_numbers() {
+    let t = infants();
+    let r = &t.registry;
+    let dtp3 =
+        |t: &Infants| t.coverage(&["--indicator", "DTP3", "--cohort", "2022", "--by", "sex"]);
+    let before = dtp3(&t);
+    assert_cell(&before["total"], 4, 10); // P1, P3, P5, P7
+    assert_cell(row(&before, "sex", json!("female")), 4, 5);
+    assert_cell(row(&before, "sex", json!("male")), 0, 5);
+
+    // P5's third dose (2022-11-20) is entered in error in a later version: P5 keeps two
+    // pertussis days. DTP3: P1, P3, P7 = 3; HepB3: P1, P7 = 2.
+    let eie = immunization(
+        "p5-3",
+        "p5",
+        HEXA,
+        "2022-11-20",
+        "entered-in-error",
+        "2025-03-01T00:00:00Z",
+    );
+    load(&t.wh, &t.key, &r.export_with(&t.dir, "eie", &[eie]));
+    let after_eie = dtp3(&t);
+    assert_cell(&after_eie["total"], 3, 10);
+    assert_cell(row(&after_eie, "sex", json!("female")), 3, 5); // P1, P3, P7
+    assert_cell(row(&after_eie, "sex", json!("male")), 0, 5);
+    let hepb3 = t.coverage(&["--indicator", "HepB3", "--cohort", "2022"]);
+    assert_cell(national(&hepb3), 2, 10); // P1, P7
+
+    // P6's third dose is corrected from 2023-05-10 (12 months) to 2023-05-04 (11 months,
+    // the day before P6's 2023-05-05 birthday): P6 now counts. DTP3: P1, P3, P6, P7 = 4.
+    let moved = immunization(
+        "p6-3",
+        "p6",
+        HEXA,
+        "2023-05-04",
+        "completed",
+        "2025-04-01T00:00:00Z",
+    );
+    load(
+        &t.wh,
+        &t.key,
+        &r.export_with(&t.dir, "correction", &[moved]),
+    );
+    let after_move = dtp3(&t);
+    assert_cell(&after_move["total"], 4, 10);
+    assert_cell(row(&after_move, "sex", json!("female")), 3, 5); // P1, P3, P7
+    assert_cell(row(&after_move, "sex", json!("male")), 1, 5); // P6
+}
+
+#[test]
+fn a_person_without_commune_counts_nationally_and_in_a_null_row_without_denominator() {
+    let t = infants();
+    // DTP3 by 12 months: P1, P3, P5 in Wiltz; P7 has no address.
+    let national_answer = t.coverage(&["--indicator", "DTP3", "--cohort", "2022"]);
+    assert_cell(national(&national_answer), 4, 10); // P7 is in the national numerator
+
+    let by_commune = t.coverage(&["--indicator", "DTP3", "--cohort", "2022", "--by", "commune"]);
+    assert_eq!(
+        n_rows(&by_commune),
+        2,
+        "Wiltz and the null commune: {by_commune}"
+    );
+    let wiltz = row(&by_commune, "commune", json!("Wiltz"));
+    assert_cell(wiltz, 3, 10);
+    assert_eq!(flags(wiltz), Vec::<String>::new());
+    let nowhere = row(&by_commune, "commune", Value::Null);
+    assert_eq!(nowhere["suppressed"], json!(false), "{nowhere}");
+    assert_eq!(nowhere["numerator"].as_u64(), Some(1), "{nowhere}"); // P7
+    assert!(nowhere["denominator"].is_null(), "{nowhere}");
+    assert!(nowhere["coverage"].is_null(), "{nowhere}");
+    assert_eq!(flags(nowhere), vec!["no_denominator".to_string()]);
+    assert_cell(&by_commune["total"], 4, 10);
+
+    let by_canton = t.coverage(&["--indicator", "DTP3", "--cohort", "2022", "--by", "canton"]);
+    assert_eq!(n_rows(&by_canton), 2, "{by_canton}");
+    assert_cell(row(&by_canton, "canton", json!("Wiltz")), 3, 10);
+    let nowhere = row(&by_canton, "canton", Value::Null);
+    assert_eq!(nowhere["numerator"].as_u64(), Some(1), "{nowhere}");
+    assert!(nowhere["denominator"].is_null(), "{nowhere}");
+    assert_eq!(flags(nowhere), vec!["no_denominator".to_string()]);
+}
+
+#[test]
+fn wilson_interval_of_one_cell() {
+    let t = infants();
+    let dtp3 = t.coverage(&["--indicator", "DTP3", "--cohort", "2022"]);
+    let cell = national(&dtp3);
+    assert_cell(cell, 4, 10);
+    // p = 0.4, n = 10, z = 1.959964:
+    //   centre = (0.4 + z²/20) / (1 + z²/10)            = 0.592073 / 1.384146 = 0.427753
+    //   half   = z·sqrt(0.4·0.6/10 + z²/400) / (1 + z²/10) = 0.359288 / 1.384146 = 0.259573
+    //   interval (0.168180, 0.687326)
+    let (low, high) = wilson(4.0, 10.0);
+    assert!(
+        (low - 0.16818).abs() < 1e-4 && (high - 0.68732).abs() < 1e-4,
+        "{low} {high}"
+    );
+    assert_wilson(cell, 4, 10);
+}
+
+#[test]
+fn dropout_dtp1_to_dtp3_and_timeliness_of_dtp1() {
+    let t = infants();
+    // Dropout by 12 months: started = DTP1 by 12 = P1..P7 = 7; completed = DTP3 by 12 =
+    // P1, P3, P5, P7 = 4; dropped = 7 - 4 = 3 (P2, P4, P6); dropout = 3/7.
+    let dropout = t.coverage(&[
+        "--indicator",
+        "DTP3",
+        "--dropout-from",
+        "DTP1",
+        "--cohort",
+        "2022",
+    ]);
+    let cell = national(&dropout);
+    assert_eq!(cell["suppressed"], json!(false), "{cell}");
+    assert_eq!(cell["started"].as_u64(), Some(7), "{cell}");
+    assert_eq!(cell["completed"].as_u64(), Some(4), "{cell}");
+    assert_eq!(cell["dropped"].as_u64(), Some(3), "{cell}");
+    assert_close(&cell["dropout"], 3.0 / 7.0, cell);
+    assert_wilson(cell, 3, 7);
+
+    // Timeliness of DTP1 (schedule age 2 months): the persons who ever had a first pertussis
+    // day: P1..P7 = 7, at ages 2, 2, 3, 3, 2, 5, 2 → sorted 2 2 2 2 3 3 5, median 2;
+    // timely (age <= 2): P1, P2, P5, P7 = 4 of 7.
+    let timeliness = t.coverage(&["--indicator", "DTP1", "--cohort", "2022", "--timeliness"]);
+    let cell = national(&timeliness);
+    assert_eq!(cell["suppressed"], json!(false), "{cell}");
+    assert_eq!(cell["vaccinated"].as_u64(), Some(7), "{cell}");
+    assert_close(&cell["median_age_months"], 2.0, cell);
+    assert_eq!(cell["timely"].as_u64(), Some(4), "{cell}");
+    assert_close(&cell["timely_share"], 4.0 / 7.0, cell);
+    assert_wilson(cell, 4, 7);
+}
+
+#[test]
+fn curve_gives_cumulative_numerators_by_age() {
+    let t = infants();
+    // Ages at the third pertussis day: P1 6, P7 6, P5 7, P3 11, P4 12, P6 12, P2 14.
+    // Row age_months = a counts third days at age < a.
+    let curve = t.coverage(&[
+        "--indicator",
+        "DTP3",
+        "--cohort",
+        "2022",
+        "--curve",
+        "--max-age-months",
+        "16",
+    ]);
+    assert_eq!(n_rows(&curve), 16, "ages 1..16: {curve}");
+    for (age, numerator) in [
+        (1, 0),
+        (6, 0),  // nobody before 6 months
+        (7, 2),  // P1, P7
+        (8, 3),  // + P5
+        (11, 3), // P3's dose at 11 is not < 11
+        (12, 4), // + P3
+        (13, 6), // + P4, P6
+        (14, 6),
+        (15, 7), // + P2
+        (16, 7),
+    ] {
+        assert_cell(row(&curve, "age_months", json!(age)), numerator, 10);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Numerator above denominator
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_numerator_above_the_denominator_is_flagged_and_still_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "k");
+    // Three girls born 2022 in Wiltz, each with a hexavalent dose at 2 months; the
+    // population counts only 2 of them (they moved in after 1 January).
+    let mut r = Registry::default();
+    for i in 1..=3 {
+        let p = format!("n{i}");
+        r.person(&p, &format!("2022-01-0{i}"), "female", Some("Wiltz"));
+        r.dose(&format!("{p}-1"), &p, HEXA, &format!("2022-03-0{i}"));
+    }
+    r.dose("n1-mmr", "n1", MMR, "2025-01-15"); // data_until after every 24-month birthday
+    load(&wh, &key, &r.export(dir.path(), "fhir"));
+    load(
+        &wh,
+        &key,
+        &population(dir.path(), &["2023,Wiltz,female,2022,2"]),
+    );
+
+    let mut args = vec!["--indicator", "DTP1", "--cohort", "2022"];
+    args.extend_from_slice(&ALL_SHOWN);
+    let answer = coverage(&wh, &args);
+    let cell = national(&answer);
+    assert_cell(cell, 3, 2); // 3 of 2: coverage 1.5
+    assert!(
+        cell["ci_low"].is_null() && cell["ci_high"].is_null(),
+        "{cell}"
+    );
+    assert_eq!(
+        flags(cell),
+        vec!["numerator_exceeds_denominator".to_string()]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Suppression (default threshold 8)
+// ---------------------------------------------------------------------------------------
+//
+// Cohort 2022, population reference year 2023:
+//   Wiltz female 20, Kehlen male 20, Clervaux male 30, Troisvierges male 3 → 73
+//   (female 20, male 53).
+// Persons, each with a hexavalent dose at 2 months (DTP1):
+//   15 girls in Wiltz, 10 boys in Kehlen (the first 3 also at 4 and 6 months: DTP3),
+//   12 boys in Clervaux; nobody in Troisvierges. DTP1 = 37.
+
+fn suppression_registry(dir: &Path) -> std::path::PathBuf {
+    let wh = dir.join("wh");
+    let key = key_file(dir, "k");
+    let mut r = Registry::default();
+    for i in 1..=15 {
+        let p = format!("w{i}");
+        r.person(&p, &format!("2022-01-{i:02}"), "female", Some("Wiltz"));
+        r.dose(&format!("{p}-1"), &p, HEXA, &format!("2022-03-{i:02}"));
+    }
+    for i in 1..=10 {
+        let p = format!("k{i}");
+        r.person(&p, &format!("2022-02-{i:02}"), "male", Some("Kehlen"));
+        r.dose(&format!("{p}-1"), &p, HEXA, &format!("2022-04-{i:02}"));
+        if i <= 3 {
+            r.dose(&format!("{p}-2"), &p, HEXA, &format!("2022-06-{i:02}"));
+            r.dose(&format!("{p}-3"), &p, HEXA, &format!("2022-08-{i:02}"));
+        }
+    }
+    for i in 1..=12 {
+        let p = format!("c{i}");
+        r.person(&p, &format!("2022-03-{i:02}"), "male", Some("Clervaux"));
+        r.dose(&format!("{p}-1"), &p, HEXA, &format!("2022-05-{i:02}"));
+    }
+    r.dose("c1-mmr", "c1", MMR, "2025-01-15"); // data_until after every 24-month birthday
+    load(&wh, &key, &r.export(dir, "fhir"));
+    load(
+        &wh,
+        &key,
+        &population(
+            dir,
+            &[
+                "2023,Wiltz,female,2022,20",
+                "2023,Kehlen,male,2022,20",
+                "2023,Clervaux,male,2022,30",
+                "2023,Troisvierges,male,2022,3",
+            ],
+        ),
+    );
+    wh
+}
+
+#[test]
+fn primary_and_secondary_suppression() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = suppression_registry(dir.path());
+
+    // National DTP1: 37 of 73, 73 - 37 = 36: nothing in 1..7, shown.
+    let dtp1 = coverage(&wh, &["--indicator", "DTP1", "--cohort", "2022"]);
+    assert_eq!(dtp1["suppression_threshold"], 8);
+    assert_cell(national(&dtp1), 37, 73);
+
+    // National DTP3: numerator 3 (k1, k2, k3) is in 1..7: suppressed.
+    let dtp3 = coverage(&wh, &["--indicator", "DTP3", "--cohort", "2022"]);
+    assert_suppressed(national(&dtp3));
+
+    // DTP1 by sex: female 15 of 20, 20 - 15 = 5 → primary. Male 22 of 53 (10 + 12 of
+    // 20 + 30 + 3) passes, but the suppressed rows alone (15, 20, 5) fail the rule and the
+    // answer carries the total, so male is suppressed too. Total 37 of 73 shown.
+    let by_sex = coverage(
+        &wh,
+        &["--indicator", "DTP1", "--cohort", "2022", "--by", "sex"],
+    );
+    assert_eq!(n_rows(&by_sex), 2, "{by_sex}");
+    assert_suppressed(row(&by_sex, "sex", json!("female")));
+    assert_suppressed(row(&by_sex, "sex", json!("male")));
+    assert_cell(&by_sex["total"], 37, 73);
+
+    // DTP1 by commune: Wiltz 15/20 (difference 5) and Troisvierges 0/3 (denominator 3) are
+    // suppressed; together (15, 23, 8) they pass, so Kehlen 10/20 and Clervaux 12/30 stay.
+    let by_commune = coverage(
+        &wh,
+        &["--indicator", "DTP1", "--cohort", "2022", "--by", "commune"],
+    );
+    assert_eq!(n_rows(&by_commune), 4, "{by_commune}");
+    assert_suppressed(row(&by_commune, "commune", json!("Wiltz")));
+    assert_suppressed(row(&by_commune, "commune", json!("Troisvierges")));
+    assert_cell(row(&by_commune, "commune", json!("Kehlen")), 10, 20);
+    assert_cell(row(&by_commune, "commune", json!("Clervaux")), 12, 30);
+    assert_cell(&by_commune["total"], 37, 73);
+
+    // DTP1 by canton: Wiltz (Wiltz 15/20), Capellen (Kehlen 10/20), Clervaux (Clervaux 12/30
+    // + Troisvierges 0/3 = 12/33). Wiltz fails (difference 5); alone it fails, so the
+    // published row with the smallest denominator goes too: Capellen (20 < 33); then
+    // (25, 40, 15) passes and Clervaux 12/33 stays.
+    let by_canton = coverage(
+        &wh,
+        &["--indicator", "DTP1", "--cohort", "2022", "--by", "canton"],
+    );
+    assert_eq!(n_rows(&by_canton), 3, "{by_canton}");
+    assert_suppressed(row(&by_canton, "canton", json!("Wiltz")));
+    assert_suppressed(row(&by_canton, "canton", json!("Capellen")));
+    assert_cell(row(&by_canton, "canton", json!("Clervaux")), 12, 33);
+    assert_cell(&by_canton["total"], 37, 73);
+}
+
+/// docs/coverage.md: "while their sums fail it, the unsuppressed row with the smallest
+/// denominator ... is suppressed as well. The total itself obeys the primary rule." The
+/// loop has no exception for an answer whose total is itself withheld.
+#[test]
+fn a_withheld_total_leaves_nothing_to_subtract_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = suppression_registry(dir.path());
+    // DTP3 by commune: Kehlen 3/20 (numerator 3) and Troisvierges 0/3 (denominator 3) fail the
+    // primary rule. The total 3/73 fails it too (numerator 3), so it is withheld, and with no
+    // published total nothing can be recovered by subtraction (docs/coverage.md): Wiltz 0/20
+    // and Clervaux 0/30 stay published.
+    let dtp3_by_commune = coverage(
+        &wh,
+        &["--indicator", "DTP3", "--cohort", "2022", "--by", "commune"],
+    );
+    assert_eq!(n_rows(&dtp3_by_commune), 4, "{dtp3_by_commune}");
+    for commune in ["Kehlen", "Troisvierges"] {
+        assert_suppressed(row(&dtp3_by_commune, "commune", json!(commune)));
+    }
+    assert_suppressed(&dtp3_by_commune["total"]);
+    for (commune, denominator) in [("Wiltz", 20), ("Clervaux", 30)] {
+        let published = row(&dtp3_by_commune, "commune", json!(commune));
+        assert_eq!(published["suppressed"], json!(false), "{published}");
+        assert_eq!(published["numerator"], json!(0), "{published}");
+        assert_eq!(published["denominator"], json!(denominator), "{published}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// FLU65: seasons 1 September – 31 August
+// ---------------------------------------------------------------------------------------
+//
+// | person | born       | influenza doses                      |
+// |--------|------------|--------------------------------------|
+// | F1     | 1950-05-01 | 2024-08-31                           |
+// | F2     | 1952-03-10 | 2024-09-01                           |
+// | F3     | 1959-07-07 | 2024-01-15, 2024-11-01               |
+// | F4     | 1945-01-01 | 2023-10-01, 2023-11-01, 2024-10-15   |
+// | F5     | 1960-02-02 | 2024-10-01                           |
+//
+// Season 2023 (2023-09-01..2024-08-31), born <= 2023 - 65 = 1958: F1 (08-31 is the season's
+//   last day), F4 (twice, one person) = 2. Not F2 (09-01 is season 2024), not F3 (1959).
+// Season 2024 (2024-09-01..2025-08-31), born <= 1959: F2, F3 (1959 <= 1959), F4 = 3.
+//   Not F1 (its dose is in season 2023), not F5 (1960).
+// Denominators: season 2023 from reference year 2024, season 2024 from 2025 (not 2023 nor
+// the latest, 2026); season 2026 has no reference year 2027 and uses 2026.
+
+#[test]
+fn flu65_seasons_run_from_september_to_august() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "k");
+    let mut r = Registry::default();
+    let w = Some("Wiltz");
+    r.person("f1", "1950-05-01", "female", w);
+    r.person("f2", "1952-03-10", "male", w);
+    r.person("f3", "1959-07-07", "female", w);
+    r.person("f4", "1945-01-01", "male", w);
+    r.person("f5", "1960-02-02", "male", w);
+    r.dose("f1-1", "f1", FLU, "2024-08-31");
+    r.dose("f2-1", "f2", FLU, "2024-09-01");
+    r.dose("f3-1", "f3", FLU, "2024-01-15");
+    r.dose("f3-2", "f3", FLU, "2024-11-01");
+    r.dose("f4-1", "f4", FLU, "2023-10-01");
+    r.dose("f4-2", "f4", FLU, "2023-11-01");
+    r.dose("f4-3", "f4", FLU, "2024-10-15");
+    r.dose("f5-1", "f5", FLU, "2024-10-01");
+    load(&wh, &key, &r.export(dir.path(), "fhir"));
+    let mut rows = vec![
+        // Reference year 2023: not used by either season.
+        "2023,Wiltz,female,1950,50",
+        "2023,Wiltz,male,1945,50",
+        // Reference year 2024 (season 2023): born <= 1958: 4 + 3 + 2 = 9.
+        "2024,Wiltz,female,1950,4",
+        "2024,Wiltz,male,1945,3",
+        "2024,Wiltz,male,1952,2",
+        "2024,Wiltz,female,1959,5",
+        "2024,Wiltz,male,1960,6",
+        // Reference year 2025 (season 2024): born <= 1959: 4 + 2 + 2 + 5 = 13.
+        "2025,Wiltz,female,1950,4",
+        "2025,Wiltz,male,1945,2",
+        "2025,Wiltz,male,1952,2",
+        "2025,Wiltz,female,1959,5",
+        "2025,Wiltz,male,1960,6",
+    ];
+    // Reference year 2026, the latest (season 2026, born <= 1961): 5 × 40 = 200.
+    rows.extend([
+        "2026,Wiltz,female,1950,40",
+        "2026,Wiltz,male,1945,40",
+        "2026,Wiltz,male,1952,40",
+        "2026,Wiltz,female,1959,40",
+        "2026,Wiltz,male,1960,40",
+    ]);
+    load(&wh, &key, &population(dir.path(), &rows));
+
+    let season = |cohort: &str| {
+        let mut args = vec!["--indicator", "FLU65", "--cohort", cohort];
+        args.extend_from_slice(&ALL_SHOWN);
+        coverage(&wh, &args)
+    };
+    let s2023 = season("2023");
+    assert_eq!(s2023["kind"], "season");
+    assert_eq!(s2023["antigen"], "influenza");
+    assert_eq!(national(&s2023)["season"], "2023/24");
+    assert_cell(national(&s2023), 2, 9); // F1, F4 of 9
+    assert!(
+        s2023["population_source"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2024"),
+        "{s2023}"
+    );
+
+    let s2024 = season("2024");
+    assert_eq!(national(&s2024)["season"], "2024/25");
+    assert_cell(national(&s2024), 3, 13); // F2, F3, F4 of 13
+    assert!(
+        s2024["population_source"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2025"),
+        "{s2024}"
+    );
+
+    let s2026 = season("2026");
+    assert_cell(national(&s2026), 0, 200); // no dose; reference year 2027 absent → 2026
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP answers as the command line does
+// ---------------------------------------------------------------------------------------
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn http_coverage_is_the_command_line_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = suppression_registry(dir.path());
+    let cli = coverage(
+        &wh,
+        &["--indicator", "DTP1", "--cohort", "2022", "--by", "sex"],
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        std::process::Command::new(bin())
+            .args([
+                "serve",
+                "--warehouse",
+                wh.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let (status, body) = loop {
+        if let Some(answer) = http_get(port, "/api/coverage?indicator=DTP1&cohort=2022&by=sex") {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "{body}");
+    let http: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(http, cli);
+    // And it is the hand-counted answer (see primary_and_secondary_suppression).
+    assert_suppressed(row(&http, "sex", json!("female")));
+    assert_suppressed(row(&http, "sex", json!("male")));
+    assert_cell(&http["total"], 37, 73);
+
+    let (status, body) = http_get(port, "/api/coverage?indicator=NOPE&cohort=2022").unwrap();
+    assert_eq!(status, 400, "{body}");
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        refused["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{refused}"
+    );
+}
