@@ -72,9 +72,15 @@ def connect(warehouse, reference_dir):
     ind (indicators.csv), vaccine_antigens (vaccines.csv, one row per antigen),
     series (vaccine_series.csv).
     """
-    con = duckdb.connect()
     vacc = table_files(warehouse, "vaccinations")
     pop = table_files(warehouse, "population")
+    return connect_files(vacc, pop, reference_dir)
+
+
+def connect_files(vacc, pop, reference_dir):
+    """connect(), from lists of Parquet files (paths or URIs) of `vaccinations` and
+    `population` instead of a warehouse (scripts/bench times it on the files it lists)."""
+    con = duckdb.connect()
     con.execute(
         f"CREATE VIEW vacc AS SELECT * FROM read_parquet({sql_list(vacc)}, hive_partitioning = true)"
     )

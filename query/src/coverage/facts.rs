@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
@@ -103,149 +105,51 @@ impl Facts {
         year_pairs.sort();
         year_pairs.dedup();
 
-        // One pass over the vaccinations for every indicator: the antigen's dose days are
-        // numbered per person once, joined to the person's attributes once, and each row
-        // keeps only the columns some indicator needs (the others are NULL), so that the
-        // grouped result stays small.
-        let wanted: Vec<String> = {
-            let mut all: Vec<String> = cohort_pairs
-                .iter()
-                .chain(&year_pairs)
-                .map(|(antigen, _)| antigen.clone())
-                .chain(series_antigens.iter().cloned())
-                .chain(season_antigens.iter().cloned())
-                .collect();
-            all.sort();
-            all.dedup();
-            all
-        };
+        // One pass over the vaccinations for every indicator. DataFusion groups each
+        // person's completed doses per antigen into two small lists (dates, ages) and joins
+        // the person's attributes; the dose days are then sorted, deduplicated and numbered
+        // here, per person, which costs far less than a window function sorting every dose
+        // of the country by person.
+        let mut wanted: Vec<String> = cohort_pairs
+            .iter()
+            .chain(&year_pairs)
+            .map(|(antigen, _)| antigen.clone())
+            .chain(series_antigens.iter().cloned())
+            .chain(season_antigens.iter().cloned())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
         if !wanted.is_empty() {
-            let none = "FALSE".to_string();
-            let or_none = |predicate: String| {
-                if predicate.is_empty() {
-                    none.clone()
-                } else {
-                    predicate
-                }
-            };
-            let cohort_rows = or_none(
-                [
-                    pairs_predicate(&cohort_pairs, "n.antigen", "n.dose_seq"),
-                    if series_antigens.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            "(n.antigen IN ({}) AND n.dose_seq = n.series_doses)",
-                            string_list(&series_antigens)
-                        )
-                    },
-                ]
-                .into_iter()
-                .filter(|predicate| !predicate.is_empty())
-                .collect::<Vec<_>>()
-                .join(" OR "),
-            );
-            let season_rows = if season_antigens.is_empty() {
-                none.clone()
-            } else {
-                format!(
-                    "(n.antigen IN ({}) AND (n.previous_dose_on IS NULL OR {} <> {}))",
-                    string_list(&season_antigens),
-                    season_of("n.previous_dose_on"),
-                    season_of("n.administered_on")
-                )
-            };
-            let year_rows = or_none(pairs_predicate(&year_pairs, "n.antigen", "n.dose_seq"));
-            let series_list = if series_antigens.is_empty() {
-                "NULL".to_string()
-            } else {
-                string_list(&series_antigens)
-            };
             let sql = format!(
-                "WITH days AS (
-                     SELECT v.person_key, a.antigen, v.administered_on,
-                            min(v.age_months_at_dose) AS age_months_at_dose,
+                "WITH doses AS (
+                     SELECT v.person_key, a.antigen,
+                            array_agg(v.administered_on) AS dates,
+                            array_agg(v.age_months_at_dose) AS ages,
                             max(CAST(s.series_doses AS BIGINT)) AS series_doses
                      FROM vaccinations AS v
                      JOIN vaccine_antigens AS a ON a.atc_code = v.vaccine_atc
                      LEFT JOIN vaccine_series AS s
                             ON s.atc_code = v.vaccine_atc AND s.antigen = a.antigen
-                     WHERE v.status = 'completed' AND a.antigen IN ({wanted})
-                     GROUP BY v.person_key, a.antigen, v.administered_on),
-                 numbered AS (
-                     SELECT person_key, antigen, administered_on, age_months_at_dose,
-                            row_number() OVER (PARTITION BY person_key, antigen ORDER BY administered_on) AS dose_seq,
-                            lag(administered_on) OVER (PARTITION BY person_key, antigen ORDER BY administered_on) AS previous_dose_on,
-                            max(series_doses) OVER (PARTITION BY person_key, antigen) AS series_doses
-                     FROM days)
-                 SELECT n.antigen,
-                        CAST(n.dose_seq AS BIGINT) AS dose_seq,
-                        CASE WHEN n.antigen IN ({series_list}) AND n.dose_seq = n.series_doses THEN 1 ELSE 0 END AS completes_series,
-                        CASE WHEN {cohort_rows} THEN n.age_months_at_dose END AS cohort_age_months,
-                        CASE WHEN {season_rows} THEN {season} END AS season,
-                        CASE WHEN {year_rows} THEN CAST(date_part('year', n.administered_on) AS BIGINT) END AS year,
+                     WHERE v.status = 'completed' AND a.antigen IN ({})
+                     GROUP BY v.person_key, a.antigen)
+                 SELECT d.antigen, d.dates, d.ages, d.series_doses,
                         CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
-                        p.commune, p.canton, p.sex,
-                        count(*) AS persons
-                 FROM numbered AS n JOIN persons AS p ON p.person_key = n.person_key
-                 WHERE ({cohort_rows}) OR ({season_rows}) OR ({year_rows})
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
-                wanted = string_list(&wanted),
-                season = season_of("n.administered_on"),
+                        p.commune, p.canton, p.sex
+                 FROM doses AS d JOIN persons AS p ON p.person_key = d.person_key",
+                string_list(&wanted)
             );
-            for row in rows(ctx, &sql).await? {
-                let group = intern(&mut facts.groups, &mut interner, &row, 7);
-                let antigen = row.text(0);
-                let dose = row.int(1) as u32;
-                let birth_year = row.int(6) as i32;
-                let persons = row.int(10) as u64;
-                if let Some(age) = row.maybe_int(3) {
-                    let count = AgeCount {
-                        cohort: birth_year,
-                        group,
-                        age_months: age as i32,
-                        persons,
-                    };
-                    if cohort_pairs.contains(&(antigen.clone(), dose)) {
-                        facts
-                            .cohort_doses
-                            .entry((antigen.clone(), DoseRule::Nth(dose)))
-                            .or_default()
-                            .push(count);
-                    }
-                    if row.int(2) == 1 {
-                        facts
-                            .cohort_doses
-                            .entry((antigen.clone(), DoseRule::Series))
-                            .or_default()
-                            .push(count);
-                    }
-                }
-                if let Some(season) = row.maybe_int(4) {
-                    facts
-                        .season_doses
-                        .entry(antigen.clone())
-                        .or_default()
-                        .push(YearCount {
-                            year: season as i32,
-                            birth_year,
-                            group,
-                            persons,
-                        });
-                }
-                if let Some(year) = row.maybe_int(5) {
-                    facts
-                        .year_doses
-                        .entry((antigen.clone(), dose))
-                        .or_default()
-                        .push(YearCount {
-                            year: year as i32,
-                            birth_year,
-                            group,
-                            persons,
-                        });
-                }
+            let plan = DosePlan {
+                cohort_pairs: &cohort_pairs,
+                series_antigens: &series_antigens,
+                season_antigens: &season_antigens,
+                year_pairs: &year_pairs,
+            };
+            let mut counts = DoseCounts::default();
+            let batches = ctx.sql(&sql).await?.collect().await?;
+            for batch in &batches {
+                count_batch(batch, &plan, &mut facts, &mut interner, &mut counts)?;
             }
+            counts.store(&mut facts);
         }
 
         facts.has_population = ctx.table_exist("population")?;
@@ -274,38 +178,6 @@ impl Facts {
     }
 }
 
-/// The season (the year of its 1 September) a date falls in: January to August belong to
-/// the season that started the year before.
-fn season_of(date: &str) -> String {
-    format!(
-        "(CAST(date_part('year', {date}) AS BIGINT) - CASE WHEN date_part('month', {date}) < 9 THEN 1 ELSE 0 END)"
-    )
-}
-
-/// `(antigen = 'a' AND dose_seq IN (1, 3)) OR ...` for the pairs, grouped by antigen; empty
-/// for no pairs.
-fn pairs_predicate(pairs: &[(String, u32)], antigen_column: &str, dose_column: &str) -> String {
-    let mut by_antigen: Vec<(String, Vec<u32>)> = Vec::new();
-    for (antigen, dose) in pairs {
-        match by_antigen.iter_mut().find(|(name, _)| name == antigen) {
-            Some((_, doses)) => doses.push(*dose),
-            None => by_antigen.push((antigen.clone(), vec![*dose])),
-        }
-    }
-    by_antigen
-        .iter()
-        .map(|(antigen, doses)| {
-            let doses: Vec<String> = doses.iter().map(u32::to_string).collect();
-            format!(
-                "({antigen_column} = {} AND {dose_column} IN ({}))",
-                quote(antigen),
-                doses.join(", ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
 fn string_list(values: &[String]) -> String {
     values
         .iter()
@@ -327,17 +199,11 @@ struct Row {
 }
 
 impl Row {
-    fn text(&self, index: usize) -> String {
-        self.texts[index].clone().unwrap_or_default()
-    }
     fn maybe_text(&self, index: usize) -> Option<String> {
         self.texts[index].clone()
     }
     fn int(&self, index: usize) -> i64 {
         self.ints[index].unwrap_or_default()
-    }
-    fn maybe_int(&self, index: usize) -> Option<i64> {
-        self.ints[index]
     }
 }
 
@@ -424,4 +290,236 @@ fn as_ints(column: &ArrayRef) -> Result<Int64Array, QueryError> {
         .downcast_ref::<Int64Array>()
         .ok_or_else(|| QueryError::Format("expected a number column".into()))?
         .clone())
+}
+
+/// Which doses of which antigens the catalogue needs, by indicator kind.
+struct DosePlan<'a> {
+    cohort_pairs: &'a [(String, u32)],
+    series_antigens: &'a [String],
+    season_antigens: &'a [String],
+    year_pairs: &'a [(String, u32)],
+}
+
+/// Counters filled person by person, then turned into [`Facts`] rows.
+#[derive(Default)]
+struct DoseCounts {
+    cohort: HashMap<(String, DoseRule, i32, u32, i32), u64>,
+    season: HashMap<(String, i32, i32, u32), u64>,
+    year: HashMap<(String, u32, i32, i32, u32), u64>,
+}
+
+impl DoseCounts {
+    fn store(self, facts: &mut Facts) {
+        for ((antigen, dose, cohort, group, age_months), persons) in self.cohort {
+            facts
+                .cohort_doses
+                .entry((antigen, dose))
+                .or_default()
+                .push(AgeCount {
+                    cohort,
+                    group,
+                    age_months,
+                    persons,
+                });
+        }
+        for ((antigen, year, birth_year, group), persons) in self.season {
+            facts
+                .season_doses
+                .entry(antigen)
+                .or_default()
+                .push(YearCount {
+                    year,
+                    birth_year,
+                    group,
+                    persons,
+                });
+        }
+        for ((antigen, dose, year, birth_year, group), persons) in self.year {
+            facts
+                .year_doses
+                .entry((antigen, dose))
+                .or_default()
+                .push(YearCount {
+                    year,
+                    birth_year,
+                    group,
+                    persons,
+                });
+        }
+    }
+}
+
+/// The season (named by the year of its 1 September) of a day counted from 1970-01-01.
+fn season_of_day(day: i32) -> i32 {
+    let (year, month, _) = civil_from_days(day);
+    if month < 9 {
+        year - 1
+    } else {
+        year
+    }
+}
+
+/// Proleptic Gregorian (year, month, day) of a day number (days since 1970-01-01), after
+/// Howard Hinnant's `civil_from_days`.
+fn civil_from_days(day: i32) -> (i32, u32, u32) {
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m, d)
+}
+
+/// Counts one batch of (antigen, dates, ages, series_doses, birth_year, commune, canton, sex)
+/// rows: one row is one person's completed doses of one antigen.
+fn count_batch(
+    batch: &RecordBatch,
+    plan: &DosePlan,
+    facts: &mut Facts,
+    interner: &mut HashMap<Group, u32>,
+    counts: &mut DoseCounts,
+) -> Result<(), QueryError> {
+    let antigens = as_strings(batch.column(0))?;
+    let dates = list(batch.column(1))?;
+    let ages = list(batch.column(2))?;
+    let series = as_ints(batch.column(3))?;
+    let birth_years = as_ints(batch.column(4))?;
+    let communes = as_strings(batch.column(5))?;
+    let cantons = as_strings(batch.column(6))?;
+    let sexes = as_strings(batch.column(7))?;
+    let text =
+        |array: &StringArray, row: usize| array.is_valid(row).then(|| array.value(row).to_string());
+
+    let date_values = items::<Date32Array>(&dates)?;
+    let age_values = items::<Int32Array>(&ages)?;
+    let (date_offsets, age_offsets) = (dates.value_offsets(), ages.value_offsets());
+    let mut days: Vec<(i32, i32)> = Vec::new();
+    for row in 0..batch.num_rows() {
+        let antigen = antigens.value(row);
+        let group = {
+            let group = Group {
+                commune: text(&communes, row),
+                canton: text(&cantons, row),
+                sex: text(&sexes, row),
+            };
+            let groups = &mut facts.groups;
+            *interner.entry(group.clone()).or_insert_with(|| {
+                groups.push(group);
+                (groups.len() - 1) as u32
+            })
+        };
+        let birth_year = birth_years.value(row) as i32;
+
+        // The person's dose days of this antigen in date order, one per day (the youngest
+        // age of the day, which is the same age for every dose of a day).
+        days.clear();
+        let (start, end) = (date_offsets[row] as usize, date_offsets[row + 1] as usize);
+        if (age_offsets[row] as usize, age_offsets[row + 1] as usize) != (start, end) {
+            return Err(QueryError::Format(
+                "dose dates and ages do not line up".into(),
+            ));
+        }
+        for index in start..end {
+            days.push((date_values.value(index), age_values.value(index)));
+        }
+        days.sort_unstable();
+        days.dedup_by_key(|(date, _)| *date);
+
+        for (pair_antigen, dose) in plan.cohort_pairs {
+            if pair_antigen == antigen {
+                if let Some(&(_, age)) = days.get(*dose as usize - 1) {
+                    *counts
+                        .cohort
+                        .entry((
+                            antigen.to_string(),
+                            DoseRule::Nth(*dose),
+                            birth_year,
+                            group,
+                            age,
+                        ))
+                        .or_default() += 1;
+                }
+            }
+        }
+        if plan.series_antigens.iter().any(|name| name == antigen) && series.is_valid(row) {
+            let need = series.value(row).max(1) as usize;
+            if let Some(&(_, age)) = days.get(need - 1) {
+                *counts
+                    .cohort
+                    .entry((
+                        antigen.to_string(),
+                        DoseRule::Series,
+                        birth_year,
+                        group,
+                        age,
+                    ))
+                    .or_default() += 1;
+            }
+        }
+        if plan.season_antigens.iter().any(|name| name == antigen) {
+            let mut previous = None;
+            for &(date, _) in &days {
+                let season = season_of_day(date);
+                if previous != Some(season) {
+                    *counts
+                        .season
+                        .entry((antigen.to_string(), season, birth_year, group))
+                        .or_default() += 1;
+                    previous = Some(season);
+                }
+            }
+        }
+        for (pair_antigen, dose) in plan.year_pairs {
+            if pair_antigen == antigen {
+                if let Some(&(date, _)) = days.get(*dose as usize - 1) {
+                    let year = civil_from_days(date).0;
+                    *counts
+                        .year
+                        .entry((antigen.to_string(), *dose, year, birth_year, group))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn list(column: &ArrayRef) -> Result<ListArray, QueryError> {
+    column
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .cloned()
+        .ok_or_else(|| {
+            QueryError::Format(format!(
+                "expected a list column, got {}",
+                column.data_type()
+            ))
+        })
+}
+
+/// The items of a list column, as their concrete array type.
+fn items<T: 'static>(list: &ListArray) -> Result<&T, QueryError> {
+    list.values()
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| QueryError::Format(format!("unexpected list items {}", list.value_type())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_become_dates_and_seasons() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_966), (2024, 8, 31));
+        assert_eq!(civil_from_days(19_967), (2024, 9, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(season_of_day(19_966), 2023);
+        assert_eq!(season_of_day(19_967), 2024);
+    }
 }
