@@ -117,3 +117,116 @@ fn health_and_sql_over_http() {
     assert!(refused["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert_eq!(sql_u64(&wh, "SELECT count(*) FROM vaccinations"), expected);
 }
+
+fn get(port: u16, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .expect("an answer");
+    (status, serde_json::from_str(&body).expect("a JSON answer"))
+}
+
+/// Coverage answers are cached per table version: an ingest that adds the population
+/// (a new Delta table) changes the next answer of the running server without a restart.
+#[test]
+fn coverage_answers_follow_a_new_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "k");
+    ok(&[
+        "generate",
+        "--out",
+        export.to_str().unwrap(),
+        "--persons",
+        "2000",
+        "--seed",
+        "5",
+    ]);
+    ingest(
+        &wh,
+        &key,
+        &format!("fhir:{}", export.join("fhir").display()),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        std::process::Command::new(bin())
+            .args([
+                "serve",
+                "--warehouse",
+                wh.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--suppression-threshold",
+                "1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let path = "/api/coverage?indicator=DTP1&cohort=2023";
+    let started = Instant::now();
+    let before = loop {
+        if let Some((200, body)) = http(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        ) {
+            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let numerator = before["rows"][0]["numerator"].as_u64().unwrap();
+    assert!(numerator > 0, "{before}");
+    assert_eq!(before["rows"][0]["denominator"], serde_json::Value::Null);
+    assert_eq!(before["rows"][0]["flags"][0], "no_denominator", "{before}");
+    // The same question again comes from the cache and is the same answer.
+    assert_eq!(get(port, path), (200, before.clone()));
+
+    // The denominator the population file gives: its latest reference year, births of 2023.
+    let population = std::fs::read_to_string(export.join("population.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = population
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').collect())
+        .collect();
+    let latest = rows.iter().map(|r| r[0]).max().unwrap();
+    let births: u64 = rows
+        .iter()
+        .filter(|r| r[0] == latest && r[3] == "2023")
+        .map(|r| r[4].parse::<u64>().unwrap())
+        .sum();
+    assert!(births > 0);
+
+    ingest(
+        &wh,
+        &key,
+        &format!("population:{}", export.join("population.csv").display()),
+    );
+    let started = Instant::now();
+    let after = loop {
+        let (status, answer) = get(port, path);
+        assert_eq!(status, 200, "{answer}");
+        if !answer["rows"][0]["denominator"].is_null() {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the answer never saw the new population table: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(after["rows"][0]["numerator"].as_u64(), Some(numerator));
+    assert_eq!(after["rows"][0]["denominator"].as_u64(), Some(births));
+    assert_ne!(after["table_versions"], before["table_versions"]);
+    assert_eq!(
+        after["population_source"],
+        format!("population, reference_year {latest}")
+    );
+}
