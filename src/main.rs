@@ -71,6 +71,9 @@ enum Command {
     /// Vaccination coverage: one indicator and cohort, a curve, dropout, timeliness, or the
     /// whole indicator table (definitions in docs/coverage.md).
     Coverage(CoverageArgs),
+    /// Vaccine effectiveness by the cohort method (Mantel-Haenszel over age bands, crude
+    /// beside it, screening method as a cross-check), or rates by vaccination status.
+    Effectiveness(EffectivenessArgs),
     /// Generate a national-scale registry (or reuse it), ingest it and serve it on 127.0.0.1:8080.
     Demo {
         /// Where the demo keeps its export, key and warehouse.
@@ -138,6 +141,51 @@ struct CoverageArgs {
     suppression_threshold: u64,
     /// Answer this many times and report each run's time on stderr (the first run reads the
     /// warehouse, the others come from the cache; benchmarks).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+}
+
+#[derive(Args)]
+struct EffectivenessArgs {
+    #[command(flatten)]
+    warehouse: WarehouseArg,
+    /// Antigen (lower case, as in CONTRACTS.md), e.g. influenza.
+    #[arg(long)]
+    antigen: String,
+    /// ICD-10 code or prefix of the disease, e.g. J10 or J1.
+    #[arg(long)]
+    disease: String,
+    /// First day of the study period (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    from: String,
+    /// Last day of the study period (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    to: String,
+    /// Days after the dose before a person counts as vaccinated.
+    #[arg(long, default_value_t = 14)]
+    lag_days: u32,
+    /// Which dose makes a person vaccinated.
+    #[arg(long, default_value_t = 1)]
+    dose: u32,
+    /// Per age band (`age_band`) beside the overall estimate.
+    #[arg(long)]
+    by: Option<String>,
+    /// Count only doses given on or after this day (seasonal antigens: the 1 September
+    /// before --from unless given).
+    #[arg(long)]
+    doses_since: Option<String>,
+    /// any, hospitalised or died.
+    #[arg(long, default_value = "any")]
+    outcome: vaxlake_query::effectiveness::Outcome,
+    /// Cases per 100,000 person-years by status, month and age band instead of VE.
+    #[arg(long)]
+    rates: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Case counts between 1 and N-1 are withheld (CONTRACTS.md).
+    #[arg(long, default_value_t = 8)]
+    suppression_threshold: u64,
+    /// Answer this many times and report each run's time on stderr (benchmarks).
     #[arg(long, default_value_t = 1)]
     repeat: u32,
 }
@@ -250,6 +298,7 @@ async fn run(cli: Cli) -> Result<()> {
             suppression_threshold,
         } => serve(&warehouse.warehouse, listen, suppression_threshold).await,
         Command::Coverage(args) => coverage(args).await,
+        Command::Effectiveness(args) => effectiveness(args).await,
         Command::Demo {
             dir,
             persons,
@@ -415,6 +464,86 @@ async fn coverage(args: CoverageArgs) -> Result<()> {
     }
     let answer = answer.expect("at least one run");
     print!("{}", cov::render(&answer, format)?);
+    Ok(())
+}
+
+async fn effectiveness(args: EffectivenessArgs) -> Result<()> {
+    use vaxlake_query::coverage::{render, Format as Rendered, Suppression};
+    use vaxlake_query::effectiveness::{EffectivenessEngine, EffectivenessQuery};
+    if args.suppression_threshold == 0 {
+        bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
+    }
+    let wh = vaxlake_query::Warehouse::open(
+        &args.warehouse.warehouse,
+        vaxlake_query::QueryOptions::default(),
+    )
+    .await?;
+    let engine = EffectivenessEngine::new(
+        wh,
+        Suppression {
+            threshold: args.suppression_threshold,
+        },
+    )?;
+    let query = EffectivenessQuery {
+        antigen: args.antigen,
+        disease: args.disease,
+        from: args.from,
+        to: args.to,
+        lag_days: Some(args.lag_days),
+        dose: Some(args.dose),
+        by: args.by,
+        doses_since: args.doses_since,
+        outcome: Some(args.outcome),
+    };
+    let mut answer = None;
+    for run in 1..=args.repeat.max(1) {
+        let started = std::time::Instant::now();
+        answer = Some(if args.rates {
+            engine.rates(&query).await?
+        } else {
+            engine.effectiveness(&query).await?
+        });
+        if args.repeat > 1 {
+            eprintln!("run={run} seconds={:.6}", started.elapsed().as_secs_f64());
+        }
+    }
+    let answer = answer.expect("at least one run");
+    let format = match args.format {
+        Format::Json => {
+            print!("{}", render(&answer, Rendered::Json)?);
+            return Ok(());
+        }
+        Format::Csv => Rendered::Csv,
+        Format::Table => Rendered::Table,
+    };
+    if args.rates {
+        print!("{}", render(&answer, format)?);
+        return Ok(());
+    }
+    // A table: the Mantel-Haenszel and crude estimates, then one line per age band.
+    let mut rows = Vec::new();
+    for (name, estimate) in [
+        ("overall (MH)", &answer["overall"]),
+        ("crude", &answer["crude"]),
+    ] {
+        let mut row = estimate.clone();
+        if let Some(map) = row.as_object_mut() {
+            map.insert("estimate".into(), serde_json::json!(name));
+            map.remove("estimator");
+            map.remove("screening");
+        }
+        rows.push(row);
+    }
+    for band in answer["rows"].as_array().into_iter().flatten() {
+        let mut row = band.clone();
+        if let Some(map) = row.as_object_mut() {
+            let label = map.remove("age_band").unwrap_or_default();
+            map.insert("estimate".into(), label);
+            map.remove("screening");
+        }
+        rows.push(row);
+    }
+    print!("{}", render(&serde_json::json!({ "rows": rows }), format)?);
     Ok(())
 }
 

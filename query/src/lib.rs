@@ -14,6 +14,8 @@
 pub mod api;
 mod cooperative;
 pub mod coverage;
+mod dates;
+pub mod effectiveness;
 mod error;
 mod format;
 mod reference;

@@ -24,14 +24,14 @@ fn engine(state: &ApiState) -> Result<&CoverageEngine, ApiError> {
 }
 
 /// A malformed query string gets the same JSON error shape as every other refusal.
-fn parameters<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn parameters<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(parameters)| parameters)
         .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))
 }
 
 /// JSON, or CSV when the client asks for `text/csv` (the dashboards' download button).
-fn answer(headers: &HeaderMap, answer: Arc<Value>) -> Result<Response, ApiError> {
+pub(super) fn answer(headers: &HeaderMap, answer: Arc<Value>) -> Result<Response, ApiError> {
     let wants_csv = headers
         .get_all(header::ACCEPT)
         .iter()

@@ -2,6 +2,7 @@
 //! `effectiveness`) over one shared [`Warehouse`].
 
 mod coverage;
+mod effectiveness;
 mod health;
 mod sql;
 
@@ -17,6 +18,7 @@ use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
 use crate::coverage::{CoverageEngine, Suppression};
+use crate::effectiveness::EffectivenessEngine;
 use crate::{QueryError, Warehouse};
 
 /// Requests larger than this are refused (413): a query is text, not data.
@@ -33,23 +35,28 @@ pub struct ApiState {
     /// The coverage engine, or why it could not start (a broken compiled-in catalogue,
     /// which the catalogue's tests catch first); the other endpoints work regardless.
     coverage: Result<Arc<CoverageEngine>, String>,
+    /// The effectiveness engine, likewise.
+    effectiveness: Result<Arc<EffectivenessEngine>, String>,
 }
 
 impl ApiState {
     /// API state with the default limits.
     pub fn new(warehouse: Warehouse) -> Self {
         let coverage = coverage_engine(&warehouse, Suppression::default());
+        let effectiveness = effectiveness_engine(&warehouse, Suppression::default());
         ApiState {
             warehouse,
             sql_permits: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_QUERIES)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             coverage,
+            effectiveness,
         }
     }
 
     /// The disclosure threshold of every aggregate answer (CONTRACTS.md: 8 by default).
     pub fn with_suppression(mut self, rule: Suppression) -> Self {
         self.coverage = coverage_engine(&self.warehouse, rule);
+        self.effectiveness = effectiveness_engine(&self.warehouse, rule);
         self
     }
 
@@ -80,6 +87,15 @@ fn coverage_engine(
         .map_err(|error| error.to_string())
 }
 
+fn effectiveness_engine(
+    warehouse: &Warehouse,
+    rule: Suppression,
+) -> Result<Arc<EffectivenessEngine>, String> {
+    EffectivenessEngine::new(warehouse.clone(), rule)
+        .map(Arc::new)
+        .map_err(|error| error.to_string())
+}
+
 /// The API's routes, to serve alone ([`serve`]) or merged with the dashboards' router.
 pub fn router(state: Arc<ApiState>) -> Router {
     let max_body_bytes = state.max_body_bytes;
@@ -91,6 +107,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/coverage/curve", get(coverage::curve))
         .route("/api/coverage/dropout", get(coverage::dropout))
         .route("/api/coverage/timeliness", get(coverage::timeliness))
+        .route("/api/effectiveness", get(effectiveness::effectiveness))
+        .route("/api/effectiveness/rates", get(effectiveness::rates))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -16,6 +16,7 @@ use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
 use super::catalogue::{Catalogue, DoseRule, Kind};
+use crate::dates::{civil_from_days, season_of_day};
 use crate::QueryError;
 
 /// Where a person is counted: the attributes of the `persons` view.
@@ -67,8 +68,6 @@ pub struct Facts {
     pub population: Vec<PopulationCount>,
     /// The newest dose date in the warehouse (ISO), for follow-up checks.
     pub data_until: Option<String>,
-    /// Whether a `population` table exists at all.
-    pub has_population: bool,
 }
 
 impl Facts {
@@ -152,8 +151,7 @@ impl Facts {
             counts.store(&mut facts);
         }
 
-        facts.has_population = ctx.table_exist("population")?;
-        if facts.has_population {
+        if ctx.table_exist("population")? {
             let sql = "SELECT CAST(reference_year AS BIGINT), CAST(birth_year AS BIGINT),
                               commune, canton, sex, CAST(sum(count) AS BIGINT)
                        FROM population GROUP BY 1, 2, 3, 4, 5";
@@ -274,7 +272,7 @@ fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>, QueryError> {
         .collect())
 }
 
-fn as_strings(column: &ArrayRef) -> Result<StringArray, QueryError> {
+pub(crate) fn as_strings(column: &ArrayRef) -> Result<StringArray, QueryError> {
     let cast = cast(column, &DataType::Utf8)?;
     Ok(cast
         .as_any()
@@ -283,7 +281,7 @@ fn as_strings(column: &ArrayRef) -> Result<StringArray, QueryError> {
         .clone())
 }
 
-fn as_ints(column: &ArrayRef) -> Result<Int64Array, QueryError> {
+pub(crate) fn as_ints(column: &ArrayRef) -> Result<Int64Array, QueryError> {
     let cast = cast(column, &DataType::Int64)?;
     Ok(cast
         .as_any()
@@ -347,31 +345,6 @@ impl DoseCounts {
                 });
         }
     }
-}
-
-/// The season (named by the year of its 1 September) of a day counted from 1970-01-01.
-fn season_of_day(day: i32) -> i32 {
-    let (year, month, _) = civil_from_days(day);
-    if month < 9 {
-        year - 1
-    } else {
-        year
-    }
-}
-
-/// Proleptic Gregorian (year, month, day) of a day number (days since 1970-01-01), after
-/// Howard Hinnant's `civil_from_days`.
-fn civil_from_days(day: i32) -> (i32, u32, u32) {
-    let z = i64::from(day) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m, d)
 }
 
 /// Counts one batch of (antigen, dates, ages, series_doses, birth_year, commune, canton, sex)
@@ -488,7 +461,7 @@ fn count_batch(
     Ok(())
 }
 
-fn list(column: &ArrayRef) -> Result<ListArray, QueryError> {
+pub(crate) fn list(column: &ArrayRef) -> Result<ListArray, QueryError> {
     column
         .as_any()
         .downcast_ref::<ListArray>()
@@ -502,24 +475,9 @@ fn list(column: &ArrayRef) -> Result<ListArray, QueryError> {
 }
 
 /// The items of a list column, as their concrete array type.
-fn items<T: 'static>(list: &ListArray) -> Result<&T, QueryError> {
+pub(crate) fn items<T: 'static>(list: &ListArray) -> Result<&T, QueryError> {
     list.values()
         .as_any()
         .downcast_ref::<T>()
         .ok_or_else(|| QueryError::Format(format!("unexpected list items {}", list.value_type())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_become_dates_and_seasons() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_966), (2024, 8, 31));
-        assert_eq!(civil_from_days(19_967), (2024, 9, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(season_of_day(19_966), 2023);
-        assert_eq!(season_of_day(19_967), 2024);
-    }
 }

@@ -7,7 +7,7 @@
 
 pub mod catalogue;
 mod cells;
-mod facts;
+pub(crate) mod facts;
 mod render;
 
 use std::collections::{BTreeMap, HashMap};
@@ -284,15 +284,15 @@ fn header(context: &Context, indicator: &Indicator) -> Map<String, Value> {
 /// A key of an answer's rows: the breakdown value, `None` for persons without one.
 type Key = Option<String>;
 
-/// Sums numerators and denominators per key. A key has a denominator when the population
-/// has at least one row for it; the total has one when the population has any row at all.
+/// Sums numerators and denominators per key. A key (and the total) has a denominator when
+/// the population has at least one row for it: a cohort the population does not count is
+/// `no_denominator`, not a denominator of 0.
 fn tabulate(
     numerators: impl IntoIterator<Item = (Key, u64)>,
     denominators: impl IntoIterator<Item = (Key, u64)>,
-    has_population: bool,
 ) -> (Vec<(Key, Cell)>, Cell) {
     let mut cells: BTreeMap<Key, Cell> = BTreeMap::new();
-    let mut total = Cell::new(0, has_population.then_some(0));
+    let mut total = Cell::new(0, None);
     for (key, persons) in numerators {
         cells.entry(key).or_default().numerator += persons;
         total.numerator += persons;
@@ -490,7 +490,7 @@ fn coverage_answer(
                 .map(|row| (&facts.groups[row.group as usize], row.persons))
                 .filter(|(group, _)| sex_matches(indicator, group))
                 .map(|(group, persons)| (group_key(by, group), persons));
-            let (rows, total) = tabulate(numerators, denominators, facts.has_population);
+            let (rows, total) = tabulate(numerators, denominators);
             let incomplete = before(facts, last_birthday(cohort, months));
             (
                 rows,
@@ -531,7 +531,7 @@ fn coverage_answer(
                 .map(|row| (&facts.groups[row.group as usize], row.persons))
                 .filter(|(group, _)| sex_matches(indicator, group))
                 .map(|(group, persons)| (group_key(by, group), persons));
-            let (rows, total) = tabulate(numerators, denominators, facts.has_population);
+            let (rows, total) = tabulate(numerators, denominators);
             let incomplete = before(facts, (cohort + 1, 8, 31));
             (
                 rows,
@@ -573,7 +573,7 @@ fn coverage_answer(
                 })
                 .filter(|row| sex_matches(indicator, &facts.groups[row.group as usize]))
                 .map(|row| (band(row.birth_year), row.persons));
-            let (mut rows, total) = tabulate(numerators, denominators, facts.has_population);
+            let (mut rows, total) = tabulate(numerators, denominators);
             let order = |key: &Key| {
                 AGE_BANDS
                     .iter()
@@ -675,8 +675,7 @@ fn curve_answer(
         *by_age.entry(age).or_default() += persons;
     }
     let population: Vec<(Key, u64)> = cohort_population(facts, indicator, query.cohort, None);
-    let denominator = facts
-        .has_population
+    let denominator = (!population.is_empty())
         .then(|| population.iter().map(|(_, persons)| persons).sum::<u64>());
     let mut answer = header(context, indicator);
     answer.insert("cohort".into(), json!(query.cohort));

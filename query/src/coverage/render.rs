@@ -15,6 +15,8 @@ pub enum Format {
 
 /// Columns in reading order; anything else an answer carries follows in name order.
 const ORDER: &[&str] = &[
+    "estimate",
+    "month",
     "indicator",
     "cohort",
     "season",
@@ -36,10 +38,21 @@ const ORDER: &[&str] = &[
     "numerator",
     "denominator",
     "coverage",
+    "ve",
     "ci_low",
     "ci_high",
+    "irr",
+    "cases_vaccinated",
+    "cases_unvaccinated",
+    "person_days_vaccinated",
+    "person_days_unvaccinated",
+    "person_years_vaccinated",
+    "rate_vaccinated",
+    "person_years_unvaccinated",
+    "rate_unvaccinated",
     "suppressed",
     "flags",
+    "reason",
 ];
 
 /// Renders `answer` (an object with `rows`, and `total` when broken down). CSV and table

@@ -1,0 +1,39 @@
+//! `GET /api/effectiveness` (CONTRACTS.md) and `/api/effectiveness/rates`
+//! (docs/effectiveness.md): thin wrappers over [`crate::effectiveness::EffectivenessEngine`],
+//! which the command line uses too.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::coverage::{answer, parameters};
+use super::{ApiError, ApiState};
+use crate::effectiveness::{EffectivenessEngine, EffectivenessQuery};
+
+fn engine(state: &ApiState) -> Result<&EffectivenessEngine, ApiError> {
+    state
+        .effectiveness
+        .as_deref()
+        .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))
+}
+
+pub(crate) async fn effectiveness(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    query: Result<Query<EffectivenessQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = parameters(query)?;
+    answer(&headers, engine(&state)?.effectiveness(&query).await?)
+}
+
+pub(crate) async fn rates(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    query: Result<Query<EffectivenessQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = parameters(query)?;
+    answer(&headers, engine(&state)?.rates(&query).await?)
+}
