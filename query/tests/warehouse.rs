@@ -74,8 +74,11 @@ async fn explain_and_information_schema_are_queries_too() {
         [
             "antigen_doses",
             "communes",
+            "indicators",
+            "persons",
             "vaccinations",
             "vaccine_antigens",
+            "vaccine_series",
             "vaccines"
         ]
         .map(|name| json!([name]))

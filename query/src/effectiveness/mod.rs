@@ -561,11 +561,22 @@ fn effectiveness_answer(
     let pooled = strata
         .iter()
         .fold(Stratum::default(), |sum, s| sum.plus(*s));
+    // A band with more vaccinated person-time than residents poisons the pooled sums too.
+    let overdrawn = strata.iter().find(|stratum| stratum.t0 < 0.0);
     let mut answer = study.describe();
     let mut overall = estimate_fields(&pooled, mantel_haenszel(&strata), rule);
     overall.insert("estimator".into(), json!("mantel_haenszel"));
-    overall.insert("screening".into(), screening_fields(&pooled, rule));
-    let mut crude = estimate_fields(&pooled, rate_ratio(&pooled), rule);
+    let pooled_screening = match overdrawn {
+        Some(_) => json!({"ve": null, "pcv": null, "ppv": null,
+                          "reason": "a band has more vaccinated person-time than the population holds"}),
+        None => screening_fields(&pooled, rule),
+    };
+    overall.insert("screening".into(), pooled_screening);
+    let crude_estimate = match overdrawn {
+        Some(stratum) => Err(rate_ratio(stratum).err().unwrap_or_default()),
+        None => rate_ratio(&pooled),
+    };
+    let mut crude = estimate_fields(&pooled, crude_estimate, rule);
     crude.insert("estimator".into(), json!("crude"));
     answer.insert("overall".into(), Value::Object(overall));
     answer.insert("crude".into(), Value::Object(crude));
