@@ -126,7 +126,14 @@ pub struct EffectivenessEngine {
     warehouse: Warehouse,
     rule: Suppression,
     seasonal_antigens: Vec<String>,
-    cache: tokio::sync::Mutex<(BTreeMap<String, i64>, HashMap<String, Arc<Value>>)>,
+    cache: tokio::sync::Mutex<AnswerCache>,
+}
+
+/// Answers of one set of table versions, by request.
+#[derive(Default)]
+struct AnswerCache {
+    versions: BTreeMap<String, i64>,
+    answers: HashMap<String, Arc<Value>>,
 }
 
 impl EffectivenessEngine {
@@ -142,7 +149,7 @@ impl EffectivenessEngine {
             warehouse,
             rule,
             seasonal_antigens,
-            cache: tokio::sync::Mutex::new((BTreeMap::new(), HashMap::new())),
+            cache: tokio::sync::Mutex::new(AnswerCache::default()),
         })
     }
 
@@ -253,11 +260,11 @@ impl EffectivenessEngine {
         self.warehouse.refresh_if_due().await;
         let snapshot = self.warehouse.snapshot();
         let mut cache = self.cache.lock().await;
-        if cache.0 != snapshot.versions {
-            cache.0 = snapshot.versions.clone();
-            cache.1.clear();
+        if cache.versions != snapshot.versions {
+            cache.versions = snapshot.versions.clone();
+            cache.answers.clear();
         }
-        if let Some(answer) = cache.1.get(&key) {
+        if let Some(answer) = cache.answers.get(&key) {
             return Ok(answer.clone());
         }
         let started = std::time::Instant::now();
@@ -269,10 +276,10 @@ impl EffectivenessEngine {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "effectiveness computed"
         );
-        if cache.1.len() >= MAX_CACHED_ANSWERS {
-            cache.1.clear();
+        if cache.answers.len() >= MAX_CACHED_ANSWERS {
+            cache.answers.clear();
         }
-        cache.1.insert(key, answer.clone());
+        cache.answers.insert(key, answer.clone());
         Ok(answer)
     }
 }
