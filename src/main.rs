@@ -650,6 +650,9 @@ async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<
         "  Coverage:     curl 'http://{listen}/api/coverage?indicator=DTP3&cohort=2023&by=canton'"
     );
     eprintln!(
+        "  Effectiveness: curl 'http://{listen}/api/effectiveness?antigen=influenza&disease=J1&from=2024-10-01&to=2025-04-30&by=age_band'"
+    );
+    eprintln!(
         "  SQL here:     vaxlake sql --warehouse {} \"SELECT canton, count(*) AS doses FROM vaccinations GROUP BY canton ORDER BY doses DESC\"",
         warehouse.display()
     );
