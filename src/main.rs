@@ -412,13 +412,9 @@ async fn serve(warehouse: &str, listen: std::net::SocketAddr, threshold: u64) ->
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("serving {warehouse} on http://{listen}/ (unauthenticated: loopback only)");
-    let state = ApiState::new(wh).with_suppression(Suppression { threshold });
-    serve_router(
-        listener,
-        router(std::sync::Arc::new(state)),
-        shutdown_signal(),
-    )
-    .await?;
+    let state = std::sync::Arc::new(ApiState::new(wh).with_suppression(Suppression { threshold }));
+    state.warm_in_background(std::time::Duration::from_secs(5));
+    serve_router(listener, router(state), shutdown_signal()).await?;
     Ok(())
 }
 

@@ -72,6 +72,23 @@ impl ApiState {
         self
     }
 
+    /// Keeps the coverage counts of the newest table versions read, checking every `every`,
+    /// so that dashboards never wait for a cold read after an ingest. Runs until the
+    /// runtime stops; a failed read is logged and tried again at the next tick.
+    pub fn warm_in_background(self: &Arc<Self>, every: std::time::Duration) {
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Ok(engine) = &state.coverage {
+                    if let Err(error) = engine.warm().await {
+                        tracing::debug!(%error, "coverage counts not read");
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
     /// The warehouse the API answers from.
     pub fn warehouse(&self) -> &Warehouse {
         &self.warehouse

@@ -154,6 +154,14 @@ impl CoverageEngine {
         })
     }
 
+    /// Reads the counts of the current table versions if they are not read yet, so that the
+    /// next request after an ingest does not pay for it (the server calls this periodically).
+    pub async fn warm(&self) -> Result<(), QueryError> {
+        self.cached("warm".into(), |_| Ok(Value::Null))
+            .await
+            .map(|_| ())
+    }
+
     /// Cohort, seasonal or age-band coverage (`GET /api/coverage`).
     pub async fn coverage(&self, query: &CoverageQuery) -> Result<Arc<Value>, QueryError> {
         let indicator = self.indicator(&query.indicator)?.clone();
