@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+"""Independent cross-check of `vaxlake effectiveness --by age_band --format json`.
+
+Recomputes the cohort-method strata of docs/effectiveness.md in DuckDB, straight from the
+raw Delta tables `vaccinations`, `population` and `cases` and the reference CSVs, then the
+per-band incidence rate ratios, the Mantel–Haenszel and crude estimates in Python, and
+(with --vaxlake-json) compares them with vaxlake's answer. It shares no code or SQL with
+vaxlake (neither sql/views/ nor the Rust engine is read): the Delta tables are opened with
+the `deltalake` package only to list the Parquet files of their current version.
+
+The definitions, as docs/effectiveness.md gives them:
+  * doses: completed doses of a vaccine containing the antigen (sql/reference/vaccines.csv),
+    given on or before `to` and on or after `doses_since` (for a seasonal antigen, one with
+    a `season` indicator in indicators.csv, it defaults to the 1 September before `from`);
+    doses on one day count once; a person's `dose`-th such day + `lag_days` is their
+    protected day;
+  * bands: year(from) - birth_year (persons: birth month of their most recently recorded
+    current event; cases: the case's own birth month; population: birth_year);
+  * vaccinated person-days of a band: Σ (to - max(from, protected day) + 1) over persons
+    protected on or before `to`; population person-days: residents of the band in the
+    reference year of the period's middle (else the latest earlier, else the earliest)
+    × days of the period; unvaccinated = population − vaccinated;
+  * cases: disease = code or LIKE code || '%', onset in the period (each notification
+    counts), `outcome` hospitalised/died filtering on the flag; vaccinated iff the onset is
+    on or after the person's protected day;
+  * IRR = (a/T1)/(b/T0), 95 % interval exp(log IRR ± 1.959964·sqrt(1/a + 1/b)), VE = 1 − IRR;
+    Mantel–Haenszel over the bands with the Greenland–Robins variance; crude pools them;
+  * no estimate when a = 0, b = 0, T1 <= 0 or T0 <= 0 (T1 > population); suppressed when a
+    or b lies in 1..threshold − 1 (counts, VE, interval and IRR null; person-days stay).
+
+Interpretations where the document leaves room (change them here if the spec says
+otherwise; each is reported on a disagreement): the middle of the period is
+from + floor((to − from) / 2) days; the 1 September "before" a `from` that is itself a
+1 September is that day; the Mantel–Haenszel sums run over the bands with population
+person-time (T > 0) and no more vaccinated person-time than the band holds; the overall and
+crude estimates refuse (no estimate) when some band has more vaccinated person-time than
+residents; the screening method gives VE = 1 when no case is vaccinated, and nothing where
+the counts are withheld or the person-time is not usable; cases and persons outside every
+band (born after the year of `from`) are left out of every figure.
+
+Checks with --vaxlake-json: the same set of bands; per band and for `overall` and `crude`:
+the four counts exactly (person-days also when suppressed), `suppressed` as the counts
+give it, VE, its interval and the IRR within 1e-4 (null on both sides or on neither), the
+screening method's PCV, PPV and VE (where vaxlake gives them) likewise (VE = 1 when no
+case is vaccinated; PPV not compared where there are no cases), the population source
+year. Exit 0 when everything agrees, 1 with the differences otherwise.
+
+Usage:
+  effectiveness_check.py --warehouse DIR --antigen influenza --disease J1
+                         --from 2024-10-01 --to 2025-04-30 [--lag-days 14] [--dose 1]
+                         [--outcome any|hospitalised|died] [--doses-since DATE]
+                         [--threshold 8] [--vaxlake-json FILE] [--threads N]
+"""
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+import time
+
+import duckdb
+
+Z = 1.959964
+TOLERANCE = 1e-4
+BANDS = ["0-4", "5-17", "18-64", "65-74", "75-84", "85+"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_REFERENCE = os.path.join(ROOT, "sql", "reference")
+
+# Age in whole years reached in the year of `from` -> band (NULL: outside every band).
+BAND_SQL = """
+CASE WHEN {age} < 0 THEN NULL
+     WHEN {age} <= 4 THEN '0-4'
+     WHEN {age} <= 17 THEN '5-17'
+     WHEN {age} <= 64 THEN '18-64'
+     WHEN {age} <= 74 THEN '65-74'
+     WHEN {age} <= 84 THEN '75-84'
+     ELSE '85+' END"""
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def table_files(warehouse, name):
+    """Parquet files of the current version of the Delta table `<warehouse>/<name>`."""
+    from deltalake import DeltaTable
+
+    files = DeltaTable(os.path.join(warehouse, name)).file_uris()
+    if not files:
+        raise SystemExit(f"effectiveness_check: table {name} has no data files")
+    return files
+
+
+def sql_list(items):
+    return "[" + ", ".join("'" + str(s).replace("'", "''") + "'" for s in items) + "]"
+
+
+def lit(s):
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def connect(warehouse, reference_dir, threads=None):
+    return connect_files(table_files(warehouse, "vaccinations"), table_files(warehouse, "population"),
+                         table_files(warehouse, "cases"), reference_dir, threads)
+
+
+def connect_files(vacc, pop, cases, reference_dir, threads=None):
+    """A DuckDB connection with the raw inputs as views (vacc, pop, cases) and the
+    reference tables vaccine_antigens (one row per ATC code and antigen) and
+    seasonal (antigens with a `season` indicator)."""
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE VIEW vacc AS SELECT * FROM read_parquet({sql_list(vacc)}, hive_partitioning = true)")
+    con.execute(f"CREATE VIEW pop AS SELECT * FROM read_parquet({sql_list(pop)})")
+    con.execute(f"CREATE VIEW cases AS SELECT * FROM read_parquet({sql_list(cases)})")
+    ref = lambda name: lit(os.path.join(reference_dir, name))  # noqa: E731
+    con.execute(f"""
+        CREATE TEMP TABLE vaccine_antigens AS
+        SELECT DISTINCT trim(atc_code) AS atc_code, trim(a.antigen) AS antigen
+        FROM read_csv({ref('vaccines.csv')}, header = true, all_varchar = true) v,
+             unnest(string_split(v.antigens, ';')) AS a(antigen)
+        WHERE trim(a.antigen) <> ''""")
+    con.execute(f"""
+        CREATE TEMP TABLE seasonal AS
+        SELECT DISTINCT trim(antigen) AS antigen
+        FROM read_csv({ref('indicators.csv')}, header = true, all_varchar = true)
+        WHERE trim(kind) = 'season'""")
+    return con
+
+
+# --------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------
+
+
+def day(s):
+    return dt.date.fromisoformat(s)
+
+
+def resolve(con, p):
+    """Fills in doses_since (seasonal default) and checks the parameters."""
+    p = dict(p)
+    if p["to"] < p["from"]:
+        raise SystemExit("effectiveness_check: --to before --from")
+    if p.get("doses_since") is None:
+        seasonal = {r[0] for r in con.execute("SELECT antigen FROM seasonal").fetchall()}
+        if p["antigen"] in seasonal:
+            f = p["from"]
+            year = f.year if (f.month, f.day) >= (9, 1) else f.year - 1
+            p["doses_since"] = dt.date(year, 9, 1)
+    return p
+
+
+def population_year(con, p):
+    """The reference year of the period's middle, else the latest earlier, else the earliest."""
+    years = sorted(r[0] for r in con.execute(
+        "SELECT DISTINCT reference_year FROM pop WHERE reference_year IS NOT NULL").fetchall())
+    if not years:
+        return None
+    middle = (p["from"] + dt.timedelta(days=(p["to"] - p["from"]).days // 2)).year
+    if middle in years:
+        return middle
+    earlier = [y for y in years if y < middle]
+    return earlier[-1] if earlier else years[0]
+
+
+# --------------------------------------------------------------------------------------
+# The strata, in DuckDB SQL
+# --------------------------------------------------------------------------------------
+
+
+def strata(con, p):
+    """Per band: cases vaccinated/unvaccinated, vaccinated person-days, residents, in
+    DuckDB. Returns (bands dict, population year, details)."""
+    frm, to = lit(p["from"].isoformat()), lit(p["to"].isoformat())
+    since = f"AND v.administered_on >= DATE {lit(p['doses_since'].isoformat())}" if p.get("doses_since") else ""
+    year_from = p["from"].year
+    outcome = {"any": "", "hospitalised": "AND c.hospitalised", "died": "AND c.died"}[p["outcome"]]
+    code = p["disease"]
+    # Protected persons: the dose-th distinct day of the antigen in [doses_since, to], + lag.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE protected AS
+        WITH d AS (
+            SELECT DISTINCT v.person_key, v.administered_on
+            FROM vacc v JOIN vaccine_antigens va ON va.atc_code = v.vaccine_atc
+            WHERE v.status = 'completed' AND va.antigen = {lit(p['antigen'])}
+              AND v.administered_on <= DATE {to} {since}),
+        n AS (
+            SELECT person_key, administered_on,
+                   row_number() OVER (PARTITION BY person_key ORDER BY administered_on) AS seq
+            FROM d)
+        SELECT person_key, administered_on AS dose_day,
+               CAST(administered_on + INTERVAL ({int(p['lag_days'])}) DAY AS DATE) AS protected_on
+        FROM n WHERE seq = {int(p['dose'])}""")
+    # A person's birth year: that of their most recently recorded current event.
+    vacc_pd = con.execute(f"""
+        WITH born AS (
+            SELECT person_key, year(arg_max(birth_month, (recorded_at, event_key))) AS birth_year
+            FROM (SELECT person_key, birth_month, event_key,
+                         coalesce(recorded_at, TIMESTAMPTZ '0001-01-01 00:00:00+00') AS recorded_at
+                  FROM vacc WHERE status <> 'entered-in-error'
+                    AND person_key IN (SELECT person_key FROM protected))
+            GROUP BY person_key)
+        SELECT {BAND_SQL.format(age=f'{year_from} - b.birth_year')} AS band,
+               count(*) AS persons,
+               sum(date_diff('day', greatest(DATE {frm}, pr.protected_on), DATE {to}) + 1) AS person_days
+        FROM protected pr JOIN born b USING (person_key)
+        WHERE pr.protected_on <= DATE {to}
+        GROUP BY ALL""").fetchall()
+    cases = con.execute(f"""
+        SELECT {BAND_SQL.format(age=f'{year_from} - year(c.birth_month)')} AS band,
+               count(*) FILTER (WHERE pr.protected_on IS NOT NULL AND c.onset_date >= pr.protected_on) AS vaccinated,
+               count(*) FILTER (WHERE pr.protected_on IS NULL OR c.onset_date < pr.protected_on) AS unvaccinated
+        FROM cases c LEFT JOIN protected pr ON pr.person_key = c.person_key
+        WHERE (c.disease = {lit(code)} OR starts_with(c.disease, {lit(code)}))
+          AND c.onset_date BETWEEN DATE {frm} AND DATE {to} {outcome}
+        GROUP BY ALL""").fetchall()
+    ref_year = population_year(con, p)
+    residents = con.execute(f"""
+        SELECT {BAND_SQL.format(age=f'{year_from} - birth_year')} AS band, sum(count) AS residents
+        FROM pop WHERE reference_year = {ref_year if ref_year is not None else 'NULL'}
+        GROUP BY ALL""").fetchall()
+    days = (p["to"] - p["from"]).days + 1
+    bands = {b: {"cases_vaccinated": 0, "cases_unvaccinated": 0, "person_days_vaccinated": 0,
+                 "residents": 0, "vaccinated_persons": 0} for b in BANDS}
+    outside = {"cases": 0, "protected_persons": 0, "residents": 0}
+    for band, persons, pd in vacc_pd:
+        if band is None:
+            outside["protected_persons"] += persons
+            continue
+        bands[band]["person_days_vaccinated"] += int(pd)
+        bands[band]["vaccinated_persons"] += persons
+    for band, a, b in cases:
+        if band is None:
+            outside["cases"] += a + b
+            continue
+        bands[band]["cases_vaccinated"] += a
+        bands[band]["cases_unvaccinated"] += b
+    for band, n in residents:
+        if band is None:
+            outside["residents"] += int(n)
+            continue
+        bands[band]["residents"] += int(n)
+    for s in bands.values():
+        s["person_days"] = s["residents"] * days
+        s["person_days_unvaccinated"] = s["person_days"] - s["person_days_vaccinated"]
+    return bands, ref_year, {"days": days, "outside_every_band": outside}
+
+
+# --------------------------------------------------------------------------------------
+# Estimates, in Python
+# --------------------------------------------------------------------------------------
+
+
+def fails(n, threshold):
+    return 1 <= n <= threshold - 1
+
+
+def rate_ratio(a, b, t1, t0):
+    """(irr, low, high, reason) of the per-band (or crude) estimate."""
+    if t1 <= 0:
+        return None, None, None, "no vaccinated person-time"
+    if t0 < 0:
+        return None, None, None, "more vaccinated person-time than the population holds"
+    if t0 == 0:
+        return None, None, None, "no unvaccinated person-time"
+    if a == 0:
+        return None, None, None, "no cases among the vaccinated"
+    if b == 0:
+        return None, None, None, "no cases among the unvaccinated"
+    irr = (a / t1) / (b / t0)
+    se = math.sqrt(1 / a + 1 / b)
+    return irr, math.exp(math.log(irr) - Z * se), math.exp(math.log(irr) + Z * se), None
+
+
+def mantel_haenszel(bands):
+    """(irr, low, high, reason) over the bands, Greenland–Robins variance of log IRR."""
+    if any(s["person_days_unvaccinated"] < 0 for s in bands.values()):
+        return None, None, None, "more vaccinated person-time than the population holds"
+    num = den = var = 0.0
+    for s in bands.values():
+        a, b = s["cases_vaccinated"], s["cases_unvaccinated"]
+        t1, t0 = s["person_days_vaccinated"], s["person_days_unvaccinated"]
+        t = t1 + t0
+        if t <= 0:
+            continue
+        num += a * t0 / t
+        den += b * t1 / t
+        var += (a + b) * t1 * t0 / (t * t)
+    a = sum(s["cases_vaccinated"] for s in bands.values())
+    b = sum(s["cases_unvaccinated"] for s in bands.values())
+    if sum(s["person_days_vaccinated"] for s in bands.values()) <= 0:
+        return None, None, None, "no vaccinated person-time"
+    if sum(s["person_days_unvaccinated"] for s in bands.values()) <= 0:
+        return None, None, None, "no unvaccinated person-time"
+    if a == 0 or num == 0:
+        return None, None, None, "no cases among the vaccinated"
+    if b == 0 or den == 0:
+        return None, None, None, "no cases among the unvaccinated"
+    irr = num / den
+    se = math.sqrt(var / (num * den))
+    return irr, math.exp(math.log(irr) - Z * se), math.exp(math.log(irr) + Z * se), None
+
+
+def estimate(a, b, t1, t0, threshold, irr_ci, over_population=False):
+    irr, low, high, reason = irr_ci
+    out = {"cases_vaccinated": a, "cases_unvaccinated": b,
+           "person_days_vaccinated": t1, "person_days_unvaccinated": t0,
+           "irr": irr, "ve": None if irr is None else 1 - irr,
+           "ci_low": None if high is None else 1 - high, "ci_high": None if low is None else 1 - low,
+           "suppressed": fails(a, threshold) or fails(b, threshold), "reason": reason}
+    # Farrington's screening method: PCV the share of cases vaccinated, PPV the vaccinated
+    # share of the stratum's person-time.
+    pcv = a / (a + b) if a + b > 0 else None
+    ppv = t1 / (t1 + t0) if t1 + t0 > 0 and 0 <= t1 <= t1 + t0 else None
+    sve = None
+    if pcv is not None and ppv is not None and 0 <= pcv < 1 and 0 < ppv < 1:
+        sve = 1 - pcv / (1 - pcv) * (1 - ppv) / ppv
+    out["screening"] = {"pcv": pcv, "ppv": ppv, "ve": sve}
+    if over_population or t0 < 0:
+        # Person-time that is not usable (more vaccinated person-time than residents
+        # somewhere in the pool): no screening figures either.
+        out["screening"] = {"pcv": None, "ppv": None, "ve": None}
+    if out["suppressed"]:
+        out["screening"] = {"pcv": None, "ppv": None, "ve": None}
+        out.update(cases_vaccinated=None, cases_unvaccinated=None, irr=None, ve=None, ci_low=None, ci_high=None)
+    return out
+
+
+def compute(con, p, threshold):
+    p = resolve(con, p)
+    bands, ref_year, details = strata(con, p)
+    rows = []
+    for name in BANDS:
+        s = bands[name]
+        a, b = s["cases_vaccinated"], s["cases_unvaccinated"]
+        t1, t0 = s["person_days_vaccinated"], s["person_days_unvaccinated"]
+        row = estimate(a, b, t1, t0, threshold, rate_ratio(a, b, t1, t0))
+        row["age_band"] = name
+        row["residents"] = s["residents"]
+        rows.append(row)
+    a = sum(s["cases_vaccinated"] for s in bands.values())
+    b = sum(s["cases_unvaccinated"] for s in bands.values())
+    t1 = sum(s["person_days_vaccinated"] for s in bands.values())
+    t0 = sum(s["person_days_unvaccinated"] for s in bands.values())
+    crude_ci = rate_ratio(a, b, t1, t0)
+    over_population = any(s["person_days_unvaccinated"] < 0 for s in bands.values())
+    if over_population:
+        crude_ci = (None, None, None, "more vaccinated person-time than the population holds")
+    return {
+        "method": "cohort",
+        "antigen": p["antigen"], "disease": p["disease"],
+        "from": p["from"].isoformat(), "to": p["to"].isoformat(),
+        "lag_days": p["lag_days"], "dose": p["dose"], "outcome": p["outcome"],
+        "doses_since": p["doses_since"].isoformat() if p.get("doses_since") else None,
+        "population_reference_year": ref_year,
+        "suppression_threshold": threshold,
+        "overall": estimate(a, b, t1, t0, threshold, mantel_haenszel(bands), over_population),
+        "crude": estimate(a, b, t1, t0, threshold, crude_ci, over_population),
+        "rows": rows,
+        "details": details,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Comparison with vaxlake's JSON
+# --------------------------------------------------------------------------------------
+
+COUNTS = ("cases_vaccinated", "cases_unvaccinated", "person_days_vaccinated", "person_days_unvaccinated")
+FLOATS = ("ve", "ci_low", "ci_high", "irr")
+
+
+def compare_estimate(name, mine, theirs, differences):
+    if not isinstance(theirs, dict):
+        differences.append(f"{name}: missing from vaxlake's answer")
+        return
+    if bool(theirs.get("suppressed")) != mine["suppressed"]:
+        differences.append(f"{name}: vaxlake suppressed={theirs.get('suppressed')}, expected {mine['suppressed']} "
+                           f"(counts would be a={mine['cases_vaccinated']} b={mine['cases_unvaccinated']})")
+    for field in COUNTS:
+        want, got = mine[field], theirs.get(field)
+        if want != got:
+            differences.append(f"{name}: {field} vaxlake {got}, expected {want}")
+    for field in FLOATS:
+        want, got = mine[field], theirs.get(field)
+        if want is None or got is None:
+            if (want is None) != (got is None):
+                differences.append(f"{name}: {field} vaxlake {got}, expected {want}"
+                                   + (f" ({mine['reason']})" if mine.get("reason") else "")
+                                   + (f" (vaxlake's reason: {theirs.get('reason')})" if theirs.get("reason") else ""))
+        elif abs(want - got) > TOLERANCE:
+            differences.append(f"{name}: {field} vaxlake {got}, expected {want}")
+    screening = theirs.get("screening")
+    if isinstance(screening, dict):
+        for field in ("pcv", "ppv", "ve"):
+            want, got = mine["screening"][field], screening.get(field)
+            if field == "ppv" and mine["screening"]["pcv"] is None:
+                continue  # no cases: the screening method has nothing to say
+            if (want is None) != (got is None) or (want is not None and abs(want - got) > TOLERANCE):
+                differences.append(f"{name}: screening {field} vaxlake {got}, expected {want}")
+
+
+def compare(mine, theirs):
+    differences = []
+    for field in ("antigen", "disease", "from", "to", "lag_days", "dose", "outcome"):
+        if field in theirs and theirs[field] != mine[field]:
+            differences.append(f"parameter {field}: vaxlake answered for {theirs[field]!r}, checked {mine[field]!r}")
+    source = json.dumps(theirs.get("population_source"))
+    if mine["population_reference_year"] is not None and str(mine["population_reference_year"]) not in source:
+        differences.append(f"population_source {source} does not name reference year "
+                           f"{mine['population_reference_year']}")
+    compare_estimate("overall", mine["overall"], theirs.get("overall"), differences)
+    compare_estimate("crude", mine["crude"], theirs.get("crude"), differences)
+    got = {r.get("age_band"): r for r in theirs.get("rows") or []}
+    want = {r["age_band"]: r for r in mine["rows"]}
+    for band in sorted(set(got) - set(want), key=str):
+        differences.append(f"band {band}: vaxlake row not expected")
+    for band in BANDS:
+        if band not in got:
+            differences.append(f"band {band}: missing from vaxlake's rows")
+            continue
+        compare_estimate(f"band {band}", want[band], got[band], differences)
+    return differences
+
+
+# --------------------------------------------------------------------------------------
+
+
+def params_from(args):
+    return {"antigen": args.antigen, "disease": args.disease, "from": day(args.from_),
+            "to": day(args.to), "lag_days": args.lag_days, "dose": args.dose, "outcome": args.outcome,
+            "doses_since": day(args.doses_since) if args.doses_since else None}
+
+
+def table(result):
+    lines = [f"{'band':>6} {'a':>8} {'b':>8} {'T1 (days)':>14} {'T0 (days)':>14} {'VE':>8} {'95% CI':>18}"]
+
+    def line(name, r):
+        def f(x, spec):
+            return "—" if x is None else format(x, spec)
+        ci = "—" if r["ci_low"] is None else f"{r['ci_low']:.3f}..{r['ci_high']:.3f}"
+        lines.append(f"{name:>6} {f(r['cases_vaccinated'], 'd'):>8} {f(r['cases_unvaccinated'], 'd'):>8} "
+                     f"{r['person_days_vaccinated']:>14,} {r['person_days_unvaccinated']:>14,} "
+                     f"{f(r['ve'], '.4f'):>8} {ci:>18}" + (f"  ({r['reason']})" if r.get("reason") else "")
+                     + ("  suppressed" if r["suppressed"] else ""))
+    for r in result["rows"]:
+        line(r["age_band"], r)
+    line("MH", result["overall"])
+    line("crude", result["crude"])
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--warehouse", required=True)
+    ap.add_argument("--reference-dir", default=DEFAULT_REFERENCE)
+    ap.add_argument("--antigen", required=True)
+    ap.add_argument("--disease", required=True)
+    ap.add_argument("--from", dest="from_", required=True)
+    ap.add_argument("--to", required=True)
+    ap.add_argument("--lag-days", type=int, default=14)
+    ap.add_argument("--dose", type=int, default=1)
+    ap.add_argument("--outcome", choices=["any", "hospitalised", "died"], default="any")
+    ap.add_argument("--doses-since")
+    ap.add_argument("--by", choices=["age_band"], default="age_band")
+    ap.add_argument("--threshold", "--suppression-threshold", type=int, default=None,
+                    help="suppression threshold (default: vaxlake's `suppression_threshold`, else 8)")
+    ap.add_argument("--vaxlake-json", metavar="FILE", help="vaxlake's answer to compare with")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--quiet", action="store_true", help="no table on stderr")
+    args = ap.parse_args()
+
+    theirs = None
+    if args.vaxlake_json:
+        with open(args.vaxlake_json, encoding="utf-8") as f:
+            theirs = json.load(f)
+    threshold = args.threshold
+    if threshold is None:
+        threshold = int(theirs.get("suppression_threshold", 8)) if theirs else 8
+
+    started = time.perf_counter()
+    con = connect(args.warehouse, args.reference_dir, args.threads)
+    mine = compute(con, params_from(args), threshold)
+    mine["details"]["seconds"] = round(time.perf_counter() - started, 3)
+    print(json.dumps(mine, indent=1))
+    if not args.quiet:
+        print(table(mine), file=sys.stderr)
+    if theirs is None:
+        return 0
+    differences = compare(mine, theirs)
+    if differences:
+        print(f"effectiveness_check: {len(differences)} differences with vaxlake:", file=sys.stderr)
+        for d in differences:
+            print("  " + d, file=sys.stderr)
+        return 1
+    print("effectiveness_check: vaxlake agrees with the DuckDB recomputation "
+          f"(6 bands, overall and crude; population {mine['population_reference_year']})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
