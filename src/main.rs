@@ -42,9 +42,31 @@ enum Command {
         /// Rows per Delta commit (bounds memory: about 1.6 GiB peak at 500k).
         #[arg(long, default_value_t = 500_000)]
         batch_rows: usize,
-        /// Originating system named in the event keys of a csv: source.
+        /// Originating system named in the event keys of a csv: or postgres: source.
         #[arg(long, default_value = "covid19")]
         csv_source_system: String,
+        /// postgres: sources: the registry relation to read (CONTRACTS.md default).
+        #[arg(long)]
+        table: Option<String>,
+        /// postgres: sources: keep pulling every --every seconds until SIGINT/SIGTERM, which
+        /// finish the batch in hand and exit 0.
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between polls with --follow.
+        #[arg(long, default_value_t = 5, requires = "follow")]
+        every: u64,
+    },
+    /// What the warehouse holds and how far it is behind the registry: table versions and
+    /// last commits, the postgres: watermark and lag, quarantine counts by reason.
+    Status {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// A postgres: source, to show the watermark and the lag behind it.
+        #[arg(long)]
+        source: Option<String>,
+        /// The registry relation of --source.
+        #[arg(long)]
+        table: Option<String>,
     },
     /// Run one read-only SQL query over the warehouse.
     Sql {
@@ -250,14 +272,32 @@ async fn run(cli: Cli) -> Result<()> {
             key,
             batch_rows,
             csv_source_system,
+            table,
+            follow,
+            every,
         } => {
             let key = load_key(key.key_file.as_deref())?;
+            let stop = vaxlake_ingest::StopFlag::default();
             let options = IngestOptions::default()
                 .with_batch_rows(batch_rows)
                 .with_csv_source_system(csv_source_system)
-                .with_progress(std::io::stderr().is_terminal());
-            ingest(&warehouse.warehouse, &source, &key, &options).await
+                .with_progress(std::io::stderr().is_terminal() && !follow)
+                .with_stop(stop.clone());
+            let mut source = Source::parse(&source)?;
+            if let Some(table) = table {
+                source = source.with_table(&table)?;
+            }
+            if follow {
+                return follow_registry(&warehouse.warehouse, &source, &key, &options, every, stop)
+                    .await;
+            }
+            ingest_source(&warehouse.warehouse, &source, &key, &options).await
         }
+        Command::Status {
+            warehouse,
+            source,
+            table,
+        } => status(&warehouse.warehouse, source.as_deref(), table.as_deref()).await,
         Command::Sql {
             warehouse,
             query,
@@ -364,8 +404,17 @@ async fn ingest(
     options: &IngestOptions,
 ) -> Result<()> {
     let source = Source::parse(source)?;
+    ingest_source(warehouse, &source, key, options).await
+}
+
+async fn ingest_source(
+    warehouse: &str,
+    source: &Source,
+    key: &MasterKey,
+    options: &IngestOptions,
+) -> Result<()> {
     let started = std::time::Instant::now();
-    let report = vaxlake_ingest::ingest(warehouse, &source, key, options).await?;
+    let report = vaxlake_ingest::ingest(warehouse, source, key, options).await?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         inserted = report.inserted,
@@ -378,6 +427,120 @@ async fn ingest(
         "read={} accepted={} quarantined={}",
         report.read, report.accepted, report.quarantined
     );
+    Ok(())
+}
+
+/// `ingest --follow`: pulls until caught up, waits `every` seconds, and again, until SIGINT
+/// or SIGTERM (which let the batch in hand commit, then exit 0). Database errors are
+/// retried with exponential backoff (1 s to 60 s); anything else stops the program.
+async fn follow_registry(
+    warehouse: &str,
+    source: &Source,
+    key: &MasterKey,
+    options: &IngestOptions,
+    every: u64,
+    stop: vaxlake_ingest::StopFlag,
+) -> Result<()> {
+    if !matches!(source, Source::Postgres(_)) {
+        bail!("--follow needs a postgres: source");
+    }
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.stop();
+        });
+    }
+    let pause = |seconds: u64| {
+        let stop = stop.clone();
+        async move {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+            while std::time::Instant::now() < until && !stop.stopped() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (mut read, mut accepted, mut quarantined) = (0u64, 0u64, 0u64);
+    let mut backoff = 1u64;
+    while !stop.stopped() {
+        match vaxlake_ingest::ingest(warehouse, source, key, options).await {
+            Ok(report) => {
+                backoff = 1;
+                read += report.read;
+                accepted += report.accepted;
+                quarantined += report.quarantined;
+                if report.read > 0 {
+                    tracing::info!(
+                        read = report.read,
+                        quarantined = report.quarantined,
+                        watermark = ?report.watermark,
+                        "pulled from the registry"
+                    );
+                }
+                pause(every).await;
+            }
+            Err(vaxlake_ingest::IngestError::Source(reason)) => {
+                tracing::warn!(%reason, retry_in_seconds = backoff, "registry database unavailable; retrying");
+                pause(backoff).await;
+                backoff = (backoff * 2).min(60);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    tracing::info!("stopped on signal");
+    println!("read={read} accepted={accepted} quarantined={quarantined}");
+    Ok(())
+}
+
+/// `vaxlake status`: one line per fact, for operators and scripts.
+async fn status(warehouse: &str, source: Option<&str>, table: Option<&str>) -> Result<()> {
+    let wh =
+        vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
+    for (name, version) in wh.versions() {
+        println!("table {name} version {version}");
+    }
+    if wh.versions().contains_key("ingest_runs") {
+        let last = wh
+            .sql("SELECT CAST(max(finished_at) AS VARCHAR) AS t FROM ingest_runs")
+            .await?;
+        let last = String::from_utf8(last.to_csv()?)?;
+        if let Some(value) = last.lines().nth(1).filter(|v| !v.is_empty()) {
+            println!("last_ingest {value}");
+        }
+    }
+    if wh.versions().contains_key("quarantine") {
+        let answer = wh
+            .sql("SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY n DESC, reason")
+            .await?;
+        let text = String::from_utf8(answer.to_csv()?)?;
+        for line in text.lines().skip(1) {
+            if let Some((reason, count)) = line.trim_end().rsplit_once(',') {
+                println!("quarantined {count} {reason}");
+            }
+        }
+    }
+    if let Some(source) = source {
+        let mut source = Source::parse(source)?;
+        if let Some(table) = table {
+            source = source.with_table(table)?;
+        }
+        let Source::Postgres(registry) = source else {
+            bail!("--source must be a postgres: source");
+        };
+        let root = vaxlake_ingest::warehouse_url(warehouse)?;
+        let vaccinations =
+            vaxlake_ingest::table::Table::open(&root, &vaxlake_ingest::schema::VACCINATIONS, None)
+                .await?;
+        let watermark = match vaccinations {
+            Some(table) => table.app_version(&registry.app_id()?).await?.unwrap_or(0),
+            None => 0,
+        };
+        println!("watermark {watermark}");
+        let lag = vaxlake_ingest::postgres::lag(&registry, watermark).await?;
+        println!("registry_head {}", lag.head);
+        println!("lag_rows {}", lag.rows);
+        println!("lag_seconds {}", lag.seconds);
+    }
     Ok(())
 }
 

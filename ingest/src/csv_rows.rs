@@ -16,6 +16,11 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Fields read from another source than a CSV file (a database row), by position.
+    pub fn new(values: Vec<&'a str>, index: &'a [usize]) -> Self {
+        Fields { values, index }
+    }
+
     /// The `i`-th required column's value, trimmed.
     pub fn get(&self, i: usize) -> &'a str {
         self.values[self.index[i]].trim()

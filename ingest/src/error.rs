@@ -4,8 +4,11 @@
 /// identity from the input.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("unknown source '{0}': expected fhir:DIR, csv:FILE, population:FILE or cases:FILE")]
+    #[error("unknown source '{0}': expected fhir:DIR, csv:FILE, population:FILE, cases:FILE or postgres:CONNSTRING")]
     UnknownSource(String),
+    /// The registry database could not be reached or read; worth retrying later.
+    #[error("{0}")]
+    Source(String),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,

@@ -22,7 +22,9 @@ mod csv_rows;
 mod dates;
 mod error;
 mod fhir;
+pub mod maintain;
 mod population;
+pub mod postgres;
 mod registry_csv;
 mod row;
 mod run;
@@ -32,6 +34,10 @@ pub mod table;
 
 pub use catalogue::{vaccine, Vaccine, VACCINES};
 pub use error::IngestError;
+pub use maintain::{
+    maintain, rewrite_lock, LockMode, MaintainOptions, MaintainReport, TableMaintenance,
+};
+pub use postgres::{PostgresSource, StopFlag};
 pub use run::{ingest, IngestOptions, IngestReport};
 pub use source::Source;
 pub use table::{warehouse_url, KEY_ID_PROPERTY};

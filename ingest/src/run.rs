@@ -6,6 +6,7 @@ use crate::csv_rows;
 use crate::error::{IngestError, Result};
 use crate::fhir::{self, ImmunizationContext, PatientIndex};
 use crate::population;
+use crate::postgres::{self, PostgresSource, StopFlag};
 use crate::registry_csv;
 use crate::row::{self, Parsed, Rejected, Staged};
 use crate::schema::{self, TableSpec, CASES, INGEST_RUNS, POPULATION, QUARANTINE, VACCINATIONS};
@@ -33,8 +34,11 @@ pub struct IngestOptions {
     pub progress: bool,
     /// FHIR identifier system of the national number.
     pub national_id_system: String,
-    /// Name of the originating system of `csv:` sources (part of their event keys).
+    /// Name of the originating system of `csv:` and `postgres:` sources (part of their
+    /// event keys).
     pub csv_source_system: String,
+    /// Raised by SIGINT/SIGTERM: an incremental source commits the batch in hand and stops.
+    pub stop: StopFlag,
 }
 
 impl Default for IngestOptions {
@@ -45,6 +49,7 @@ impl Default for IngestOptions {
             progress: false,
             national_id_system: fhir::DEFAULT_NATIONAL_ID_SYSTEM.to_string(),
             csv_source_system: "covid19".to_string(),
+            stop: StopFlag::default(),
         }
     }
 }
@@ -66,6 +71,10 @@ impl IngestOptions {
         self.csv_source_system = name.into();
         self
     }
+    pub fn with_stop(mut self, stop: StopFlag) -> Self {
+        self.stop = stop;
+        self
+    }
 }
 
 /// What a run did. `read == accepted + quarantined` always holds.
@@ -79,6 +88,8 @@ pub struct IngestReport {
     pub updated: u64,
     pub deleted: u64,
     pub unchanged: u64,
+    /// `postgres:` sources: the committed watermark (`change_seq`) after the run.
+    pub watermark: Option<i64>,
 }
 
 impl IngestReport {
@@ -318,12 +329,17 @@ pub async fn ingest(
         Source::RegistryCsv(path) => ingest_registry_csv(&mut run, path).await?,
         Source::Cases(path) => ingest_cases(&mut run, path).await?,
         Source::Population(path) => ingest_population(&mut run, path).await?,
+        Source::Postgres(source) => ingest_postgres(&mut run, source).await?,
     }
     let commit = run.commit();
     run.quarantine.flush(commit).await?;
     run.report.accepted = run.report.read - run.report.quarantined;
     run.progress.finish_and_clear();
-    log_run(&run, &key_id).await?;
+    // A `--follow` poll that found nothing new leaves no trace (it would commit every few
+    // seconds); every run that read something is logged.
+    if run.report.read > 0 || !matches!(source, Source::Postgres(_)) {
+        log_run(&run, &key_id).await?;
+    }
     tracing::info!(
         read = run.report.read,
         accepted = run.report.accepted,
@@ -415,6 +431,53 @@ async fn ingest_registry_csv(run: &mut Run, path: &Path) -> Result<()> {
     )?;
     let table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
     run.drain(rx, table, row::vaccinations_batch).await
+}
+
+/// Pulls the registry database above the committed watermark until caught up (or told to
+/// stop), one Delta commit per batch carrying its watermark (see `postgres.rs`).
+async fn ingest_postgres(run: &mut Run, source: &PostgresSource) -> Result<()> {
+    let client = source.connect().await?;
+    let app_id = source.app_id()?;
+    let mut table =
+        Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
+    let mut watermark = table.app_version(&app_id).await?.unwrap_or(0);
+    tracing::info!(table = %source.table, watermark, "pulling the registry database");
+    let p = run.pseudonymizer.clone();
+    let system: Arc<str> = run.options.csv_source_system.as_str().into();
+    let today = crate::dates::today();
+    let parse =
+        move |f: &csv_rows::Fields, line: u64| registry_csv::parse_row(f, line, &p, &system, today);
+    let record_hash = hasher(&run.pseudonymizer);
+    while !run.options.stop.stopped() {
+        let next = postgres::next_batch(
+            &client,
+            source,
+            watermark,
+            run.options.batch_rows,
+            &parse,
+            &record_hash,
+        )
+        .await?;
+        let Some(mut batch) = next else { break };
+        run.count(&mut batch.parsed);
+        let commit = run.commit();
+        run.quarantine.flush(commit).await?;
+        let rows = row::newest_versions(std::mem::take(&mut batch.parsed.rows));
+        let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
+        let record_batch = row::vaccinations_batch(&rows, run.started_at)?;
+        drop(rows);
+        let commit = postgres::with_watermark(run.commit(), &app_id, batch.last_change_seq);
+        let before = table.version();
+        let stats = table.upsert(record_batch, &deletes, commit.clone()).await?;
+        if table.version() == before {
+            table.commit_marker(commit).await?;
+        }
+        run.report.add(stats);
+        watermark = batch.last_change_seq;
+        tracing::info!(watermark, ?stats, "registry batch committed");
+    }
+    run.report.watermark = Some(watermark);
+    Ok(())
 }
 
 async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The `SOURCE` argument of `vaxlake ingest`.
 
 use crate::error::IngestError;
+use crate::postgres::PostgresSource;
 use std::path::PathBuf;
 
 /// Where records come from. The prefix decides the format (CONTRACTS.md "Inputs").
@@ -14,6 +15,8 @@ pub enum Source {
     Population(PathBuf),
     /// Case notifications.
     Cases(PathBuf),
+    /// The operational registry's database, pulled incrementally.
+    Postgres(PostgresSource),
 }
 
 impl Source {
@@ -21,13 +24,17 @@ impl Source {
         let (kind, rest) = text
             .split_once(':')
             .ok_or_else(|| IngestError::UnknownSource(text.to_string()))?;
+        if kind == "postgres" {
+            return Ok(Source::Postgres(PostgresSource::new(rest, None)?));
+        }
         let path = PathBuf::from(rest);
         match kind {
             "fhir" => Ok(Source::Fhir(path)),
             "csv" => Ok(Source::RegistryCsv(path)),
             "population" => Ok(Source::Population(path)),
             "cases" => Ok(Source::Cases(path)),
-            _ => Err(IngestError::UnknownSource(text.to_string())),
+            // The text may be a connection string with a password: never echo it.
+            _ => Err(IngestError::UnknownSource(format!("{kind}:..."))),
         }
     }
 
@@ -38,6 +45,20 @@ impl Source {
             Source::RegistryCsv(_) => "csv",
             Source::Population(_) => "population",
             Source::Cases(_) => "cases",
+            Source::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Reads the registry relation `table` instead of the default (`postgres:` sources only).
+    pub fn with_table(self, table: &str) -> Result<Self, IngestError> {
+        match self {
+            Source::Postgres(source) => Ok(Source::Postgres(PostgresSource::new(
+                &source.connection,
+                Some(table),
+            )?)),
+            _ => Err(IngestError::Source(
+                "--table applies to postgres: sources only".into(),
+            )),
         }
     }
 }

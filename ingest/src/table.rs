@@ -162,6 +162,31 @@ impl Table {
         }
     }
 
+    /// The table's Delta version (`None` before its first commit).
+    pub fn version(&self) -> Option<i64> {
+        self.table
+            .version()
+            .and_then(|version| i64::try_from(version).ok())
+    }
+
+    /// The last version an application recorded with a Delta transaction (`txn`) action in
+    /// this table: the watermark of an incremental source.
+    pub async fn app_version(&self, app_id: &str) -> Result<Option<i64>> {
+        let snapshot = self.table.snapshot().map_err(Self::delta_err(self.spec))?;
+        snapshot
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await
+            .map_err(Self::delta_err(self.spec))
+    }
+
+    /// Commits nothing but `commit`'s application transactions and metadata (a watermark
+    /// whose rows were all quarantined or unchanged).
+    pub async fn commit_marker(&mut self, commit: CommitProperties) -> Result<()> {
+        crate::postgres::commit_watermark_only(&mut self.table, commit)
+            .await
+            .map_err(Self::delta_err(self.spec))
+    }
+
     fn has_files(&self) -> bool {
         self.table
             .snapshot()

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the real `vaxlake` binary.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

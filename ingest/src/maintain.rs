@@ -1,0 +1,467 @@
+//! Table maintenance: compaction of small files and vacuum of unreferenced ones, safe while
+//! ingest runs and queries read.
+//!
+//! Frequent small commits (a following ingest commits every few seconds) leave many small
+//! Parquet files; MERGE and replace leave files no version references any more. For every
+//! warehouse table present, [`maintain`]:
+//!
+//! 1. **compacts** with deltalake's OPTIMIZE (bin-packing per partition up to
+//!    [`MaintainOptions::target_file_size`], one Delta commit whose removes and adds carry
+//!    `dataChange = false`). The rows do not change, only the files holding them. The commit
+//!    is conflict-checked against what was committed since the plan was read: a concurrent
+//!    append does not conflict and is kept (the compaction only removes the files it read);
+//!    a conflicting commit (e.g. a MERGE that removed a file the compaction also read) makes
+//!    this table's compaction start over from the new version, up to
+//!    [`MaintainOptions::conflict_retries`] times, then it is skipped with a warning — the
+//!    other tables go on.
+//! 2. **vacuums** with deltalake's VACUUM in its `Lite` mode: deletes the data files whose
+//!    `remove` is older than [`MaintainOptions::retention_hours`] (default 168). A file
+//!    removed less than that long ago is still referenced by some version committed within
+//!    the retention, so a reader (or a writer's read snapshot) on such a version keeps
+//!    working. Files no version ever referenced (e.g. a crashed writer's uncommitted output,
+//!    or one in flight) are never touched.
+//!
+//! The key id table property ([`KEY_ID_PROPERTY`]) is checked to be unchanged after the
+//! compaction.
+//!
+//! **Known limit (deltalake 1.1.3):** its conflict checker ignores removes with
+//! `dataChange = false` both for "files the transaction read were deleted" and for "a file was
+//! deleted twice" (see `check_for_deleted_files_against_current_txn_read_files` in
+//! `kernel/transaction/conflict_checker.rs`). So when a compaction commits first and a MERGE
+//! or `replace_where` that read the pre-compaction files commits after it, the MERGE is not
+//! rejected: it removes the old (already removed) file and the compacted copy of its rows
+//! stays — the replaced row versions come back. Appends are not affected. For tables on a
+//! local file system, [`rewrite_lock`] closes the gap: the compaction holds it exclusively
+//! from plan to commit, and a writer that removes files (MERGE, `replace_where`) should hold
+//! it shared and refresh its table state before it reads — then its read snapshot either
+//! precedes the compaction's plan (the compaction waits for its commit) or includes the
+//! compaction's commit. On object stores there is no such lock: run maintenance when no
+//! correcting ingest (one that updates or deletes rows) or population replacement runs.
+
+use crate::error::{IngestError, Result};
+use crate::schema::{TableSpec, CASES, INGEST_RUNS, POPULATION, QUARANTINE, VACCINATIONS};
+use crate::table::{warehouse_url, KEY_ID_PROPERTY};
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use url::Url;
+
+/// Default target size of compacted files: 128 MiB.
+pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+/// Default vacuum retention: 7 days, deltalake's (and Delta's) default minimum.
+pub const DEFAULT_RETENTION_HOURS: u64 = 168;
+
+/// Options of a maintenance run, with `with_*` builders.
+#[derive(Debug, Clone)]
+pub struct MaintainOptions {
+    /// Target size of compacted files, in bytes (default 128 MiB).
+    pub target_file_size: u64,
+    /// Files removed from the table less than this long ago are kept (default 168 hours).
+    /// Below the table's `delta.deletedFileRetentionDuration` (7 days unless configured),
+    /// deltalake refuses unless `unsafe_zero_retention` is set; 0 needs that flag.
+    pub retention_hours: u64,
+    /// Allows `retention_hours` 0 (and any value below the table's minimum) by disabling
+    /// deltalake's retention check. Readers and writers on older versions may then fail:
+    /// for tests and emergencies only.
+    pub unsafe_zero_retention: bool,
+    /// Only list what vacuum would delete; nothing is compacted or deleted.
+    pub dry_run: bool,
+    /// Run the compaction (default true).
+    pub compact: bool,
+    /// Run the vacuum (default true).
+    pub vacuum: bool,
+    /// How many times a table's compaction starts over after a commit conflict before it is
+    /// skipped (default 3).
+    pub conflict_retries: u32,
+}
+
+impl Default for MaintainOptions {
+    fn default() -> Self {
+        Self {
+            target_file_size: DEFAULT_TARGET_FILE_SIZE,
+            retention_hours: DEFAULT_RETENTION_HOURS,
+            unsafe_zero_retention: false,
+            dry_run: false,
+            compact: true,
+            vacuum: true,
+            conflict_retries: 3,
+        }
+    }
+}
+
+impl MaintainOptions {
+    pub fn with_target_file_size(mut self, bytes: u64) -> Self {
+        self.target_file_size = bytes.max(1);
+        self
+    }
+    pub fn with_retention_hours(mut self, hours: u64) -> Self {
+        self.retention_hours = hours;
+        self
+    }
+    pub fn with_unsafe_zero_retention(mut self, allow: bool) -> Self {
+        self.unsafe_zero_retention = allow;
+        self
+    }
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+    pub fn with_compact(mut self, compact: bool) -> Self {
+        self.compact = compact;
+        self
+    }
+    pub fn with_vacuum(mut self, vacuum: bool) -> Self {
+        self.vacuum = vacuum;
+        self
+    }
+    pub fn with_conflict_retries(mut self, retries: u32) -> Self {
+        self.conflict_retries = retries;
+        self
+    }
+}
+
+/// What maintenance did to one table.
+#[derive(Debug, Clone, Default)]
+pub struct TableMaintenance {
+    pub table: String,
+    /// Table version before maintenance.
+    pub version_before: u64,
+    /// Table version after maintenance (compaction and vacuum commits included; concurrent
+    /// writers' commits too).
+    pub version: u64,
+    /// Data files of the table's snapshot before and after.
+    pub files_before: u64,
+    pub files_after: u64,
+    /// Files the compaction wrote and the (small) files it replaced.
+    pub compaction_files_added: u64,
+    pub compaction_files_removed: u64,
+    /// Compaction attempts (more than 1 after commit conflicts).
+    pub compaction_attempts: u32,
+    /// Why compaction was skipped (conflicts after all retries), if it was.
+    pub compaction_skipped: Option<String>,
+    /// Files vacuum deleted (or, in a dry run, would delete), relative to the table root.
+    pub vacuumed_files: Vec<String>,
+    /// Their total size in bytes.
+    pub vacuumed_bytes: u64,
+}
+
+/// What a maintenance run did, one entry per table present.
+#[derive(Debug, Clone, Default)]
+pub struct MaintainReport {
+    pub dry_run: bool,
+    pub tables: Vec<TableMaintenance>,
+}
+
+/// Every table of the warehouse, in the order maintenance visits them.
+fn warehouse_tables() -> [&'static TableSpec; 5] {
+    [
+        &VACCINATIONS,
+        &CASES,
+        &QUARANTINE,
+        &POPULATION,
+        &INGEST_RUNS,
+    ]
+}
+
+fn delta_err(spec: &TableSpec) -> impl Fn(DeltaTableError) -> IngestError + '_ {
+    move |source| IngestError::Delta {
+        table: spec.name.to_string(),
+        source,
+    }
+}
+
+/// Whether starting the compaction over from the newest version may succeed.
+fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_)
+        } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
+/// Opens the newest version of a table, `None` if the warehouse has no such table.
+async fn open(root: &Url, spec: &'static TableSpec) -> Result<Option<DeltaTable>> {
+    let url = root
+        .join(&format!("{}/", spec.name))
+        .map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
+    if let Ok(dir) = url.to_file_path() {
+        if !dir.join("_delta_log").is_dir() {
+            return Ok(None);
+        }
+    }
+    let table = DeltaTable::try_from_url(url)
+        .await
+        .map_err(delta_err(spec))?;
+    Ok(table.version().map(|_| table))
+}
+
+fn num_files(table: &DeltaTable, spec: &TableSpec) -> Result<u64> {
+    Ok(table
+        .snapshot()
+        .map_err(delta_err(spec))?
+        .log_data()
+        .num_files() as u64)
+}
+
+fn key_id(table: &DeltaTable, spec: &TableSpec) -> Result<Option<String>> {
+    Ok(table
+        .snapshot()
+        .map_err(delta_err(spec))?
+        .metadata()
+        .configuration()
+        .get(KEY_ID_PROPERTY)
+        .cloned())
+}
+
+fn commit_properties() -> CommitProperties {
+    CommitProperties::default().with_metadata([(
+        "vaxlake.operation".to_string(),
+        serde_json::Value::from("maintain"),
+    )])
+}
+
+/// Compacts and vacuums every table of the warehouse at `warehouse` (a path or URL); absent
+/// tables are skipped. See the module documentation for what is safe alongside writers.
+pub async fn maintain(warehouse: &str, options: &MaintainOptions) -> Result<MaintainReport> {
+    if options.retention_hours == 0 && !options.unsafe_zero_retention && options.vacuum {
+        return Err(IngestError::BadInput {
+            path: warehouse.to_string(),
+            message: "a vacuum retention of 0 hours deletes files that running readers and \
+                      writers may still need; it needs the explicit unsafe-zero-retention flag"
+                .into(),
+        });
+    }
+    let root = warehouse_url(warehouse)?;
+    let mut report = MaintainReport {
+        dry_run: options.dry_run,
+        tables: Vec::new(),
+    };
+    for spec in warehouse_tables() {
+        let Some(table) = open(&root, spec).await? else {
+            tracing::debug!(table = spec.name, "absent, skipped");
+            continue;
+        };
+        report
+            .tables
+            .push(maintain_table(spec, table, options).await?);
+    }
+    Ok(report)
+}
+
+async fn maintain_table(
+    spec: &'static TableSpec,
+    mut table: DeltaTable,
+    options: &MaintainOptions,
+) -> Result<TableMaintenance> {
+    let mut out = TableMaintenance {
+        table: spec.name.to_string(),
+        version_before: table.version().unwrap_or(0),
+        files_before: num_files(&table, spec)?,
+        ..Default::default()
+    };
+    let key_before = key_id(&table, spec)?;
+    tracing::info!(
+        table = spec.name,
+        version = out.version_before,
+        files = out.files_before,
+        "maintenance started"
+    );
+
+    if options.compact && !options.dry_run {
+        table = compact(spec, table, options, &mut out).await?;
+        let key_after = key_id(&table, spec)?;
+        if key_after != key_before {
+            return Err(IngestError::Delta {
+                table: spec.name.to_string(),
+                source: DeltaTableError::Generic(format!(
+                    "the {KEY_ID_PROPERTY} property changed during maintenance: \
+                     {key_before:?} before, {key_after:?} after"
+                )),
+            });
+        }
+    }
+
+    if options.vacuum {
+        table = vacuum(spec, table, options, &mut out).await?;
+    }
+
+    // Report the newest state, concurrent writers' commits included.
+    table.update_state().await.map_err(delta_err(spec))?;
+    out.version = table.version().unwrap_or(0);
+    out.files_after = num_files(&table, spec)?;
+    tracing::info!(
+        table = spec.name,
+        version = out.version,
+        files_before = out.files_before,
+        files_after = out.files_after,
+        compaction_files_added = out.compaction_files_added,
+        compaction_files_removed = out.compaction_files_removed,
+        vacuumed_files = out.vacuumed_files.len(),
+        vacuumed_bytes = out.vacuumed_bytes,
+        "maintenance finished"
+    );
+    Ok(out)
+}
+
+/// How [`rewrite_lock`] is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// By writers that remove files (MERGE, replace): many at once.
+    Shared,
+    /// By compaction: alone.
+    Exclusive,
+}
+
+/// Name of the advisory lock file in a table's directory (hidden from Delta readers and from
+/// vacuum, as its name starts with `_`).
+pub const REWRITE_LOCK_FILE: &str = "_vaxlake_rewrite.lock";
+
+/// Takes the advisory lock that keeps a compaction and a file-removing writer of the same
+/// table apart (see the module documentation), waiting for it. `table_url` is the table's
+/// root; `None` (no lock) for tables not on the local file system. Released when the file
+/// returned is dropped.
+pub async fn rewrite_lock(table_url: &Url, mode: LockMode) -> Result<Option<std::fs::File>> {
+    let Ok(dir) = table_url.to_file_path() else {
+        return Ok(None);
+    };
+    let path = dir.join(REWRITE_LOCK_FILE);
+    let shown = path.display().to_string();
+    let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match mode {
+            LockMode::Shared => file.lock_shared()?,
+            LockMode::Exclusive => file.lock()?,
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(|e| IngestError::Worker(e.to_string()))?;
+    locked.map(Some).map_err(|source| IngestError::Read {
+        path: shown,
+        source,
+    })
+}
+
+/// One compaction commit, started over from the newest version after a conflict.
+async fn compact(
+    spec: &'static TableSpec,
+    mut table: DeltaTable,
+    options: &MaintainOptions,
+    out: &mut TableMaintenance,
+) -> Result<DeltaTable> {
+    let target = NonZeroU64::new(options.target_file_size.max(1)).expect("at least 1");
+    let table_url = table.table_url().clone();
+    loop {
+        out.compaction_attempts += 1;
+        // Plan on the newest version, with file-removing writers held off until the commit.
+        let _lock = rewrite_lock(&table_url, LockMode::Exclusive).await?;
+        table.update_state().await.map_err(delta_err(spec))?;
+        let result = table
+            .clone()
+            .optimize()
+            .with_type(OptimizeType::Compact)
+            .with_target_size(target)
+            .with_commit_properties(commit_properties())
+            .await;
+        match result {
+            Ok((compacted, metrics)) => {
+                out.compaction_files_added = metrics.num_files_added;
+                out.compaction_files_removed = metrics.num_files_removed;
+                tracing::info!(
+                    table = spec.name,
+                    files_added = metrics.num_files_added,
+                    files_removed = metrics.num_files_removed,
+                    partitions = metrics.partitions_optimized,
+                    bytes_added = metrics.files_added.total_size,
+                    bytes_removed = metrics.files_removed.total_size,
+                    version = compacted.version(),
+                    "compacted"
+                );
+                return Ok(compacted);
+            }
+            Err(e) if is_conflict(&e) => {
+                if out.compaction_attempts > options.conflict_retries {
+                    tracing::warn!(
+                        table = spec.name,
+                        attempts = out.compaction_attempts,
+                        error = %e,
+                        "compaction skipped: it kept conflicting with concurrent commits"
+                    );
+                    out.compaction_skipped = Some(e.to_string());
+                    return Ok(table);
+                }
+                tracing::warn!(
+                    table = spec.name,
+                    attempt = out.compaction_attempts,
+                    error = %e,
+                    "compaction conflicted with a concurrent commit; starting over"
+                );
+            }
+            Err(e) => return Err(delta_err(spec)(e)),
+        }
+    }
+}
+
+/// Deletes (or lists, in a dry run) the files removed longer than the retention ago.
+async fn vacuum(
+    spec: &'static TableSpec,
+    mut table: DeltaTable,
+    options: &MaintainOptions,
+    out: &mut TableMaintenance,
+) -> Result<DeltaTable> {
+    // Make the vacuum see the newest version: files a concurrent writer removed since are
+    // tombstones too (and their removal times decide whether they may go).
+    table.update_state().await.map_err(delta_err(spec))?;
+    // Sizes of the removed files, from their `remove` actions (vacuum reports names only).
+    let log_store = table.log_store();
+    let sizes: HashMap<String, i64> = table
+        .snapshot()
+        .map_err(delta_err(spec))?
+        .all_tombstones(log_store.as_ref())
+        .map_ok(|t| (normalise(&t.path()), t.size().unwrap_or(0)))
+        .try_collect()
+        .await
+        .map_err(delta_err(spec))?;
+    let retention = chrono::Duration::hours(options.retention_hours as i64);
+    let (vacuumed, metrics) = table
+        .vacuum()
+        .with_mode(VacuumMode::Lite)
+        .with_retention_period(retention)
+        .with_enforce_retention_duration(!options.unsafe_zero_retention)
+        .with_dry_run(options.dry_run)
+        .with_commit_properties(commit_properties())
+        .await
+        .map_err(delta_err(spec))?;
+    out.vacuumed_bytes = metrics
+        .files_deleted
+        .iter()
+        .map(|f| sizes.get(&normalise(f)).copied().unwrap_or(0).max(0) as u64)
+        .sum();
+    out.vacuumed_files = metrics.files_deleted;
+    tracing::info!(
+        table = spec.name,
+        dry_run = options.dry_run,
+        retention_hours = options.retention_hours,
+        files = out.vacuumed_files.len(),
+        bytes = out.vacuumed_bytes,
+        "vacuumed"
+    );
+    Ok(vacuumed)
+}
+
+/// A table-relative path as the object store spells it (vacuum's names), from a path as the
+/// log spells it (tombstones, possibly percent-encoded).
+fn normalise(path: &str) -> String {
+    object_store::path::Path::parse(path)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| path.to_string())
+}

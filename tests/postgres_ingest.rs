@@ -1,0 +1,165 @@
+//! `postgres:` against a real PostgreSQL server: the same rows as the registry's CSV export,
+//! exactly once across runs, updates and entered-in-error applied, bad rows quarantined
+//! with the watermark still moving, the watermark in the Delta log, and `status`.
+
+mod common;
+use common::pg::PgServer;
+use common::*;
+use std::path::Path;
+
+fn pull(wh: &Path, key: &Path, conn: &str) -> (u64, u64, u64) {
+    ingest(wh, key, &format!("postgres:{conn}")).0
+}
+
+fn events(wh: &Path) -> String {
+    sql_csv(
+        wh,
+        "SELECT event_key, content_hash, status, administered_on FROM vaccinations ORDER BY event_key",
+    )
+}
+
+#[test]
+fn pulls_exactly_once_and_matches_the_csv_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    ok(&[
+        "generate",
+        "--out",
+        export.to_str().unwrap(),
+        "--persons",
+        "400",
+        "--seed",
+        "3",
+    ]);
+    let registry_csv = export.join("registry.csv");
+    let server = PgServer::start();
+    server.create_registry();
+    server.load_registry_csv(&registry_csv);
+    let rows: u64 = server
+        .psql("SELECT count(*) FROM vaccination_events")
+        .parse()
+        .unwrap();
+    assert!(rows > 100, "{rows}");
+    let key = key_file(dir.path(), "k");
+    // The read-only role, as in production; its password comes from the connection string.
+    let conn = server.reader_conn_string();
+
+    // First pull: every row of the registry, once.
+    let wh = dir.path().join("wh");
+    let (read, accepted, quarantined) = pull(&wh, &key, &conn);
+    assert_eq!(read, rows);
+    assert_eq!(read, accepted + quarantined);
+
+    // The same events as ingesting the CSV export (rows a typed registry cannot hold were
+    // never in the database, and are quarantined on the CSV side only).
+    let from_csv = dir.path().join("wh-csv");
+    ingest(&from_csv, &key, &format!("csv:{}", registry_csv.display()));
+    assert_eq!(events(&wh), events(&from_csv));
+
+    // Nothing new: nothing read, nothing written.
+    let version = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
+    assert_eq!(pull(&wh, &key, &conn), (0, 0, 0));
+    assert_eq!(sql_u64(&wh, "SELECT count(*) FROM vaccinations"), version);
+
+    // A correction and an entered-in-error in the registry (later recorded_at): one pull
+    // applies both; a row with an unknown ATC code is quarantined, and the watermark moves
+    // past it (the next pull reads nothing).
+    let ids: Vec<String> = server
+        .psql("SELECT event_id FROM vaccination_events WHERE status = 'completed' ORDER BY change_seq LIMIT 2")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    server.psql(&format!(
+        "UPDATE vaccination_events SET administered_on = administered_on + 1, recorded_at = recorded_at + interval '1 day' WHERE event_id = '{}';
+         UPDATE vaccination_events SET status = 'entered-in-error', recorded_at = recorded_at + interval '1 day' WHERE event_id = '{}';
+         INSERT INTO vaccination_events (event_id, national_id, birth_date, sex, commune, vaccine_atc, vaccine_name, lot_number, dose_number, administered_on, vaccinator_id, status, recorded_at)
+           SELECT 'bad-1', national_id, birth_date, sex, commune, 'J07ZZ99', 'unknown', lot_number, 1, administered_on, vaccinator_id, 'completed', now()
+           FROM vaccination_events WHERE event_id = '{}';",
+        ids[0], ids[1], ids[0]
+    ));
+    let before = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
+    let quarantine = "SELECT count(*) FROM quarantine WHERE source = 'postgres:vaccination_events'";
+    let quarantined_before = sql_u64(&wh, quarantine);
+    assert_eq!(pull(&wh, &key, &conn), (3, 2, 1));
+    assert_eq!(
+        sql_u64(&wh, "SELECT count(*) FROM vaccinations"),
+        before - 1,
+        "the entered-in-error event is removed"
+    );
+    assert_eq!(pull(&wh, &key, &conn), (0, 0, 0));
+    assert_eq!(sql_u64(&wh, quarantine), quarantined_before + 1);
+
+    // The watermark is the registry's head; status shows it and no lag.
+    let head = server.psql("SELECT max(change_seq) FROM vaccination_events");
+    let (out, _) = ok(&[
+        "status",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--source",
+        &format!("postgres:{conn}"),
+    ]);
+    assert!(out.contains(&format!("watermark {head}\n")), "{out}");
+    assert!(out.contains("lag_rows 0\n"), "{out}");
+
+    // Nothing vaxlake wrote names the connection string's password.
+    for file in all_files(&wh) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes
+                .windows(common::pg::READER_PASSWORD.len() + 9)
+                .any(|w| w == format!("password={}", common::pg::READER_PASSWORD).as_bytes()),
+            "{} holds the password",
+            file.display()
+        );
+    }
+}
+
+/// The connection string can come from VAXLAKE_POSTGRES, out of the process list; a wrong
+/// password is a clear error that does not echo the string.
+#[test]
+fn connection_from_the_environment_and_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PgServer::start();
+    server.create_registry();
+    let key = key_file(dir.path(), "k");
+    let wh = dir.path().join("wh");
+    let out = std::process::Command::new(bin())
+        .args([
+            "ingest",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--source",
+            "postgres:",
+            "--key-file",
+            key.to_str().unwrap(),
+        ])
+        .env("VAXLAKE_POSTGRES", server.reader_conn_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("read=0 accepted=0 quarantined=0\n"));
+
+    let wrong = server
+        .reader_conn_string()
+        .replace(common::pg::READER_PASSWORD, "not-the-password");
+    let out = run(&[
+        "ingest",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--source",
+        &format!("postgres:{wrong}"),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to the registry database"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+}
