@@ -89,6 +89,18 @@ fn pulls_exactly_once_and_matches_the_csv_export() {
     assert_eq!(pull(&wh, &key, &conn), (0, 0, 0));
     assert_eq!(sql_u64(&wh, quarantine), quarantined_before + 1);
 
+    // A batch of nothing but a bad row still moves the watermark (an empty Delta commit
+    // carrying it), so the row is not read again.
+    server.psql(&format!(
+        "INSERT INTO vaccination_events (event_id, national_id, birth_date, sex, commune, vaccine_atc, vaccine_name, lot_number, dose_number, administered_on, vaccinator_id, status, recorded_at)
+           SELECT 'bad-2', national_id, birth_date, sex, commune, 'J07ZZ99', 'unknown', lot_number, 1, administered_on, vaccinator_id, 'completed', now()
+           FROM vaccination_events WHERE event_id = '{}';",
+        ids[0]
+    ));
+    assert_eq!(pull(&wh, &key, &conn), (1, 0, 1));
+    assert_eq!(pull(&wh, &key, &conn), (0, 0, 0));
+    assert_eq!(sql_u64(&wh, quarantine), quarantined_before + 2);
+
     // The watermark is the registry's head; status shows it and no lag.
     let head = server.psql("SELECT max(change_seq) FROM vaccination_events");
     let (out, _) = ok(&[
