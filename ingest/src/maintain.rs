@@ -24,19 +24,17 @@
 //! The key id table property ([`KEY_ID_PROPERTY`]) is checked to be unchanged after the
 //! compaction.
 //!
-//! **Known limit (deltalake 1.1.3):** its conflict checker ignores removes with
-//! `dataChange = false` both for "files the transaction read were deleted" and for "a file was
-//! deleted twice" (see `check_for_deleted_files_against_current_txn_read_files` in
-//! `kernel/transaction/conflict_checker.rs`). So when a compaction commits first and a MERGE
-//! or `replace_where` that read the pre-compaction files commits after it, the MERGE is not
-//! rejected: it removes the old (already removed) file and the compacted copy of its rows
-//! stays — the replaced row versions come back. Appends are not affected. For tables on a
-//! local file system, [`rewrite_lock`] closes the gap: the compaction holds it exclusively
-//! from plan to commit, and a writer that removes files (MERGE, `replace_where`) should hold
-//! it shared and refresh its table state before it reads — then its read snapshot either
-//! precedes the compaction's plan (the compaction waits for its commit) or includes the
-//! compaction's commit. On object stores there is no such lock: run maintenance when no
-//! correcting ingest (one that updates or deletes rows) or population replacement runs.
+//! **A writer that removes files** (MERGE of a correcting ingest, `replace_where` of a
+//! population load) and whose read snapshot predates a compaction commit is rejected when it
+//! commits after it (deltalake 1.1.3, WriteSerializable: the compaction's added files are
+//! not a blind append, so they count as "files the transaction should have read",
+//! `ConcurrentAppend`); it does not silently bring replaced rows back, but that ingest run
+//! fails and must be rerun (re-ingesting is idempotent). Note that deltalake does *not* flag
+//! the compaction's own `dataChange = false` removes as a conflict, so that rejection is the
+//! only guard. For tables on the local file system, [`rewrite_lock`] avoids the failure: the
+//! compaction holds it exclusively from plan to commit, and a file-removing writer that holds
+//! it shared and refreshes its table state before it reads never races a compaction. Appends
+//! need no lock. On object stores there is no such lock.
 
 use crate::error::{IngestError, Result};
 use crate::schema::{TableSpec, CASES, INGEST_RUNS, POPULATION, QUARANTINE, VACCINATIONS};

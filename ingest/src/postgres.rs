@@ -28,6 +28,14 @@ use crate::error::{IngestError, Result};
 use crate::registry_csv;
 use crate::row::{Parsed, Rejected, Vaccination};
 
+/// How long a gap in `change_seq` may be an open transaction. `change_seq` comes from a
+/// sequence when a row is written, not when it commits: a transaction holding 10 can commit
+/// after 11 was read. So a batch stops at the first gap whose next row was recorded less than
+/// this long ago, and reads on once it is older (the gap was then a rolled-back write). A
+/// registry transaction open longer than this could still be missed; its outbox should then
+/// number rows at commit.
+pub const GAP_GRACE_SECONDS: f64 = 30.0;
+
 /// Default relation (CONTRACTS.md).
 pub const DEFAULT_TABLE: &str = "vaccination_events";
 /// Environment variable holding the connection string when the source is `postgres:` alone
@@ -154,7 +162,8 @@ impl PostgresSource {
             })
             .collect();
         format!(
-            "SELECT {}, change_seq FROM {} WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
+            "SELECT {}, change_seq, extract(epoch FROM now() - recorded_at)::float8 AS age_seconds
+             FROM {} WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
             columns.join(", "),
             self.table
         )
@@ -211,10 +220,29 @@ pub async fn next_batch(
         .query(&source.select_sql(), &[&watermark, &(limit as i64)])
         .await
         .map_err(|error| IngestError::Source(format!("reading the registry: {error}")))?;
+    // Keep the rows up to the first young gap in the sequence (see GAP_GRACE_SECONDS).
+    let seq_column = registry_csv::COLUMNS.len();
+    let mut expected = watermark + 1;
+    let mut usable = 0;
+    for row in &rows {
+        let change_seq: i64 = row.get(seq_column);
+        let age: Option<f64> = row.get(seq_column + 1);
+        if change_seq != expected && age.is_some_and(|age| age < GAP_GRACE_SECONDS) {
+            tracing::debug!(
+                after = expected - 1,
+                next = change_seq,
+                "gap in change_seq: waiting for a possibly open registry transaction"
+            );
+            break;
+        }
+        expected = change_seq + 1;
+        usable += 1;
+    }
+    let rows = &rows[..usable];
     let Some(last) = rows.last() else {
         return Ok(None);
     };
-    let last_change_seq: i64 = last.get(registry_csv::COLUMNS.len());
+    let last_change_seq: i64 = last.get(seq_column);
     let label: Arc<str> = Arc::from(source.label());
     let index: Vec<usize> = (0..registry_csv::COLUMNS.len()).collect();
     let mut parsed = Parsed {
@@ -223,7 +251,7 @@ pub async fn next_batch(
         read: rows.len() as u64,
     };
     let mut raw = Vec::new();
-    for row in &rows {
+    for row in rows {
         let values: Vec<&str> = (0..registry_csv::COLUMNS.len())
             .map(|column| row.get::<_, Option<&str>>(column).unwrap_or(""))
             .collect();

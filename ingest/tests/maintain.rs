@@ -151,6 +151,17 @@ async fn compaction_and_vacuum_keep_rows_and_remove_files() {
         .iter()
         .find(|t| t.table == "vaccinations")
         .unwrap();
+    eprintln!(
+        "vaccinations: files {} -> {}, compaction +{} -{}, vacuumed {} files / {} bytes, v{} -> v{}",
+        v.files_before,
+        v.files_after,
+        v.compaction_files_added,
+        v.compaction_files_removed,
+        v.vacuumed_files.len(),
+        v.vacuumed_bytes,
+        v.version_before,
+        v.version
+    );
     assert_eq!(v.files_before as usize, files_before);
     assert!(v.files_after < v.files_before, "{v:?}");
     assert!(v.compaction_files_removed >= 2, "{v:?}");
@@ -265,7 +276,8 @@ async fn compaction_planned_before_an_append_keeps_it() {
 }
 
 /// The export's registry CSV with only the first line of each event: an ingest of it only
-/// appends (corrections would MERGE; see the known limit below).
+/// appends (a correction's MERGE may be rejected by a concurrent compaction; see
+/// `merge_planned_before_a_compaction_is_rejected_not_duplicated`).
 fn first_versions_only(exp: &Path) -> PathBuf {
     let text = std::fs::read_to_string(exp.join("registry.csv")).unwrap();
     let mut seen = std::collections::HashSet::new();
@@ -350,15 +362,11 @@ async fn compaction_beside_a_running_ingest_loses_no_rows() {
     assert_eq!(got, expected, "rows differ from the unmaintained warehouse");
 }
 
-/// Documents a limit of deltalake 1.1.3 (see the `maintain` module docs): a MERGE whose read
-/// snapshot predates a compaction is not rejected when it commits after it, and the row
-/// version it replaced survives in the compacted file. (The writer here does not take
-/// `rewrite_lock`.) Ignored: it asserts the faulty behaviour and should start failing once
-/// deltalake's conflict checker treats `dataChange = false` removes as conflicting with
-/// reads, or once `Table::merge` takes the lock and refreshes its state.
+/// A MERGE (a correcting ingest's upsert) whose read snapshot predates a compaction commit is
+/// rejected with a commit conflict — it does not bring the replaced row version back through
+/// the compacted file — and succeeds when retried from the newest version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn known_limit_merge_planned_before_a_compaction_resurrects_the_old_row() {
+async fn merge_planned_before_a_compaction_is_rejected_not_duplicated() {
     use vaxlake_ingest::table::Table;
     let dir = tempfile::tempdir().unwrap();
     let exp = export(dir.path());
@@ -412,22 +420,39 @@ async fn known_limit_merge_planned_before_a_compaction_resurrects_the_old_row() 
         .collect();
     let changed = RecordBatch::try_new(schema, cols).unwrap();
     let event_key = changed.column(0).as_string::<i32>().value(0).to_string();
+    let copies = |rows: &[String]| {
+        rows.iter()
+            .filter(|r| r.starts_with(&format!("event_key={event_key},")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
 
-    maintain(whs, &MaintainOptions::default().with_vacuum(false))
+    let report = maintain(whs, &MaintainOptions::default()).await.unwrap();
+    assert!(report.tables[0].compaction_files_removed >= 2, "{report:?}");
+    let rejected = stale
+        .upsert(changed.clone(), &[false], Default::default())
+        .await;
+    assert!(
+        matches!(rejected, Err(IngestError::Delta { .. })),
+        "the stale MERGE committed: {rejected:?}"
+    );
+    let rows = rows_of(&open(&wh, "vaccinations").await).await;
+    let found = copies(&rows);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(!found[0].contains("content_hash=changed"), "{found:?}");
+
+    // Retried from the newest version, the correction goes in once.
+    let mut fresh = Table::open(&root, &VACCINATIONS, Some(&key.key_id()))
         .await
+        .unwrap()
         .unwrap();
-    let stats = stale
+    let stats = fresh
         .upsert(changed, &[false], Default::default())
         .await
         .unwrap();
     assert_eq!(stats.updated, 1);
     let rows = rows_of(&open(&wh, "vaccinations").await).await;
-    let copies = rows
-        .iter()
-        .filter(|r| r.starts_with(&format!("event_key={event_key},")))
-        .count();
-    assert_eq!(
-        copies, 2,
-        "deltalake now rejects or resolves the stale MERGE"
-    );
+    let found = copies(&rows);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("content_hash=changed"), "{found:?}");
 }
