@@ -106,6 +106,24 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Compact small Parquet files and delete files no version within the retention uses;
+    /// safe while ingest and queries run.
+    Maintain {
+        #[command(flatten)]
+        warehouse: WarehouseArg,
+        /// Keep files removed less than this many hours ago (readers of older versions).
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u64,
+        /// Report what would be vacuumed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Skip compaction.
+        #[arg(long)]
+        no_compact: bool,
+        /// Skip vacuum.
+        #[arg(long)]
+        no_vacuum: bool,
+    },
     /// Key management.
     Key {
         #[command(subcommand)]
@@ -338,6 +356,41 @@ async fn run(cli: Cli) -> Result<()> {
             suppression_threshold,
         } => serve(&warehouse.warehouse, listen, suppression_threshold).await,
         Command::Coverage(args) => coverage(args).await,
+        Command::Maintain {
+            warehouse,
+            retention_hours,
+            dry_run,
+            no_compact,
+            no_vacuum,
+        } => {
+            let options = vaxlake_ingest::MaintainOptions::default()
+                .with_retention_hours(retention_hours)
+                .with_dry_run(dry_run)
+                .with_compact(!no_compact)
+                .with_vacuum(!no_vacuum);
+            let report = vaxlake_ingest::maintain(&warehouse.warehouse, &options).await?;
+            for table in &report.tables {
+                println!(
+                    "{} version {} -> {}: files {} -> {} (compaction +{} -{}{}), vacuumed {} files, {} bytes{}",
+                    table.table,
+                    table.version_before,
+                    table.version,
+                    table.files_before,
+                    table.files_after,
+                    table.compaction_files_added,
+                    table.compaction_files_removed,
+                    table
+                        .compaction_skipped
+                        .as_deref()
+                        .map(|why| format!(", compaction skipped: {why}"))
+                        .unwrap_or_default(),
+                    table.vacuumed_files.len(),
+                    table.vacuumed_bytes,
+                    if report.dry_run { " (dry run)" } else { "" }
+                );
+            }
+            Ok(())
+        }
         Command::Effectiveness(args) => effectiveness(args).await,
         Command::Demo {
             dir,

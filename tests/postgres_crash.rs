@@ -448,7 +448,14 @@ fn two_ingests_cannot_commit_the_same_batch() {
                 outcomes.push(format!("{name}: failed ({status}): {last}"));
             }
         }
-        assert!(!reads.is_empty(), "both ingests failed: {outcomes:#?}");
+        if reads.is_empty() {
+            let (_, a) = reg.output_of(&names[0]);
+            let (_, b) = reg.output_of(&names[1]);
+            panic!(
+                "both ingests failed: {outcomes:#?}\n--- {} stderr ---\n{a}\n--- {} stderr ---\n{b}",
+                names[0], names[1]
+            );
+        }
         if reads.len() == 2 {
             // Both succeeded: each batch was committed by one of them only.
             assert_eq!(reads[0] + reads[1], new_rows, "{outcomes:#?}");
@@ -591,4 +598,71 @@ fn readers_always_see_a_consistent_version() {
     ingest(&clean, &reg.key, &reg.source());
     assert_eq!(events(&wh), events(&clean));
     eprintln!("readers: {} queries, counts seen {distinct:?}", seen.len());
+}
+
+/// A registry transaction still open when a later one commits, for a row whose recorded_at
+/// is old (a late entry of a past vaccination, an import): its change_seq lies below the
+/// watermark by the time it commits. Ignored: it fails today (the gap grace is measured on
+/// recorded_at, so an old recorded_at is read past at once and the row is never read).
+#[test]
+#[ignore = "engine bug: a backdated row of a registry transaction open during a pull is lost"]
+fn a_backdated_row_of_an_open_transaction_is_not_lost() {
+    use std::io::Write as _;
+    let reg = Registry::new(50, 1, 1.0);
+    reg.server.psql(&Registry::insert_sql(&reg.held));
+    let wh = reg.path("wh");
+    ingest(&wh, &reg.key, &reg.source());
+    let head = reg.head();
+    let cols = REGISTRY_COLUMNS.join(", ");
+    let late = |id: &str| {
+        let values = REGISTRY_COLUMNS
+            .map(|c| match c {
+                "event_id" => format!("'{id}'"),
+                "recorded_at" => "'2024-06-01T10:00:00Z'".to_string(),
+                "administered_on" => "'2024-06-01'".to_string(),
+                other => other.to_string(),
+            })
+            .join(", ");
+        format!(
+            "INSERT INTO vaccination_events ({cols}) SELECT {values} FROM vaccination_events \
+             WHERE status = 'completed' ORDER BY change_seq LIMIT 1;\n"
+        )
+    };
+    // T1 takes change_seq head+1 and stays open.
+    let mut t1 = reg.server.psql_session();
+    let mut stdin = t1.stdin.take().unwrap();
+    write!(stdin, "BEGIN;\n{}", late("late-1")).unwrap();
+    stdin.flush().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while reg
+        .server
+        .psql("SELECT last_value FROM vaccination_events_change_seq")
+        .parse::<i64>()
+        .unwrap()
+        <= head
+    {
+        assert!(Instant::now() < until, "T1 did not insert");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // T2 takes head+2 and commits; a pull runs; then T1 commits.
+    reg.server.psql(&late("late-2"));
+    let first = ingest(&wh, &reg.key, &reg.source()).0;
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(stdin);
+    let t1 = t1.wait_with_output().unwrap();
+    assert!(
+        t1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&t1.stderr)
+    );
+    let second = ingest(&wh, &reg.key, &reg.source()).0;
+    let clean = reg.path("clean");
+    ingest(&clean, &reg.key, &reg.source());
+    assert_eq!(
+        events(&wh),
+        events(&clean),
+        "late-1 (change_seq {}) was never read: pulls read {first:?} then {second:?}; status:\n{}",
+        head + 1,
+        reg.status(&wh)
+    );
 }

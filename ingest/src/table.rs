@@ -187,6 +187,22 @@ impl Table {
             .map_err(Self::delta_err(self.spec))
     }
 
+    /// Writers that remove files (MERGE, replace) hold the table's rewrite lock shared and
+    /// read the newest version under it, so that a compaction (which holds it alone from
+    /// planning to commit) never makes them fail on a conflict (see `maintain.rs`).
+    async fn rewrite_guard(&mut self) -> Result<Option<std::fs::File>> {
+        let lock = crate::maintain::rewrite_lock(
+            self.table.table_url(),
+            crate::maintain::LockMode::Shared,
+        )
+        .await?;
+        self.table
+            .update_incremental(None)
+            .await
+            .map_err(Self::delta_err(self.spec))?;
+        Ok(lock)
+    }
+
     fn has_files(&self) -> bool {
         self.table
             .snapshot()
@@ -218,6 +234,7 @@ impl Table {
         predicate: String,
         commit: CommitProperties,
     ) -> Result<()> {
+        let _lock = self.rewrite_guard().await?;
         self.table = self
             .table
             .clone()
@@ -320,6 +337,7 @@ impl Table {
         touched_partitions: &BTreeSet<i32>,
         commit: CommitProperties,
     ) -> Result<()> {
+        let _lock = self.rewrite_guard().await?;
         let keys = self.spec.upsert.expect("upsert keys");
         let mut fields: Vec<Field> = chosen
             .schema()

@@ -417,6 +417,23 @@ SELECT count(*) FROM vx_rows;
             .unwrap_or_else(|_| panic!("load_registry_csv: unexpected psql output {out:?}"))
     }
 
+    /// A psql session as the superuser in database `registry` that runs each statement as
+    /// it is written to its stdin (e.g. `BEGIN; INSERT ...;` now, `COMMIT;` later, to hold a
+    /// transaction open); close stdin and wait to end it. Output goes to piped stdout/stderr.
+    pub fn psql_session(&self) -> Child {
+        let mut cmd = Command::new(self.psql_bin());
+        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.conn_string());
+        clean_env(&mut cmd);
+        cmd.env("PGCONNECT_TIMEOUT", "10")
+            .current_dir(&self.root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.psql_bin().display()))
+    }
+
     /// The last lines of the server log, for panic messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
