@@ -254,7 +254,7 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill {name} {}", child.id());
 }
 
-/// Item 2 of issue 5: SIGKILL at random moments while the registry changes; after a last
+/// SIGKILL at random moments while the registry changes; after a last
 /// catch-up the warehouse is exactly a clean pull of the final registry.
 #[test]
 fn crash_at_random_points_loses_and_duplicates_nothing() {
@@ -398,25 +398,26 @@ fn crash_at_random_points_loses_and_duplicates_nothing() {
     );
 }
 
-/// Item 3: two ingests started together on one warehouse and registry; each round inserts
-/// more rows first. The first round also races the creation of the tables.
+/// two ingests started together on one warehouse and registry, in rounds; each
+/// round first adds rows to the registry, the first of them bad (an unknown ATC code), so that
+/// both racers quarantine rows of the same batch. (The tables exist before the first round:
+/// racing their creation is `two_ingests_racing_on_a_fresh_warehouse`.)
 #[test]
 fn two_ingests_cannot_commit_the_same_batch() {
     let reg = Registry::new(600, 5, 0.3);
     let wh = reg.path("wh");
+    ingest(&wh, &reg.key, &reg.source());
     let rounds = 4;
     let chunk = reg.held.len().div_ceil(rounds);
     let mut outcomes = Vec::new();
     for (round, ids) in reg.held.chunks(chunk).enumerate() {
-        if round > 0 {
-            reg.server.psql(&Registry::insert_sql(ids));
-        }
+        reg.server.psql(&format!(
+            "{}{}",
+            bad_rows_sql(&format!("bad-{round}"), 3),
+            Registry::insert_sql(ids)
+        ));
         // Rows above the watermark: what the two ingests have to share.
-        let new_rows = if wh.join("vaccinations").exists() {
-            reg.watermark_and_lag(&wh).1 as u64
-        } else {
-            reg.rows()
-        };
+        let new_rows = reg.watermark_and_lag(&wh).1 as u64;
         let names = [format!("race-{round}-a"), format!("race-{round}-b")];
         let mut children: Vec<Child> = names
             .iter()
@@ -480,7 +481,74 @@ fn two_ingests_cannot_commit_the_same_batch() {
     eprintln!("race outcomes: {outcomes:#?}");
 }
 
-/// Item 5: SIGTERM stops `--follow` with exit 0 and its totals as the last line.
+/// `n` rows with an unknown ATC code (quarantined), copied from a registry row.
+fn bad_rows_sql(tag: &str, n: usize) -> String {
+    let cols = REGISTRY_COLUMNS.join(", ");
+    (0..n)
+        .map(|i| {
+            let values = REGISTRY_COLUMNS
+                .map(|c| match c {
+                    "event_id" => format!("'{tag}-{i}'"),
+                    "vaccine_atc" => "'J07ZZ99'".to_string(),
+                    // Not recent: a young row behind a gap in change_seq (the held rows'
+                    // numbers) would make the pull wait GAP_GRACE_SECONDS.
+                    "recorded_at" => "'2024-01-02T03:04:05Z'".to_string(),
+                    other => other.to_string(),
+                })
+                .join(", ");
+            format!(
+                "INSERT INTO vaccination_events ({cols}) SELECT {values} FROM vaccination_events \
+                 WHERE status = 'completed' ORDER BY change_seq LIMIT 1;\n"
+            )
+        })
+        .collect()
+}
+
+/// Two ingests started together on a fresh warehouse: at least one succeeds. Ignored: today
+/// both can fail, because both create the tables (a second CREATE TABLE commit lands at
+/// version 1 with another table id, and the process that created version 0 then fails with
+/// "Metadata changed since last commit").
+#[test]
+#[ignore = "engine bug: racing table creation can make both ingests fail"]
+fn two_ingests_racing_on_a_fresh_warehouse() {
+    let reg = Registry::new(300, 6, 1.0);
+    reg.server.psql(&Registry::insert_sql(&reg.held));
+    for attempt in 0..6 {
+        let wh = reg.path(&format!("wh-{attempt}"));
+        let names = [format!("fresh-{attempt}-a"), format!("fresh-{attempt}-b")];
+        let mut children: Vec<Child> = names
+            .iter()
+            .map(|name| reg.spawn_ingest(&wh, name, false, 40))
+            .collect();
+        let ok_count = children
+            .iter_mut()
+            .map(|c| wait_timeout(c, Duration::from_secs(120)).expect("an ingest hangs"))
+            .filter(ExitStatus::success)
+            .count();
+        let (_, a) = reg.output_of(&names[0]);
+        let (_, b) = reg.output_of(&names[1]);
+        assert!(
+            ok_count > 0,
+            "attempt {attempt}: both failed\n--- a ---\n{a}\n--- b ---\n{b}\n{:?}",
+            std::fs::read_dir(wh.join("quarantine/_delta_log"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        );
+        for table in ["vaccinations", "quarantine", "ingest_runs"] {
+            let creates = std::fs::read_dir(wh.join(table).join("_delta_log"))
+                .unwrap()
+                .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+                .filter(|text| text.contains("\"CREATE TABLE\""))
+                .count();
+            assert_eq!(
+                creates, 1,
+                "attempt {attempt}: {table} was created {creates} times"
+            );
+        }
+    }
+}
+
+/// SIGTERM stops `--follow` with exit 0 and its totals as the last line.
 #[test]
 fn follow_stops_cleanly_on_sigterm() {
     let reg = Registry::new(300, 9, 0.0);
@@ -531,7 +599,7 @@ fn follow_stops_cleanly_on_sigterm() {
     );
 }
 
-/// Item 4: while `--follow` commits batches, every query sees whole batches only: the row
+/// while `--follow` commits batches, every query sees whole batches only: the row
 /// count equals the distinct event count, and (inserts only) never goes down.
 #[test]
 fn readers_always_see_a_consistent_version() {
@@ -608,7 +676,7 @@ fn readers_always_see_a_consistent_version() {
 #[ignore = "engine bug: a backdated row of a registry transaction open during a pull is lost"]
 fn a_backdated_row_of_an_open_transaction_is_not_lost() {
     use std::io::Write as _;
-    let reg = Registry::new(50, 1, 1.0);
+    let reg = Registry::new(100, 1, 1.0);
     reg.server.psql(&Registry::insert_sql(&reg.held));
     let wh = reg.path("wh");
     ingest(&wh, &reg.key, &reg.source());
@@ -662,7 +730,8 @@ fn a_backdated_row_of_an_open_transaction_is_not_lost() {
         events(&wh),
         events(&clean),
         "late-1 (change_seq {}) was never read: pulls read {first:?} then {second:?}; status:\n{}",
-        head + 1,
+        reg.server
+            .psql("SELECT change_seq FROM vaccination_events WHERE event_id = 'late-1'"),
         reg.status(&wh)
     );
 }

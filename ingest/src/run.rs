@@ -460,7 +460,10 @@ async fn ingest_postgres(run: &mut Run, source: &PostgresSource) -> Result<()> {
         .await?;
         let Some(mut batch) = next else { break };
         run.count(&mut batch.parsed);
-        let commit = run.commit();
+        // The quarantine commit carries the batch's transaction too: a second ingest racing
+        // for the same batch is refused there (Delta's conflict check on the app id) before
+        // it writes anything, instead of adding its copy of the bad rows.
+        let commit = postgres::with_watermark(run.commit(), &app_id, batch.last_change_seq);
         run.quarantine.flush(commit).await?;
         let rows = row::newest_versions(std::mem::take(&mut batch.parsed.rows));
         let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
