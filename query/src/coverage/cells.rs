@@ -2,7 +2,7 @@
 //! disclosure rules every figure goes through before it leaves the engine.
 
 /// z for a two-sided 95 % interval.
-const Z95: f64 = 1.959964;
+pub(crate) const Z95: f64 = 1.959964;
 
 /// Counts behind one published figure. `denominator` is `None` where the population has no
 /// row (persons without a commune, sexes the population does not count).

@@ -186,7 +186,7 @@ fn string_list(values: &[String]) -> String {
 
 /// A SQL string literal. The values come from the compiled-in catalogue, but a catalogue
 /// edit must not be able to break (or inject into) the queries.
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
@@ -217,6 +217,11 @@ fn intern(
         canton: row.maybe_text(first + 1),
         sex: row.maybe_text(first + 2),
     };
+    intern_group(groups, interner, group)
+}
+
+/// The index of `group` in `groups`, added if new.
+fn intern_group(groups: &mut Vec<Group>, interner: &mut HashMap<Group, u32>, group: Group) -> u32 {
     *interner.entry(group.clone()).or_insert_with(|| {
         groups.push(group);
         (groups.len() - 1) as u32
@@ -373,18 +378,15 @@ fn count_batch(
     let mut days: Vec<(i32, i32)> = Vec::new();
     for row in 0..batch.num_rows() {
         let antigen = antigens.value(row);
-        let group = {
-            let group = Group {
+        let group = intern_group(
+            &mut facts.groups,
+            interner,
+            Group {
                 commune: text(&communes, row),
                 canton: text(&cantons, row),
                 sex: text(&sexes, row),
-            };
-            let groups = &mut facts.groups;
-            *interner.entry(group.clone()).or_insert_with(|| {
-                groups.push(group);
-                (groups.len() - 1) as u32
-            })
-        };
+            },
+        );
         let birth_year = birth_years.value(row) as i32;
 
         // The person's dose days of this antigen in date order, one per day (the youngest

@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 pub use catalogue::{age_band, Catalogue, DoseRule, Indicator, Kind, AGE_BANDS};
-pub use cells::{Cell, Suppression};
+pub(crate) use cells::Z95;
+pub use cells::{round4, Cell, Suppression};
 pub use render::{render, Format};
 
-use cells::round4;
 use facts::{Facts, Group};
 
+use crate::dates::{civil_from_days, days_from_civil, parse_iso};
 use crate::{QueryError, Warehouse};
 
 /// Answers kept per table version before the cache starts over (a bound on memory, far
@@ -416,38 +417,21 @@ fn population_source(year: Option<i32>) -> Value {
     json!(year.map(|year| format!("population, reference_year {year}")))
 }
 
-fn parse_date(text: &str) -> Option<(i32, u32, u32)> {
-    let mut parts = text.splitn(3, '-');
-    Some((
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.get(..2)?.parse().ok()?,
-    ))
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 31,
-    }
-}
-
-/// Whether the warehouse's newest dose is before `date`: some of the population could not
+/// Whether the warehouse's newest dose is before `day`: some of the population could not
 /// yet have been vaccinated, so the figure will still rise.
-fn before(facts: &Facts, date: (i32, u32, u32)) -> bool {
-    match facts.data_until.as_deref().and_then(parse_date) {
-        Some(until) => until < date,
+fn before(facts: &Facts, day: i32) -> bool {
+    match facts.data_until.as_deref().and_then(parse_iso) {
+        Some(until) => until < day,
         None => true,
     }
 }
 
-/// The day the youngest of cohort `year` turns `months` months old.
-fn last_birthday(year: i32, months: u32) -> (i32, u32, u32) {
-    let index = year as i64 * 12 + 11 + i64::from(months);
-    let (year, month) = ((index / 12) as i32, (index % 12) as u32 + 1);
-    (year, month, days_in_month(year, month))
+/// The day the youngest of cohort `year` turns `months` months old: the last day of the
+/// month `months` after December of `year`.
+fn last_birthday(year: i32, months: u32) -> i32 {
+    let index = year as i64 * 12 + 12 + i64::from(months);
+    let (next_year, next_month) = ((index / 12) as i32, (index % 12) as u32 + 1);
+    days_from_civil(next_year, next_month, 1) - 1
 }
 
 fn season_label(year: i32) -> String {
@@ -540,7 +524,7 @@ fn coverage_answer(
                 .filter(|(group, _)| sex_matches(indicator, group))
                 .map(|(group, persons)| (group_key(by, group), persons));
             let (rows, total) = tabulate(numerators, denominators);
-            let incomplete = before(facts, (cohort + 1, 8, 31));
+            let incomplete = before(facts, days_from_civil(cohort + 1, 8, 31));
             (
                 rows,
                 total,
@@ -588,7 +572,7 @@ fn coverage_answer(
                     .position(|(label, _, _)| Some(*label) == key.as_deref())
             };
             rows.sort_by_key(|(key, _)| order(key));
-            let incomplete = before(facts, (cohort, 12, 31));
+            let incomplete = before(facts, days_from_civil(cohort, 12, 31));
             (rows, total, reference_year, incomplete, Some("age_band"))
         }
     };
@@ -1024,8 +1008,8 @@ fn cohorts_of(facts: &Facts, indicator: &Indicator) -> Vec<i32> {
             let last = facts
                 .data_until
                 .as_deref()
-                .and_then(parse_date)
-                .map(|(year, _, _)| year);
+                .and_then(parse_iso)
+                .map(|day| civil_from_days(day).0);
             match (first, last) {
                 (Some(first), Some(last)) => (first..=last.max(first)).collect(),
                 (Some(first), None) => vec![first],
@@ -1091,9 +1075,9 @@ mod tests {
 
     #[test]
     fn the_youngest_of_a_cohort_reaches_an_age_at_the_end_of_a_month() {
-        assert_eq!(last_birthday(2023, 12), (2024, 12, 31));
-        assert_eq!(last_birthday(2023, 2), (2024, 2, 29));
-        assert_eq!(last_birthday(2023, 14), (2025, 2, 28));
+        assert_eq!(civil_from_days(last_birthday(2023, 12)), (2024, 12, 31));
+        assert_eq!(civil_from_days(last_birthday(2023, 2)), (2024, 2, 29));
+        assert_eq!(civil_from_days(last_birthday(2023, 14)), (2025, 2, 28));
     }
 
     #[test]

@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 
 pub use estimate::{mantel_haenszel, rate_ratio, screening, Estimate, Stratum};
 
-use crate::coverage::facts::{as_ints, items, list};
-use crate::coverage::{age_band, Catalogue, Kind, Suppression, AGE_BANDS};
+use crate::coverage::facts::{as_ints, items, list, quote};
+use crate::coverage::{age_band, round4, Catalogue, Kind, Suppression, AGE_BANDS};
 use crate::dates::{civil_from_days, days_from_civil, format_iso, parse_iso};
 use crate::{QueryError, Warehouse};
 
@@ -284,10 +284,6 @@ impl EffectivenessEngine {
     }
 }
 
-fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// The n-th distinct dose day of a list of dose dates, plus the lag: the first day counted
 /// as vaccinated.
 fn protected_from(dates: &Date32Array, start: usize, end: usize, study: &Study) -> Option<i32> {
@@ -467,10 +463,6 @@ fn strata(study: &Study, data: &StudyData, first: i32, last: i32) -> Vec<Stratum
         stratum.t0 = population - stratum.t1;
     }
     strata
-}
-
-fn round4(value: f64) -> f64 {
-    (value * 10_000.0).round() / 10_000.0
 }
 
 /// Whether a stratum's case counts must be withheld (CONTRACTS.md rule on counts).
