@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use vaxlake_pseudonymize::national_id::{luhn_digit, verhoeff_digit};
 
 const HEXA: &str = "J07CA09"; // diphtheria, tetanus, pertussis, polio, hib, hepatitis_b
 const DTAP_IPV: &str = "J07CA02"; // diphtheria, tetanus, pertussis, polio (no hib, no hepB)
@@ -22,15 +21,6 @@ const V1: &str = "2025-02-01T00:00:00Z";
 // ---------------------------------------------------------------------------------------
 // Building registries by hand
 // ---------------------------------------------------------------------------------------
-
-/// A valid 13-digit national number: YYYYMMDD + serial + Luhn + Verhoeff over the first 11.
-fn national_number(birth: &str, serial: u16) -> String {
-    let mut s = format!("{}{:03}", birth.replace('-', ""), serial % 1000);
-    let (luhn, verhoeff) = (luhn_digit(s.as_bytes()), verhoeff_digit(s.as_bytes()));
-    s.push((b'0' + luhn) as char);
-    s.push((b'0' + verhoeff) as char);
-    s
-}
 
 #[derive(Default)]
 struct Registry {
@@ -869,30 +859,6 @@ fn flu65_seasons_run_from_september_to_august() {
 // HTTP answers as the command line does
 // ---------------------------------------------------------------------------------------
 
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-struct Server(std::process::Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn http_coverage_is_the_command_line_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -902,36 +868,10 @@ fn http_coverage_is_the_command_line_json() {
         &["--indicator", "DTP1", "--cohort", "2022", "--by", "sex"],
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        std::process::Command::new(bin())
-            .args([
-                "serve",
-                "--warehouse",
-                wh.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = std::time::Instant::now();
-    let (status, body) = loop {
-        if let Some(answer) = http_get(port, "/api/coverage?indicator=DTP1&cohort=2022&by=sex") {
-            break answer;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "server did not come up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let server = serve(&wh, &[]);
+    let port = server.port;
+    let (status, body) =
+        http_get(port, "/api/coverage?indicator=DTP1&cohort=2022&by=sex").expect("an answer");
     assert_eq!(status, 200, "{body}");
     let http: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(http, cli);

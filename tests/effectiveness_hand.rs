@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use vaxlake_pseudonymize::national_id::{luhn_digit, verhoeff_digit};
 
 const FLU: &str = "J07BB02"; // influenza, split virion
 const FLU_WHOLE: &str = "J07BB01"; // influenza, whole virus (same antigen)
@@ -82,15 +81,6 @@ const TO: &str = "2024-10-31"; // 31 days; a protected day d of October gives 32
 //   5-17:  a = 0, b = 1 (c20), T1 = 0,  T0 = 930
 //   0-4, 85+: nothing at all.
 //   pooled: a = 7, b = 9, T1 = 121, T0 = 1956 (= 67 residents × 31 − 121)
-
-/// A valid 13-digit national number: YYYYMMDD + serial + Luhn + Verhoeff over the first 11.
-fn national_number(birth: &str, serial: u16) -> String {
-    let mut s = format!("{}{:03}", birth.replace('-', ""), serial % 1000);
-    let (luhn, verhoeff) = (luhn_digit(s.as_bytes()), verhoeff_digit(s.as_bytes()));
-    s.push((b'0' + luhn) as char);
-    s.push((b'0' + verhoeff) as char);
-    s
-}
 
 struct Person {
     id: &'static str,
@@ -880,30 +870,6 @@ fn rates_per_100000_person_years_by_hand() {
 // HTTP answers as the command line does
 // ---------------------------------------------------------------------------------------
 
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-struct Server(std::process::Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn http_effectiveness_is_the_command_line_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -927,38 +893,11 @@ fn http_effectiveness_is_the_command_line_json() {
         &["--disease", "J10", "--from", FROM, "--to", TO, "--rates"],
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        std::process::Command::new(bin())
-            .args([
-                "serve",
-                "--warehouse",
-                wh.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = serve(&wh, &[]);
+    let port = server.port;
     let query =
         "/api/effectiveness?antigen=influenza&disease=J1&from=2024-10-01&to=2024-10-31&by=age_band";
-    let started = std::time::Instant::now();
-    let (status, body) = loop {
-        if let Some(answer) = http_get(port, query) {
-            break answer;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "server did not come up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let (status, body) = http_get(port, query).expect("an answer");
     assert_eq!(status, 200, "{body}");
     let http: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(http, cli);

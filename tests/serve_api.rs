@@ -2,20 +2,7 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn http(port: u16, request: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
 
 fn post_sql(port: u16, sql: &str, accept: &str) -> (u16, String) {
     let body = serde_json::json!({ "sql": sql }).to_string();
@@ -27,14 +14,6 @@ fn post_sql(port: u16, sql: &str, accept: &str) -> (u16, String) {
         ),
     )
     .expect("an answer")
-}
-
-struct Server(std::process::Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -59,39 +38,9 @@ fn health_and_sql_over_http() {
     );
     let expected = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        std::process::Command::new(bin())
-            .args([
-                "serve",
-                "--warehouse",
-                wh.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    let health = loop {
-        if let Some(answer) = http(
-            port,
-            "GET /api/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        ) {
-            break answer;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let server = serve(&wh, &[]);
+    let port = server.port;
+    let health = http_get(port, "/api/health").expect("an answer");
     assert_eq!(health.0, 200);
     let health: serde_json::Value = serde_json::from_str(&health.1).unwrap();
     assert_eq!(health["status"], "ok");
@@ -119,11 +68,7 @@ fn health_and_sql_over_http() {
 }
 
 fn get(port: u16, path: &str) -> (u16, serde_json::Value) {
-    let (status, body) = http(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-    )
-    .expect("an answer");
+    let (status, body) = http_get(port, path).expect("an answer");
     (status, serde_json::from_str(&body).expect("a JSON answer"))
 }
 
@@ -149,39 +94,11 @@ fn coverage_answers_follow_a_new_ingest() {
         &key,
         &format!("fhir:{}", export.join("fhir").display()),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        std::process::Command::new(bin())
-            .args([
-                "serve",
-                "--warehouse",
-                wh.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--suppression-threshold",
-                "1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = serve(&wh, &["--suppression-threshold", "1"]);
+    let port = server.port;
     let path = "/api/coverage?indicator=DTP1&cohort=2023";
-    let started = Instant::now();
-    let before = loop {
-        if let Some((200, body)) = http(
-            port,
-            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-        ) {
-            break serde_json::from_str::<serde_json::Value>(&body).unwrap();
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no answer");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (status, before) = get(port, path);
+    assert_eq!(status, 200, "{before}");
     let numerator = before["rows"][0]["numerator"].as_u64().unwrap();
     assert!(numerator > 0, "{before}");
     assert_eq!(before["rows"][0]["denominator"], serde_json::Value::Null);

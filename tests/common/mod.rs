@@ -123,3 +123,83 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A valid 13-digit national number: YYYYMMDD + serial + Luhn + Verhoeff over the first 11.
+pub fn national_number(birth: &str, serial: u16) -> String {
+    use vaxlake_pseudonymize::national_id::{luhn_digit, verhoeff_digit};
+    let mut s = format!("{}{:03}", birth.replace('-', ""), serial % 1000);
+    let (luhn, verhoeff) = (luhn_digit(s.as_bytes()), verhoeff_digit(s.as_bytes()));
+    s.push((b'0' + luhn) as char);
+    s.push((b'0' + verhoeff) as char);
+    s
+}
+
+/// One raw HTTP/1.1 exchange on 127.0.0.1:`port`: (status, body), `None` if the server is
+/// not (yet) answering.
+pub fn http(port: u16, request: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    s.write_all(request.as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// `GET path`.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// A `vaxlake serve` child process, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `vaxlake serve` on a free loopback port with `extra` arguments and waits (up to a
+/// minute) until `/api/health` answers.
+pub fn serve(warehouse: &Path, extra: &[&str]) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = Command::new(bin())
+        .args([
+            "serve",
+            "--warehouse",
+            warehouse.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    let started = std::time::Instant::now();
+    while http_get(port, "/api/health").is_none() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "server did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server
+}
