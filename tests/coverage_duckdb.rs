@@ -9,25 +9,6 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
-
-/// The Python to run the cross-check with, or `None` to skip.
-fn python() -> Option<String> {
-    match std::env::var("VAXLAKE_PYTHON") {
-        Ok(p) if !p.trim().is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("VAXLAKE_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "VAXLAKE_REQUIRE_PYTHON=1 but VAXLAKE_PYTHON is not set (run scripts/test)"
-            );
-            eprintln!(
-                "\n*** coverage_duckdb SKIPPED: VAXLAKE_PYTHON is not set; \
-                 run scripts/test for the DuckDB cross-check ***\n"
-            );
-            None
-        }
-    }
-}
 
 /// The fields of one RFC 4180 line (no line breaks inside fields in this table).
 fn csv_fields(line: &str) -> Vec<String> {
@@ -108,57 +89,34 @@ fn assert_enough_unsuppressed(csv: &str) {
 
 fn run_check(python: &str, warehouse: &Path, table: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .arg(root.join("tests/coverage_check.py"))
-        .arg("--warehouse")
-        .arg(warehouse)
-        .arg("--vaxlake-csv")
-        .arg(table)
-        .arg("--reference-dir")
-        .arg(root.join("sql/reference"))
-        .arg("--threshold")
-        .arg("8")
-        .output()
-        .expect("the cross-check runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("coverage_check.py stdout:\n{stdout}");
-    eprintln!("coverage_check.py stderr:\n{stderr}");
-    assert!(
-        out.status.success(),
-        "coverage_check.py disagrees with vaxlake ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+    run_cross_check(
+        python,
+        "coverage_check.py",
+        &[
+            "--warehouse".into(),
+            warehouse.into(),
+            "--vaxlake-csv".into(),
+            table.into(),
+            "--reference-dir".into(),
+            root.join("sql/reference").into(),
+            "--threshold".into(),
+            "8".into(),
+        ],
     );
 }
 
 #[test]
 fn coverage_table_matches_an_independent_duckdb_recomputation() {
-    let Some(python) = python() else {
+    let Some(python) = cross_check_python("coverage_duckdb") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export");
-    let wh = dir.path().join("wh");
-    let key = key_file(dir.path(), "master.key");
-    ok(&[
-        "generate",
-        "--out",
-        export.to_str().unwrap(),
-        "--persons",
-        "30000",
-        "--seed",
-        "11",
-    ]);
-    for source in [
-        format!("fhir:{}", export.join("fhir").display()),
-        format!("csv:{}", export.join("registry.csv").display()),
-        format!("population:{}", export.join("population.csv").display()),
-        format!("cases:{}", export.join("cases.csv").display()),
-    ] {
-        let ((read, accepted, quarantined), _, _) = ingest(&wh, &key, &source);
-        assert_eq!(read, accepted + quarantined, "{source}");
-        assert!(accepted > 0, "{source} accepted nothing");
-    }
+    let wh = generated_warehouse(
+        dir.path(),
+        30_000,
+        11,
+        &["fhir", "csv", "population", "cases"],
+    );
 
     let (csv, _) = ok(&[
         "coverage",

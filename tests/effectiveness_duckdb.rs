@@ -11,25 +11,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-
-/// The Python to run the cross-check with, or `None` to skip.
-fn python() -> Option<String> {
-    match std::env::var("VAXLAKE_PYTHON") {
-        Ok(p) if !p.trim().is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("VAXLAKE_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "VAXLAKE_REQUIRE_PYTHON=1 but VAXLAKE_PYTHON is not set (run scripts/test)"
-            );
-            eprintln!(
-                "\n*** effectiveness_duckdb SKIPPED: VAXLAKE_PYTHON is not set; \
-                 run scripts/test for the DuckDB cross-check ***\n"
-            );
-            None
-        }
-    }
-}
 
 /// Season 2024/25 (its 1 January population, reference year 2025, is in the export).
 const SEASON: [&str; 4] = ["--from", "2024-10-01", "--to", "2025-04-30"];
@@ -86,57 +67,31 @@ fn assert_not_vacuous(v: &Value, min_cases: u64) {
 
 fn run_check(python: &str, warehouse: &Path, answer: &Path, extra: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .arg(root.join("tests/effectiveness_check.py"))
-        .arg("--warehouse")
-        .arg(warehouse)
-        .arg("--reference-dir")
-        .arg(root.join("sql/reference"))
-        .args(["--antigen", "influenza", "--disease", "J1"])
-        .args(SEASON)
-        .args(["--threshold", "1", "--quiet"])
-        .args(extra)
-        .arg("--vaxlake-json")
-        .arg(answer)
-        .output()
-        .expect("the cross-check runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("effectiveness_check.py {extra:?} stderr:\n{stderr}");
-    assert!(
-        out.status.success(),
-        "effectiveness_check.py {extra:?} disagrees with vaxlake ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--warehouse".into(),
+        warehouse.into(),
+        "--reference-dir".into(),
+        root.join("sql/reference").into(),
+    ];
+    args.extend(
+        ["--antigen", "influenza", "--disease", "J1"]
+            .iter()
+            .chain(&SEASON)
+            .chain(&["--threshold", "1", "--quiet"])
+            .chain(extra)
+            .map(Into::into),
     );
+    args.extend(["--vaxlake-json".into(), answer.into()]);
+    run_cross_check(python, "effectiveness_check.py", &args);
 }
 
 #[test]
 fn effectiveness_matches_an_independent_duckdb_recomputation() {
-    let Some(python) = python() else {
+    let Some(python) = cross_check_python("effectiveness_duckdb") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let export = dir.path().join("export");
-    let wh = dir.path().join("wh");
-    let key = key_file(dir.path(), "master.key");
-    ok(&[
-        "generate",
-        "--out",
-        export.to_str().unwrap(),
-        "--persons",
-        "30000",
-        "--seed",
-        "11",
-    ]);
-    for source in [
-        format!("fhir:{}", export.join("fhir").display()),
-        format!("population:{}", export.join("population.csv").display()),
-        format!("cases:{}", export.join("cases.csv").display()),
-    ] {
-        let ((read, accepted, quarantined), _, _) = ingest(&wh, &key, &source);
-        assert_eq!(read, accepted + quarantined, "{source}");
-        assert!(accepted > 0, "{source} accepted nothing");
-    }
+    let wh = generated_warehouse(dir.path(), 30_000, 11, &["fhir", "population", "cases"]);
 
     // The defaults: first dose, any outcome.
     let (v, path) = answer(&wh, dir.path(), "default.json", &[]);

@@ -203,3 +203,73 @@ pub fn serve(warehouse: &Path, extra: &[&str]) -> Server {
     }
     server
 }
+
+/// The Python of the DuckDB cross-checks (`VAXLAKE_PYTHON`, set by `scripts/test`), or
+/// `None` after saying loudly that `test` is skipped; with `VAXLAKE_REQUIRE_PYTHON=1` a
+/// missing Python fails instead.
+pub fn cross_check_python(test: &str) -> Option<String> {
+    match std::env::var("VAXLAKE_PYTHON") {
+        Ok(p) if !p.trim().is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("VAXLAKE_REQUIRE_PYTHON").as_deref() != Ok("1"),
+                "VAXLAKE_REQUIRE_PYTHON=1 but VAXLAKE_PYTHON is not set (run scripts/test)"
+            );
+            eprintln!(
+                "\n*** {test} SKIPPED: VAXLAKE_PYTHON is not set; \
+                 run scripts/test for the DuckDB cross-check ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// Runs the cross-check `script` (under `tests/`) with `args`, failing with its output when
+/// it disagrees with vaxlake.
+pub fn run_cross_check(python: &str, script: &str, args: &[std::ffi::OsString]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(root.join("tests").join(script))
+        .args(args)
+        .output()
+        .expect("the cross-check runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{script} stdout:\n{stdout}");
+    eprintln!("{script} stderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} disagrees with vaxlake ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+/// Generates a registry of `persons` (seed `seed`) under `dir/export` and ingests the
+/// export's `sources` (`fhir`, `csv`, `population`, `cases`) into `dir/wh` with a fresh key,
+/// checking every run's counts; returns the warehouse.
+pub fn generated_warehouse(dir: &Path, persons: u64, seed: u64, sources: &[&str]) -> PathBuf {
+    let export = dir.join("export");
+    let wh = dir.join("wh");
+    let key = key_file(dir, "master.key");
+    ok(&[
+        "generate",
+        "--out",
+        export.to_str().unwrap(),
+        "--persons",
+        &persons.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    for kind in sources {
+        let path = match *kind {
+            "fhir" => export.join("fhir"),
+            "csv" => export.join("registry.csv"),
+            other => export.join(format!("{other}.csv")),
+        };
+        let source = format!("{kind}:{}", path.display());
+        let ((read, accepted, quarantined), _, _) = ingest(&wh, &key, &source);
+        assert_eq!(read, accepted + quarantined, "{source}");
+        assert!(accepted > 0, "{source} accepted nothing");
+    }
+    wh
+}
