@@ -13,13 +13,13 @@ mod estimate;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, Date32Array, RecordBatch};
+use arrow::array::{Date32Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 pub use estimate::{mantel_haenszel, rate_ratio, screening, Estimate, Stratum};
 
-use crate::coverage::facts::{as_ints, items, list, quote};
+use crate::coverage::facts::{as_ints, as_strings, items, list, quote};
 use crate::coverage::{age_band, round4, Catalogue, Kind, Suppression, AGE_BANDS};
 use crate::dates::{civil_from_days, days_from_civil, format_iso, parse_iso};
 use crate::{QueryError, Warehouse};
@@ -326,14 +326,14 @@ async fn read_study(
         population: BTreeMap::new(),
         reference_year: None,
     };
-    let batches = ctx
-        .sql(&format!("SELECT birth_year, dates FROM ({doses})"))
-        .await?
-        .collect()
-        .await?;
+    let batches = ctx.sql(&doses).await?.collect().await?;
+    // The day each vaccinated person is protected from, for classifying their cases: the
+    // dose lists are read once, not again for the cases.
+    let mut protected: HashMap<String, i32> = HashMap::new();
     for batch in &batches {
-        let birth_years = as_ints(batch.column(0))?;
-        let dates = list(batch.column(1))?;
+        let person_keys = as_strings(batch.column(0))?;
+        let birth_years = as_ints(batch.column(1))?;
+        let dates = list(batch.column(2))?;
         let values = items::<Date32Array>(&dates)?;
         let offsets = dates.value_offsets();
         for row in 0..batch.num_rows() {
@@ -344,6 +344,7 @@ async fn read_study(
                         .vaccinated
                         .entry((birth_years.value(row) as i32, first.max(study.from)))
                         .or_default() += 1;
+                    protected.insert(person_keys.value(row).to_string(), first);
                 }
             }
         }
@@ -355,9 +356,8 @@ async fn read_study(
         Outcome::Died => "AND c.died",
     };
     let cases_sql = format!(
-        "WITH doses AS ({doses})
-         SELECT CAST(date_part('year', c.birth_month) AS BIGINT) AS birth_year, c.onset_date, d.dates
-         FROM cases AS c LEFT JOIN doses AS d ON d.person_key = c.person_key
+        "SELECT CAST(date_part('year', c.birth_month) AS BIGINT) AS birth_year, c.onset_date, c.person_key
+         FROM cases AS c
          WHERE (c.disease = {disease} OR c.disease LIKE {prefix})
            AND c.onset_date BETWEEN DATE {from} AND DATE {to} {outcome}",
         disease = quote(&study.disease),
@@ -372,19 +372,12 @@ async fn read_study(
             batch.column(1),
             &arrow::datatypes::DataType::Int32,
         )?)?;
-        let dates = list(batch.column(2))?;
-        let values = items::<Date32Array>(&dates)?;
-        let offsets = dates.value_offsets();
+        let person_keys = as_strings(batch.column(2))?;
         for row in 0..batch.num_rows() {
             let onset = onsets.value(row) as i32;
-            let vaccinated = dates.is_valid(row)
-                && protected_from(
-                    values,
-                    offsets[row] as usize,
-                    offsets[row + 1] as usize,
-                    study,
-                )
-                .is_some_and(|first| first <= onset);
+            let vaccinated = protected
+                .get(person_keys.value(row))
+                .is_some_and(|&first| first <= onset);
             *data
                 .cases
                 .entry((birth_years.value(row) as i32, onset, vaccinated))
