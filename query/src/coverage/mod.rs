@@ -405,7 +405,18 @@ fn latest_reference_year(facts: &Facts) -> Option<i32> {
 
 /// `target` when the population has it, else the latest earlier year, else the earliest.
 fn reference_year_for(facts: &Facts, target: i32) -> Option<i32> {
-    let years = facts.population.iter().map(|row| row.reference_year);
+    choose_reference_year(
+        facts.population.iter().map(|row| row.reference_year),
+        target,
+    )
+}
+
+/// Of the population's reference `years`, `target` when present, else the latest earlier
+/// one, else the earliest there is: the one rule of coverage and effectiveness denominators.
+pub(crate) fn choose_reference_year(
+    years: impl Iterator<Item = i32> + Clone,
+    target: i32,
+) -> Option<i32> {
     years
         .clone()
         .filter(|&year| year <= target)

@@ -4,9 +4,9 @@
 //! age band. Definitions: docs/effectiveness.md; interface: CONTRACTS.md `/api/effectiveness`.
 //!
 //! Cases and vaccinations link only through the pseudonymous person key: no identity is read.
-//! Per request, two grouped queries read the persons vaccinated with the antigen (their dose
-//! dates as a list) and the cases with the dose dates of their person; the person-time
-//! arithmetic is done here. Answers are cached per table version.
+//! Per request, one grouped query reads the persons vaccinated with the antigen (their dose
+//! dates as a list), a second the cases in the period with their person key; cases are
+//! classified against the first, and the person-time arithmetic is done here. Answers are cached per table version.
 
 mod estimate;
 
@@ -20,7 +20,9 @@ use serde_json::{json, Map, Value};
 pub use estimate::{mantel_haenszel, rate_ratio, screening, Estimate, Stratum};
 
 use crate::coverage::facts::{as_ints, as_strings, items, list, quote};
-use crate::coverage::{age_band, round4, Catalogue, Kind, Suppression, AGE_BANDS};
+use crate::coverage::{
+    age_band, choose_reference_year, round4, Catalogue, Kind, Suppression, AGE_BANDS,
+};
 use crate::dates::{civil_from_days, days_from_civil, format_iso, parse_iso};
 use crate::{QueryError, Warehouse};
 
@@ -408,12 +410,7 @@ async fn read_study(
             ));
         }
     }
-    let years = rows.iter().map(|row| row.0);
-    data.reference_year = years
-        .clone()
-        .filter(|&year| year <= middle_year)
-        .max()
-        .or_else(|| years.min());
+    data.reference_year = choose_reference_year(rows.iter().map(|row| row.0), middle_year);
     for (year, birth_year, count) in rows {
         if Some(year) == data.reference_year {
             *data.population.entry(birth_year).or_default() += count;
