@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use vaxlake_ingest::{IngestOptions, Source};
 use vaxlake_pseudonymize::MasterKey;
 
+mod status;
+
 #[derive(Parser)]
 #[command(
     name = "vaxlake",
@@ -81,15 +83,7 @@ enum Command {
         repeat: u32,
     },
     /// Serve the HTTP API (and, later, the dashboards).
-    Serve {
-        #[command(flatten)]
-        warehouse: WarehouseArg,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        /// Aggregate cells with a count between 1 and N-1 are withheld (CONTRACTS.md).
-        #[arg(long, default_value_t = 8)]
-        suppression_threshold: u64,
-    },
+    Serve(ServeArgs),
     /// Vaccination coverage: one indicator and cohort, a curve, dropout, timeliness, or the
     /// whole indicator table (definitions in docs/coverage.md).
     Coverage(CoverageArgs),
@@ -138,6 +132,35 @@ enum KeyCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    warehouse: WarehouseArg,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Aggregate cells with a count between 1 and N-1 are withheld (CONTRACTS.md).
+    #[arg(long, default_value_t = 8)]
+    suppression_threshold: u64,
+    /// A postgres: registry whose watermark and lag `/api/health` shows operators.
+    #[arg(long)]
+    source: Option<String>,
+    /// The registry relation of --source.
+    #[arg(long, requires = "source")]
+    table: Option<String>,
+}
+
+impl ServeArgs {
+    fn new(warehouse: String, listen: std::net::SocketAddr) -> Self {
+        ServeArgs {
+            warehouse: WarehouseArg { warehouse },
+            listen,
+            suppression_threshold: 8,
+            source: None,
+            table: None,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -350,11 +373,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Serve {
-            warehouse,
-            listen,
-            suppression_threshold,
-        } => serve(&warehouse.warehouse, listen, suppression_threshold).await,
+        Command::Serve(args) => serve(args).await,
         Command::Coverage(args) => coverage(args).await,
         Command::Maintain {
             warehouse,
@@ -549,50 +568,14 @@ async fn follow_registry(
 async fn status(warehouse: &str, source: Option<&str>, table: Option<&str>) -> Result<()> {
     let wh =
         vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
-    for (name, version) in wh.versions() {
-        println!("table {name} version {version}");
-    }
-    if wh.versions().contains_key("ingest_runs") {
-        let last = wh
-            .sql("SELECT CAST(max(finished_at) AS VARCHAR) AS t FROM ingest_runs")
-            .await?;
-        let last = String::from_utf8(last.to_csv()?)?;
-        if let Some(value) = last.lines().nth(1).filter(|v| !v.is_empty()) {
-            println!("last_ingest {value}");
-        }
-    }
-    if wh.versions().contains_key("quarantine") {
-        let answer = wh
-            .sql("SELECT reason, count(*) AS n FROM quarantine GROUP BY reason ORDER BY n DESC, reason")
-            .await?;
-        let text = String::from_utf8(answer.to_csv()?)?;
-        for line in text.lines().skip(1) {
-            if let Some((reason, count)) = line.trim_end().rsplit_once(',') {
-                println!("quarantined {count} {reason}");
-            }
-        }
-    }
-    if let Some(source) = source {
-        let mut source = Source::parse(source)?;
-        if let Some(table) = table {
-            source = source.with_table(table)?;
-        }
-        let Source::Postgres(registry) = source else {
-            bail!("--source must be a postgres: source");
-        };
-        let root = vaxlake_ingest::warehouse_url(warehouse)?;
-        let vaccinations =
-            vaxlake_ingest::table::Table::open(&root, &vaxlake_ingest::schema::VACCINATIONS, None)
-                .await?;
-        let watermark = match vaccinations {
-            Some(table) => table.app_version(&registry.app_id()?).await?.unwrap_or(0),
-            None => 0,
-        };
-        println!("watermark {watermark}");
-        let lag = vaxlake_ingest::postgres::lag(&registry, watermark).await?;
-        println!("registry_head {}", lag.head);
-        println!("lag_rows {}", lag.rows);
-        println!("lag_seconds {}", lag.seconds);
+    let registry = source
+        .map(|source| status::registry_source(source, table))
+        .transpose()?;
+    for line in status::StatusReport::read(&wh, registry.as_ref())
+        .await?
+        .lines()
+    {
+        println!("{line}");
     }
     Ok(())
 }
@@ -613,14 +596,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn serve(warehouse: &str, listen: std::net::SocketAddr, threshold: u64) -> Result<()> {
+async fn serve(args: ServeArgs) -> Result<()> {
     use vaxlake_query::api::{router, serve_router, ApiState};
     use vaxlake_query::coverage::Suppression;
+    let ServeArgs {
+        warehouse: WarehouseArg { warehouse },
+        listen,
+        suppression_threshold: threshold,
+        source,
+        table,
+    } = args;
     if threshold == 0 {
         bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
     }
+    let registry = source
+        .as_deref()
+        .map(|source| status::registry_source(source, table.as_deref()))
+        .transpose()?;
     let wh =
-        vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
+        vaxlake_query::Warehouse::open(&warehouse, vaxlake_query::QueryOptions::default()).await?;
     if !listen.ip().is_loopback() {
         bail!("without --auth, serve binds to loopback only (got {listen}); authentication comes with the access-control work");
     }
@@ -628,7 +622,25 @@ async fn serve(warehouse: &str, listen: std::net::SocketAddr, threshold: u64) ->
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("serving {warehouse} on http://{listen}/ (unauthenticated: loopback only)");
-    let state = std::sync::Arc::new(ApiState::new(wh).with_suppression(Suppression { threshold }));
+    let operator_status = {
+        let wh = wh.clone();
+        let registry = registry.map(std::sync::Arc::new);
+        std::sync::Arc::new(move || {
+            let wh = wh.clone();
+            let registry = registry.clone();
+            Box::pin(async move {
+                status::StatusReport::read(&wh, registry.as_deref())
+                    .await
+                    .map(|report| report.to_json())
+                    .map_err(|error| format!("{error:#}"))
+            }) as vaxlake_query::api::StatusFuture
+        })
+    };
+    let state = std::sync::Arc::new(
+        ApiState::new(wh)
+            .with_suppression(Suppression { threshold })
+            .with_operator_status(operator_status),
+    );
     state.warm_in_background(std::time::Duration::from_secs(5));
     serve_router(listener, router(state), shutdown_signal()).await?;
     Ok(())
@@ -869,5 +881,5 @@ async fn demo(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Result<
         warehouse.display()
     );
     eprintln!("Press Ctrl-C to stop.");
-    serve(&wh, listen, 8).await
+    serve(ServeArgs::new(wh, listen)).await
 }

@@ -155,3 +155,51 @@ fn small_batches_give_the_same_table_as_one_batch() {
         10
     );
 }
+
+#[test]
+fn concurrent_ingests_of_one_export_store_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "k");
+    let wh = dir.path().join("wh");
+    let lines: Vec<String> = (0..120)
+        .map(|i| {
+            immunization(
+                &format!("imm-{i}"),
+                "2023-01-01T00:00:00Z",
+                "completed",
+                &format!("2023-01-{:02}", 1 + i % 28),
+            )
+        })
+        .collect();
+    let source = export(dir.path(), "x", &lines);
+    // Three writers at once, each in small batches so that their MERGEs interleave if they
+    // are not kept apart.
+    let children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(bin())
+                .args(["ingest", "--warehouse", wh.to_str().unwrap(), "--source"])
+                .arg(&source)
+                .args(["--key-file", key.to_str().unwrap(), "--batch-rows", "10"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(counts(&String::from_utf8_lossy(&out.stdout)).0, 121);
+    }
+    assert_eq!(
+        sql_value(
+            &wh,
+            "SELECT count(*) || ' ' || count(DISTINCT event_key) FROM vaccinations"
+        ),
+        "120 120"
+    );
+}

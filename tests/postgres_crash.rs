@@ -490,8 +490,6 @@ fn bad_rows_sql(tag: &str, n: usize) -> String {
                 .map(|c| match c {
                     "event_id" => format!("'{tag}-{i}'"),
                     "vaccine_atc" => "'J07ZZ99'".to_string(),
-                    // Not recent: a young row behind a gap in change_seq (the held rows'
-                    // numbers) would make the pull wait GAP_GRACE_SECONDS.
                     "recorded_at" => "'2024-01-02T03:04:05Z'".to_string(),
                     other => other.to_string(),
                 })
@@ -504,12 +502,11 @@ fn bad_rows_sql(tag: &str, n: usize) -> String {
         .collect()
 }
 
-/// Two ingests started together on a fresh warehouse: at least one succeeds. Ignored: today
-/// both can fail, because both create the tables (a second CREATE TABLE commit lands at
-/// version 1 with another table id, and the process that created version 0 then fails with
-/// "Metadata changed since last commit").
+/// Two ingests started together on a fresh warehouse: at least one succeeds and every table
+/// is created once (a retried CREATE TABLE commit would land at version 1 with another table
+/// id, and the process that created version 0 would then fail with "Metadata changed since
+/// last commit").
 #[test]
-#[ignore = "engine bug: racing table creation can make both ingests fail"]
 fn two_ingests_racing_on_a_fresh_warehouse() {
     let reg = Registry::new(300, 6, 1.0);
     reg.server.psql(&Registry::insert_sql(&reg.held));
@@ -670,10 +667,8 @@ fn readers_always_see_a_consistent_version() {
 
 /// A registry transaction still open when a later one commits, for a row whose recorded_at
 /// is old (a late entry of a past vaccination, an import): its change_seq lies below the
-/// watermark by the time it commits. Ignored: it fails today (the gap grace is measured on
-/// recorded_at, so an old recorded_at is read past at once and the row is never read).
+/// watermark by the time it commits unless the pull waits for its transaction to end.
 #[test]
-#[ignore = "engine bug: a backdated row of a registry transaction open during a pull is lost"]
 fn a_backdated_row_of_an_open_transaction_is_not_lost() {
     use std::io::Write as _;
     let reg = Registry::new(100, 1, 1.0);

@@ -101,9 +101,9 @@ fn pulls_exactly_once_and_matches_the_csv_export() {
     assert_eq!(pull(&wh, &key, &conn), (0, 0, 0));
     assert_eq!(sql_u64(&wh, quarantine), quarantined_before + 2);
 
-    // A gap in change_seq may be a transaction still open in the registry (its number was
-    // taken, its row not yet committed): a young gap stops the pull before it; once the rows
-    // after it are older than the grace period, the gap was a rollback and the pull goes on.
+    // A gap in change_seq that no open registry transaction can fill (a number taken by a
+    // statement that committed nothing) is passed at once, even behind a row recorded just
+    // now; a gap held by an open transaction is covered by postgres_crash.rs.
     server.psql(&format!(
         "SELECT nextval('vaccination_events_change_seq');
          INSERT INTO vaccination_events (event_id, national_id, birth_date, sex, commune, vaccine_atc, vaccine_name, lot_number, dose_number, administered_on, vaccinator_id, status, recorded_at)
@@ -113,18 +113,8 @@ fn pulls_exactly_once_and_matches_the_csv_export() {
     ));
     assert_eq!(
         pull(&wh, &key, &conn),
-        (0, 0, 0),
-        "a young gap holds the pull"
-    );
-    server.psql(
-        "ALTER TABLE vaccination_events DISABLE TRIGGER vaccination_events_change_seq;
-         UPDATE vaccination_events SET recorded_at = now() - interval '1 hour' WHERE event_id = 'late-1';
-         ALTER TABLE vaccination_events ENABLE TRIGGER vaccination_events_change_seq;",
-    );
-    assert_eq!(
-        pull(&wh, &key, &conn),
         (1, 1, 0),
-        "an old gap was a rollback"
+        "a gap nobody holds is passed"
     );
 
     // The watermark is the registry's head; status shows it and no lag.
@@ -138,6 +128,46 @@ fn pulls_exactly_once_and_matches_the_csv_export() {
     ]);
     assert!(out.contains(&format!("watermark {head}\n")), "{out}");
     assert!(out.contains("lag_rows 0\n"), "{out}");
+
+    // Operators see the same in /api/health, and the lag as rows arrive in the registry.
+    let source = format!("postgres:{conn}");
+    let api = serve(&wh, &["--source", &source]);
+    let health = || {
+        let (code, body) = http_get(api.port, "/api/health").unwrap();
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let caught_up = health();
+    let ingest_status = &caught_up["ingest"];
+    assert_eq!(
+        ingest_status["registry"]["watermark"].to_string(),
+        head,
+        "{caught_up}"
+    );
+    assert_eq!(ingest_status["registry"]["lag_rows"], 0, "{caught_up}");
+    assert_eq!(
+        ingest_status["quarantine"]["total"].as_u64(),
+        Some(sql_u64(&wh, "SELECT count(*) FROM quarantine")),
+        "{caught_up}"
+    );
+    assert!(ingest_status["last_ingest"].is_string(), "{caught_up}");
+    server.psql(&format!(
+        "INSERT INTO vaccination_events (event_id, national_id, birth_date, sex, commune, vaccine_atc, vaccine_name, lot_number, dose_number, administered_on, vaccinator_id, status, recorded_at)
+           SELECT 'later-' || n, national_id, birth_date, sex, commune, vaccine_atc, vaccine_name, lot_number, 1, administered_on, vaccinator_id, 'completed', now() - interval '1 minute'
+           FROM vaccination_events, generate_series(1, 3) AS n WHERE event_id = '{}';",
+        ids[0]
+    ));
+    let behind = health();
+    assert_eq!(behind["ingest"]["registry"]["lag_rows"], 3, "{behind}");
+    assert!(
+        behind["ingest"]["registry"]["lag_seconds"]
+            .as_i64()
+            .unwrap()
+            >= 60,
+        "{behind}"
+    );
+    assert!(!behind.to_string().contains(common::pg::READER_PASSWORD));
+    drop(api);
 
     // Nothing vaxlake wrote names the connection string's password.
     for file in all_files(&wh) {

@@ -324,17 +324,63 @@ pub const REWRITE_LOCK_FILE: &str = "_vaxlake_rewrite.lock";
 /// root; `None` (no lock) for tables not on the local file system. Released when the file
 /// returned is dropped.
 pub async fn rewrite_lock(table_url: &Url, mode: LockMode) -> Result<Option<std::fs::File>> {
-    let Ok(dir) = table_url.to_file_path() else {
+    file_lock(table_url, REWRITE_LOCK_FILE, mode).await
+}
+
+/// Name of the advisory lock file at the warehouse root that one ingest holds for its run.
+pub const INGEST_LOCK_FILE: &str = "_vaxlake_ingest.lock";
+
+/// Takes the warehouse's ingest lock, waiting for it (logged when another ingest holds it).
+/// Two ingests MERGE-ing into the same table at once can both insert a new event: Delta's
+/// conflict check sees each MERGE's added files as compatible appends. Ingests of one
+/// warehouse therefore take turns; a crashed one releases the lock with its process. `None`
+/// for warehouses not on the local file system, where no such lock exists (run one ingest
+/// at a time there).
+pub async fn ingest_lock(root: &Url) -> Result<Option<std::fs::File>> {
+    let Ok(dir) = root.to_file_path() else {
         return Ok(None);
     };
-    let path = dir.join(REWRITE_LOCK_FILE);
-    let shown = path.display().to_string();
+    std::fs::create_dir_all(&dir).map_err(|source| IngestError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let path = dir.join(INGEST_LOCK_FILE);
+    let file = open_lock_file(&path)?;
+    match file.try_lock() {
+        Ok(()) => return Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!("another ingest is writing this warehouse: waiting for it to finish");
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(IngestError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    }
+    file_lock(root, INGEST_LOCK_FILE, LockMode::Exclusive).await
+}
+
+fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|source| IngestError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// An advisory lock on the file `name` in the local directory `dir_url`, waited for.
+async fn file_lock(dir_url: &Url, name: &str, mode: LockMode) -> Result<Option<std::fs::File>> {
+    let Ok(dir) = dir_url.to_file_path() else {
+        return Ok(None);
+    };
+    let path = dir.join(name);
+    let file = open_lock_file(&path)?;
     let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
         match mode {
             LockMode::Shared => file.lock_shared()?,
             LockMode::Exclusive => file.lock()?,
@@ -344,7 +390,7 @@ pub async fn rewrite_lock(table_url: &Url, mode: LockMode) -> Result<Option<std:
     .await
     .map_err(|e| IngestError::Worker(e.to_string()))?;
     locked.map(Some).map_err(|source| IngestError::Read {
-        path: shown,
+        path: path.display().to_string(),
         source,
     })
 }

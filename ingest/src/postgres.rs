@@ -28,13 +28,21 @@ use crate::error::{IngestError, Result};
 use crate::registry_csv;
 use crate::row::{Parsed, Rejected, Vaccination};
 
-/// How long a gap in `change_seq` may be an open transaction. `change_seq` comes from a
-/// sequence when a row is written, not when it commits: a transaction holding 10 can commit
-/// after 11 was read. So a batch stops at the first gap whose next row was recorded less than
-/// this long ago, and reads on once it is older (the gap was then a rolled-back write). A
-/// registry transaction open longer than this could still be missed; its outbox should then
-/// number rows at commit.
-pub const GAP_GRACE_SECONDS: f64 = 30.0;
+/// A gap in `change_seq` may be a registry transaction still open: the number comes from a
+/// sequence when a row is written, not when it commits, so a transaction holding 10 can commit
+/// after 11 was read (updates leave gaps too: a row's old number disappears). The batch's
+/// own statement also reads its snapshot's `xmax`: every transaction that took a number below
+/// the batch's last one started before the statement, so its id is below that horizon. When a
+/// batch has gaps, they are all final once the database's oldest running transaction id is
+/// at or above the horizon; the rows are then read again, so a late commit is taken and a
+/// rollback skipped. Until then (at most [`GAP_WAIT`]) the batch stops before its first gap
+/// and the next poll tries again. No wall clock and no `recorded_at` is trusted for this
+/// (backdated rows are normal in the registry).
+pub const GAP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The pause before a gap's holders are checked: the microseconds in which a registry
+/// transaction has taken its number but not yet its transaction id.
+const GAP_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Default relation (CONTRACTS.md).
 pub const DEFAULT_TABLE: &str = "vaccination_events";
@@ -162,7 +170,8 @@ impl PostgresSource {
             })
             .collect();
         format!(
-            "SELECT {}, change_seq, extract(epoch FROM now() - recorded_at)::float8 AS age_seconds
+            "SELECT {}, change_seq,
+                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS horizon
              FROM {} WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
             columns.join(", "),
             self.table
@@ -216,22 +225,51 @@ pub async fn next_batch(
     parse: &(dyn Fn(&Fields, u64) -> std::result::Result<Vaccination, String> + Sync),
     record_hash: &(dyn Fn(&[u8]) -> [u8; 16] + Sync),
 ) -> Result<Option<Batch>> {
-    let rows = client
-        .query(&source.select_sql(), &[&watermark, &(limit as i64)])
-        .await
-        .map_err(|error| IngestError::Source(format!("reading the registry: {error}")))?;
-    // Keep the rows up to the first young gap in the sequence (see GAP_GRACE_SECONDS).
     let seq_column = registry_csv::COLUMNS.len();
+    let read = || async {
+        client
+            .query(&source.select_sql(), &[&watermark, &(limit as i64)])
+            .await
+            .map_err(|error| IngestError::Source(format!("reading the registry: {error}")))
+    };
+    let mut rows = read().await?;
+    // Gaps at or below this number are known final.
+    let mut settled_up_to = watermark;
+    let seqs = |rows: &[tokio_postgres::Row]| -> Vec<i64> {
+        rows.iter()
+            .map(|row| row.get::<_, i64>(seq_column))
+            .collect()
+    };
+    let first_read = seqs(&rows);
+    let has_gap = first_read
+        .iter()
+        .zip(watermark..)
+        .any(|(&seq, before)| seq != before + 1);
+    if has_gap {
+        // Every number below the batch's last one was taken before it, so by a transaction
+        // that started before this read and has an id below its snapshot's xmax (the
+        // horizon): once they have all ended, every gap up to the last number is final.
+        let horizon: i64 = rows[0].get(seq_column + 1);
+        if holders_ended(client, horizon).await? {
+            rows = read().await?;
+            settled_up_to = *first_read.last().unwrap_or(&watermark);
+        } else {
+            tracing::info!(
+                after = watermark,
+                "gap in change_seq held by an open registry transaction: the batch stops before it"
+            );
+        }
+    }
+    // Keep the rows up to the first gap not known final.
     let mut expected = watermark + 1;
     let mut usable = 0;
     for row in &rows {
         let change_seq: i64 = row.get(seq_column);
-        let age: Option<f64> = row.get(seq_column + 1);
-        if change_seq != expected && age.is_some_and(|age| age < GAP_GRACE_SECONDS) {
+        if change_seq != expected && change_seq > settled_up_to {
             tracing::debug!(
                 after = expected - 1,
                 next = change_seq,
-                "gap in change_seq: waiting for a possibly open registry transaction"
+                "gap in change_seq: the batch stops before it"
             );
             break;
         }
@@ -278,6 +316,30 @@ pub async fn next_batch(
         parsed,
         last_change_seq,
     }))
+}
+
+/// Whether every registry transaction with an id below `horizon` has ended, waiting up to
+/// [`GAP_WAIT`] (see there).
+async fn holders_ended(client: &tokio_postgres::Client, horizon: i64) -> Result<bool> {
+    tokio::time::sleep(GAP_SETTLE).await;
+    let deadline = tokio::time::Instant::now() + GAP_WAIT;
+    loop {
+        let oldest: i64 = client
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                &[],
+            )
+            .await
+            .map_err(|error| IngestError::Source(format!("reading the registry: {error}")))?
+            .get(0);
+        if oldest >= horizon {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The commit properties that carry the watermark of a batch.

@@ -294,6 +294,7 @@ pub async fn ingest(
     options: &IngestOptions,
 ) -> Result<IngestReport> {
     let root = warehouse_url(warehouse)?;
+    let _turn = crate::maintain::ingest_lock(&root).await?;
     let pseudonymizer = Pseudonymizer::new(key);
     let key_id = pseudonymizer.key_id().to_string();
     check_key_everywhere(&root, &key_id).await?;

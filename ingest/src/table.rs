@@ -134,8 +134,22 @@ impl Table {
             .with_configuration([(KEY_ID_PROPERTY, Some(key_id))])
             .with_raise_if_key_not_exists(false)
             .with_save_mode(SaveMode::Ignore)
-            .await
-            .map_err(Self::delta_err(spec))?;
+            // No retry: a retried CREATE would land at version 1 over a table another writer
+            // just created, with another table id. Failing lets us open theirs instead.
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
+            .await;
+        let created = match created {
+            Ok(created) => created,
+            // Another writer created the table between our look and our commit (two ingests
+            // starting on a fresh warehouse): its version 0 stands, so use that table.
+            Err(error) => match Self::open(root, spec, Some(key_id)).await? {
+                Some(raced) => {
+                    tracing::debug!(table = spec.name, %error, "table created concurrently");
+                    return Ok(raced);
+                }
+                None => return Err(Self::delta_err(spec)(error)),
+            },
+        };
         let this = Self {
             spec,
             table: created,

@@ -1,6 +1,8 @@
-//! `GET /api/health`: is the server up, and which table versions does it answer from.
+//! `GET /api/health`: is the server up, which table versions does it answer from and, for
+//! operators, how the ingest is doing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::Json;
@@ -8,16 +10,33 @@ use serde_json::{json, Value};
 
 use super::ApiState;
 
-/// `{"status":"ok","table_version":N,"tables":{"vaccinations":N,...}}`; `table_version` is
-/// the `vaccinations` version (null before the first ingest), so monitoring can alert on
-/// a warehouse that stopped moving.
+/// How long the operators' probe may take (it may ask the registry database) before health
+/// answers without it: a health check must answer even when the registry is down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `{"status":"ok","table_version":N,"tables":{"vaccinations":N,...},"ingest":{...}}`;
+/// `table_version` is the `vaccinations` version (null before the first ingest), so
+/// monitoring can alert on a warehouse that stopped moving. `ingest` (last ingest,
+/// quarantine counts by reason, registry watermark and lag) comes from the operator probe
+/// when one is configured.
 pub(crate) async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
     let versions = warehouse.versions();
-    Json(json!({
+    let mut answer = json!({
         "status": "ok",
         "table_version": versions.get("vaccinations"),
         "tables": versions,
-    }))
+    });
+    if let Some(probe) = &state.operator_status {
+        answer["ingest"] = match tokio::time::timeout(PROBE_TIMEOUT, probe()).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "operator status not read");
+                json!({"error": error})
+            }
+            Err(_) => json!({"error": "operator status took longer than 5 s"}),
+        };
+    }
+    Json(answer)
 }

@@ -27,6 +27,16 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// burst cannot pile up work the memory pool would then have to share.
 pub const DEFAULT_MAX_CONCURRENT_QUERIES: usize = 4;
 
+/// The answer of an [`OperatorStatus`] probe: the operators' part of `/api/health`, or why
+/// it could not be read.
+pub type StatusFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>>;
+
+/// Reads what operators watch (last ingest, quarantine counts, the registry lag). Given by
+/// the program that serves, since the watermark lives with the ingest stage, which this
+/// crate does not depend on.
+pub type OperatorStatus = Arc<dyn Fn() -> StatusFuture + Send + Sync>;
+
 /// What every handler shares: the warehouse and the limits of the API.
 pub struct ApiState {
     warehouse: Warehouse,
@@ -37,6 +47,7 @@ pub struct ApiState {
     coverage: Result<Arc<CoverageEngine>, String>,
     /// The effectiveness engine, likewise.
     effectiveness: Result<Arc<EffectivenessEngine>, String>,
+    operator_status: Option<OperatorStatus>,
 }
 
 impl ApiState {
@@ -50,7 +61,14 @@ impl ApiState {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             coverage,
             effectiveness,
+            operator_status: None,
         }
+    }
+
+    /// What `/api/health` adds for operators (see [`OperatorStatus`]).
+    pub fn with_operator_status(mut self, probe: OperatorStatus) -> Self {
+        self.operator_status = Some(probe);
+        self
     }
 
     /// The disclosure threshold of every aggregate answer (CONTRACTS.md: 8 by default).
