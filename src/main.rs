@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use vaxlake_ingest::{IngestOptions, Source};
 use vaxlake_pseudonymize::MasterKey;
 
+mod access_cmd;
 mod status;
 
 #[derive(Parser)]
@@ -118,6 +119,13 @@ enum Command {
         #[arg(long)]
         no_vacuum: bool,
     },
+    /// Bearer tokens for `serve --auth`.
+    Token {
+        #[command(subcommand)]
+        command: access_cmd::TokenCommand,
+    },
+    /// The audit trail of API requests (operators).
+    Audit(access_cmd::AuditArgs),
     /// Key management.
     Key {
         #[command(subcommand)]
@@ -149,6 +157,25 @@ struct ServeArgs {
     /// The registry relation of --source.
     #[arg(long, requires = "source")]
     table: Option<String>,
+    /// Users and token hashes (TOML, CONTRACTS.md Access). Without it the server answers
+    /// everyone and binds to loopback only.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); with --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow browsers on this origin to call the API (CORS); repeatable. Off by default.
+    #[arg(long)]
+    cors_origin: Vec<String>,
+    /// Seconds a connection has to send its request headers.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a whole request may take.
+    #[arg(long, default_value_t = 300)]
+    request_timeout_secs: u64,
 }
 
 impl ServeArgs {
@@ -159,6 +186,12 @@ impl ServeArgs {
             suppression_threshold: 8,
             source: None,
             table: None,
+            auth: None,
+            tls_cert: None,
+            tls_key: None,
+            cors_origin: Vec::new(),
+            header_timeout_secs: 10,
+            request_timeout_secs: 300,
         }
     }
 }
@@ -254,10 +287,10 @@ struct EffectivenessArgs {
 }
 
 #[derive(Args)]
-struct WarehouseArg {
+pub(crate) struct WarehouseArg {
     /// Warehouse root: a local path or an object-store URL.
     #[arg(long)]
-    warehouse: String,
+    pub(crate) warehouse: String,
 }
 
 #[derive(Args)]
@@ -274,15 +307,25 @@ enum Format {
     Json,
 }
 
+/// `VAXLAKE_LOG` (tracing's filter syntax) or vaxlake's info default. Whatever is asked for,
+/// the SQL parser and planner stay at warnings: at debug level they print every literal of
+/// a query, and an analyst may type an identity into one.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VAXLAKE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info,buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error")
+    });
+    ["sqlparser=warn", "datafusion_sql=warn", "datafusion_optimizer=warn", "tokio_postgres=info"]
+        .into_iter()
+        .filter_map(|directive| directive.parse().ok())
+        .fold(filter, |filter, directive| filter.add_directive(directive))
+}
+
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VAXLAKE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vaxlake=info,vaxlake_ingest=info,vaxlake_query=info,buoyant_kernel::snapshot::builder=off,deltalake_core::operations::merge=error")),
-        )
+        .with_env_filter(log_filter())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -416,6 +459,8 @@ async fn run(cli: Cli) -> Result<()> {
             persons,
             listen,
         } => demo(&dir, persons, listen).await,
+        Command::Token { command } => access_cmd::token(command),
+        Command::Audit(args) => access_cmd::audit(args).await,
         Command::Key {
             command: KeyCommand::New { out },
         } => {
@@ -597,7 +642,9 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    use vaxlake_query::api::{router, serve_router, ApiState};
+    use vaxlake_query::api::{
+        auth::AuthConfig, router, serve_with, ApiState, ServeOptions, TlsFiles,
+    };
     use vaxlake_query::coverage::Suppression;
     let ServeArgs {
         warehouse: WarehouseArg { warehouse },
@@ -605,6 +652,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         suppression_threshold: threshold,
         source,
         table,
+        auth,
+        tls_cert,
+        tls_key,
+        cors_origin,
+        header_timeout_secs,
+        request_timeout_secs,
     } = args;
     if threshold == 0 {
         bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
@@ -613,15 +666,29 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .as_deref()
         .map(|source| status::registry_source(source, table.as_deref()))
         .transpose()?;
+    let auth = auth.as_deref().map(AuthConfig::load).transpose()?;
+    if auth.is_none() && !listen.ip().is_loopback() {
+        bail!("without --auth, serve binds to loopback only (got {listen}); give --auth FILE (see `vaxlake token new`) to serve other hosts");
+    }
+    let tls = match (tls_cert, tls_key) {
+        (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key }),
+        _ => None,
+    };
     let wh =
         vaxlake_query::Warehouse::open(&warehouse, vaxlake_query::QueryOptions::default()).await?;
-    if !listen.ip().is_loopback() {
-        bail!("without --auth, serve binds to loopback only (got {listen}); authentication comes with the access-control work");
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let audit = vaxlake_query::audit::AuditLog::start(wh.root())?;
+    let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
-    eprintln!("serving {warehouse} on http://{listen}/ (unauthenticated: loopback only)");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    match &auth {
+        Some(config) => eprintln!(
+            "serving {warehouse} on {scheme}://{listen}/ for {} users (--auth)",
+            config.users().len()
+        ),
+        None => eprintln!(
+            "serving {warehouse} on {scheme}://{listen}/ (unauthenticated: loopback only)"
+        ),
+    }
     let operator_status = {
         let wh = wh.clone();
         let registry = registry.map(std::sync::Arc::new);
@@ -636,13 +703,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }) as vaxlake_query::api::StatusFuture
         })
     };
-    let state = std::sync::Arc::new(
-        ApiState::new(wh)
-            .with_suppression(Suppression { threshold })
-            .with_operator_status(operator_status),
-    );
+    let mut state = ApiState::new(wh)
+        .with_suppression(Suppression { threshold })
+        .with_operator_status(operator_status)
+        .with_tls(tls.is_some())
+        .with_audit(audit.clone());
+    if let Some(config) = auth {
+        state = state.with_auth(config);
+    }
+    let state = std::sync::Arc::new(state);
     state.warm_in_background(std::time::Duration::from_secs(5));
-    serve_router(listener, router(state), shutdown_signal()).await?;
+    let options = ServeOptions {
+        tls,
+        header_timeout: std::time::Duration::from_secs(header_timeout_secs.max(1)),
+        request_timeout: std::time::Duration::from_secs(request_timeout_secs.max(1)),
+        cors_origins: cors_origin,
+        ..ServeOptions::default()
+    };
+    let served = serve_with(listener, router(state), &options, shutdown_signal()).await;
+    // Every request answered is recorded before the process exits.
+    audit.close().await;
+    served?;
     Ok(())
 }
 

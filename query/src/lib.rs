@@ -12,6 +12,7 @@
 //! ```
 
 pub mod api;
+pub mod audit;
 mod cooperative;
 pub mod coverage;
 mod dates;

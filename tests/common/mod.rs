@@ -170,15 +170,49 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Sends SIGTERM (a clean stop) and waits up to a minute for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// The server's process id (to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 /// Starts `vaxlake serve` on a free loopback port with `extra` arguments and waits (up to a
 /// minute) until `/api/health` answers.
 pub fn serve(warehouse: &Path, extra: &[&str]) -> Server {
+    serve_logged(warehouse, extra, None)
+}
+
+/// [`serve`], with the server's stderr (its logs) written to `log` when given.
+pub fn serve_logged(warehouse: &Path, extra: &[&str], log: Option<&Path>) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
+    let stderr = match log {
+        Some(path) => std::process::Stdio::from(std::fs::File::create(path).unwrap()),
+        None => std::process::Stdio::null(),
+    };
     let child = Command::new(bin())
         .args([
             "serve",
@@ -188,13 +222,17 @@ pub fn serve(warehouse: &Path, extra: &[&str]) -> Server {
             &listen,
         ])
         .args(extra)
+        .env("VAXLAKE_LOG", "debug,datafusion=warn,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,delta_kernel=warn,object_store=warn,hyper=warn,hyper_util=warn,h2=warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let server = Server { child, port };
+    let mut server = Server { child, port };
     let started = std::time::Instant::now();
     while http_get(port, "/api/health").is_none() {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("serve exited before answering: {status}");
+        }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(60),
             "server did not come up"

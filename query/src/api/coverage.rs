@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, AuditRows};
 use crate::coverage::{
     render, CoverageEngine, CoverageQuery, CurveQuery, DropoutQuery, Format, TimelinessQuery,
 };
@@ -37,16 +37,23 @@ pub(super) fn answer(headers: &HeaderMap, answer: Arc<Value>) -> Result<Response
         .iter()
         .filter_map(|value| value.to_str().ok())
         .any(|value| value.to_ascii_lowercase().contains("text/csv"));
-    if wants_csv {
+    let rows = answer
+        .get("rows")
+        .and_then(Value::as_array)
+        .map_or(1, |rows| rows.len() as i64);
+    let mut response = if wants_csv {
         let body = render(&answer, Format::Csv)?;
         let mut response = body.into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
         );
-        return Ok(response);
-    }
-    Ok(Json(answer.as_ref().clone()).into_response())
+        response
+    } else {
+        Json(answer.as_ref().clone()).into_response()
+    };
+    response.extensions_mut().insert(AuditRows(rows));
+    Ok(response)
 }
 
 pub(crate) async fn coverage(

@@ -5,21 +5,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::ApiState;
 
 /// How long the operators' probe may take (it may ask the registry database) before health
 /// answers without it: a health check must answer even when the registry is down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// For operators (and everyone when the server runs without `--auth`):
 /// `{"status":"ok","table_version":N,"tables":{"vaccinations":N,...},"ingest":{...}}`;
 /// `table_version` is the `vaccinations` version (null before the first ingest), so
 /// monitoring can alert on a warehouse that stopped moving. `ingest` (last ingest,
 /// quarantine counts by reason, registry watermark and lag) comes from the operator probe
 /// when one is configured.
-pub(crate) async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
+pub(crate) async fn health(
+    State(state): State<Arc<ApiState>>,
+    caller: Option<Extension<Caller>>,
+) -> Json<Value> {
+    // CONTRACTS.md: `{"status":"ok"}` to anyone, more only to operators.
+    if !caller.is_some_and(|Extension(caller)| caller.is_operator()) {
+        return Json(json!({"status": "ok"}));
+    }
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
     let versions = warehouse.versions();

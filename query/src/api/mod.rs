@@ -1,6 +1,8 @@
 //! The HTTP API: one file per front end (`health`, `sql`, `coverage`; later
 //! `effectiveness`) over one shared [`Warehouse`].
 
+mod audit;
+pub mod auth;
 mod coverage;
 mod effectiveness;
 mod health;
@@ -10,13 +12,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
+use crate::audit::{AuditLog, AuditRecord};
 use crate::coverage::{CoverageEngine, Suppression};
 use crate::effectiveness::EffectivenessEngine;
 use crate::{QueryError, Warehouse};
@@ -48,7 +52,17 @@ pub struct ApiState {
     /// The effectiveness engine, likewise.
     effectiveness: Result<Arc<EffectivenessEngine>, String>,
     operator_status: Option<OperatorStatus>,
+    /// The users of `serve --auth`; `None` serves everyone (loopback only).
+    auth: Option<auth::AuthConfig>,
+    sessions: auth::Sessions,
+    /// Whether the server speaks TLS (session cookies are then `Secure`).
+    tls: bool,
+    audit: Option<AuditLog>,
 }
+
+/// Rows an answer carried, for the audit (set by handlers as a response extension).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditRows(pub i64);
 
 impl ApiState {
     /// API state with the default limits.
@@ -62,7 +76,35 @@ impl ApiState {
             coverage,
             effectiveness,
             operator_status: None,
+            auth: None,
+            sessions: auth::Sessions::default(),
+            tls: false,
+            audit: None,
         }
+    }
+
+    /// Requires a token or session on every endpoint but health and sign-in, and applies
+    /// the role table of CONTRACTS.md (see [`auth::allowed`]).
+    pub fn with_auth(mut self, config: auth::AuthConfig) -> Self {
+        self.auth = Some(config);
+        self
+    }
+
+    /// Records every request in the `audit` table (see [`crate::audit`]).
+    pub fn with_audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// Marks session cookies `Secure` (the server speaks TLS).
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The audit trail, to close on shutdown.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
     }
 
     /// What `/api/health` adds for operators (see [`OperatorStatus`]).
@@ -131,7 +173,8 @@ fn effectiveness_engine(
         .map_err(|error| error.to_string())
 }
 
-/// The API's routes, to serve alone ([`serve`]) or merged with the dashboards' router.
+/// The API's routes, to serve alone ([`serve`]) or merged with the dashboards' router: every
+/// request goes through the audit (outermost, so refusals are recorded too), then the auth.
 pub fn router(state: Arc<ApiState>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     Router::new()
@@ -144,22 +187,91 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/coverage/timeliness", get(coverage::timeliness))
         .route("/api/effectiveness", get(effectiveness::effectiveness))
         .route("/api/effectiveness/rates", get(effectiveness::rates))
+        .route("/api/audit", get(audit::audit))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", get(auth::logout).post(auth::logout))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), auth::authorize))
+        .layer(from_fn_with_state(state.clone(), audit_request))
         .with_state(state)
+}
+
+/// Records the request in the audit trail once it is answered. The SQL text of `/api/sql`
+/// is read from the body here (bounded by the body limit); no other body is recorded (the
+/// sign-in form holds a token).
+async fn audit_request(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(log) = state.audit.clone() else {
+        return next.run(request).await;
+    };
+    let started = std::time::Instant::now();
+    let at_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    let method = request.method().to_string();
+    let endpoint = request.uri().path().to_string();
+    let mut parameters = request.uri().query().unwrap_or("").to_string();
+    let response = if request.method() == axum::http::Method::POST && endpoint == "/api/sql" {
+        let (parts, body) = request.into_parts();
+        match axum::body::to_bytes(body, state.max_body_bytes).await {
+            Ok(bytes) => {
+                parameters = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("sql").and_then(|s| s.as_str()).map(str::to_string))
+                    .unwrap_or_else(|| "<body is not {\"sql\": ...}>".to_string());
+                next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                    .await
+            }
+            Err(_) => {
+                parameters = "<body larger than the limit>".to_string();
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is larger than {} bytes",
+                        state.max_body_bytes
+                    ),
+                )
+                .into_response()
+            }
+        }
+    } else {
+        next.run(request).await
+    };
+    let caller = response.extensions().get::<auth::Caller>();
+    let status = response.status().as_u16();
+    log.record(AuditRecord {
+        at_micros,
+        user: caller.and_then(|c| c.name()).map(str::to_string),
+        role: caller.map_or("anonymous", |c| c.role()).to_string(),
+        method,
+        endpoint,
+        parameters: crate::audit::redact_digits(&parameters),
+        status,
+        outcome: crate::audit::outcome(status).to_string(),
+        rows: response.extensions().get::<AuditRows>().map(|rows| rows.0),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+    .await;
+    response
 }
 
 /// Serves the API on `listen` until `shutdown` completes, then lets running requests
 /// finish. For the dashboards or non-default limits, build the router yourself and use
-/// [`serve_router`].
+/// [`serve_with`].
 pub async fn serve(
     warehouse: Warehouse,
     listen: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    serve_router(
+    let listener = std::net::TcpListener::bind(listen)?;
+    serve_with(
         listener,
         router(Arc::new(ApiState::new(warehouse))),
+        &ServeOptions::default(),
         shutdown,
     )
     .await
@@ -171,10 +283,134 @@ pub async fn serve_router(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "serving the vaxlake API");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    serve_with(
+        listener.into_std()?,
+        app,
+        &ServeOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Certificate chain and private key files (PEM) for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// How the server treats connections: TLS, and the time limits that keep slow or idle
+/// clients from holding connections (a slowloris sends headers a byte at a time).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub tls: Option<TlsFiles>,
+    /// A connection must send its request headers within this.
+    pub header_timeout: std::time::Duration,
+    /// A whole request must be answered within this (queries have their own, shorter limit).
+    pub request_timeout: std::time::Duration,
+    /// After the shutdown signal, running requests get this long to finish.
+    pub shutdown_grace: std::time::Duration,
+    /// Browser origins allowed to call the API from their pages (CORS). Empty (the
+    /// default): no CORS headers, so browsers keep other sites' pages out.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            tls: None,
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(300),
+            shutdown_grace: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Serves `app` on `listener` with `options` until `shutdown` completes, then stops accepting
+/// and gives running requests [`ServeOptions::shutdown_grace`] to finish.
+pub async fn serve_with(
+    listener: std::net::TcpListener,
+    app: Router,
+    options: &ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let mut app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        options.request_timeout,
+    ));
+    if !options.cors_origins.is_empty() {
+        let origins = options
+            .cors_origins
+            .iter()
+            .map(|origin| {
+                HeaderValue::from_str(origin).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("not a valid CORS origin: {origin:?}"),
+                    )
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        app = app.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]),
+        );
+    }
+    let handle = axum_server::Handle::new();
+    let grace = options.shutdown_grace;
+    let signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        signal.graceful_shutdown(Some(grace));
+    });
+    let service = app.into_make_service();
+    match &options.tls {
+        Some(files) => {
+            // One process-wide crypto provider (ring, as for the registry client); a second
+            // install is a no-op error.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                &files.certificate,
+                &files.key,
+            )
+            .await
+            .map_err(|error| {
+                std::io::Error::new(
+                    error.kind(),
+                    format!(
+                        "cannot load the TLS certificate {} and key {}: {error}",
+                        files.certificate.display(),
+                        files.key.display()
+                    ),
+                )
+            })?;
+            let mut server = axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .first_request_timeout(options.header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(options.header_timeout);
+            tracing::info!(%address, "serving the vaxlake API over TLS");
+            server.serve(service).await?;
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener)?
+                .handle(handle)
+                .first_request_timeout(options.header_timeout);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(options.header_timeout);
+            tracing::info!(%address, "serving the vaxlake API");
+            server.serve(service).await?;
+        }
+    }
     tracing::info!("API stopped");
     Ok(())
 }
@@ -219,7 +455,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            // An identity typed into a request (a national number in SQL) is not echoed.
+            Json(serde_json::json!({ "error": crate::audit::redact_digits(&self.message) })),
         )
             .into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {

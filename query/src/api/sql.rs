@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, AuditRows};
 use crate::QueryAnswer;
 
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -123,8 +123,9 @@ pub(crate) async fn sql(
         Ok(answer) => answer,
         Err(error) => {
             // The reason, never rows; the SQL only at debug level.
-            tracing::info!(%error, elapsed_ms = started.elapsed().as_millis() as u64, "sql query failed");
-            tracing::debug!(sql = %request.sql, "failed sql");
+            let error_text = crate::audit::redact_digits(&error.to_string());
+            tracing::info!(error = %error_text, elapsed_ms = started.elapsed().as_millis() as u64, "sql query failed");
+            tracing::debug!(sql = %crate::audit::redact_digits(&request.sql), "failed sql");
             return Err(error.into());
         }
     };
@@ -154,6 +155,7 @@ pub(crate) async fn sql(
         TRUNCATED_HEADER,
         HeaderValue::from_static(if truncated { "true" } else { "false" }),
     );
+    response.extensions_mut().insert(AuditRows(rows as i64));
     Ok(response)
 }
 

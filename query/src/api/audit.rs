@@ -1,0 +1,58 @@
+//! `GET /api/audit` (operators): the audit trail, newest first, filtered by `user`,
+//! `endpoint`, `outcome` and `since`, at most `limit` rows (default 100).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::{ApiError, ApiState, AuditRows};
+use crate::audit::{read, AuditFilter};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditParameters {
+    user: Option<String>,
+    endpoint: Option<String>,
+    outcome: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn audit(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    parameters: Result<Query<AuditParameters>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = super::coverage::parameters(parameters)?;
+    let filter = AuditFilter {
+        user: p.user,
+        endpoint: p.endpoint,
+        outcome: p.outcome,
+        since: p.since,
+        limit: p.limit,
+    };
+    let answer = read(state.warehouse().root(), &filter).await?;
+    let rows = answer.num_rows() as i64;
+    let wants_csv = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/csv"));
+    let mut response = if wants_csv {
+        let mut response = answer.to_csv()?.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
+        );
+        response
+    } else {
+        Json(answer.to_json()?).into_response()
+    };
+    response.extensions_mut().insert(AuditRows(rows));
+    Ok(response)
+}

@@ -1,0 +1,622 @@
+//! Access control end to end (CONTRACTS.md, Access): tokens made by `vaxlake token new`, the
+//! whole role × endpoint matrix with and without (or with a wrong) token, browser sign-in,
+//! the audit row of every request, HTTP hardening, TLS, and no identity or token in what
+//! the server answers, logs or writes.
+
+mod common;
+use common::*;
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const NATIONAL_NUMBER: &str = "1893120105732";
+
+struct Tokens {
+    analyst: String,
+    ministry: String,
+    researcher: String,
+    operator: String,
+}
+
+/// Makes four users with `vaxlake token new` and writes their entries to an auth file.
+fn auth_file(dir: &Path) -> (PathBuf, Tokens) {
+    let mut file = String::new();
+    let mut token = |name: &str, role: &str, project: Option<&str>| {
+        let mut args = vec!["token", "new", "--name", name, "--role", role];
+        if let Some(project) = project {
+            args.extend(["--project", project]);
+        }
+        let out = run(&args);
+        assert!(out.status.success(), "{out:?}");
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let entry = &stderr[stderr.find("[[user]]").expect("an auth entry")..];
+        assert!(
+            !entry.contains(&token),
+            "the entry holds the hash, not the token"
+        );
+        file.push_str(entry);
+        token
+    };
+    let tokens = Tokens {
+        analyst: token("ana", "analyst", None),
+        ministry: token("min", "ministry", None),
+        researcher: token("rex", "researcher", Some("P-2026-014")),
+        operator: token("ops", "operator", None),
+    };
+    let path = dir.join("auth.toml");
+    std::fs::write(&path, file).unwrap();
+    (path, tokens)
+}
+
+/// One request; the whole response (status line, headers, body) as text.
+fn raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+fn status_of(response: &str) -> u16 {
+    response.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").unwrap().1
+}
+
+fn header_of<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split_once("\r\n\r\n").unwrap().0;
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Nobody,
+    Wrong,
+    Analyst,
+    Ministry,
+    Researcher,
+    Operator,
+}
+
+impl Who {
+    fn token(self, t: &Tokens) -> Option<String> {
+        match self {
+            Who::Nobody => None,
+            Who::Wrong => {
+                Some("vxl_0000000000000000000000000000000000000000000000000000000000000000".into())
+            }
+            Who::Analyst => Some(t.analyst.clone()),
+            Who::Ministry => Some(t.ministry.clone()),
+            Who::Researcher => Some(t.researcher.clone()),
+            Who::Operator => Some(t.operator.clone()),
+        }
+    }
+
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Who::Analyst => Some("ana"),
+            Who::Ministry => Some("min"),
+            Who::Researcher => Some("rex"),
+            Who::Operator => Some("ops"),
+            Who::Nobody | Who::Wrong => None,
+        }
+    }
+}
+
+fn call(port: u16, tokens: &Tokens, who: Who, method: &str, path: &str, body: &str) -> String {
+    let bearer = who.token(tokens).map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
+    }
+    raw(port, method, path, &headers, body)
+}
+
+/// Audit rows as JSON arrays, read with `vaxlake audit` (all of them).
+fn audit_rows(wh: &Path) -> Vec<Vec<Value>> {
+    let (out, _) = ok(&[
+        "audit",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--format",
+        "json",
+        "--limit",
+        "10000",
+    ]);
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer["columns"],
+        serde_json::json!([
+            "at",
+            "user",
+            "role",
+            "method",
+            "endpoint",
+            "parameters",
+            "status",
+            "outcome",
+            "rows",
+            "duration_ms"
+        ])
+    );
+    answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_array().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = generated_warehouse(dir.path(), 1500, 7, &["fhir", "population", "cases"]);
+    let (auth, tokens) = auth_file(dir.path());
+    let log = dir.path().join("serve.log");
+    let mut server = serve_logged(&wh, &["--auth", auth.to_str().unwrap()], Some(&log));
+    let port = server.port;
+
+    use Who::*;
+    let everyone = [Nobody, Wrong, Analyst, Ministry, Researcher, Operator];
+    let sql = r#"{"sql":"SELECT count(*) AS n FROM vaccinations"}"#;
+    // (method, path, body, who may)
+    let analysis: &[Who] = &[Analyst, Ministry, Operator];
+    let endpoints: Vec<(&str, &str, &str, &[Who])> = vec![
+        ("POST", "/api/sql", sql, &[Analyst]),
+        ("GET", "/api/coverage?indicator=DTP3&cohort=2023&by=canton", "", analysis),
+        ("GET", "/api/coverage/indicators", "", analysis),
+        ("GET", "/api/coverage/curve?indicator=MCV1&cohort=2022", "", analysis),
+        ("GET", "/api/coverage/dropout?from=DTP1&to=DTP3&cohort=2023", "", analysis),
+        ("GET", "/api/coverage/timeliness?indicator=MCV1&cohort=2022", "", analysis),
+        ("GET", "/api/effectiveness?antigen=influenza&disease=J1&from=2024-10-01&to=2025-04-30&by=age_band", "", analysis),
+        ("GET", "/api/effectiveness/rates?antigen=influenza&disease=J1&from=2024-10-01&to=2025-04-30", "", analysis),
+        ("GET", "/api/audit?limit=5", "", &[Operator]),
+    ];
+    let mut expected_audit: Vec<(Option<&str>, String, u16)> = Vec::new();
+    for (method, path, body, may) in &endpoints {
+        for who in everyone {
+            let response = call(port, &tokens, who, method, path, body);
+            let status = status_of(&response);
+            let allowed = may
+                .iter()
+                .any(|m| std::mem::discriminant(m) == std::mem::discriminant(&who));
+            let wanted = match who {
+                Nobody | Wrong => 401,
+                _ if allowed => 200,
+                _ => 403,
+            };
+            assert_eq!(status, wanted, "{who:?} {method} {path}: {response}");
+            let answer: Value = serde_json::from_str(body_of(&response))
+                .unwrap_or_else(|e| panic!("{who:?} {path}: not JSON ({e}): {response}"));
+            if wanted != 200 {
+                // A JSON reason and nothing else.
+                assert_eq!(answer.as_object().unwrap().len(), 1, "{response}");
+                assert!(
+                    answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{response}"
+                );
+            }
+            let endpoint = path.split('?').next().unwrap().to_string();
+            expected_audit.push((who.name(), endpoint, status));
+        }
+    }
+
+    // Health: the bare status to anyone, the details to operators only.
+    for who in everyone {
+        let response = call(port, &tokens, who, "GET", "/api/health", "");
+        assert_eq!(status_of(&response), 200, "{who:?}");
+        let answer: Value = serde_json::from_str(body_of(&response)).unwrap();
+        if matches!(who, Operator) {
+            assert!(answer["tables"]["vaccinations"].is_i64(), "{answer}");
+            assert!(answer["ingest"]["last_ingest"].is_string(), "{answer}");
+        } else {
+            assert_eq!(answer, serde_json::json!({"status": "ok"}), "{who:?}");
+        }
+        expected_audit.push((who.name(), "/api/health".into(), 200));
+    }
+
+    // An analyst's query naming a national number: answered, but the number is neither
+    // echoed in an error nor written to the audit or the logs.
+    let leaky_ok = format!(
+        r#"{{"sql":"SELECT count(*) AS n FROM vaccinations WHERE person_key = '{NATIONAL_NUMBER}'"}}"#
+    );
+    let response = call(port, &tokens, Analyst, "POST", "/api/sql", &leaky_ok);
+    assert_eq!(status_of(&response), 200, "{response}");
+    let leaky_bad =
+        format!(r#"{{"sql":"SELECT CAST('{NATIONAL_NUMBER}x' AS INT) + nope FROM vaccinations"}}"#);
+    let response = call(port, &tokens, Analyst, "POST", "/api/sql", &leaky_bad);
+    assert_eq!(status_of(&response), 400, "{response}");
+    assert!(!response.contains(NATIONAL_NUMBER), "{response}");
+    expected_audit.push((Some("ana"), "/api/sql".into(), 200));
+    expected_audit.push((Some("ana"), "/api/sql".into(), 400));
+
+    // Operators read the audit over HTTP too (what was committed so far).
+    std::thread::sleep(Duration::from_millis(2500));
+    let response = call(
+        port,
+        &tokens,
+        Operator,
+        "GET",
+        "/api/audit?user=ana&limit=1000",
+        "",
+    );
+    assert_eq!(status_of(&response), 200, "{response}");
+    let answer: Value = serde_json::from_str(body_of(&response)).unwrap();
+    let seen = answer["rows"].as_array().unwrap();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|row| row[1] == "ana"),
+        "{answer}"
+    );
+    expected_audit.push((Some("ops"), "/api/audit".into(), 200));
+
+    // A clean stop commits every audit record still queued.
+    assert!(server.terminate().success());
+    // Newest first: oldest first from here on.
+    let rows: Vec<Vec<Value>> = audit_rows(&wh).into_iter().rev().collect();
+    let mut recorded: Vec<(Option<String>, String, u16)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row[1].as_str().map(str::to_string),
+                row[4].as_str().unwrap().to_string(),
+                row[6].as_u64().unwrap() as u16,
+            )
+        })
+        .collect();
+    // serve's own start-up polls of /api/health are anonymous: set them aside.
+    let startup_polls = recorded.len() - expected_audit.len();
+    let polls: Vec<_> = recorded.drain(..startup_polls).collect();
+    for poll in &polls {
+        assert_eq!(poll, &(None, "/api/health".to_string(), 200));
+    }
+    let mut wanted: Vec<(Option<String>, String, u16)> = expected_audit
+        .into_iter()
+        .map(|(user, endpoint, status)| (user.map(str::to_string), endpoint, status))
+        .collect();
+    recorded.sort();
+    wanted.sort();
+    assert_eq!(
+        recorded, wanted,
+        "the audit holds exactly the requests made"
+    );
+    for row in &rows {
+        let role = row[2].as_str().unwrap();
+        let user = row[1].as_str();
+        let expected_role = match user {
+            Some("ana") => "analyst",
+            Some("min") => "ministry",
+            Some("rex") => "researcher",
+            Some("ops") => "operator",
+            _ => "anonymous",
+        };
+        assert_eq!(role, expected_role, "{row:?}");
+        assert!(row[9].as_f64().unwrap() >= 0.0);
+    }
+    let sql_rows: Vec<&Vec<Value>> = rows
+        .iter()
+        .filter(|row| row[4] == "/api/sql" && row[6] == 200 && row[1] == "ana")
+        .collect();
+    assert!(sql_rows
+        .iter()
+        .any(|row| row[5] == "SELECT count(*) AS n FROM vaccinations" && row[8] == 1));
+    assert!(sql_rows
+        .iter()
+        .any(|row| row[5].as_str().unwrap().contains("person_key = '<digits>'")));
+    let coverage_row = rows
+        .iter()
+        .find(|row| row[4] == "/api/coverage" && row[6] == 200)
+        .unwrap();
+    assert_eq!(coverage_row[5], "indicator=DTP3&cohort=2023&by=canton");
+    assert!(coverage_row[8].as_i64().unwrap() >= 1);
+
+    // Nothing the server wrote or logged holds the national number or a token.
+    let mut written: Vec<(String, Vec<u8>)> = all_files(&wh)
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(path).unwrap()))
+        .collect();
+    written.push(("serve log".into(), std::fs::read(&log).unwrap()));
+    for (what, secret) in [
+        ("the national number", NATIONAL_NUMBER),
+        ("the analyst's token", &tokens.analyst),
+        ("the ministry's token", &tokens.ministry),
+        ("the researcher's token", &tokens.researcher),
+        ("the operator's token", &tokens.operator),
+    ] {
+        for (name, bytes) in &written {
+            let at = bytes
+                .windows(secret.len())
+                .position(|w| w == secret.as_bytes());
+            assert!(
+                at.is_none(),
+                "{name} holds {what}: {}",
+                String::from_utf8_lossy(&bytes[at.unwrap().saturating_sub(300)..at.unwrap()])
+            );
+        }
+    }
+}
+
+#[test]
+fn browsers_sign_in_with_a_session_cookie_that_logout_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, tokens) = auth_file(dir.path());
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    let server = serve(&wh, &["--auth", auth.to_str().unwrap()]);
+    let port = server.port;
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+
+    // A page without a session sends the browser to the sign-in form.
+    let page = raw(port, "GET", "/", &[], "");
+    assert_eq!(status_of(&page), 303, "{page}");
+    assert_eq!(header_of(&page, "location"), Some("/login"));
+    let login = raw(port, "GET", "/login", &[], "");
+    assert_eq!(status_of(&login), 200);
+    assert!(body_of(&login).contains("<form method=\"post\" action=\"/login\">"));
+
+    let wrong = raw(port, "POST", "/login", &form, "token=vxl_nope");
+    assert_eq!(status_of(&wrong), 401);
+    assert!(header_of(&wrong, "set-cookie").is_none());
+
+    let signed = raw(
+        port,
+        "POST",
+        "/login",
+        &form,
+        &format!("token={}", tokens.ministry),
+    );
+    assert_eq!(status_of(&signed), 303, "{signed}");
+    let cookie = header_of(&signed, "set-cookie").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age=28800", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "no TLS here: {cookie}");
+    assert!(!cookie.contains(&tokens.ministry));
+    let session = cookie.split(';').next().unwrap().to_string();
+    let with_session = [("Cookie", session.as_str())];
+
+    let allowed = raw(port, "GET", "/api/coverage/indicators", &with_session, "");
+    assert_eq!(status_of(&allowed), 200, "{allowed}");
+    let refused = raw(
+        port,
+        "POST",
+        "/api/sql",
+        &with_session,
+        r#"{"sql":"SELECT 1"}"#,
+    );
+    assert_eq!(
+        status_of(&refused),
+        403,
+        "a ministry session may not run SQL: {refused}"
+    );
+
+    let out = raw(port, "POST", "/logout", &with_session, "");
+    assert_eq!(status_of(&out), 303);
+    assert!(header_of(&out, "set-cookie").unwrap().contains("Max-Age=0"));
+    let after = raw(port, "GET", "/api/coverage/indicators", &with_session, "");
+    assert_eq!(status_of(&after), 401, "the session ended: {after}");
+    let forged = raw(
+        port,
+        "GET",
+        "/api/coverage/indicators",
+        &[("Cookie", "vaxlake_session=00ff")],
+        "",
+    );
+    assert_eq!(status_of(&forged), 401);
+}
+
+#[test]
+fn serve_refuses_bad_configurations_and_hardens_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+
+    // Without --auth, only loopback.
+    let out = run(&[
+        "serve",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--auth"));
+    // A broken auth file is refused at start, naming the entry.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[user]]\nname = \"x\"\nrole = \"admin\"\ntoken_blake3 = \"00\"\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "serve",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--auth",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.toml"),
+        "{out:?}"
+    );
+    // A researcher token needs its project.
+    let out = run(&["token", "new", "--name", "r", "--role", "researcher"]);
+    assert!(!out.status.success());
+
+    let server = serve(&wh, &["--header-timeout-secs", "1"]);
+    let port = server.port;
+    // A body over the limit: 413 with a reason.
+    let big = format!(r#"{{"sql":"SELECT '{}'"}}"#, "x".repeat(2 << 20));
+    let response = raw(
+        port,
+        "POST",
+        "/api/sql",
+        &[("Content-Type", "application/json")],
+        &big,
+    );
+    assert_eq!(
+        status_of(&response),
+        413,
+        "{}",
+        &response[..200.min(response.len())]
+    );
+    assert!(body_of(&response).contains("larger than"));
+    // No CORS unless asked for.
+    let response = raw(
+        port,
+        "GET",
+        "/api/health",
+        &[("Origin", "https://elsewhere.example")],
+        "",
+    );
+    assert_eq!(status_of(&response), 200);
+    assert!(header_of(&response, "access-control-allow-origin").is_none());
+    // A client that never finishes its headers is cut off, and the server goes on.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the half-sent request held its connection for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(http_get(port, "/api/health").unwrap().0, 200);
+    drop(server);
+
+    let cors = serve(&wh, &["--cors-origin", "https://dash.example"]);
+    let response = raw(
+        cors.port,
+        "GET",
+        "/api/health",
+        &[("Origin", "https://dash.example")],
+        "",
+    );
+    assert_eq!(
+        header_of(&response, "access-control-allow-origin"),
+        Some("https://dash.example")
+    );
+}
+
+#[test]
+fn tls_serves_https_with_secure_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(made.status.success(), "{made:?}");
+    let (auth, tokens) = auth_file(dir.path());
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--auth",
+            auth.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let curl = |args: &[&str]| {
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--cacert",
+                cert.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .expect("curl is installed (.ci/run installs it)")
+    };
+    let url = |path: &str| format!("https://localhost:{port}{path}");
+    let mut up = false;
+    for _ in 0..200 {
+        let out = curl(&[
+            "--resolve",
+            &format!("localhost:{port}:127.0.0.1"),
+            &url("/api/health"),
+        ]);
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), r#"{"status":"ok"}"#);
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "the TLS server did not answer");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let out = curl(&[
+        "--resolve",
+        &resolve,
+        "-i",
+        "-X",
+        "POST",
+        "--data",
+        &format!("token={}", tokens.operator),
+        &url("/login"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let cookie = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {text}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP to the TLS port gets no answer.
+    assert!(http_get(port, "/api/health").is_none_or(|(status, _)| status != 200));
+    let _ = child.kill();
+    let _ = child.wait();
+}
