@@ -185,7 +185,14 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
         ("GET", "/api/coverage/timeliness?indicator=MCV1&cohort=2022", "", analysis),
         ("GET", "/api/effectiveness?antigen=influenza&disease=J1&from=2024-10-01&to=2025-04-30&by=age_band", "", analysis),
         ("GET", "/api/effectiveness/rates?antigen=influenza&disease=J1&from=2024-10-01&to=2025-04-30", "", analysis),
+        ("GET", "/api/coverage/flags", "", analysis),
+        ("GET", "/api/freshness", "", analysis),
+        ("GET", "/api/geography", "", analysis),
+        ("GET", "/", "", analysis),
         ("GET", "/api/audit?limit=5", "", &[Operator]),
+        ("GET", "/api/status", "", &[Operator]),
+        ("GET", "/api/status/quarantine", "", &[Operator]),
+        ("GET", "/api/status/ingests", "", &[Operator]),
     ];
     let mut expected_audit: Vec<(Option<&str>, String, u16)> = Vec::new();
     for (method, path, body, may) in &endpoints {
@@ -195,12 +202,20 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
             let allowed = may
                 .iter()
                 .any(|m| std::mem::discriminant(m) == std::mem::discriminant(&who));
+            let page = !path.starts_with("/api/");
             let wanted = match who {
+                // A browser without a session is sent to the sign-in form.
+                Nobody | Wrong if page => 303,
                 Nobody | Wrong => 401,
                 _ if allowed => 200,
                 _ => 403,
             };
             assert_eq!(status, wanted, "{who:?} {method} {path}: {response}");
+            let endpoint = path.split('?').next().unwrap().to_string();
+            expected_audit.push((who.name(), endpoint, status));
+            if status == 303 || (page && status == 200) {
+                continue;
+            }
             let answer: Value = serde_json::from_str(body_of(&response))
                 .unwrap_or_else(|e| panic!("{who:?} {path}: not JSON ({e}): {response}"));
             if wanted != 200 {
@@ -211,9 +226,51 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
                     "{response}"
                 );
             }
-            let endpoint = path.split('?').next().unwrap().to_string();
-            expected_audit.push((who.name(), endpoint, status));
         }
+    }
+
+    // What the dashboards read besides the analysis endpoints.
+    let json_of = |who, path| -> Value {
+        let response = call(port, &tokens, who, "GET", path, "");
+        assert_eq!(status_of(&response), 200, "{response}");
+        serde_json::from_str(body_of(&response)).unwrap()
+    };
+    let geography = json_of(Ministry, "/api/geography");
+    assert_eq!(
+        geography["cantons"].as_array().unwrap().len(),
+        12,
+        "{geography}"
+    );
+    let freshness = json_of(Ministry, "/api/freshness");
+    assert!(freshness["last_ingest"].is_string(), "{freshness}");
+    assert!(freshness["data_until"].is_string(), "{freshness}");
+    assert!(freshness["table_version"].is_i64(), "{freshness}");
+    let runs = json_of(Operator, "/api/status/ingests");
+    assert_eq!(
+        runs["rows"].as_array().unwrap().len(),
+        3,
+        "one run per source: {runs}"
+    );
+    let quarantined: u64 = json_of(Operator, "/api/status/quarantine")["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["count"].as_u64().unwrap())
+        .sum();
+    let runs_quarantined: u64 = runs["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["quarantined"].as_u64().unwrap())
+        .sum();
+    assert_eq!(quarantined, runs_quarantined);
+    for (who, path) in [
+        (Ministry, "/api/geography"),
+        (Ministry, "/api/freshness"),
+        (Operator, "/api/status/ingests"),
+        (Operator, "/api/status/quarantine"),
+    ] {
+        expected_audit.push((who.name(), path.to_string(), 200));
     }
 
     // Health: the bare status to anyone, the details to operators only.
@@ -279,6 +336,12 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
         })
         .collect();
     // serve's own start-up polls of /api/health are anonymous: set them aside.
+    assert!(
+        recorded.len() >= expected_audit.len(),
+        "{} recorded, {} made: {recorded:#?}",
+        recorded.len(),
+        expected_audit.len()
+    );
     let startup_polls = recorded.len() - expected_audit.len();
     let polls: Vec<_> = recorded.drain(..startup_polls).collect();
     for poll in &polls {

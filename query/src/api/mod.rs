@@ -6,6 +6,7 @@ pub mod auth;
 mod coverage;
 mod effectiveness;
 mod health;
+mod pages;
 mod sql;
 
 use std::future::Future;
@@ -188,8 +189,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/effectiveness", get(effectiveness::effectiveness))
         .route("/api/effectiveness/rates", get(effectiveness::rates))
         .route("/api/audit", get(audit::audit))
+        .route("/api/status", get(pages::status))
+        .route("/api/status/quarantine", get(pages::quarantine))
+        .route("/api/status/ingests", get(pages::ingests))
+        .route("/api/freshness", get(pages::freshness))
+        .route("/api/geography", get(pages::geography))
+        .route("/api/coverage/flags", get(pages::coverage_flags))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", get(auth::logout).post(auth::logout))
+        .fallback(pages::asset)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(from_fn_with_state(state.clone(), auth::authorize))
         .layer(from_fn_with_state(state.clone(), audit_request))

@@ -1,0 +1,237 @@
+//! What the dashboards need beyond the analysis endpoints: their own files (built by
+//! `scripts/build-dashboards` into `dashboards/dist/` and compiled into the binary), data
+//! freshness, the cantons and communes for the tile map, the coverage cells above 100 %, and
+//! (operators only, see [`super::auth::allowed`]) quarantine counts and the ingest history.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rust_embed::RustEmbed;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{ApiError, ApiState, AuditRows};
+use crate::QueryAnswer;
+
+/// The built dashboards. Release builds carry the files; debug builds read them from disk,
+/// so a rebuilt front end shows without recompiling. Absent before the first
+/// `scripts/build-dashboards`: pages then say how to build them.
+#[derive(RustEmbed)]
+#[folder = "../dashboards/dist/"]
+#[allow_missing = true]
+struct Assets;
+
+const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vaxlake</title></head><body><main><h1>vaxlake</h1><p>The dashboards are not built into this binary. Run <code>scripts/build-dashboards</code>, then rebuild vaxlake. The API answers meanwhile: <a href=\"/api/health\">/api/health</a>.</p></main></body></html>";
+
+/// `GET /` and every dashboard file.
+pub(crate) async fn asset(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    match Assets::get(path) {
+        Some(file) => {
+            let mime = file.metadata.mimetype().to_string();
+            let mut response = file.data.into_owned().into_response();
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&mime) {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            // Same-origin everything: the page may load nothing from elsewhere.
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+                ),
+            );
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        }
+        None if path == "index.html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            NOT_BUILT,
+        )
+            .into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("no page /{path}")).into_response(),
+    }
+}
+
+/// One SQL answer as a list of objects (column name → value).
+fn objects(answer: &QueryAnswer) -> Result<Vec<Value>, ApiError> {
+    let json = answer.to_json()?;
+    let columns: Vec<String> = answer.column_names();
+    Ok(json["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let mut object = Map::new();
+            for (i, name) in columns.iter().enumerate() {
+                object.insert(name.clone(), row[i].clone());
+            }
+            Value::Object(object)
+        })
+        .collect())
+}
+
+async fn first_value(state: &ApiState, table: &str, sql: &str) -> Result<Value, ApiError> {
+    if !state.warehouse().versions().contains_key(table) {
+        return Ok(Value::Null);
+    }
+    let answer = state.warehouse().sql(sql).await?.to_json()?;
+    Ok(answer["rows"][0][0].clone())
+}
+
+/// `GET /api/freshness`: how current the figures are, for everyone who reads them.
+pub(crate) async fn freshness(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let warehouse = state.warehouse();
+    warehouse.refresh_if_due().await;
+    let versions = warehouse.versions();
+    let last_ingest = first_value(
+        &state,
+        "ingest_runs",
+        "SELECT max(finished_at) AS t FROM ingest_runs",
+    )
+    .await?;
+    let data_until = first_value(
+        &state,
+        "vaccinations",
+        "SELECT max(administered_on) AS d FROM vaccinations",
+    )
+    .await?;
+    // The registry lag comes from the operators' probe (it asks the registry database).
+    let registry = match &state.operator_status {
+        Some(probe) => match tokio::time::timeout(std::time::Duration::from_secs(5), probe()).await
+        {
+            Ok(Ok(report)) => report["registry"].clone(),
+            _ => Value::Null,
+        },
+        None => Value::Null,
+    };
+    Ok(Json(json!({
+        "last_ingest": last_ingest,
+        "table_version": versions.get("vaccinations"),
+        "tables": versions,
+        "data_until": data_until,
+        "registry": registry,
+    })))
+}
+
+/// `GET /api/geography`: the cantons and their communes (`sql/reference/communes.csv`).
+pub(crate) async fn geography(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let answer = state
+        .warehouse()
+        .sql("SELECT canton, commune FROM communes ORDER BY canton, commune")
+        .await?;
+    let mut cantons: Vec<(String, Vec<Value>)> = Vec::new();
+    for row in objects(&answer)? {
+        let canton = row["canton"].as_str().unwrap_or_default().to_string();
+        match cantons.last_mut() {
+            Some((name, communes)) if *name == canton => communes.push(row["commune"].clone()),
+            _ => cantons.push((canton, vec![row["commune"].clone()])),
+        }
+    }
+    Ok(Json(json!({
+        "cantons": cantons
+            .into_iter()
+            .map(|(canton, communes)| json!({"canton": canton, "communes": communes}))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FlagsQuery {
+    cohort: Option<i32>,
+}
+
+/// `GET /api/coverage/flags[?cohort=Y]`: published cells (suppressed ones never appear) whose
+/// numerator exceeds their denominator, from the same table as `vaxlake coverage --all`.
+pub(crate) async fn coverage_flags(
+    State(state): State<Arc<ApiState>>,
+    query: Result<Query<FlagsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = super::coverage::parameters(query)?;
+    let engine = state
+        .coverage
+        .as_deref()
+        .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))?;
+    let table = engine.table().await?;
+    let rows: Vec<Value> = table["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|row| {
+            row["suppressed"] != Value::Bool(true)
+                && row["flags"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("numerator_exceeds_denominator"))
+                && query
+                    .cohort
+                    .is_none_or(|cohort| row["cohort"].as_i64() == Some(i64::from(cohort)))
+        })
+        .cloned()
+        .collect();
+    let count = rows.len() as i64;
+    let mut response = Json(json!({
+        "explanation": "More persons vaccinated than the population estimate counts: the denominator (the population file's estimate for that birth cohort and place) is smaller than the number of residents the registry saw vaccinated there, e.g. after people moved in since the estimate, or because the registry records a person's latest commune while the estimate counts residents on its reference date. The figure is shown as computed, without a confidence interval.",
+        "rows": rows,
+    }))
+    .into_response();
+    response.extensions_mut().insert(AuditRows(count));
+    Ok(response)
+}
+
+/// `GET /api/status` (operators): what `vaxlake status` prints.
+pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let warehouse = state.warehouse();
+    warehouse.refresh_if_due().await;
+    let mut answer = json!({ "tables": warehouse.versions() });
+    if let Some(probe) = &state.operator_status {
+        match probe().await {
+            Ok(report) => answer["ingest"] = report,
+            Err(error) => answer["ingest"] = json!({ "error": error }),
+        }
+    }
+    Ok(Json(answer))
+}
+
+/// `GET /api/status/quarantine` (operators): quarantined records by day received and reason.
+pub(crate) async fn quarantine(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    rows_of(
+        &state,
+        "quarantine",
+        "SELECT CAST(CAST(received_at AS DATE) AS VARCHAR) AS day, reason, count(*) AS count \
+         FROM quarantine GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .await
+}
+
+/// `GET /api/status/ingests` (operators): the ingest runs, newest first.
+pub(crate) async fn ingests(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    rows_of(
+        &state,
+        "ingest_runs",
+        "SELECT run_id, source, started_at, finished_at, read, accepted, quarantined \
+         FROM ingest_runs ORDER BY started_at DESC LIMIT 1000",
+    )
+    .await
+}
+
+async fn rows_of(state: &ApiState, table: &str, sql: &str) -> Result<Response, ApiError> {
+    state.warehouse().refresh_if_due().await;
+    let rows = if state.warehouse().versions().contains_key(table) {
+        objects(&state.warehouse().sql(sql).await?)?
+    } else {
+        Vec::new()
+    };
+    let count = rows.len() as i64;
+    let mut response = Json(json!({ "rows": rows })).into_response();
+    response.extensions_mut().insert(AuditRows(count));
+    Ok(response)
+}
