@@ -27,6 +27,31 @@ pub enum IngestError {
         stored: String,
         given: String,
     },
+    #[error(
+        "the warehouse's tables carry different key ids ({ids}): a key rotation was \
+         interrupted; finish it by running `vaxlake key rotate` again with the same \
+         --key-file and --new-key-file, then ingest with the new key file"
+    )]
+    RotationUnfinished { ids: String },
+    #[error(
+        "the warehouse was rotated from key id {given} (the key given) to key id {stored}: \
+         ingest with the rotated key file (the --new-key-file of `vaxlake key rotate`, which \
+         now holds the key chain) and destroy this old key file"
+    )]
+    KeyRotatedAway { stored: String, given: String },
+    #[error(
+        "table '{table}' has key id {stored}, which is neither the id of the key given \
+         ({from}) nor that of the rotated key chain ({to}); rotate with the key file the \
+         warehouse was written with"
+    )]
+    RotationKeyMismatch {
+        table: String,
+        stored: String,
+        from: String,
+        to: String,
+    },
+    #[error("table '{table}', column {column}: a stored value is not a pseudonym (32 hex characters); the table cannot be re-keyed")]
+    NotAPseudonym { table: String, column: String },
     #[error("Delta table '{table}': {source}")]
     Delta {
         table: String,

@@ -5,6 +5,7 @@
 //! into the same staged rows; [`table`] writes them with one atomic Delta commit per batch.
 //! Rejected records go to the `quarantine` table with their position and a reason that never
 //! quotes an identity.
+//! [`rekey`] rotates the warehouse to a new key chain (`vaxlake key rotate`).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), vaxlake_ingest::IngestError> {
@@ -26,6 +27,7 @@ pub mod maintain;
 mod population;
 pub mod postgres;
 mod registry_csv;
+mod rekey;
 mod row;
 mod run;
 pub mod schema;
@@ -38,6 +40,7 @@ pub use maintain::{
     maintain, rewrite_lock, LockMode, MaintainOptions, MaintainReport, TableMaintenance,
 };
 pub use postgres::{PostgresSource, StopFlag};
+pub use rekey::{rekey, RekeyOptions, RekeyOutcome, RekeyReport, TableRekey};
 pub use run::{ingest, IngestOptions, IngestReport};
 pub use source::Source;
-pub use table::{warehouse_url, KEY_ID_PROPERTY};
+pub use table::{warehouse_url, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};

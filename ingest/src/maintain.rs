@@ -37,7 +37,7 @@
 //! need no lock. On object stores there is no such lock.
 
 use crate::error::{IngestError, Result};
-use crate::schema::{TableSpec, CASES, INGEST_RUNS, POPULATION, QUARANTINE, VACCINATIONS};
+use crate::schema::{warehouse_tables, TableSpec};
 use crate::table::{warehouse_url, KEY_ID_PROPERTY};
 use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::operations::optimize::OptimizeType;
@@ -152,17 +152,6 @@ pub struct TableMaintenance {
 pub struct MaintainReport {
     pub dry_run: bool,
     pub tables: Vec<TableMaintenance>,
-}
-
-/// Every table of the warehouse, in the order maintenance visits them.
-fn warehouse_tables() -> [&'static TableSpec; 5] {
-    [
-        &VACCINATIONS,
-        &CASES,
-        &QUARANTINE,
-        &POPULATION,
-        &INGEST_RUNS,
-    ]
 }
 
 fn delta_err(spec: &TableSpec) -> impl Fn(DeltaTableError) -> IngestError + '_ {

@@ -170,6 +170,81 @@ impl ContentHasher {
     }
 }
 
+/// The fields of a `vaccinations` row that its content hash covers, as stored. One
+/// definition for ingest and for key rotation (which must recompute the hash of re-keyed
+/// rows, or every re-ingest after a rotation would look like a change).
+pub(crate) struct VaccinationContent<'a> {
+    pub person_key: &'a str,
+    pub birth_month: i32,
+    pub sex: &'a str,
+    pub commune: Option<&'a str>,
+    pub administered_on: i32,
+    pub vaccine_atc: &'a str,
+    pub lot_number: Option<&'a str>,
+    pub dose_number_recorded: Option<i32>,
+    pub status: &'a str,
+    pub vaccinator_key: Option<&'a str>,
+    pub source_system: &'a str,
+    pub recorded_at: Option<i64>,
+}
+
+impl VaccinationContent<'_> {
+    pub(crate) fn hash(&self) -> String {
+        let mut h = ContentHasher::new();
+        h.add(self.person_key.as_bytes())
+            .add(&self.birth_month.to_le_bytes())
+            .add(self.sex.as_bytes())
+            .add(self.commune.unwrap_or("").as_bytes())
+            .add(&self.administered_on.to_le_bytes())
+            .add(self.vaccine_atc.as_bytes())
+            .add(self.lot_number.unwrap_or("").as_bytes())
+            .add(&self.dose_number_recorded.unwrap_or(-1).to_le_bytes())
+            .add(self.status.as_bytes())
+            .add(self.vaccinator_key.unwrap_or("").as_bytes())
+            .add(self.source_system.as_bytes())
+            .add(&self.recorded_at.unwrap_or(i64::MIN).to_le_bytes());
+        h.finish()
+    }
+}
+
+/// The fields of a `cases` row that its content hash covers, as stored.
+pub(crate) struct CaseContent<'a> {
+    pub person_key: &'a str,
+    pub disease: &'a str,
+    pub onset_date: i32,
+    pub hospitalised: bool,
+    pub died: bool,
+    pub birth_month: i32,
+    pub sex: &'a str,
+    pub commune: Option<&'a str>,
+}
+
+impl CaseContent<'_> {
+    pub(crate) fn hash(&self) -> String {
+        let mut h = ContentHasher::new();
+        h.add(self.person_key.as_bytes())
+            .add(self.disease.as_bytes())
+            .add(&self.onset_date.to_le_bytes())
+            .add(&[self.hospitalised as u8, self.died as u8])
+            .add(&self.birth_month.to_le_bytes())
+            .add(self.sex.as_bytes())
+            .add(self.commune.unwrap_or("").as_bytes());
+        h.finish()
+    }
+}
+
+/// The `quarantine_key` of a rejected record: its source, line and keyed record hash, so that
+/// the same bad line ingested twice is stored once.
+pub(crate) fn quarantine_key(source: &str, line: u64, record_hash: &[u8; 16]) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(source.as_bytes());
+    h.update(&line.to_le_bytes());
+    h.update(record_hash);
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    key
+}
+
 /// Builds the `vaccinations` batch. `ingested_at` is the run's start, in microseconds.
 pub fn vaccinations_batch(
     rows: &[Vaccination],
@@ -200,19 +275,21 @@ pub fn vaccinations_batch(
         let ek = hex16(&r.event_key);
         let pk = hex16(&r.person_key);
         let vk = r.vaccinator_key.as_ref().map(hex16);
-        let mut h = ContentHasher::new();
-        h.add(pk.as_bytes())
-            .add(&r.birth_month.to_le_bytes())
-            .add(r.sex.as_bytes())
-            .add(r.commune.unwrap_or("").as_bytes())
-            .add(&r.administered_on.to_le_bytes())
-            .add(r.vaccine_atc.as_bytes())
-            .add(r.lot_number.as_deref().unwrap_or("").as_bytes())
-            .add(&r.dose_number_recorded.unwrap_or(-1).to_le_bytes())
-            .add(r.status.as_bytes())
-            .add(vk.as_deref().unwrap_or("").as_bytes())
-            .add(r.source_system.as_bytes())
-            .add(&r.recorded_at.unwrap_or(i64::MIN).to_le_bytes());
+        let content = VaccinationContent {
+            person_key: &pk,
+            birth_month: r.birth_month,
+            sex: r.sex,
+            commune: r.commune,
+            administered_on: r.administered_on,
+            vaccine_atc: r.vaccine_atc,
+            lot_number: r.lot_number.as_deref(),
+            dose_number_recorded: r.dose_number_recorded,
+            status: r.status,
+            vaccinator_key: vk.as_deref(),
+            source_system: &r.source_system,
+            recorded_at: r.recorded_at,
+        }
+        .hash();
         event_key.append_value(&ek);
         person_key.append_value(&pk);
         birth_month.append_value(r.birth_month);
@@ -231,7 +308,7 @@ pub fn vaccinations_batch(
         recorded_at.append_option(r.recorded_at);
         last_updated.append_value(r.last_updated);
         ingested.append_value(ingested_at);
-        content_hash.append_value(h.finish());
+        content_hash.append_value(content);
         decade.append_value(r.birth_decade);
     }
     let columns: Vec<ArrayRef> = vec![
@@ -278,14 +355,17 @@ pub fn cases_batch(rows: &[Case], ingested_at: i64) -> arrow::error::Result<Reco
     let mut content_hash = StringBuilder::new();
     for r in rows {
         let pk = hex16(&r.person_key);
-        let mut h = ContentHasher::new();
-        h.add(pk.as_bytes())
-            .add(r.disease.as_bytes())
-            .add(&r.onset_date.to_le_bytes())
-            .add(&[r.hospitalised as u8, r.died as u8])
-            .add(&r.birth_month.to_le_bytes())
-            .add(r.sex.as_bytes())
-            .add(r.commune.unwrap_or("").as_bytes());
+        let content = CaseContent {
+            person_key: &pk,
+            disease: &r.disease,
+            onset_date: r.onset_date,
+            hospitalised: r.hospitalised,
+            died: r.died,
+            birth_month: r.birth_month,
+            sex: r.sex,
+            commune: r.commune,
+        }
+        .hash();
         case_key.append_value(hex16(&r.case_key));
         person_key.append_value(&pk);
         disease.append_value(&r.disease);
@@ -299,7 +379,7 @@ pub fn cases_batch(rows: &[Case], ingested_at: i64) -> arrow::error::Result<Reco
         age.append_value(r.age_years_at_onset);
         last_updated.append_value(ingested_at);
         ingested.append_value(ingested_at);
-        content_hash.append_value(h.finish());
+        content_hash.append_value(content);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(case_key.finish()),

@@ -116,12 +116,7 @@ struct Quarantine {
 
 impl Quarantine {
     fn push(&mut self, r: Rejected) {
-        let mut h = blake3::Hasher::new();
-        h.update(r.source.as_bytes());
-        h.update(&r.line.to_le_bytes());
-        h.update(&r.record_hash);
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        let key = row::quarantine_key(&r.source, r.line, &r.record_hash);
         tracing::debug!(source = %r.source, line = r.line, reason = %r.reason, "quarantined");
         self.pending.push((r, key));
     }
@@ -278,10 +273,50 @@ fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
     bar
 }
 
-/// Refuses the run if any pseudonymised table of the warehouse was written with another key.
+/// Refuses the run if any table of the warehouse was written with another key, saying to
+/// finish the rotation when the tables disagree among themselves (an interrupted
+/// `key rotate`), and which key to use when the warehouse was rotated away from this one.
 async fn check_key_everywhere(root: &Url, key_id: &str) -> Result<()> {
-    for spec in schema::pseudonymised_tables() {
-        Table::open(root, spec, Some(key_id)).await?;
+    let mut stored = Vec::new();
+    for spec in schema::warehouse_tables() {
+        if let Some(table) = Table::open(root, spec, None).await? {
+            stored.push((
+                spec.name,
+                table.property(crate::table::KEY_ID_PROPERTY)?,
+                table.property(crate::table::KEY_ROTATED_FROM_PROPERTY)?,
+            ));
+        }
+    }
+    let ids: std::collections::BTreeSet<&str> = stored
+        .iter()
+        .filter_map(|(_, id, _)| id.as_deref())
+        .collect();
+    if ids.len() > 1 {
+        let listed: Vec<String> = stored
+            .iter()
+            .map(|(name, id, _)| format!("{name}={}", id.as_deref().unwrap_or("none")))
+            .collect();
+        return Err(IngestError::RotationUnfinished {
+            ids: listed.join(", "),
+        });
+    }
+    for (name, id, rotated_from) in &stored {
+        match id {
+            Some(id) if id != key_id && rotated_from.as_deref() == Some(key_id) => {
+                return Err(IngestError::KeyRotatedAway {
+                    stored: id.clone(),
+                    given: key_id.to_string(),
+                })
+            }
+            Some(id) if id != key_id => {
+                return Err(IngestError::KeyMismatch {
+                    table: name.to_string(),
+                    stored: id.clone(),
+                    given: key_id.to_string(),
+                })
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -158,7 +158,14 @@ pub static INGEST_RUNS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     upsert: None,
 });
 
-/// Tables that hold pseudonyms and so must all be written under the same key.
-pub fn pseudonymised_tables() -> [&'static TableSpec; 3] {
-    [&VACCINATIONS, &CASES, &QUARANTINE]
+/// Every table of the warehouse. All of them carry the key id in their metadata (a table
+/// created by an ingest is created under its key), so a key rotation updates them all.
+pub fn warehouse_tables() -> [&'static TableSpec; 5] {
+    [
+        &VACCINATIONS,
+        &CASES,
+        &QUARANTINE,
+        &POPULATION,
+        &INGEST_RUNS,
+    ]
 }

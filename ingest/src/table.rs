@@ -23,6 +23,10 @@ use url::Url;
 /// Table property holding the id of the key a table's pseudonyms were made with.
 pub const KEY_ID_PROPERTY: &str = "vaxlake.keyId";
 
+/// Table property set by a key rotation: the id of the key the table was re-keyed from, so
+/// that ingesting with that old key is refused with a message saying which key to use.
+pub const KEY_ROTATED_FROM_PROPERTY: &str = "vaxlake.keyRotatedFrom";
+
 /// The warehouse root as a URL with a trailing slash; a local path is made absolute and
 /// created if missing.
 pub fn warehouse_url(location: &str) -> Result<Url> {
@@ -174,6 +178,17 @@ impl Table {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// A table property (`None` if absent).
+    pub fn property(&self, name: &str) -> Result<Option<String>> {
+        let snapshot = self.table.snapshot().map_err(Self::delta_err(self.spec))?;
+        Ok(snapshot.metadata().configuration().get(name).cloned())
+    }
+
+    /// The Delta table itself, for operations this wrapper does not offer (key rotation).
+    pub(crate) fn into_delta(self) -> DeltaTable {
+        self.table
     }
 
     /// The table's Delta version (`None` before its first commit).

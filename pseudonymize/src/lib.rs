@@ -3,7 +3,8 @@
 //! Everything that turns an identity into something the warehouse may store lives here, so
 //! that the rules of DESIGN.md ("Pseudonymisation") are enforced in one place:
 //!
-//! * one 32-byte [`MasterKey`], never printed (its `Debug` is redacted);
+//! * one 32-byte [`MasterKey`], never printed (its `Debug` is redacted), or after key
+//!   rotations ([`KeyRotation`]) a chain of them, each re-hashing the previous pseudonym;
 //! * one BLAKE3 `derive_key` sub-key per [`IdKind`], so a person's pseudonym can never equal a
 //!   practitioner's even for the same input bytes;
 //! * identifiers are normalised (and national numbers check-digit verified) before hashing;
@@ -19,8 +20,10 @@
 mod generalise;
 mod key;
 pub mod national_id;
+mod project;
 mod pseudonym;
 
 pub use generalise::{age_in_completed_months, birth_month, canton_of, Commune, COMMUNES};
-pub use key::{KeyError, MasterKey};
+pub use key::{KeyError, KeyRotation, MasterKey};
+pub use project::ProjectKey;
 pub use pseudonym::{IdKind, Pseudonymizer, PSEUDONYM_HEX_LEN};

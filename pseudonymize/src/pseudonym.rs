@@ -46,9 +46,15 @@ impl IdKind {
 
 /// Hashes identifiers under the sub-keys derived from one master key. Cheap to clone and
 /// share across threads.
+///
+/// Under a key chain `[k1, k2, ...]` (after rotations) the pseudonym is the keyed hash under
+/// `k1` of the identifier, then under `k2` of that pseudonym's 16 bytes, and so on, each step
+/// with the same per-kind sub-key derivation: exactly what re-keying the stored pseudonyms
+/// at each rotation made of them, so new data joins with rotated data.
 #[derive(Clone)]
 pub struct Pseudonymizer {
-    sub_keys: [[u8; 32]; 5],
+    /// One set of per-kind sub-keys per key of the chain, oldest first.
+    sub_keys: Vec<[[u8; 32]; 5]>,
     key_id: String,
 }
 
@@ -64,7 +70,10 @@ impl std::fmt::Debug for Pseudonymizer {
 
 impl Pseudonymizer {
     pub fn new(master: &MasterKey) -> Self {
-        let sub_keys = IdKind::ALL.map(|k| master.derive(k.context()));
+        let per_kind = IdKind::ALL.map(|k| master.derive_chain(k.context()));
+        let sub_keys = (0..master.generations())
+            .map(|generation| std::array::from_fn(|kind| per_kind[kind][generation]))
+            .collect();
         Self {
             sub_keys,
             key_id: master.key_id(),
@@ -78,10 +87,16 @@ impl Pseudonymizer {
 
     /// The 128-bit pseudonym of an already normalised identifier.
     pub fn pseudonym_bytes(&self, kind: IdKind, normalised: &[u8]) -> [u8; 16] {
-        let key = &self.sub_keys[kind as usize];
-        let hash = blake3::keyed_hash(key, normalised);
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&hash.as_bytes()[..16]);
+        let step = |keys: &[[u8; 32]; 5], input: &[u8]| {
+            let hash = blake3::keyed_hash(&keys[kind as usize], input);
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&hash.as_bytes()[..16]);
+            out
+        };
+        let mut out = step(&self.sub_keys[0], normalised);
+        for keys in &self.sub_keys[1..] {
+            out = step(keys, &out);
+        }
         out
     }
 
@@ -129,6 +144,96 @@ mod tests {
                 assert_ne!(p.pseudonym(k, &id), q.pseudonym(k, &id));
             }
         }
+    }
+
+    /// Today's single-key code path, spelled out: existing warehouses must stay valid.
+    fn single_key_pseudonym(key_bytes: [u8; 32], kind: IdKind, input: &[u8]) -> [u8; 16] {
+        let sub_key = blake3::derive_key(kind.context(), &key_bytes);
+        blake3::keyed_hash(&sub_key, input).as_bytes()[..16]
+            .try_into()
+            .unwrap()
+    }
+
+    fn chain(bytes: &[u8]) -> MasterKey {
+        let lines: Vec<String> = bytes.iter().map(|b| hex::encode([*b; 32])).collect();
+        MasterKey::from_hex(&lines.join("\n")).unwrap()
+    }
+
+    #[test]
+    fn a_single_key_file_gives_the_pseudonyms_it_always_gave() {
+        let p = Pseudonymizer::new(&key(9));
+        for kind in IdKind::ALL {
+            assert_eq!(
+                p.pseudonym_bytes(kind, b"1893120105732"),
+                single_key_pseudonym([9; 32], kind, b"1893120105732")
+            );
+        }
+        assert_eq!(p.key_id(), key(9).key_id());
+    }
+
+    #[test]
+    fn a_chain_hashes_the_previous_pseudonym_under_each_next_key() {
+        let id = b"1893120105732";
+        let two = Pseudonymizer::new(&chain(&[1, 2]));
+        let three = Pseudonymizer::new(&chain(&[1, 2, 3]));
+        for kind in IdKind::ALL {
+            let p1 = single_key_pseudonym([1; 32], kind, id);
+            let p2 = single_key_pseudonym([2; 32], kind, &p1);
+            let p3 = single_key_pseudonym([3; 32], kind, &p2);
+            assert_eq!(two.pseudonym_bytes(kind, id), p2);
+            assert_eq!(three.pseudonym_bytes(kind, id), p3);
+            // Differs from each member key used alone.
+            assert_ne!(p2, p1);
+            assert_ne!(p2, single_key_pseudonym([2; 32], kind, id));
+        }
+        // Kinds stay separated along the chain.
+        let all: std::collections::HashSet<_> = IdKind::ALL
+            .iter()
+            .map(|k| three.pseudonym(*k, "1893120105732"))
+            .collect();
+        assert_eq!(all.len(), IdKind::ALL.len());
+        // The chain's id is none of its members' ids.
+        for member in [1, 2, 3] {
+            assert_ne!(three.key_id(), key(member).key_id());
+        }
+        assert_ne!(three.key_id(), two.key_id());
+    }
+
+    #[test]
+    fn rotation_turns_stored_pseudonyms_into_the_chains() {
+        let (old, fresh) = (chain(&[1, 2]), key(3));
+        let rotation = crate::KeyRotation::new(&old, &fresh).unwrap();
+        let before = Pseudonymizer::new(&old);
+        let after = Pseudonymizer::new(rotation.rotated_key());
+        assert_eq!(after.key_id(), chain(&[1, 2, 3]).key_id());
+        assert_eq!(rotation.to_key_id(), after.key_id());
+        for i in 0..200u32 {
+            let id = format!("{i:013}");
+            for kind in IdKind::ALL {
+                let stored = before.pseudonym(kind, &id);
+                let rekeyed = rotation.rekey_hex(kind, &stored).unwrap();
+                assert_eq!(rekeyed, after.pseudonym(kind, &id));
+                assert_ne!(rekeyed, stored);
+            }
+        }
+        assert_eq!(rotation.rekey_hex(IdKind::Person, "not hex"), None);
+        assert_eq!(rotation.rekey_hex(IdKind::Person, "abcd"), None);
+    }
+
+    #[test]
+    fn debug_never_shows_sub_keys() {
+        let p = Pseudonymizer::new(&chain(&[0x11, 0x22]));
+        let shown = format!("{p:?} {p:#?}");
+        assert!(!shown.contains("1111"), "{shown}");
+        assert!(!shown.contains("17, 17"), "{shown}");
+        for sub_key in p.sub_keys.iter().flatten() {
+            assert!(!shown.contains(&hex::encode(sub_key)[..8]), "{shown}");
+            assert!(
+                !shown.contains(&format!("{}, {}", sub_key[0], sub_key[1])),
+                "{shown}"
+            );
+        }
+        assert!(shown.contains(p.key_id()));
     }
 
     #[test]
