@@ -8,6 +8,8 @@ use vaxlake_ingest::{IngestOptions, Source};
 use vaxlake_pseudonymize::MasterKey;
 
 mod access_cmd;
+mod extract_cmd;
+mod key_cmd;
 mod status;
 
 #[derive(Parser)]
@@ -126,6 +128,11 @@ enum Command {
     },
     /// The audit trail of API requests (operators).
     Audit(access_cmd::AuditArgs),
+    /// Researcher extracts: create, approve (four eyes), verify, list, expire.
+    Extract {
+        #[command(subcommand)]
+        command: extract_cmd::ExtractCommand,
+    },
     /// Key management.
     Key {
         #[command(subcommand)]
@@ -140,6 +147,9 @@ enum KeyCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Re-key every table of the warehouse to the current key + a fresh one (from `key new`),
+    /// one Delta version per table; NEW then holds the key chain to ingest with.
+    Rotate(key_cmd::RotateArgs),
 }
 
 #[derive(Args)]
@@ -461,6 +471,10 @@ async fn run(cli: Cli) -> Result<()> {
         } => demo(&dir, persons, listen).await,
         Command::Token { command } => access_cmd::token(command),
         Command::Audit(args) => access_cmd::audit(args).await,
+        Command::Extract { command } => extract_cmd::run(command).await,
+        Command::Key {
+            command: KeyCommand::Rotate(args),
+        } => key_cmd::rotate(args).await,
         Command::Key {
             command: KeyCommand::New { out },
         } => {

@@ -5,6 +5,7 @@ mod audit;
 pub mod auth;
 mod coverage;
 mod effectiveness;
+pub mod extracts;
 mod health;
 mod pages;
 mod sql;
@@ -59,6 +60,7 @@ pub struct ApiState {
     /// Whether the server speaks TLS (session cookies are then `Secure`).
     tls: bool,
     audit: Option<AuditLog>,
+    extracts: Option<Arc<dyn extracts::ExtractShelf>>,
 }
 
 /// Rows an answer carried, for the audit (set by handlers as a response extension).
@@ -81,7 +83,14 @@ impl ApiState {
             sessions: auth::Sessions::default(),
             tls: false,
             audit: None,
+            extracts: None,
         }
+    }
+
+    /// Serves researcher extracts from `shelf` (see [`extracts`]).
+    pub fn with_extracts(mut self, shelf: Arc<dyn extracts::ExtractShelf>) -> Self {
+        self.extracts = Some(shelf);
+        self
     }
 
     /// Requires a token or session on every endpoint but health and sign-in, and applies
@@ -189,6 +198,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/effectiveness", get(effectiveness::effectiveness))
         .route("/api/effectiveness/rates", get(effectiveness::rates))
         .route("/api/audit", get(audit::audit))
+        .route("/api/extracts", get(extracts::list))
+        .route("/api/extracts/{project}/{id}/{file}", get(extracts::download))
         .route("/api/status", get(pages::status))
         .route("/api/status/quarantine", get(pages::quarantine))
         .route("/api/status/ingests", get(pages::ingests))

@@ -1,0 +1,98 @@
+//! Researcher extracts (CONTRACTS.md, Extracts): row-level data for one approved project,
+//! with every key re-keyed to the project ([`vaxlake_pseudonymize::ProjectKey`]), k-anonymous
+//! over the spec's quasi-identifiers ([`kanon`]), without the persons who objected (the
+//! `optout` table), reproducible (the same spec on the same table versions gives the same
+//! bytes) and verifiable (`manifest.json` holds the BLAKE3 of every file). An extract is
+//! released only when a second operator approves it ([`approve`]).
+
+pub mod create;
+pub mod kanon;
+pub mod release;
+pub mod spec;
+
+pub use create::{create, CreateOptions, Created, OutputFormat};
+pub use release::{approve, expire, list, verify, Listed, Verified};
+pub use spec::Spec;
+
+/// What can go wrong with an extract; messages name the spec field, file or rule at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("extract spec: {0}")]
+    Spec(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Query(#[from] vaxlake_query::QueryError),
+    #[error("extract {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("extract data: {0}")]
+    Data(String),
+    #[error("verification failed: {0}")]
+    Verify(String),
+}
+
+impl ExtractError {
+    pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ExtractError + '_ {
+        move |source| ExtractError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for ExtractError {
+    fn from(error: arrow::error::ArrowError) -> Self {
+        ExtractError::Data(error.to_string())
+    }
+}
+
+impl From<parquet::errors::ParquetError> for ExtractError {
+    fn from(error: parquet::errors::ParquetError) -> Self {
+        ExtractError::Data(error.to_string())
+    }
+}
+
+/// Microseconds since the Unix epoch, and the same as RFC 3339 UTC text.
+pub(crate) fn now() -> (i64, String) {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    (micros, rfc3339(micros))
+}
+
+pub(crate) fn rfc3339(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_782_400_000_000), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,189 @@
+//! Four-eyes release, verification, listing and expiry of extracts.
+//!
+//! An extract is released when `approval.json` sits beside its manifest, written by an
+//! operator other than the creator and naming the BLAKE3 of the manifest it approved, so a
+//! manifest changed after approval is no longer released.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::ExtractError;
+
+fn read_json(path: &Path) -> Result<Value, ExtractError> {
+    let text = std::fs::read_to_string(path).map_err(ExtractError::io(path))?;
+    serde_json::from_str(&text).map_err(|e| ExtractError::Data(format!("{}: {e}", path.display())))
+}
+
+/// Finds extract `id` under `extracts` (any project).
+pub fn find(extracts: &Path, id: &str) -> Result<PathBuf, ExtractError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ExtractError::Refused(format!("{id:?} is not an extract id")));
+    }
+    let projects = std::fs::read_dir(extracts).map_err(ExtractError::io(extracts))?;
+    for project in projects.flatten() {
+        let dir = project.path().join(id);
+        if dir.join("manifest.json").is_file() {
+            return Ok(dir);
+        }
+    }
+    Err(ExtractError::Refused(format!("no extract {id} in {}", extracts.display())))
+}
+
+/// Releases extract `dir`, approved `by` an operator who is not its creator.
+pub fn approve(dir: &Path, by: &str) -> Result<Value, ExtractError> {
+    let manifest_path = dir.join("manifest.json");
+    let manifest = read_json(&manifest_path)?;
+    if by.trim().is_empty() {
+        return Err(ExtractError::Refused("--by must name the approving operator".into()));
+    }
+    if manifest["created_by"].as_str() == Some(by) {
+        return Err(ExtractError::Refused(format!(
+            "{by} created this extract and cannot also approve it: a second operator must"
+        )));
+    }
+    let approval_path = dir.join("approval.json");
+    if approval_path.exists() {
+        return Err(ExtractError::Refused("this extract is already approved".into()));
+    }
+    verify(dir)?;
+    let bytes = std::fs::read(&manifest_path).map_err(ExtractError::io(&manifest_path))?;
+    let approval = json!({
+        "extract_id": manifest["extract_id"],
+        "approved_by": by,
+        "approved_at": crate::now().1,
+        "manifest_blake3": blake3::hash(&bytes).to_hex().to_string(),
+    });
+    let text = serde_json::to_string_pretty(&approval).map_err(|e| ExtractError::Data(e.to_string()))?;
+    std::fs::write(&approval_path, text + "\n").map_err(ExtractError::io(&approval_path))?;
+    Ok(approval)
+}
+
+/// What `verify` checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub extract_id: String,
+    pub files: usize,
+    pub released: bool,
+}
+
+/// Re-checks every file's BLAKE3 against the manifest (and the approval against the
+/// manifest); any difference, missing or extra file is an error naming it.
+pub fn verify(dir: &Path) -> Result<Verified, ExtractError> {
+    let manifest_path = dir.join("manifest.json");
+    let manifest = read_json(&manifest_path)?;
+    let files = manifest["files"]
+        .as_array()
+        .ok_or_else(|| ExtractError::Verify("the manifest lists no files".into()))?;
+    let mut listed = vec!["manifest.json".to_string(), "approval.json".to_string()];
+    for file in files {
+        let name = file["name"].as_str().unwrap_or_default();
+        if name.is_empty() || name.contains('/') || name.contains("..") {
+            return Err(ExtractError::Verify(format!("bad file name {name:?} in the manifest")));
+        }
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path)
+            .map_err(|_| ExtractError::Verify(format!("{name} is missing")))?;
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if Some(hash.as_str()) != file["blake3"].as_str() || Some(bytes.len() as u64) != file["bytes"].as_u64() {
+            return Err(ExtractError::Verify(format!("{name} differs from its manifest checksum")));
+        }
+        listed.push(name.to_string());
+    }
+    for entry in std::fs::read_dir(dir).map_err(ExtractError::io(dir))?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !listed.contains(&name) {
+            return Err(ExtractError::Verify(format!("{name} is not in the manifest")));
+        }
+    }
+    let approval_path = dir.join("approval.json");
+    let released = if approval_path.exists() {
+        let approval = read_json(&approval_path)?;
+        let bytes = std::fs::read(&manifest_path).map_err(ExtractError::io(&manifest_path))?;
+        if approval["manifest_blake3"].as_str() != Some(blake3::hash(&bytes).to_hex().as_str()) {
+            return Err(ExtractError::Verify(
+                "manifest.json changed after it was approved".into(),
+            ));
+        }
+        true
+    } else {
+        false
+    };
+    Ok(Verified {
+        extract_id: manifest["extract_id"].as_str().unwrap_or_default().to_string(),
+        files: files.len(),
+        released,
+    })
+}
+
+/// One extract, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub project: String,
+    pub extract_id: String,
+    pub released: bool,
+    pub created_by: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub rows: u64,
+    pub files: Vec<String>,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// The extracts under `extracts`, of `project` only when given, newest first.
+pub fn list(extracts: &Path, project: Option<&str>) -> Result<Vec<Listed>, ExtractError> {
+    let mut out = Vec::new();
+    let Ok(projects) = std::fs::read_dir(extracts) else {
+        return Ok(out);
+    };
+    for project_dir in projects.flatten() {
+        let name = project_dir.file_name().to_string_lossy().to_string();
+        if project.is_some_and(|p| p != name) {
+            continue;
+        }
+        let Ok(ids) = std::fs::read_dir(project_dir.path()) else {
+            continue;
+        };
+        for id in ids.flatten() {
+            let dir = id.path();
+            let Ok(manifest) = read_json(&dir.join("manifest.json")) else {
+                continue;
+            };
+            let text = |key: &str| manifest[key].as_str().unwrap_or_default().to_string();
+            out.push(Listed {
+                project: name.clone(),
+                extract_id: text("extract_id"),
+                released: dir.join("approval.json").is_file(),
+                created_by: text("created_by"),
+                created_at: text("created_at"),
+                expires_at: text("expires_at"),
+                rows: manifest["rows"]["written"].as_u64().unwrap_or(0),
+                files: manifest["files"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["name"].as_str().map(str::to_string))
+                    .collect(),
+                dir,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.extract_id.cmp(&b.extract_id)));
+    Ok(out)
+}
+
+/// Deletes the extracts whose expiry has passed; returns their ids.
+pub fn expire(extracts: &Path) -> Result<Vec<String>, ExtractError> {
+    let now = crate::now().1;
+    let mut deleted = Vec::new();
+    for listed in list(extracts, None)? {
+        if !listed.expires_at.is_empty() && listed.expires_at <= now {
+            std::fs::remove_dir_all(&listed.dir).map_err(ExtractError::io(&listed.dir))?;
+            tracing::info!(extract = %listed.extract_id, project = %listed.project, "expired extract deleted");
+            deleted.push(listed.extract_id);
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,346 @@
+//! The extract spec (CONTRACTS.md, Extracts): what a project may receive, checked before
+//! anything is read. Direct identifiers and free text are not in any table's selectable
+//! columns; key columns are selectable but always leave re-keyed to the project.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::ExtractError;
+
+/// A column of an extractable table, and what it may be generalised to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A pseudonym: re-keyed to the project, never generalised.
+    Key(vaxlake_pseudonymize::IdKind),
+    /// A date: `day`, `month`, `quarter`, `year`.
+    Date,
+    /// A commune: `commune`, `canton`, `country`.
+    Commune,
+    /// A canton: `canton`, `country`.
+    Canton,
+    /// Any other value, kept as it is (or suppressed with `*`).
+    Plain,
+}
+
+/// The columns a table offers to extracts. Everything else (lot numbers, vaccine names as
+/// typed, technical timestamps) is free text or operational detail and is never offered.
+pub fn selectable(table: &str) -> Option<&'static [(&'static str, ColumnKind)]> {
+    use vaxlake_pseudonymize::IdKind;
+    use ColumnKind::*;
+    Some(match table {
+        "vaccinations" => &[
+            ("event_key", Key(IdKind::Event)),
+            ("person_key", Key(IdKind::Person)),
+            ("birth_month", Date),
+            ("sex", Plain),
+            ("commune", Commune),
+            ("canton", Canton),
+            ("administered_on", Date),
+            ("age_months_at_dose", Plain),
+            ("vaccine_atc", Plain),
+            ("dose_number_recorded", Plain),
+            ("status", Plain),
+            ("vaccinator_key", Key(IdKind::Practitioner)),
+        ],
+        "antigen_doses" => &[
+            ("person_key", Key(IdKind::Person)),
+            ("antigen", Plain),
+            ("dose_seq", Plain),
+            ("administered_on", Date),
+            ("age_months_at_dose", Plain),
+            ("birth_month", Date),
+            ("sex", Plain),
+            ("commune", Commune),
+            ("canton", Canton),
+        ],
+        "cases" => &[
+            ("case_key", Key(IdKind::Case)),
+            ("person_key", Key(IdKind::Person)),
+            ("disease", Plain),
+            ("onset_date", Date),
+            ("hospitalised", Plain),
+            ("died", Plain),
+            ("birth_month", Date),
+            ("sex", Plain),
+            ("commune", Commune),
+            ("canton", Canton),
+        ],
+        _ => return None,
+    })
+}
+
+/// The levels a column kind can be generalised to, finest first.
+pub fn levels(kind: ColumnKind) -> &'static [&'static str] {
+    match kind {
+        ColumnKind::Date => &["day", "month", "quarter", "year", "*"],
+        ColumnKind::Commune => &["commune", "canton", "country", "*"],
+        ColumnKind::Canton => &["canton", "country", "*"],
+        ColumnKind::Plain => &["value", "*"],
+        ColumnKind::Key(_) => &[],
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    project: String,
+    purpose: String,
+    table: String,
+    columns: Vec<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    #[serde(default)]
+    quasi_identifiers: Vec<String>,
+    k: u32,
+    max_suppressed_share: f64,
+    #[serde(default)]
+    generalise: BTreeMap<String, Vec<String>>,
+}
+
+/// A checked spec.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub project: String,
+    pub purpose: String,
+    pub table: String,
+    /// Selected columns, in the spec's order, with their kinds.
+    pub columns: Vec<(String, ColumnKind)>,
+    /// Read-only SQL predicate over the table's columns.
+    pub filter: Option<String>,
+    pub quasi_identifiers: Vec<String>,
+    pub k: u32,
+    pub max_suppressed_share: f64,
+    /// Per quasi-identifier, the ladder of levels tried in order (absent: kept as is).
+    pub ladders: BTreeMap<String, Vec<String>>,
+    /// BLAKE3 of the spec file's bytes: the manifest names the exact spec.
+    pub hash: String,
+    /// The spec file's text, copied into the manifest.
+    pub text: String,
+}
+
+impl Spec {
+    /// Parses and checks a spec; every error names the offending field.
+    pub fn parse(text: &str) -> Result<Spec, ExtractError> {
+        let bad = |reason: String| ExtractError::Spec(reason);
+        let file: SpecFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let project_ok = !file.project.is_empty()
+            && file.project.len() <= 64
+            && file
+                .project
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !file.project.starts_with('.');
+        if !project_ok {
+            return Err(bad(format!(
+                "project {:?}: letters, digits, '-', '_' and '.' only (at most 64)",
+                file.project
+            )));
+        }
+        if file.purpose.trim().is_empty() {
+            return Err(bad("purpose must say what the extract is for".into()));
+        }
+        let offered = selectable(&file.table).ok_or_else(|| {
+            bad(format!(
+                "table {:?}: one of vaccinations, antigen_doses, cases",
+                file.table
+            ))
+        })?;
+        if file.columns.is_empty() {
+            return Err(bad("columns is empty".into()));
+        }
+        let mut columns = Vec::new();
+        for name in &file.columns {
+            let kind = offered
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, kind)| *kind)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "column {name:?} cannot be extracted from {} (direct identifiers and free text never leave; offered: {})",
+                        file.table,
+                        offered.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            if columns.iter().any(|(n, _)| n == name) {
+                return Err(bad(format!("column {name:?} is listed twice")));
+            }
+            columns.push((name.clone(), kind));
+        }
+        for qi in &file.quasi_identifiers {
+            match columns.iter().find(|(n, _)| n == qi) {
+                None => {
+                    return Err(bad(format!(
+                        "quasi-identifier {qi:?} is not among the columns"
+                    )))
+                }
+                Some((_, ColumnKind::Key(_))) => {
+                    return Err(bad(format!(
+                        "{qi:?} is a pseudonym, unique per person: it cannot be a quasi-identifier of a k-anonymous extract"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        if file.k < 2 && !file.quasi_identifiers.is_empty() {
+            return Err(bad("k must be at least 2".into()));
+        }
+        if !(0.0..1.0).contains(&file.max_suppressed_share) {
+            return Err(bad("max_suppressed_share must be in [0, 1)".into()));
+        }
+        for (column, ladder) in &file.generalise {
+            if !file.quasi_identifiers.contains(column) {
+                return Err(bad(format!(
+                    "generalise.{column}: not a quasi-identifier"
+                )));
+            }
+            let kind = columns
+                .iter()
+                .find(|(n, _)| n == column)
+                .map(|(_, k)| *k)
+                .unwrap_or(ColumnKind::Plain);
+            let allowed = levels(kind);
+            if ladder.is_empty() {
+                return Err(bad(format!("generalise.{column}: empty ladder")));
+            }
+            for level in ladder {
+                if !allowed.contains(&level.as_str()) {
+                    return Err(bad(format!(
+                        "generalise.{column}: level {level:?} unknown (levels: {})",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            let ranks: Vec<usize> = ladder
+                .iter()
+                .map(|l| allowed.iter().position(|a| a == l).unwrap_or(0))
+                .collect();
+            if ranks.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(bad(format!(
+                    "generalise.{column}: levels must go from finer to coarser"
+                )));
+            }
+        }
+        if let Some(filter) = &file.filter {
+            check_filter(filter)?;
+        }
+        Ok(Spec {
+            project: file.project,
+            purpose: file.purpose,
+            table: file.table,
+            columns,
+            filter: file.filter,
+            quasi_identifiers: file.quasi_identifiers,
+            k: file.k.max(1),
+            max_suppressed_share: file.max_suppressed_share,
+            ladders: file.generalise,
+            hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
+            text: text.to_string(),
+        })
+    }
+
+    /// The ladder of a quasi-identifier: the spec's, or its finest level alone.
+    pub fn ladder(&self, column: &str) -> Vec<String> {
+        if let Some(ladder) = self.ladders.get(column) {
+            return ladder.clone();
+        }
+        let kind = self
+            .columns
+            .iter()
+            .find(|(n, _)| n == column)
+            .map(|(_, k)| *k)
+            .unwrap_or(ColumnKind::Plain);
+        vec![levels(kind).first().copied().unwrap_or("value").to_string()]
+    }
+}
+
+/// The `where` predicate must be one boolean expression over the table's columns: no
+/// subquery (which could read another table into the extract), no statement separator.
+pub fn check_filter(filter: &str) -> Result<(), ExtractError> {
+    use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    use std::ops::ControlFlow;
+
+    let bad = |reason: &str| ExtractError::Spec(format!("where: {reason}"));
+    if filter.contains("--") || filter.contains("/*") || filter.contains(';') {
+        return Err(bad("comments and ';' are not allowed (one expression only)"));
+    }
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(filter)
+        .map_err(|e| bad(&e.to_string()))?;
+    let expr = parser.parse_expr().map_err(|e| bad(&e.to_string()))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err(bad("one expression only (nothing may follow it)"));
+    }
+    struct Subqueries(bool);
+    impl Visitor for Subqueries {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if matches!(
+                expr,
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+            ) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut found = Subqueries(false);
+    let _ = expr.visit(&mut found);
+    if found.0 {
+        return Err(bad("subqueries are not allowed (the predicate reads only the extract's table)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+project = "P-2026-014"
+purpose = "MMR timeliness by commune"
+table = "antigen_doses"
+columns = ["person_key", "antigen", "dose_seq", "age_months_at_dose", "birth_month", "sex", "commune"]
+where = "antigen = 'measles'"
+quasi_identifiers = ["birth_month", "sex", "commune"]
+k = 5
+max_suppressed_share = 0.05
+[generalise]
+birth_month = ["month", "quarter", "year"]
+commune = ["commune", "canton", "country"]
+"#;
+
+    #[test]
+    fn the_contract_example_parses() {
+        let spec = Spec::parse(SPEC).unwrap();
+        assert_eq!(spec.project, "P-2026-014");
+        assert_eq!(spec.columns.len(), 7);
+        assert_eq!(spec.ladder("sex"), vec!["value"]);
+        assert_eq!(spec.ladder("commune"), vec!["commune", "canton", "country"]);
+        assert_eq!(spec.hash, blake3::hash(SPEC.as_bytes()).to_hex().to_string());
+    }
+
+    #[test]
+    fn what_must_not_leave_is_refused_with_the_reason() {
+        for (from, to, wanted) in [
+            ("\"commune\"]\nwhere", "\"commune\", \"lot_number\"]\nwhere", "cannot be extracted"),
+            ("table = \"antigen_doses\"", "table = \"audit\"", "one of"),
+            ("antigen = 'measles'", "antigen IN (SELECT antigen FROM vaccinations)", "subqueries"),
+            ("antigen = 'measles'", "1=1; DROP TABLE x", "one expression"),
+            ("k = 5", "k = 1", "at least 2"),
+            ("\"sex\", \"commune\"]\nk", "\"sex\", \"person_key\"]\nk", "pseudonym"),
+            ("[\"month\", \"quarter\", \"year\"]", "[\"year\", \"month\"]", "finer to coarser"),
+            ("project = \"P-2026-014\"", "project = \"../etc\"", "project"),
+        ] {
+            let text = SPEC.replacen(from, to, 1);
+            assert_ne!(text, SPEC, "{from}");
+            let error = Spec::parse(&text).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{error} (wanted {wanted})");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `GET /api/extracts` and `GET /api/extracts/{project}/{id}/{file}`: researchers list and
+//! download their own project's released extracts; operators see every extract. Every
+//! download goes through the audit like any request. The files themselves are kept by the
+//! extract stage, reached through an [`ExtractShelf`] the serving program provides (this
+//! crate sits below that stage).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Role};
+use super::{ApiError, ApiState, AuditRows};
+
+/// Where extracts are kept. Implementations delete expired extracts before answering.
+pub trait ExtractShelf: Send + Sync {
+    /// The extracts (of `project` only, when given), each a JSON object with at least
+    /// `project`, `extract_id`, `released` and `files`.
+    fn list(&self, project: Option<&str>) -> Result<Vec<Value>, String>;
+    /// The path of `file` of extract `id` of `project` and whether the extract is released,
+    /// after checking every checksum; `None` if there is no such file.
+    fn file(&self, project: &str, id: &str, file: &str) -> Result<Option<(PathBuf, bool)>, String>;
+}
+
+fn shelf(state: &ApiState) -> Result<&Arc<dyn ExtractShelf>, ApiError> {
+    state
+        .extracts
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this server keeps no extracts"))
+}
+
+/// The researcher's project, `None` for operators (and the unauthenticated loopback mode).
+fn own_project(caller: &Caller) -> Result<Option<&str>, ApiError> {
+    match caller {
+        Caller::User { role: Role::Researcher, project, .. } => project
+            .as_deref()
+            .map(Some)
+            .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "no project is assigned to you")),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let project = own_project(&caller)?;
+    let mut extracts = shelf(&state)?
+        .list(project)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    if project.is_some() {
+        extracts.retain(|e| e["released"] == Value::Bool(true));
+    }
+    let count = extracts.len() as i64;
+    let mut response = Json(json!({ "extracts": extracts })).into_response();
+    response.extensions_mut().insert(AuditRows(count));
+    Ok(response)
+}
+
+pub(crate) async fn download(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((project, id, file)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let own = own_project(&caller)?;
+    if own.is_some_and(|own| own != project) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "you may fetch only your own project's extracts",
+        ));
+    }
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no file {file} in extract {id}"));
+    let (path, released) = shelf(&state)?
+        .file(&project, &id, &file)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?
+        .ok_or_else(not_found)?;
+    if own.is_some() && !released {
+        return Err(not_found());
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| not_found())?;
+    let content_type = match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => "application/vnd.apache.parquet",
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    let mut response = bytes.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+    }
+    response.extensions_mut().insert(AuditRows(1));
+    Ok(response)
+}

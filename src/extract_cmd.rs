@@ -1,0 +1,169 @@
+//! `vaxlake extract create | approve | verify | list | expire` (CONTRACTS.md, Extracts).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use vaxlake_extract::{CreateOptions, OutputFormat, Spec};
+use vaxlake_query::audit::{AuditLog, AuditRecord};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Parquet,
+    Csv,
+}
+
+#[derive(Subcommand)]
+pub enum ExtractCommand {
+    /// Write the extract a spec describes (pending until another operator approves it);
+    /// prints its id.
+    Create {
+        #[command(flatten)]
+        warehouse: crate::WarehouseArg,
+        #[arg(long)]
+        spec: PathBuf,
+        /// The operator creating it.
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        key: crate::KeyArg,
+        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
+        format: FormatArg,
+        /// Days until the extract is deleted.
+        #[arg(long, default_value_t = 90)]
+        expires_days: u32,
+    },
+    /// Release an extract: by an operator other than its creator.
+    Approve {
+        #[command(flatten)]
+        warehouse: crate::WarehouseArg,
+        id: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Re-check every file of an extract against its manifest.
+    Verify { dir: PathBuf },
+    /// The extracts of the warehouse (of one project with --project).
+    List {
+        #[command(flatten)]
+        warehouse: crate::WarehouseArg,
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Delete the extracts past their expiry.
+    Expire {
+        #[command(flatten)]
+        warehouse: crate::WarehouseArg,
+    },
+}
+
+fn extracts_dir(warehouse: &str) -> Result<PathBuf> {
+    let root = vaxlake_ingest::warehouse_url(warehouse)?;
+    let root = root
+        .to_file_path()
+        .map_err(|()| anyhow::anyhow!("extracts need a warehouse on the local file system"))?;
+    Ok(root.join("extracts"))
+}
+
+/// Records an extract step in the warehouse's audit table, like an API request.
+async fn audit(warehouse: &str, by: &str, step: &str, parameters: String, rows: Option<i64>, ok: bool) -> Result<()> {
+    let root = vaxlake_ingest::warehouse_url(warehouse)?;
+    let log = AuditLog::start(&root)?;
+    let status = if ok { 200 } else { 403 };
+    log.record(AuditRecord {
+        at_micros: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or_default(),
+        user: Some(by.to_string()),
+        role: "operator".into(),
+        method: "CLI".into(),
+        endpoint: format!("vaxlake extract {step}"),
+        parameters,
+        status,
+        outcome: vaxlake_query::audit::outcome(status).into(),
+        rows,
+        duration_ms: 0.0,
+    })
+    .await;
+    log.close().await;
+    Ok(())
+}
+
+/// Runs `vaxlake extract ...`.
+pub async fn run(command: ExtractCommand) -> Result<()> {
+    match command {
+        ExtractCommand::Create {
+            warehouse,
+            spec,
+            by,
+            key,
+            format,
+            expires_days,
+        } => {
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("cannot read the spec {}", spec.display()))?;
+            let parsed = Spec::parse(&text)?;
+            let key = crate::load_key(key.key_file.as_deref())?;
+            let options = CreateOptions {
+                by: by.clone(),
+                format: match format {
+                    FormatArg::Parquet => OutputFormat::Parquet,
+                    FormatArg::Csv => OutputFormat::Csv,
+                },
+                expires_after_days: expires_days,
+            };
+            let outcome = vaxlake_extract::create(&warehouse.warehouse, &parsed, &key, &options).await;
+            let parameters = format!("project={} spec_blake3={}", parsed.project, parsed.hash);
+            match outcome {
+                Ok(created) => {
+                    let rows = created.manifest["rows"]["written"].as_i64();
+                    audit(&warehouse.warehouse, &by, "create", format!("{parameters} extract={}", created.id), rows, true).await?;
+                    eprintln!(
+                        "extract {} written to {} ({} rows, k achieved {}); pending approval by another operator",
+                        created.id,
+                        created.dir.display(),
+                        created.manifest["rows"]["written"],
+                        created.manifest["anonymisation"]["k_achieved"]
+                    );
+                    println!("{}", created.id);
+                    Ok(())
+                }
+                Err(error) => {
+                    audit(&warehouse.warehouse, &by, "create", parameters, None, false).await?;
+                    Err(error.into())
+                }
+            }
+        }
+        ExtractCommand::Approve { warehouse, id, by } => {
+            let dir = vaxlake_extract::release::find(&extracts_dir(&warehouse.warehouse)?, &id)?;
+            let outcome = vaxlake_extract::approve(&dir, &by);
+            audit(&warehouse.warehouse, &by, "approve", format!("extract={id}"), None, outcome.is_ok()).await?;
+            outcome?;
+            println!("extract {id} released by {by}");
+            Ok(())
+        }
+        ExtractCommand::Verify { dir } => {
+            let verified = vaxlake_extract::verify(&dir)?;
+            println!(
+                "extract {}: {} file(s) match the manifest; {}",
+                verified.extract_id,
+                verified.files,
+                if verified.released { "released" } else { "not yet approved" }
+            );
+            Ok(())
+        }
+        ExtractCommand::List { warehouse, project } => {
+            for listed in vaxlake_extract::list(&extracts_dir(&warehouse.warehouse)?, project.as_deref())? {
+                println!("{}", serde_json::to_string(&listed)?);
+            }
+            Ok(())
+        }
+        ExtractCommand::Expire { warehouse } => {
+            for id in vaxlake_extract::expire(&extracts_dir(&warehouse.warehouse)?)? {
+                println!("deleted {id}");
+            }
+            Ok(())
+        }
+    }
+}
