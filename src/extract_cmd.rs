@@ -66,7 +66,14 @@ fn extracts_dir(warehouse: &str) -> Result<PathBuf> {
 }
 
 /// Records an extract step in the warehouse's audit table, like an API request.
-async fn audit(warehouse: &str, by: &str, step: &str, parameters: String, rows: Option<i64>, ok: bool) -> Result<()> {
+async fn audit(
+    warehouse: &str,
+    by: &str,
+    step: &str,
+    parameters: String,
+    rows: Option<i64>,
+    ok: bool,
+) -> Result<()> {
     let root = vaxlake_ingest::warehouse_url(warehouse)?;
     let log = AuditLog::start(&root)?;
     let status = if ok { 200 } else { 403 };
@@ -113,12 +120,21 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
                 },
                 expires_after_days: expires_days,
             };
-            let outcome = vaxlake_extract::create(&warehouse.warehouse, &parsed, &key, &options).await;
+            let outcome =
+                vaxlake_extract::create(&warehouse.warehouse, &parsed, &key, &options).await;
             let parameters = format!("project={} spec_blake3={}", parsed.project, parsed.hash);
             match outcome {
                 Ok(created) => {
                     let rows = created.manifest["rows"]["written"].as_i64();
-                    audit(&warehouse.warehouse, &by, "create", format!("{parameters} extract={}", created.id), rows, true).await?;
+                    audit(
+                        &warehouse.warehouse,
+                        &by,
+                        "create",
+                        format!("{parameters} extract={}", created.id),
+                        rows,
+                        true,
+                    )
+                    .await?;
                     eprintln!(
                         "extract {} written to {} ({} rows, k achieved {}); pending approval by another operator",
                         created.id,
@@ -138,7 +154,15 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
         ExtractCommand::Approve { warehouse, id, by } => {
             let dir = vaxlake_extract::release::find(&extracts_dir(&warehouse.warehouse)?, &id)?;
             let outcome = vaxlake_extract::approve(&dir, &by);
-            audit(&warehouse.warehouse, &by, "approve", format!("extract={id}"), None, outcome.is_ok()).await?;
+            audit(
+                &warehouse.warehouse,
+                &by,
+                "approve",
+                format!("extract={id}"),
+                None,
+                outcome.is_ok(),
+            )
+            .await?;
             outcome?;
             println!("extract {id} released by {by}");
             Ok(())
@@ -149,12 +173,18 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
                 "extract {}: {} file(s) match the manifest; {}",
                 verified.extract_id,
                 verified.files,
-                if verified.released { "released" } else { "not yet approved" }
+                if verified.released {
+                    "released"
+                } else {
+                    "not yet approved"
+                }
             );
             Ok(())
         }
         ExtractCommand::List { warehouse, project } => {
-            for listed in vaxlake_extract::list(&extracts_dir(&warehouse.warehouse)?, project.as_deref())? {
+            for listed in
+                vaxlake_extract::list(&extracts_dir(&warehouse.warehouse)?, project.as_deref())?
+            {
                 println!("{}", serde_json::to_string(&listed)?);
             }
             Ok(())
@@ -165,5 +195,39 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The extracts of a local warehouse, for `/api/extracts` (see
+/// `vaxlake_query::api::extracts::ExtractShelf`).
+pub struct Shelf {
+    pub dir: PathBuf,
+}
+
+impl vaxlake_query::api::extracts::ExtractShelf for Shelf {
+    fn list(&self, project: Option<&str>) -> Result<Vec<serde_json::Value>, String> {
+        vaxlake_extract::expire(&self.dir).map_err(|e| e.to_string())?;
+        let listed = vaxlake_extract::list(&self.dir, project).map_err(|e| e.to_string())?;
+        Ok(listed
+            .iter()
+            .filter_map(|l| serde_json::to_value(l).ok())
+            .collect())
+    }
+
+    fn file(&self, project: &str, id: &str, file: &str) -> Result<Option<(PathBuf, bool)>, String> {
+        vaxlake_extract::expire(&self.dir).map_err(|e| e.to_string())?;
+        let Some(listed) = vaxlake_extract::list(&self.dir, Some(project))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|l| l.extract_id == id)
+        else {
+            return Ok(None);
+        };
+        if file != "manifest.json" && !listed.files.iter().any(|f| f == file) {
+            return Ok(None);
+        }
+        // A file changed since its manifest is never handed out.
+        let verified = vaxlake_extract::verify(&listed.dir).map_err(|e| e.to_string())?;
+        Ok(Some((listed.dir.join(file), verified.released)))
     }
 }

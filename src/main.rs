@@ -725,6 +725,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(config) = auth {
         state = state.with_auth(config);
     }
+    if let Ok(root) = state.warehouse().root().to_file_path() {
+        state = state.with_extracts(std::sync::Arc::new(extract_cmd::Shelf {
+            dir: root.join("extracts"),
+        }));
+    }
     let state = std::sync::Arc::new(state);
     state.warm_in_background(std::time::Duration::from_secs(5));
     let options = ServeOptions {

@@ -7,31 +7,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// National numbers that went in: Patient identifiers and the national_id column of the CSVs.
-fn national_numbers(export: &Path) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let text = std::fs::read_to_string(export.join("fhir/Patient.ndjson")).unwrap();
-    for line in text.lines() {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            for i in v["identifier"].as_array().into_iter().flatten() {
-                if let Some(s) = i["value"].as_str() {
-                    ids.insert(s.to_string());
-                }
-            }
-        }
-    }
-    for file in ["registry.csv", "cases.csv"] {
-        let text = std::fs::read_to_string(export.join(file)).unwrap();
-        for line in text.lines().skip(1) {
-            if let Some(id) = line.split(',').nth(1) {
-                if id.len() >= 11 && id.chars().all(|c| c.is_ascii_digit()) {
-                    ids.insert(id.to_string());
-                }
-            }
-        }
-    }
-    ids
-}
-
 /// Every run of 13 consecutive digits in `text` (a national number hides in any of them).
 fn thirteen_digit_windows(text: &str) -> impl Iterator<Item = &str> {
     let b = text.as_bytes();

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
-use arrow::compute::{cast, concat_batches, filter_record_batch, lexsort_to_indices, take, SortColumn};
+use arrow::compute::{
+    cast, concat_batches, filter_record_batch, lexsort_to_indices, take, SortColumn,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde_json::{json, Value};
 use vaxlake_pseudonymize::{MasterKey, ProjectKey};
@@ -62,9 +64,16 @@ pub async fn create(
     key: &MasterKey,
     options: &CreateOptions,
 ) -> Result<Created, ExtractError> {
+    // The opt-out list is not among the tables analysts see: opened here on purpose.
+    let tables = vaxlake_query::DEFAULT_TABLES
+        .iter()
+        .copied()
+        .chain(["optout"]);
     let warehouse = Warehouse::open(
         warehouse_location,
-        QueryOptions::default().with_max_rows(usize::MAX),
+        QueryOptions::default()
+            .with_max_rows(1 << 40)
+            .with_tables(tables),
     )
     .await?;
     let versions = warehouse.versions();
@@ -178,12 +187,18 @@ pub async fn create(
             let values = strings(column)?;
             let rekeyed: StringArray = values
                 .iter()
-                .map(|v| v.as_deref().and_then(|v| project_key.rekey_hex(*id_kind, v)))
+                .map(|v| {
+                    v.as_deref()
+                        .and_then(|v| project_key.rekey_hex(*id_kind, v))
+                })
                 .collect();
             fields.push(Field::new(name, DataType::Utf8, true));
             arrays.push(Arc::new(rekeyed));
         } else if let Some(i) = spec.quasi_identifiers.iter().position(|q| q == name) {
-            let released: StringArray = anonymised.released[i].iter().map(|v| v.as_deref()).collect();
+            let released: StringArray = anonymised.released[i]
+                .iter()
+                .map(|v| v.as_deref())
+                .collect();
             fields.push(Field::new(name, DataType::Utf8, true));
             arrays.push(Arc::new(released));
         } else {
@@ -206,9 +221,8 @@ pub async fn create(
     write_rows(&path, &sorted, options.format)?;
     let bytes = std::fs::read(&path).map_err(ExtractError::io(&path))?;
     let (created_micros, created_at) = crate::now();
-    let expires = crate::rfc3339(
-        created_micros + i64::from(options.expires_after_days) * 86_400 * 1_000_000,
-    );
+    let expires =
+        crate::rfc3339(created_micros + i64::from(options.expires_after_days) * 86_400 * 1_000_000);
     let manifest = json!({
         "extract_id": id,
         "project": spec.project,
@@ -243,7 +257,8 @@ pub async fn create(
         "expires_at": expires,
     });
     let manifest_path = dir.join("manifest.json");
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| ExtractError::Data(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| ExtractError::Data(e.to_string()))?;
     std::fs::write(&manifest_path, text + "\n").map_err(ExtractError::io(&manifest_path))?;
     tracing::info!(extract = %id, project = %spec.project, rows = sorted.num_rows(), "extract created");
     Ok(Created { id, dir, manifest })
@@ -257,7 +272,11 @@ fn kind_of(spec: &Spec, column: &str) -> ColumnKind {
 }
 
 /// The extract id: the same spec, table versions and project key give the same id.
-fn extract_id(spec: &Spec, versions: &std::collections::BTreeMap<String, i64>, key_id: &str) -> String {
+fn extract_id(
+    spec: &Spec,
+    versions: &std::collections::BTreeMap<String, i64>,
+    key_id: &str,
+) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(spec.hash.as_bytes());
     for (table, version) in versions {
@@ -346,7 +365,9 @@ fn write_rows(path: &Path, batch: &RecordBatch, format: OutputFormat) -> Result<
             writer.close()?;
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(file);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(file);
             writer.write(batch)?;
         }
     }

@@ -100,10 +100,7 @@ pub fn anonymise(
                     (0..records)
                         .map(|row| {
                             let value = qi.values[row].as_deref().map(|v| {
-                                let canton = qi
-                                    .cantons
-                                    .as_ref()
-                                    .and_then(|c| c[row].as_deref());
+                                let canton = qi.cantons.as_ref().and_then(|c| c[row].as_deref());
                                 generalise(qi.kind, level, v, canton)
                             });
                             let next = dictionary.len() as u32;
@@ -141,7 +138,10 @@ pub fn anonymise(
         if suppressed > allowed {
             continue;
         }
-        let keep: Vec<bool> = classes.iter().map(|key| sizes[key.as_slice()] >= k).collect();
+        let keep: Vec<bool> = classes
+            .iter()
+            .map(|key| sizes[key.as_slice()] >= k)
+            .collect();
         let released_sizes: Vec<u64> = sizes.values().copied().filter(|&s| s >= k).collect();
         let kept = records as u64 - suppressed;
         let released: Vec<Vec<Option<String>>> = qis
@@ -178,7 +178,11 @@ pub fn anonymise(
             threshold,
             records_at_risk: at_risk,
             records_at_risk_share: share(at_risk, kept),
-            highest_risk: if min_class == 0 { 0.0 } else { 1.0 / min_class as f64 },
+            highest_risk: if min_class == 0 {
+                0.0
+            } else {
+                1.0 / min_class as f64
+            },
             average_risk: share(released_sizes.len() as u64, kept),
             equivalence_classes: released_sizes.len() as u64,
         };
@@ -189,7 +193,10 @@ pub fn anonymise(
                 .map(|(qi, &level)| {
                     (
                         qi.name.to_string(),
-                        qi.ladder.get(level).cloned().unwrap_or_else(|| "value".into()),
+                        qi.ladder
+                            .get(level)
+                            .cloned()
+                            .unwrap_or_else(|| "value".into()),
                     )
                 })
                 .collect(),
@@ -231,7 +238,12 @@ fn class_of(ids: &[Vec<Vec<u32>>], combo: &[usize], records: usize) -> Vec<Vec<u
 mod tests {
     use super::*;
 
-    fn qi<'a>(name: &'a str, kind: ColumnKind, ladder: &'a [String], values: &[&str]) -> QuasiIdentifier<'a> {
+    fn qi<'a>(
+        name: &'a str,
+        kind: ColumnKind,
+        ladder: &'a [String],
+        values: &[&str],
+    ) -> QuasiIdentifier<'a> {
         QuasiIdentifier {
             name,
             kind,
@@ -247,12 +259,30 @@ mod tests {
 
     #[test]
     fn levels_coarsen_as_named() {
-        assert_eq!(generalise(ColumnKind::Date, "month", "2022-05-01", None), "2022-05");
-        assert_eq!(generalise(ColumnKind::Date, "quarter", "2022-05-01", None), "2022-Q2");
-        assert_eq!(generalise(ColumnKind::Date, "quarter", "2022-12-01", None), "2022-Q4");
-        assert_eq!(generalise(ColumnKind::Date, "year", "2022-05-01", None), "2022");
-        assert_eq!(generalise(ColumnKind::Commune, "canton", "Wiltz", Some("Wiltz")), "Wiltz");
-        assert_eq!(generalise(ColumnKind::Commune, "country", "Wiltz", None), "Luxembourg");
+        assert_eq!(
+            generalise(ColumnKind::Date, "month", "2022-05-01", None),
+            "2022-05"
+        );
+        assert_eq!(
+            generalise(ColumnKind::Date, "quarter", "2022-05-01", None),
+            "2022-Q2"
+        );
+        assert_eq!(
+            generalise(ColumnKind::Date, "quarter", "2022-12-01", None),
+            "2022-Q4"
+        );
+        assert_eq!(
+            generalise(ColumnKind::Date, "year", "2022-05-01", None),
+            "2022"
+        );
+        assert_eq!(
+            generalise(ColumnKind::Commune, "canton", "Wiltz", Some("Wiltz")),
+            "Wiltz"
+        );
+        assert_eq!(
+            generalise(ColumnKind::Commune, "country", "Wiltz", None),
+            "Luxembourg"
+        );
         assert_eq!(generalise(ColumnKind::Plain, "*", "F", None), "*");
     }
 
@@ -260,9 +290,25 @@ mod tests {
     fn the_finest_levels_are_kept_when_they_already_give_k() {
         let months = ladder(&["month", "quarter", "year"]);
         let births = ["2022-01-01", "2022-01-01", "2022-02-01", "2022-02-01"];
-        let out = anonymise(&[qi("birth_month", ColumnKind::Date, &months, &births)], 4, 2, 0.0).unwrap();
-        assert_eq!(out.levels, vec![("birth_month".to_string(), "month".to_string())]);
-        assert_eq!((out.records_suppressed, out.records_generalised, out.k_achieved), (0, 4, 2));
+        let out = anonymise(
+            &[qi("birth_month", ColumnKind::Date, &months, &births)],
+            4,
+            2,
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(
+            out.levels,
+            vec![("birth_month".to_string(), "month".to_string())]
+        );
+        assert_eq!(
+            (
+                out.records_suppressed,
+                out.records_generalised,
+                out.k_achieved
+            ),
+            (0, 4, 2)
+        );
         assert_eq!(out.risk.highest_risk, 0.5);
         assert_eq!(out.risk.average_risk, 0.5);
     }
@@ -271,7 +317,13 @@ mod tests {
     fn a_coarser_level_is_taken_when_suppression_would_exceed_the_share() {
         let months = ladder(&["month", "quarter", "year"]);
         // January ×2, February ×1, April ×2: at month level, February (1 record) breaks k=2.
-        let births = ["2022-01-01", "2022-01-01", "2022-02-01", "2022-04-01", "2022-04-01"];
+        let births = [
+            "2022-01-01",
+            "2022-01-01",
+            "2022-02-01",
+            "2022-04-01",
+            "2022-04-01",
+        ];
         // 20 % may be suppressed: month level, February suppressed.
         let out = anonymise(&[qi("b", ColumnKind::Date, &months, &births)], 5, 2, 0.2).unwrap();
         assert_eq!(out.levels[0].1, "month");
@@ -283,7 +335,13 @@ mod tests {
         assert_eq!((out.k_achieved, out.risk.equivalence_classes), (2, 2));
         // k = 6 cannot be reached even at year level: refused.
         let err = anonymise(&[qi("b", ColumnKind::Date, &months, &births)], 5, 6, 0.1).unwrap_err();
-        assert_eq!(err, Unreachable { suppressed_at_best: 5, records: 5 });
+        assert_eq!(
+            err,
+            Unreachable {
+                suppressed_at_best: 5,
+                records: 5
+            }
+        );
     }
 
     #[test]

@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn rfc3339_of_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_700_000_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            super::rfc3339(1_700_000_000_000_000),
+            "2023-11-14T22:13:20Z"
+        );
         assert_eq!(super::rfc3339(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
 }

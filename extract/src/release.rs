@@ -19,7 +19,9 @@ fn read_json(path: &Path) -> Result<Value, ExtractError> {
 /// Finds extract `id` under `extracts` (any project).
 pub fn find(extracts: &Path, id: &str) -> Result<PathBuf, ExtractError> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ExtractError::Refused(format!("{id:?} is not an extract id")));
+        return Err(ExtractError::Refused(format!(
+            "{id:?} is not an extract id"
+        )));
     }
     let projects = std::fs::read_dir(extracts).map_err(ExtractError::io(extracts))?;
     for project in projects.flatten() {
@@ -28,7 +30,10 @@ pub fn find(extracts: &Path, id: &str) -> Result<PathBuf, ExtractError> {
             return Ok(dir);
         }
     }
-    Err(ExtractError::Refused(format!("no extract {id} in {}", extracts.display())))
+    Err(ExtractError::Refused(format!(
+        "no extract {id} in {}",
+        extracts.display()
+    )))
 }
 
 /// Releases extract `dir`, approved `by` an operator who is not its creator.
@@ -36,7 +41,9 @@ pub fn approve(dir: &Path, by: &str) -> Result<Value, ExtractError> {
     let manifest_path = dir.join("manifest.json");
     let manifest = read_json(&manifest_path)?;
     if by.trim().is_empty() {
-        return Err(ExtractError::Refused("--by must name the approving operator".into()));
+        return Err(ExtractError::Refused(
+            "--by must name the approving operator".into(),
+        ));
     }
     if manifest["created_by"].as_str() == Some(by) {
         return Err(ExtractError::Refused(format!(
@@ -45,7 +52,9 @@ pub fn approve(dir: &Path, by: &str) -> Result<Value, ExtractError> {
     }
     let approval_path = dir.join("approval.json");
     if approval_path.exists() {
-        return Err(ExtractError::Refused("this extract is already approved".into()));
+        return Err(ExtractError::Refused(
+            "this extract is already approved".into(),
+        ));
     }
     verify(dir)?;
     let bytes = std::fs::read(&manifest_path).map_err(ExtractError::io(&manifest_path))?;
@@ -55,7 +64,8 @@ pub fn approve(dir: &Path, by: &str) -> Result<Value, ExtractError> {
         "approved_at": crate::now().1,
         "manifest_blake3": blake3::hash(&bytes).to_hex().to_string(),
     });
-    let text = serde_json::to_string_pretty(&approval).map_err(|e| ExtractError::Data(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&approval).map_err(|e| ExtractError::Data(e.to_string()))?;
     std::fs::write(&approval_path, text + "\n").map_err(ExtractError::io(&approval_path))?;
     Ok(approval)
 }
@@ -80,21 +90,32 @@ pub fn verify(dir: &Path) -> Result<Verified, ExtractError> {
     for file in files {
         let name = file["name"].as_str().unwrap_or_default();
         if name.is_empty() || name.contains('/') || name.contains("..") {
-            return Err(ExtractError::Verify(format!("bad file name {name:?} in the manifest")));
+            return Err(ExtractError::Verify(format!(
+                "bad file name {name:?} in the manifest"
+            )));
         }
         let path = dir.join(name);
-        let bytes = std::fs::read(&path)
-            .map_err(|_| ExtractError::Verify(format!("{name} is missing")))?;
+        let bytes =
+            std::fs::read(&path).map_err(|_| ExtractError::Verify(format!("{name} is missing")))?;
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        if Some(hash.as_str()) != file["blake3"].as_str() || Some(bytes.len() as u64) != file["bytes"].as_u64() {
-            return Err(ExtractError::Verify(format!("{name} differs from its manifest checksum")));
+        if Some(hash.as_str()) != file["blake3"].as_str()
+            || Some(bytes.len() as u64) != file["bytes"].as_u64()
+        {
+            return Err(ExtractError::Verify(format!(
+                "{name} differs from its manifest checksum"
+            )));
         }
         listed.push(name.to_string());
     }
-    for entry in std::fs::read_dir(dir).map_err(ExtractError::io(dir))?.flatten() {
+    for entry in std::fs::read_dir(dir)
+        .map_err(ExtractError::io(dir))?
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().to_string();
         if !listed.contains(&name) {
-            return Err(ExtractError::Verify(format!("{name} is not in the manifest")));
+            return Err(ExtractError::Verify(format!(
+                "{name} is not in the manifest"
+            )));
         }
     }
     let approval_path = dir.join("approval.json");
@@ -111,7 +132,10 @@ pub fn verify(dir: &Path) -> Result<Verified, ExtractError> {
         false
     };
     Ok(Verified {
-        extract_id: manifest["extract_id"].as_str().unwrap_or_default().to_string(),
+        extract_id: manifest["extract_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         files: files.len(),
         released,
     })
@@ -170,7 +194,11 @@ pub fn list(extracts: &Path, project: Option<&str>) -> Result<Vec<Listed>, Extra
             });
         }
     }
-    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.extract_id.cmp(&b.extract_id)));
+    out.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then(a.extract_id.cmp(&b.extract_id))
+    });
     Ok(out)
 }
 

@@ -190,9 +190,7 @@ impl Spec {
         }
         for (column, ladder) in &file.generalise {
             if !file.quasi_identifiers.contains(column) {
-                return Err(bad(format!(
-                    "generalise.{column}: not a quasi-identifier"
-                )));
+                return Err(bad(format!("generalise.{column}: not a quasi-identifier")));
             }
             let kind = columns
                 .iter()
@@ -265,7 +263,9 @@ pub fn check_filter(filter: &str) -> Result<(), ExtractError> {
 
     let bad = |reason: &str| ExtractError::Spec(format!("where: {reason}"));
     if filter.contains("--") || filter.contains("/*") || filter.contains(';') {
-        return Err(bad("comments and ';' are not allowed (one expression only)"));
+        return Err(bad(
+            "comments and ';' are not allowed (one expression only)",
+        ));
     }
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)
@@ -292,7 +292,9 @@ pub fn check_filter(filter: &str) -> Result<(), ExtractError> {
     let mut found = Subqueries(false);
     let _ = expr.visit(&mut found);
     if found.0 {
-        return Err(bad("subqueries are not allowed (the predicate reads only the extract's table)"));
+        return Err(bad(
+            "subqueries are not allowed (the predicate reads only the extract's table)",
+        ));
     }
     Ok(())
 }
@@ -322,20 +324,43 @@ commune = ["commune", "canton", "country"]
         assert_eq!(spec.columns.len(), 7);
         assert_eq!(spec.ladder("sex"), vec!["value"]);
         assert_eq!(spec.ladder("commune"), vec!["commune", "canton", "country"]);
-        assert_eq!(spec.hash, blake3::hash(SPEC.as_bytes()).to_hex().to_string());
+        assert_eq!(
+            spec.hash,
+            blake3::hash(SPEC.as_bytes()).to_hex().to_string()
+        );
     }
 
     #[test]
     fn what_must_not_leave_is_refused_with_the_reason() {
         for (from, to, wanted) in [
-            ("\"commune\"]\nwhere", "\"commune\", \"lot_number\"]\nwhere", "cannot be extracted"),
+            (
+                "\"commune\"]\nwhere",
+                "\"commune\", \"lot_number\"]\nwhere",
+                "cannot be extracted",
+            ),
             ("table = \"antigen_doses\"", "table = \"audit\"", "one of"),
-            ("antigen = 'measles'", "antigen IN (SELECT antigen FROM vaccinations)", "subqueries"),
+            (
+                "antigen = 'measles'",
+                "antigen IN (SELECT antigen FROM vaccinations)",
+                "subqueries",
+            ),
             ("antigen = 'measles'", "1=1; DROP TABLE x", "one expression"),
             ("k = 5", "k = 1", "at least 2"),
-            ("\"sex\", \"commune\"]\nk", "\"sex\", \"person_key\"]\nk", "pseudonym"),
-            ("[\"month\", \"quarter\", \"year\"]", "[\"year\", \"month\"]", "finer to coarser"),
-            ("project = \"P-2026-014\"", "project = \"../etc\"", "project"),
+            (
+                "\"sex\", \"commune\"]\nk",
+                "\"sex\", \"person_key\"]\nk",
+                "pseudonym",
+            ),
+            (
+                "[\"month\", \"quarter\", \"year\"]",
+                "[\"year\", \"month\"]",
+                "finer to coarser",
+            ),
+            (
+                "project = \"P-2026-014\"",
+                "project = \"../etc\"",
+                "project",
+            ),
         ] {
             let text = SPEC.replacen(from, to, 1);
             assert_ne!(text, SPEC, "{from}");

@@ -107,6 +107,7 @@ fn keyed_columns(spec: &TableSpec) -> &'static [(&'static str, IdKind)] {
             ("vaccinator_key", IdKind::Practitioner),
         ],
         "cases" => &[("case_key", IdKind::Case), ("person_key", IdKind::Person)],
+        "optout" => &[("person_key", IdKind::Person)],
         // The keyed hash of the raw record (`fhir::record_hash`, a Resource pseudonym).
         "quarantine" => &[("record_hash", IdKind::Resource)],
         _ => &[],
@@ -717,6 +718,7 @@ mod tests {
                 "count",
                 "ingested_at",
             ],
+            "optout" => &["ingested_at"],
             // key_id is the public id of the key of each past run: history, not a pseudonym.
             "ingest_runs" => &[
                 "run_id",

@@ -9,7 +9,9 @@ use crate::population;
 use crate::postgres::{self, PostgresSource, StopFlag};
 use crate::registry_csv;
 use crate::row::{self, Parsed, Rejected, Staged};
-use crate::schema::{self, TableSpec, CASES, INGEST_RUNS, POPULATION, QUARANTINE, VACCINATIONS};
+use crate::schema::{
+    self, TableSpec, CASES, INGEST_RUNS, OPTOUT, POPULATION, QUARANTINE, VACCINATIONS,
+};
 use crate::source::Source;
 use crate::table::{warehouse_url, Table, UpsertStats};
 use arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
@@ -365,6 +367,7 @@ pub async fn ingest(
         Source::RegistryCsv(path) => ingest_registry_csv(&mut run, path).await?,
         Source::Cases(path) => ingest_cases(&mut run, path).await?,
         Source::Population(path) => ingest_population(&mut run, path).await?,
+        Source::OptOut(path) => ingest_optout(&mut run, path).await?,
         Source::Postgres(source) => ingest_postgres(&mut run, source).await?,
     }
     let commit = run.commit();
@@ -569,6 +572,47 @@ async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
         )
         .await?;
     run.report.inserted += rows.len() as u64;
+    Ok(())
+}
+
+/// `optout:FILE`: one column `national_id`; each valid number becomes its person key, and
+/// the file replaces the whole list (a withdrawn objection disappears with the next file).
+async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
+    run.progress = progress_bar(run.options.progress, file_len(path));
+    let p = run.pseudonymizer.clone();
+    let mut rx = csv_rows::spawn(
+        path,
+        Arc::from(format!("optout:{}", file_name(path))),
+        &["national_id"],
+        run.progress.clone(),
+        hasher(&run.pseudonymizer),
+        move |f: &csv_rows::Fields, _line| {
+            let digits = vaxlake_pseudonymize::national_id::normalise(f.get(0))
+                .map_err(|e| format!("national_id: {e}"))?;
+            Ok(p.pseudonym(vaxlake_pseudonymize::IdKind::Person, &digits))
+        },
+    )?;
+    let mut keys = std::collections::BTreeSet::new();
+    while let Some(part) = rx.recv().await {
+        let mut part = part?;
+        run.count(&mut part);
+        keys.extend(part.rows.drain(..));
+    }
+    let batch = RecordBatch::try_new(
+        OPTOUT.schema.clone(),
+        vec![
+            Arc::new(arrow::array::StringArray::from_iter_values(keys.iter())),
+            Arc::new(
+                arrow::array::TimestampMicrosecondArray::from(vec![run.started_at; keys.len()])
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )?;
+    let mut table = Table::open_or_create(&run.root, &OPTOUT, run.pseudonymizer.key_id()).await?;
+    table
+        .replace_where(batch, "TRUE".to_string(), run.commit())
+        .await?;
+    run.report.inserted += keys.len() as u64;
     Ok(())
 }
 

@@ -158,14 +158,27 @@ pub static INGEST_RUNS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     upsert: None,
 });
 
+/// Persons who objected to research use of their data (`optout:FILE`): only their person
+/// keys. Each load replaces the whole list; extracts leave these persons out.
+pub static OPTOUT: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    name: "optout",
+    schema: Arc::new(Schema::new(vec![
+        field("person_key", DataType::Utf8, false),
+        field("ingested_at", utc_micros(), false),
+    ])),
+    partition_columns: &[],
+    upsert: None,
+});
+
 /// Every table of the warehouse. All of them carry the key id in their metadata (a table
 /// created by an ingest is created under its key), so a key rotation updates them all.
-pub fn warehouse_tables() -> [&'static TableSpec; 5] {
+pub fn warehouse_tables() -> [&'static TableSpec; 6] {
     [
         &VACCINATIONS,
         &CASES,
         &QUARANTINE,
         &POPULATION,
         &INGEST_RUNS,
+        &OPTOUT,
     ]
 }

@@ -15,6 +15,8 @@ pub enum Source {
     Population(PathBuf),
     /// Case notifications.
     Cases(PathBuf),
+    /// The persons who objected to research use (a CSV of national numbers).
+    OptOut(PathBuf),
     /// The operational registry's database, pulled incrementally.
     Postgres(PostgresSource),
 }
@@ -33,6 +35,7 @@ impl Source {
             "csv" => Ok(Source::RegistryCsv(path)),
             "population" => Ok(Source::Population(path)),
             "cases" => Ok(Source::Cases(path)),
+            "optout" => Ok(Source::OptOut(path)),
             // The text may be a connection string with a password: never echo it.
             _ => Err(IngestError::UnknownSource(format!("{kind}:..."))),
         }
@@ -45,6 +48,7 @@ impl Source {
             Source::RegistryCsv(_) => "csv",
             Source::Population(_) => "population",
             Source::Cases(_) => "cases",
+            Source::OptOut(_) => "optout",
             Source::Postgres(_) => "postgres",
         }
     }

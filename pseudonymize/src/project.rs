@@ -82,7 +82,12 @@ mod tests {
         let a = ProjectKey::new(&master, "P-1");
         let b = ProjectKey::new(&master, "P-2");
         let pa = a.rekey_hex(IdKind::Person, &stored).unwrap();
-        assert_eq!(pa, ProjectKey::new(&master, "P-1").rekey_hex(IdKind::Person, &stored).unwrap());
+        assert_eq!(
+            pa,
+            ProjectKey::new(&master, "P-1")
+                .rekey_hex(IdKind::Person, &stored)
+                .unwrap()
+        );
         assert_ne!(pa, b.rekey_hex(IdKind::Person, &stored).unwrap());
         assert_ne!(pa, stored);
         assert_ne!(pa, a.rekey_hex(IdKind::Case, &stored).unwrap());

@@ -311,3 +311,30 @@ pub fn generated_warehouse(dir: &Path, persons: u64, seed: u64, sources: &[&str]
     }
     wh
 }
+
+/// Every national number a generated export holds (FHIR patients, registry CSV, cases), to
+/// scan what vaxlake wrote for them.
+pub fn national_numbers(export: &Path) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    let text = std::fs::read_to_string(export.join("fhir/Patient.ndjson")).unwrap();
+    for line in text.lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            for i in v["identifier"].as_array().into_iter().flatten() {
+                if let Some(s) = i["value"].as_str() {
+                    ids.insert(s.to_string());
+                }
+            }
+        }
+    }
+    for file in ["registry.csv", "cases.csv"] {
+        let text = std::fs::read_to_string(export.join(file)).unwrap();
+        for line in text.lines().skip(1) {
+            if let Some(id) = line.split(',').nth(1) {
+                if id.len() >= 11 && id.chars().all(|c| c.is_ascii_digit()) {
+                    ids.insert(id.to_string());
+                }
+            }
+        }
+    }
+    ids
+}

@@ -36,7 +36,11 @@ fn shelf(state: &ApiState) -> Result<&Arc<dyn ExtractShelf>, ApiError> {
 /// The researcher's project, `None` for operators (and the unauthenticated loopback mode).
 fn own_project(caller: &Caller) -> Result<Option<&str>, ApiError> {
     match caller {
-        Caller::User { role: Role::Researcher, project, .. } => project
+        Caller::User {
+            role: Role::Researcher,
+            project,
+            ..
+        } => project
             .as_deref()
             .map(Some)
             .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "no project is assigned to you")),
@@ -73,7 +77,12 @@ pub(crate) async fn download(
             "you may fetch only your own project's extracts",
         ));
     }
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no file {file} in extract {id}"));
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no file {file} in extract {id}"),
+        )
+    };
     let (path, released) = shelf(&state)?
         .file(&project, &id, &file)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?
@@ -81,9 +90,7 @@ pub(crate) async fn download(
     if own.is_some() && !released {
         return Err(not_found());
     }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| not_found())?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
     let content_type = match path.extension().and_then(|e| e.to_str()) {
         Some("parquet") => "application/vnd.apache.parquet",
         Some("csv") => "text/csv; charset=utf-8",
@@ -95,7 +102,9 @@ pub(crate) async fn download(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
     }
     response.extensions_mut().insert(AuditRows(1));
     Ok(response)

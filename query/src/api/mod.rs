@@ -199,7 +199,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/effectiveness/rates", get(effectiveness::rates))
         .route("/api/audit", get(audit::audit))
         .route("/api/extracts", get(extracts::list))
-        .route("/api/extracts/{project}/{id}/{file}", get(extracts::download))
+        .route(
+            "/api/extracts/{project}/{id}/{file}",
+            get(extracts::download),
+        )
         .route("/api/status", get(pages::status))
         .route("/api/status/quarantine", get(pages::quarantine))
         .route("/api/status/ingests", get(pages::ingests))
