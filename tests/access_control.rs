@@ -189,6 +189,7 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
         ("GET", "/api/freshness", "", analysis),
         ("GET", "/api/geography", "", analysis),
         ("GET", "/", "", analysis),
+        ("GET", "/api/extracts", "", &[Researcher, Operator]),
         ("GET", "/api/audit?limit=5", "", &[Operator]),
         ("GET", "/api/status", "", &[Operator]),
         ("GET", "/api/status/quarantine", "", &[Operator]),
