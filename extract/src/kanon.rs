@@ -30,7 +30,7 @@ pub fn generalise(kind: ColumnKind, level: &str, value: &str, canton: Option<&st
         (ColumnKind::Date, "month") => value.get(..7).unwrap_or(value).to_string(),
         (ColumnKind::Date, "quarter") => {
             let month: u32 = value.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-            format!("{}-Q{}", value.get(..4).unwrap_or(value), (month + 2) / 3)
+            format!("{}-Q{}", value.get(..4).unwrap_or(value), month.div_ceil(3))
         }
         (ColumnKind::Date, "year") => value.get(..4).unwrap_or(value).to_string(),
         (ColumnKind::Commune, "canton") => canton.unwrap_or("*").to_string(),
