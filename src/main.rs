@@ -10,6 +10,7 @@ use vaxlake_pseudonymize::MasterKey;
 mod access_cmd;
 mod extract_cmd;
 mod key_cmd;
+mod query_limits;
 mod status;
 
 #[derive(Parser)]
@@ -186,6 +187,8 @@ struct ServeArgs {
     /// Seconds a whole request may take.
     #[arg(long, default_value_t = 300)]
     request_timeout_secs: u64,
+    #[command(flatten)]
+    query_limits: query_limits::QueryLimitArgs,
 }
 
 impl ServeArgs {
@@ -202,6 +205,7 @@ impl ServeArgs {
             cors_origin: Vec::new(),
             header_timeout_secs: 10,
             request_timeout_secs: 300,
+            query_limits: query_limits::QueryLimitArgs::default(),
         }
     }
 }
@@ -677,6 +681,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         cors_origin,
         header_timeout_secs,
         request_timeout_secs,
+        query_limits,
     } = args;
     if threshold == 0 {
         bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
@@ -693,8 +698,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key }),
         _ => None,
     };
-    let wh =
-        vaxlake_query::Warehouse::open(&warehouse, vaxlake_query::QueryOptions::default()).await?;
+    let wh = vaxlake_query::Warehouse::open(
+        &warehouse,
+        query_limits.query_options(vaxlake_query::QueryOptions::default()),
+    )
+    .await?;
     let audit = vaxlake_query::audit::AuditLog::start(wh.root())?;
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -722,7 +730,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }) as vaxlake_query::api::StatusFuture
         })
     };
-    let mut state = ApiState::new(wh)
+    let mut state = query_limits
+        .api_state(ApiState::new(wh))
         .with_suppression(Suppression { threshold })
         .with_operator_status(operator_status)
         .with_tls(tls.is_some())

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod audit;
+mod bounded;
 mod cooperative;
 pub mod coverage;
 mod dates;

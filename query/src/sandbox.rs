@@ -4,28 +4,60 @@
 //! Three fences, each enough on its own for what it guards:
 //! 1. [`check`] parses with DataFusion's own parser and accepts exactly one query
 //!    (`SELECT`, `WITH`, `VALUES`, or `EXPLAIN` of one), naming what it refused and why;
-//!    table references that look like files or URLs are refused too.
+//!    table references that look like files or URLs are refused too, and so is a statement
+//!    nested in a query (`WITH x AS (INSERT ...)`). Before parsing, it bounds the size of the
+//!    query ([`MAX_TOKENS`], [`MAX_OPERATORS`]): a chain of 3 000 `+` or `UNION ALL` overflowed
+//!    the stack (parsing, planning or merely dropping the syntax tree is recursive) and
+//!    aborted the process.
 //! 2. `run` plans with DDL, DML and statements disallowed ([`SQLOptions`]), so a plan
 //!    that would write, copy or reconfigure fails even if the parse check missed it.
-//! 3. The session has no URL tables, a bounded memory pool, a time limit and a row cap
-//!    (see [`crate::QueryOptions`]).
+//! 3. The session has no URL tables, a bounded memory pool (which also bounds the answer
+//!    collected and functions like `repeat` whose output dwarfs their input, see
+//!    `crate::bounded`), a time limit and a row cap (see [`crate::QueryOptions`]).
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     ObjectName, ObjectNamePart, Select, Statement as SqlStatement, Visit, Visitor,
 };
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
+use url::Url;
 
 use crate::{QueryAnswer, QueryError};
 
 const ONLY_QUERIES: &str =
     "the SQL interface is read-only: send one SELECT, WITH, VALUES or EXPLAIN query";
+
+/// Words, numbers, literals and symbols one query may hold. Far above what people write
+/// (an `IN` list of 20 000 keys fits); it bounds the work and memory of planning a query
+/// before anything is planned.
+pub const MAX_TOKENS: usize = 100_000;
+
+/// Operators (`+`, `AND`, `||`, `UNION`, `JOIN`, `::`, ...) one query may hold. Each one can
+/// add a level to the syntax tree, and the parser, the planner and the tree's destructor all
+/// recurse through those levels: 3 000 overflowed the stack of a server thread (the process
+/// aborted), 1 000 planned fine in a debug build.
+pub const MAX_OPERATORS: usize = 1_000;
+
+/// Tables, views, CTE references and table functions one query may name. A comma join or a
+/// chain of CTEs is flat in the syntax tree but one plan level per name, as deep as the
+/// operators above.
+pub const MAX_RELATIONS: usize = 256;
 
 /// Limits applied to one query run through [`run`].
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +66,51 @@ pub(crate) struct QueryLimits {
     pub timeout: Duration,
     /// Rows returned at most; more rows set [`QueryAnswer::truncated`].
     pub max_rows: usize,
+    /// The warehouse's memory limit (see [`crate::QueryOptions::memory_limit`]), from which
+    /// the limits of answers and values below follow.
+    pub memory_limit: usize,
+}
+
+impl QueryLimits {
+    /// Bytes of Arrow data the answer may hold: a quarter of the memory limit, since the
+    /// answer also counts against the pool while it is collected, and encoding it (JSON,
+    /// CSV) takes a few times as much again.
+    pub fn max_answer_bytes(&self) -> usize {
+        self.memory_limit / 4
+    }
+
+    /// Bytes one value in the plan may hold (a literal, or what constant folding made of
+    /// `repeat('x', 10000000)`): a batch of `batch_size` rows copies it into every row, so
+    /// it is bounded by the memory limit over the batch size (256 KiB at the defaults).
+    pub fn max_value_bytes(&self, batch_size: usize) -> usize {
+        self.memory_limit / batch_size.max(1)
+    }
+}
+
+/// Refuses a plan holding a value larger than `max_bytes` (see
+/// [`QueryLimits::max_value_bytes`]): `SELECT repeat('x', 10000000) FROM generate_series(1,
+/// 10000)` folds to a 10 MB literal that each batch would copy 8 192 times.
+fn check_values(plan: &LogicalPlan, max_bytes: usize) -> Result<(), QueryError> {
+    let mut largest = 0usize;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|expr| {
+                if let Expr::Literal(value, _) = expr {
+                    largest = largest.max(value.size());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match largest > max_bytes {
+        true => Err(QueryError::ResourcesExhausted(format!(
+            "one value of {} KiB would be copied into every row of a batch; at most {} KiB \
+             per value",
+            largest >> 10,
+            max_bytes >> 10
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// The planner options every user query is planned with: no DDL (`CREATE`, `DROP`), no DML
@@ -48,6 +125,7 @@ pub fn sql_options() -> SQLOptions {
 /// Accepts `sql` only if it is exactly one read-only query; otherwise returns
 /// [`QueryError::Refused`] with the reason.
 pub fn check(sql: &str) -> Result<(), QueryError> {
+    check_size(sql)?;
     let statements = DFParser::parse_sql(sql).map_err(QueryError::from)?;
     let mut statements = statements.into_iter();
     let (Some(statement), None) = (statements.next(), statements.next()) else {
@@ -59,6 +137,82 @@ pub fn check(sql: &str) -> Result<(), QueryError> {
         });
     };
     check_statement(&statement)
+}
+
+/// Refuses a query with more than [`MAX_TOKENS`] tokens or [`MAX_OPERATORS`] operators,
+/// counted by DataFusion's own tokenizer (so operators inside string literals and comments
+/// do not count). Text that does not tokenize is left to the parser to report.
+fn check_size(sql: &str) -> Result<(), QueryError> {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
+    let tokens: Vec<Token> = tokens
+        .into_iter()
+        .filter(|token| !matches!(token, Token::Whitespace(_)))
+        .collect();
+    if tokens.len() > MAX_TOKENS {
+        return Err(QueryError::refused(format!(
+            "the query is too long ({} words and symbols; at most {MAX_TOKENS}); \
+             split it into smaller queries",
+            tokens.len()
+        )));
+    }
+    let operators = tokens.iter().filter(|token| is_operator(token)).count();
+    if operators > MAX_OPERATORS {
+        return Err(QueryError::refused(format!(
+            "the query is too complex ({operators} operators such as +, AND, ||, UNION or \
+             JOIN; at most {MAX_OPERATORS}); split it into smaller queries or use IN (...) \
+             instead of chains of OR"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `token` joins two expressions or queries (and so may deepen the syntax tree).
+fn is_operator(token: &Token) -> bool {
+    match token {
+        Token::Word(word) => matches!(
+            word.keyword,
+            Keyword::AND
+                | Keyword::OR
+                | Keyword::XOR
+                | Keyword::NOT
+                | Keyword::IS
+                | Keyword::IN
+                | Keyword::LIKE
+                | Keyword::ILIKE
+                | Keyword::SIMILAR
+                | Keyword::REGEXP
+                | Keyword::RLIKE
+                | Keyword::BETWEEN
+                | Keyword::COLLATE
+                | Keyword::AT
+                | Keyword::DIV
+                | Keyword::OVERLAPS
+                | Keyword::UNION
+                | Keyword::INTERSECT
+                | Keyword::EXCEPT
+                | Keyword::MINUS
+                | Keyword::JOIN
+        ),
+        Token::EOF
+        | Token::Whitespace(_)
+        | Token::Comma
+        | Token::LParen
+        | Token::RParen
+        | Token::RBracket
+        | Token::LBrace
+        | Token::RBrace
+        | Token::Period
+        | Token::Colon
+        | Token::SemiColon
+        | Token::Number(..)
+        | Token::Placeholder(_) => false,
+        // Literals of every kind print starting with a quote, a letter (N'', X'', E'') or $.
+        other => !other
+            .to_string()
+            .starts_with(|c: char| c.is_alphanumeric() || matches!(c, '\'' | '"' | '`' | '$')),
+    }
 }
 
 fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
@@ -78,57 +232,112 @@ fn check_statement(statement: &DfStatement) -> Result<(), QueryError> {
     }
 }
 
-/// Names the refused statement by its leading keywords (`CREATE TABLE`, `INSERT`, ...).
+/// Names the refused statement by its leading keywords (`CREATE TABLE`, `INSERT`, ...),
+/// never by the names or values that follow them.
 fn not_a_query(statement_text: &str) -> QueryError {
-    let words: Vec<&str> = statement_text.split_whitespace().take(6).collect();
-    let kind = match words.first().map(|word| word.to_ascii_uppercase()) {
-        Some(first)
-            if ["CREATE", "DROP", "ALTER", "SHOW", "TRUNCATE"].contains(&first.as_str()) =>
-        {
+    /// Words that name what a statement creates, drops or shows.
+    const OBJECT_WORDS: &[&str] = &[
+        "TABLE",
+        "TABLES",
+        "VIEW",
+        "VIEWS",
+        "SCHEMA",
+        "SCHEMAS",
+        "DATABASE",
+        "DATABASES",
+        "CATALOG",
+        "FUNCTION",
+        "FUNCTIONS",
+        "INDEX",
+        "COLUMNS",
+        "ALL",
+        "VARIABLE",
+        "VARIABLES",
+        "ROLE",
+        "USER",
+        "SEQUENCE",
+        "TYPE",
+        "MACRO",
+        "SECRET",
+        "STAGE",
+        "TRIGGER",
+        "PROCEDURE",
+        "POLICY",
+        "EXTENSION",
+        "CONNECTOR",
+        "SERVER",
+    ];
+    /// Words that may stand between the verb and the object word.
+    const MODIFIERS: &[&str] = &[
+        "OR",
+        "REPLACE",
+        "EXTERNAL",
+        "TEMPORARY",
+        "TEMP",
+        "UNBOUNDED",
+        "MATERIALIZED",
+        "GLOBAL",
+        "LOCAL",
+    ];
+    let mut words = statement_text
+        .split_whitespace()
+        .map(|word| word.to_ascii_uppercase());
+    let kind = match words.next() {
+        Some(first) if ["CREATE", "DROP", "ALTER", "SHOW"].contains(&first.as_str()) => {
             let mut kind = first;
-            for word in words.iter().skip(1) {
-                let word = word.to_ascii_uppercase();
-                let is_keyword = word.chars().all(|c| c.is_ascii_alphabetic());
-                if !is_keyword {
+            for word in words.take(5) {
+                if OBJECT_WORDS.contains(&word.as_str()) {
+                    kind.push(' ');
+                    kind.push_str(&word);
+                    break;
+                }
+                if !MODIFIERS.contains(&word.as_str()) {
                     break;
                 }
                 kind.push(' ');
                 kind.push_str(&word);
-                if ![
-                    "OR",
-                    "REPLACE",
-                    "EXTERNAL",
-                    "TEMPORARY",
-                    "TEMP",
-                    "UNBOUNDED",
-                ]
-                .contains(&word.as_str())
-                {
-                    break;
-                }
             }
             kind
         }
-        Some(first) => first,
-        None => "this statement".to_string(),
+        Some(first) if first.chars().all(|c| c.is_ascii_alphabetic()) => first,
+        Some(_) | None => "this statement".to_string(),
     };
     QueryError::refused(format!("{kind} is not allowed; {ONLY_QUERIES}"))
 }
 
 fn check_relations(statement: &SqlStatement) -> Result<(), QueryError> {
-    match statement.visit(&mut ReadOnlyGuard) {
+    match statement.visit(&mut ReadOnlyGuard::default()) {
         ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(reason) => Err(QueryError::refused(reason)),
+        ControlFlow::Break(error) => Err(error),
     }
 }
 
 /// Walks a parsed query for what a plain SELECT can still smuggle in.
-struct ReadOnlyGuard;
+#[derive(Default)]
+struct ReadOnlyGuard {
+    relations: usize,
+}
 
 impl Visitor for ReadOnlyGuard {
-    type Break = String;
+    type Break = QueryError;
 
-    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<String> {
+    /// The query itself, and any statement nested in it (`WITH x AS (INSERT ...)`, which
+    /// the planner would otherwise report only as "not implemented").
+    fn pre_visit_statement(&mut self, statement: &SqlStatement) -> ControlFlow<QueryError> {
+        match statement {
+            SqlStatement::Query(_) => ControlFlow::Continue(()),
+            other => ControlFlow::Break(not_a_query(&other.to_string())),
+        }
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<QueryError> {
+        self.relations += 1;
+        if self.relations > MAX_RELATIONS {
+            return ControlFlow::Break(QueryError::refused(format!(
+                "the query names more than {MAX_RELATIONS} tables, views or table functions; \
+                 split it into smaller queries"
+            )));
+        }
         for part in &relation.0 {
             let looks_like_location = match part {
                 ObjectNamePart::Identifier(ident) => {
@@ -137,21 +346,21 @@ impl Visitor for ReadOnlyGuard {
                 ObjectNamePart::Function(_) => true,
             };
             if looks_like_location {
-                return ControlFlow::Break(format!(
+                return ControlFlow::Break(QueryError::refused(format!(
                     "{relation} is not a warehouse table; queries may read only the warehouse's \
                      tables and views by name, never files or URLs"
-                ));
+                )));
             }
         }
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<String> {
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<QueryError> {
         match &select.into {
-            Some(into) => ControlFlow::Break(format!(
+            Some(into) => ControlFlow::Break(QueryError::refused(format!(
                 "SELECT ... INTO {} would create a table; {ONLY_QUERIES}",
                 into.name
-            )),
+            ))),
             None => ControlFlow::Continue(()),
         }
     }
@@ -160,52 +369,146 @@ impl Visitor for ReadOnlyGuard {
 /// Plans and runs one checked query on `ctx` within `limits`. Planning uses
 /// [`sql_options`] (the same as `SessionContext::sql_with_options`, but a plan refused by
 /// the options is reported as [`QueryError::Refused`] rather than as a SQL error).
+/// Where the warehouse lives (`root`) is the operators' business: EXPLAIN's file lists and
+/// error messages show `<warehouse>/` instead.
 pub(crate) async fn run(
     ctx: &SessionContext,
     sql: &str,
     limits: QueryLimits,
+    root: &Url,
 ) -> Result<QueryAnswer, QueryError> {
     check(sql)?;
-    match tokio::time::timeout(limits.timeout, plan_and_collect(ctx, sql, limits.max_rows)).await {
-        Ok(answer) => answer,
+    let hide = RootHider::new(root);
+    match tokio::time::timeout(limits.timeout, plan_and_collect(ctx, sql, limits)).await {
+        Ok(Ok(answer)) => hide.in_answer(answer),
+        Ok(Err(QueryError::Sql(reason))) => Err(QueryError::Sql(hide.in_text(&reason))),
+        Ok(Err(error)) => Err(error),
         // Dropping the future drops the record batch stream, which cancels the plan's tasks.
         Err(_elapsed) => Err(QueryError::Timeout(limits.timeout)),
+    }
+}
+
+/// Replaces the warehouse's location by `<warehouse>/` in text shown to analysts.
+struct RootHider {
+    /// The spellings of the root, longest first: the URL, its path, and the path without
+    /// its leading slash (object store paths, as scans print them).
+    spellings: Vec<String>,
+}
+
+impl RootHider {
+    const PLACEHOLDER: &'static str = "<warehouse>/";
+
+    fn new(root: &Url) -> Self {
+        let path = root.path();
+        let mut spellings = vec![
+            root.as_str().to_string(),
+            path.to_string(),
+            path.trim_start_matches('/').to_string(),
+        ];
+        spellings.retain(|spelling| spelling.len() > 1);
+        RootHider { spellings }
+    }
+
+    fn in_text(&self, text: &str) -> String {
+        self.spellings
+            .iter()
+            .fold(text.to_string(), |text, spelling| {
+                text.replace(spelling.as_str(), Self::PLACEHOLDER)
+            })
+    }
+
+    /// An answer with the root hidden in its text columns; only EXPLAIN's answer (columns
+    /// `plan_type` and `plan`) is rewritten, never the rows of a table.
+    fn in_answer(&self, mut answer: QueryAnswer) -> Result<QueryAnswer, QueryError> {
+        let names: Vec<&str> = answer
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        if names != ["plan_type", "plan"] {
+            return Ok(answer);
+        }
+        for batch in &mut answer.batches {
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|column| {
+                    let text = arrow::compute::cast(column, &DataType::Utf8)?;
+                    let hidden: StringArray = text
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|value| value.map(|value| self.in_text(value)))
+                        .collect();
+                    arrow::compute::cast(&hidden, column.data_type())
+                })
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
+            *batch = RecordBatch::try_new(batch.schema(), columns)?;
+        }
+        Ok(answer)
     }
 }
 
 async fn plan_and_collect(
     ctx: &SessionContext,
     sql: &str,
-    max_rows: usize,
+    limits: QueryLimits,
 ) -> Result<QueryAnswer, QueryError> {
-    let plan = ctx.state().create_logical_plan(sql).await?;
+    let max_rows = limits.max_rows;
+    let state = ctx.state();
+    let plan = state.create_logical_plan(sql).await?;
     sql_options()
         .verify_plan(&plan)
         .map_err(|error| QueryError::refused(format!("{}; {ONLY_QUERIES}", error.message())))?;
     // EXPLAIN must stay the root of its plan; its few rows are capped by the loop below.
     let is_explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
-    let mut frame = ctx.execute_logical_plan(plan).await?;
-    if !is_explain {
+    let plan = match is_explain {
+        true => plan,
         // One row past the cap tells "exactly max_rows" from "more"; the limit lets the
         // engine stop early (a sort becomes a top-k) instead of producing every row.
-        frame = frame.limit(0, Some(max_rows.saturating_add(1)))?;
-    }
-    let mut stream = frame.execute_stream().await?;
+        false => LogicalPlanBuilder::from(plan)
+            .limit(0, Some(max_rows.saturating_add(1)))?
+            .build()?,
+    };
+    // Optimised here rather than inside `create_physical_plan`, to look at the values
+    // constant folding made before anything runs.
+    let plan = state.optimize(&plan)?;
+    check_values(&plan, limits.max_value_bytes(state.config().batch_size()))?;
+    let physical = state
+        .query_planner()
+        .create_physical_plan(&plan, &state)
+        .await?;
+    let mut stream = execute_stream(physical, Arc::new(TaskContext::from(&state)))?;
     let schema = stream.schema();
 
+    // The rows collected count against the pool like any operator's memory: a capped
+    // number of rows can still be wide (`SELECT repeat('x', 1000000) FROM ...`).
+    let answer_memory = MemoryConsumer::new("the answer").register(&ctx.runtime_env().memory_pool);
     let mut batches = Vec::new();
     let mut rows = 0usize;
     let mut truncated = false;
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
+        let mut batch = batch.map_err(without_values)?;
         let room = max_rows - rows;
         if batch.num_rows() > room {
-            batches.push(batch.slice(0, room));
+            batch = batch.slice(0, room);
             truncated = true;
-            break;
         }
+        // All the buffers, even of a slice: the slice keeps them alive. (The sliced size
+        // of a string view column leaves out the strings themselves.)
+        let bytes = batch.get_array_memory_size();
+        if answer_memory.size() + bytes > limits.max_answer_bytes() {
+            return Err(QueryError::ResourcesExhausted(format!(
+                "the answer would exceed {} MiB",
+                limits.max_answer_bytes() >> 20
+            )));
+        }
+        answer_memory.try_grow(bytes)?;
         rows += batch.num_rows();
         batches.push(batch);
+        if truncated {
+            break;
+        }
     }
     batches.retain(|batch| batch.num_rows() > 0);
     Ok(QueryAnswer {
@@ -213,6 +516,37 @@ async fn plan_and_collect(
         batches,
         truncated,
     })
+}
+
+/// An error raised while rows are read, with every quoted stretch blanked out: Arrow's
+/// cast and parse errors quote the value that failed (`Cannot cast string '<a pseudonym>'
+/// to value of Int32 type`), and answers and logs carry reasons, never rows.
+fn without_values(error: datafusion::error::DataFusionError) -> QueryError {
+    match QueryError::from(error) {
+        QueryError::Sql(reason) => QueryError::Sql(blank_quoted(&reason)),
+        other => other,
+    }
+}
+
+/// `text` with whatever stands between single quotes replaced by `…`.
+fn blank_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        match (c, quoted) {
+            ('\'', false) => {
+                out.push_str("'…");
+                quoted = true;
+            }
+            ('\'', true) => {
+                out.push('\'');
+                quoted = false;
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -307,6 +641,55 @@ mod tests {
     #[test]
     fn select_into_is_refused() {
         assert!(refusal("SELECT 1 INTO t").contains("would create a table"));
+    }
+
+    #[test]
+    fn the_warehouse_location_is_hidden() {
+        let hide = RootHider::new(&Url::parse("file:///srv/wh/").unwrap());
+        assert_eq!(
+            hide.in_text("file_groups={[srv/wh/vaccinations/a.parquet]} at /srv/wh/x"),
+            "file_groups={[<warehouse>/vaccinations/a.parquet]} at <warehouse>/x"
+        );
+    }
+
+    #[test]
+    fn values_in_errors_are_blanked() {
+        assert_eq!(
+            blank_quoted("Cannot cast string 'Wiltz' to value of Int32 type"),
+            "Cannot cast string '…' to value of Int32 type"
+        );
+        assert_eq!(blank_quoted("no quotes"), "no quotes");
+        assert_eq!(blank_quoted("open 'quote"), "open '…");
+    }
+
+    #[test]
+    fn oversized_queries_are_refused_before_parsing() {
+        let chain = format!("SELECT 1{}", "+1".repeat(MAX_OPERATORS + 1));
+        assert!(refusal(&chain).contains("too complex"));
+        let unions = vec!["SELECT 1"; MAX_OPERATORS + 2].join(" UNION ALL ");
+        assert!(refusal(&unions).contains("too complex"));
+        let long = format!("SELECT 1 WHERE 1 IN ({})", vec!["1"; MAX_TOKENS].join(","));
+        assert!(refusal(&long).contains("too long"));
+        // Operators inside literals and comments do not count.
+        let quoted = format!("SELECT '{}' /* {} */", "+".repeat(5_000), "+".repeat(5_000));
+        check(&quoted).unwrap();
+        let tables = vec!["vaccinations"; MAX_RELATIONS + 1].join(", ");
+        assert!(refusal(&format!("SELECT 1 FROM {tables}")).contains("more than"));
+    }
+
+    #[test]
+    fn statements_nested_in_a_query_are_refused() {
+        assert!(refusal(
+            "WITH x AS (INSERT INTO vaccinations SELECT * FROM vaccinations) SELECT 1"
+        )
+        .starts_with("INSERT is not allowed"));
+    }
+
+    #[test]
+    fn refusals_name_the_statement_not_its_arguments() {
+        assert!(refusal("TRUNCATE vaccinations").starts_with("TRUNCATE is not allowed"));
+        assert!(refusal("SHOW datafusion.runtime.temp_directory").starts_with("SHOW is not"));
+        assert!(refusal("DROP TABLE IF EXISTS secret_name").starts_with("DROP TABLE is not"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
+use crate::bounded::bound_growing_functions;
 use crate::cooperative::CooperativeRowMultipliers;
 use crate::reference::ReferenceTables;
 use crate::sandbox::{self, QueryLimits};
@@ -40,8 +41,15 @@ pub const DEFAULT_TABLES: &[&str] = &[
 #[non_exhaustive]
 pub struct QueryOptions {
     /// Memory all running queries may hold together, in bytes; sorts, aggregates and joins
-    /// spill to the OS temporary directory beyond their share. Default 2 GiB.
+    /// spill to the OS temporary directory beyond their share; other operators, the answer
+    /// being collected and functions such as `repeat` fail with
+    /// [`QueryError::ResourcesExhausted`]. One answer may hold at most a quarter of it,
+    /// since encoding it as JSON or CSV takes a few times more. Default 2 GiB.
     pub memory_limit: usize,
+    /// Bytes all running queries may spill to the temporary directory together; beyond it
+    /// a query fails with [`QueryError::ResourcesExhausted`] instead of filling the disk.
+    /// Default 16 GiB.
+    pub spill_limit: u64,
     /// Time one query may take before it is cancelled. Default 60 s.
     pub query_timeout: Duration,
     /// Rows one query returns at most. Default 100 000.
@@ -58,6 +66,7 @@ impl Default for QueryOptions {
     fn default() -> Self {
         QueryOptions {
             memory_limit: 2 << 30,
+            spill_limit: 16 << 30,
             query_timeout: Duration::from_secs(60),
             max_rows: 100_000,
             target_partitions: std::thread::available_parallelism().map_or(1, usize::from),
@@ -71,6 +80,12 @@ impl QueryOptions {
     /// See [`QueryOptions::memory_limit`].
     pub fn with_memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// See [`QueryOptions::spill_limit`].
+    pub fn with_spill_limit(mut self, bytes: u64) -> Self {
+        self.spill_limit = bytes;
         self
     }
 
@@ -112,6 +127,7 @@ impl QueryOptions {
         QueryLimits {
             timeout: self.query_timeout,
             max_rows: self.max_rows,
+            memory_limit: self.memory_limit,
         }
     }
 }
@@ -176,7 +192,9 @@ impl Warehouse {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
             .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::OsTmpDirectory)
+                    .with_max_temp_directory_size(options.spill_limit),
             )
             .build_arc()?;
         let reference = ReferenceTables::load()?;
@@ -230,7 +248,13 @@ impl Warehouse {
         sandbox::check(sql)?;
         self.refresh_if_due().await;
         let snapshot = self.snapshot();
-        sandbox::run(&snapshot.ctx, sql, self.inner.options.limits()).await
+        sandbox::run(
+            &snapshot.ctx,
+            sql,
+            self.inner.options.limits(),
+            &self.inner.root,
+        )
+        .await
     }
 
     /// Looks for newer Delta versions (and tables that appeared) now, and swaps in a new
@@ -378,6 +402,7 @@ async fn build_snapshot(
         .with_physical_optimizer_rule(Arc::new(CooperativeRowMultipliers))
         .build();
     let ctx = SessionContext::new_with_state(state);
+    bound_growing_functions(&ctx, &runtime.memory_pool)?;
 
     for (name, table) in &reference.tables {
         ctx.register_table(*name, table.clone())?;
