@@ -1,0 +1,89 @@
+// Helpers shared by the chart types: row labels, suppression wording, hatched bands.
+
+import { percent } from '../format.js';
+import { t } from '../i18n.js';
+
+/** The group a row of a coverage-like answer stands for (commune, canton, sex, age band...). */
+export function groupLabel(row, by) {
+  if ('group' in row) return row.group ?? t('national');
+  if (by === 'commune' || (by == null && 'commune' in row)) return row.commune ?? t('no_commune');
+  if (by === 'canton' || (by == null && 'canton' in row)) return row.canton ?? t('no_canton');
+  if (by === 'sex' || (by == null && 'sex' in row)) return t(`sex_${row.sex}`);
+  if ('age_band' in row) return row.age_band;
+  if ('season' in row) return row.season;
+  return t('national');
+}
+
+/** "suppressed (< 8)": the only thing shown for a withheld cell, never a number. */
+export function suppressedText(body) {
+  return t('suppressed', { n: body?.suppression_threshold ?? '?' });
+}
+
+/** "92.2% (95% CI 87.6% to 95.2%)", or the suppression label. */
+export function valueWithInterval(value, low, high, suppressed, body) {
+  if (suppressed) return suppressedText(body);
+  if (value == null) return t('no_value');
+  const interval = low == null || high == null ? '' : ` (${t('ci')} ${t('ci_range', { low: percent(low), high: percent(high) })})`;
+  return `${percent(value)}${interval}`;
+}
+
+/** Escapes text for an ECharts rich tooltip (HTML). */
+export function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+/**
+ * An ECharts custom-series item drawing a hatched band (grey outline, diagonal lines) from
+ * (x0, y0) to (x1, y1) in pixels, with `label` inside: how withheld cells look in every chart.
+ */
+export function hatchedBand(x0, y0, x1, y1, label) {
+  const left = Math.min(x0, x1);
+  const right = Math.max(x0, x1);
+  const top = Math.min(y0, y1);
+  const bottom = Math.max(y0, y1);
+  const height = bottom - top;
+  const children = [
+    {
+      type: 'rect',
+      shape: { x: left, y: top, width: right - left, height },
+      style: { fill: '#f3f4f6', stroke: '#6b7280', lineWidth: 1 },
+    },
+  ];
+  const step = 8;
+  for (let x = left; x < right; x += step) {
+    // Each stroke rises to the right, cut where it meets the band's right edge.
+    const rise = Math.min(height, right - x);
+    children.push({
+      type: 'line',
+      shape: { x1: x, y1: bottom, x2: x + rise, y2: bottom - rise },
+      style: { stroke: '#9ca3af', lineWidth: 1 },
+    });
+  }
+  for (let y = bottom - step; y > top; y -= step) {
+    const rise = Math.min(y - top, right - left);
+    children.push({
+      type: 'line',
+      shape: { x1: left, y1: y, x2: left + rise, y2: y - rise },
+      style: { stroke: '#9ca3af', lineWidth: 1 },
+    });
+  }
+  children.push({
+    type: 'text',
+    style: {
+      x: left + 6,
+      y: top + height / 2,
+      text: label,
+      fill: '#1f2933',
+      backgroundColor: '#f3f4f6',
+      padding: [1, 3],
+      verticalAlign: 'middle',
+      font: '12px system-ui, sans-serif',
+    },
+  });
+  return { type: 'group', children, silent: false };
+}
+
+/** The unique values of a list, in first-seen order. */
+export function unique(values) {
+  return [...new Set(values)];
+}

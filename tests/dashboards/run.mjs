@@ -1,0 +1,556 @@
+#!/usr/bin/env node
+// Drives the dashboards in headless Chromium (Debian's /usr/bin/chromium, through
+// playwright-core from dashboards/web/node_modules) against a running `vaxlake serve`:
+//
+//   node tests/dashboards/run.mjs --base http://127.0.0.1:8099 --out DIR
+//        [--token T --role ministry|analyst|operator] [--researcher-token T] [--strict-timing]
+//
+// Checks: every dashboard loads with no console error and no request to another host; every
+// figure in a data table equals the same API answer the page used; changing a filter changes
+// the figures; suppressed cells show no number (table, map, downloads); operators-only panels
+// say so to other roles; with --token, pages need sign-in (303 to /login, then the form).
+// Writes one screenshot per page (1280x800) and a full-page one to DIR. Exit 1 on any failure.
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const web = resolve(here, '../../dashboards/web');
+const require = createRequire(join(web, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const args = parseArgs(process.argv.slice(2));
+const base = new URL(args.base ?? 'http://127.0.0.1:8099');
+const origin = base.origin;
+const out = resolve(args.out ?? 'target/screenshots');
+const token = args.token ?? null;
+const role = args.role ?? (token ? 'ministry' : 'operator');
+const chromiumPath = args.chromium ?? '/usr/bin/chromium';
+const failures = [];
+const notes = [];
+let checkedFigures = 0;
+
+function parseArgs(list) {
+  const parsed = {};
+  for (let i = 0; i < list.length; i += 1) {
+    const name = list[i].replace(/^--/, '');
+    const next = list[i + 1];
+    if (next === undefined || next.startsWith('--')) parsed[name] = true;
+    else {
+      parsed[name] = next;
+      i += 1;
+    }
+  }
+  return parsed;
+}
+
+function fail(message) {
+  failures.push(message);
+  console.log(`FAIL ${message}`);
+}
+
+function ok(message) {
+  console.log(`ok   ${message}`);
+}
+
+function check(condition, message) {
+  if (condition) ok(message);
+  else fail(message);
+  return condition;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing what the page shows with the API.
+
+function lookup(object, path) {
+  if (path === '' || path == null) return object;
+  return String(path)
+    .split('.')
+    .reduce((value, key) => (value == null ? undefined : value[key]), object);
+}
+
+/** The number a formatted cell shows (English formatting), or null when it shows none. */
+function shownNumber(text, format) {
+  const cleaned = text.replace(/[\s\u202f\u00a0]/g, '');
+  const match = /-?[\d,]*\.?\d+/.exec(cleaned);
+  if (!match) return null;
+  const value = Number(match[0].replace(/,/g, ''));
+  return format.startsWith('percent') ? value / 100 : value;
+}
+
+function tolerance(format) {
+  if (format === 'percent') return 0.0005 + 1e-9;
+  if (format === 'percent0') return 0.005 + 1e-9;
+  if (format === 'count') return 0.5;
+  return 0.05 + 1e-9; // decimal, rate, years: one digit after the point
+}
+
+const suppressedLabel = /^(suppressed|masqué) \(< \d+\)$/;
+
+/** How the API's shares and counts must be shown, whatever a declared file says. */
+const FORMAT_OF_FIELD = {
+  coverage: 'percent',
+  ci_low: 'percent',
+  ci_high: 'percent',
+  dropout: 'percent',
+  timely_share: 'percent',
+  ve: 'percent',
+  numerator: 'count',
+  denominator: 'count',
+  started: 'count',
+  completed: 'count',
+  dropped: 'count',
+  vaccinated: 'count',
+  timely: 'count',
+  cases_vaccinated: 'count',
+  cases_unvaccinated: 'count',
+  person_days_vaccinated: 'count',
+  person_days_unvaccinated: 'count',
+  count: 'count',
+  read: 'count',
+  accepted: 'count',
+  quarantined: 'count',
+};
+
+/**
+ * Every figure on the page that names the API answer it comes from: data-table rows, headline
+ * cards and map tiles carry data-api and data-path; their figures data-field, data-value
+ * (the raw API value) and data-format.
+ */
+async function tableRows(page, scope = 'main', what = 'tr') {
+  const selector = what === 'tr' ? `${scope} tr[data-api]` : `${scope} [data-api]:not(tr)`;
+  return page.$$eval(selector, (rows) =>
+    rows.map((element) => ({
+      panel: element.closest('[data-panel]')?.dataset.panel ?? '?',
+      api: element.dataset.api,
+      path: element.dataset.path,
+      suppressed: element.dataset.suppressed === 'true',
+      cells: [...element.querySelectorAll('[data-field]')].map((cell) => ({
+        field: cell.dataset.field,
+        value: cell.dataset.value,
+        format: cell.dataset.format,
+        text: cell.textContent.trim(),
+      })),
+    })),
+  );
+}
+
+async function apiAnswer(context, url, cache) {
+  if (!cache.has(url)) {
+    const response = await context.request.get(new URL(url, origin).href);
+    if (!response.ok()) throw new Error(`${url} answered ${response.status()}`);
+    cache.set(url, await response.json());
+  }
+  return cache.get(url);
+}
+
+/** Checks every figure of `rows` against the API answer it names; returns how many were compared. */
+async function verifyRows(context, rows, label) {
+  const cache = new Map();
+  let figures = 0;
+  const before = failures.length;
+  for (const row of rows) {
+    const answer = await apiAnswer(context, row.api, cache);
+    const object = lookup(answer, row.path);
+    if (object === undefined) {
+      fail(`${label}: ${row.panel} row ${row.path} not in ${row.api}`);
+      continue;
+    }
+    if (row.suppressed && object.suppressed !== true) fail(`${label}: ${row.panel} ${row.api} ${row.path} shown suppressed, API says not`);
+    if (!row.suppressed && object.suppressed === true) fail(`${label}: ${row.panel} ${row.api} ${row.path} API says suppressed, page shows it`);
+    for (const cell of row.cells) {
+      const fields = cell.field.split(',');
+      const expected = FORMAT_OF_FIELD[fields[0].split('.').pop()];
+      if (expected && cell.format.replace(/0$/, '') !== expected) fail(`${label}: ${row.panel} shows ${cell.field} as ${cell.format}, not ${expected}`);
+      const apiValue = fields.length === 1 ? lookup(object, fields[0]) ?? null : fields.map((f) => lookup(object, f) ?? null);
+      if (JSON.stringify(apiValue) !== cell.value) {
+        fail(`${label}: ${row.panel} ${row.api} ${row.path}.${cell.field}: page has ${cell.value}, API ${JSON.stringify(apiValue)}`);
+        continue;
+      }
+      if (row.suppressed && (apiValue === null || (Array.isArray(apiValue) && apiValue.length > 0 && apiValue.every((v) => v === null)))) {
+        if (!suppressedLabel.test(cell.text)) fail(`${label}: ${row.panel} suppressed cell ${cell.field} shows “${cell.text}”`);
+        continue;
+      }
+      if (['percent', 'percent0', 'count', 'decimal', 'rate', 'years'].includes(cell.format)) {
+        const values = Array.isArray(apiValue) ? apiValue : [apiValue];
+        const texts = Array.isArray(apiValue) ? cell.text.split(/ to | à |\//) : [cell.text];
+        values.forEach((value, i) => {
+          const shown = shownNumber(texts[i] ?? '', cell.format);
+          if (value === null) {
+            if (shown !== null) fail(`${label}: ${row.panel} ${cell.field} has no value in the API but shows “${cell.text}”`);
+          } else if (shown === null || Math.abs(shown - value) > tolerance(cell.format)) {
+            fail(`${label}: ${row.panel} ${row.api} ${cell.field} shows “${cell.text}” for ${value}`);
+          }
+        });
+      }
+      figures += 1;
+    }
+  }
+  checkedFigures += figures;
+  if (failures.length === before) ok(`${label}: ${figures} figures in ${rows.length} rows, cards or tiles equal the API's answers`);
+  return figures;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page helpers.
+
+async function waitReady(page, label) {
+  try {
+    await page.waitForFunction(() => document.querySelector('main')?.dataset.state === 'ready', null, { timeout: 60_000 });
+  } catch {
+    const state = await page.$eval('main', (m) => m.dataset.state).catch(() => 'missing');
+    fail(`${label}: page not ready within 60 s (main state ${state})`);
+    return false;
+  }
+  return true;
+}
+
+async function panelStates(page) {
+  return page.$$eval('[data-panel]', (panels) =>
+    panels.map((p) => ({ id: p.dataset.panel, state: p.dataset.state, status: p.querySelector('.panel__status')?.textContent ?? '' })),
+  );
+}
+
+/** WCAG AA contrast of every piece of HTML text on the page (SVG charts excluded). */
+async function contrastProblems(page) {
+  return page.evaluate(() => {
+    const parse = (colour) => {
+      const m = colour.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (c) => {
+        const s = c / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (element) => {
+      for (let node = element; node; node = node.parentElement) {
+        const style = getComputedStyle(node);
+        if (style.backgroundImage && style.backgroundImage !== 'none') return null; // patterned: skip
+        const colour = parse(style.backgroundColor);
+        if (colour && colour.a > 0.5) return colour;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const problems = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const element = node.parentElement;
+      if (!element || seen.has(element) || !node.textContent.trim()) continue;
+      seen.add(element);
+      if (element.closest('svg, .chart, [hidden], details:not([open]) > :not(summary), .skip')) continue;
+      const rect = element.getBoundingClientRect();
+      if (rect.width === 0 || rect.height === 0) continue;
+      const style = getComputedStyle(element);
+      const fg = parse(style.color);
+      const bg = background(element);
+      if (!fg || !bg) continue;
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) problems.push(`${element.tagName.toLowerCase()} “${node.textContent.trim().slice(0, 30)}” ${ratio.toFixed(2)}:1`);
+    }
+    return problems;
+  });
+}
+
+/** Landmarks, labels and captions the dashboards promise. */
+async function accessibilityProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    if (!document.querySelector('header') || !document.querySelector('nav') || !document.querySelector('main')) problems.push('missing landmark');
+    for (const select of document.querySelectorAll('select')) {
+      if (!document.querySelector(`label[for="${select.id}"]`)) problems.push(`select ${select.id} without label`);
+    }
+    for (const table of document.querySelectorAll('table')) if (!table.caption?.textContent.trim()) problems.push('table without caption');
+    for (const chart of document.querySelectorAll('.chart, svg.tilemap')) {
+      if (chart.closest('[hidden]')) continue;
+      if (chart.getAttribute('role') !== 'img' || !chart.getAttribute('aria-label')) problems.push('chart without role=img and aria-label');
+      if (!chart.closest('[data-panel]')?.querySelector('table')) problems.push('chart without a data table');
+    }
+    return problems;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  mkdirSync(out, { recursive: true });
+  const profile = mkdtempSync(join(tmpdir(), 'vaxlake-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    locale: 'en-GB',
+    acceptDownloads: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  const consoleErrors = [];
+  const offHost = [];
+  const failedRequests = [];
+  context.on('page', (p) => watch(p));
+  const page = context.pages()[0] ?? (await context.newPage());
+  watch(page);
+  function watch(p) {
+    p.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location()?.url ?? ''})`);
+    });
+    p.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.message}`));
+    p.on('request', (request) => {
+      const url = request.url();
+      if (url.startsWith('data:') || url.startsWith('blob:') || url.startsWith('about:')) return;
+      if (new URL(url).origin !== origin) offHost.push(url);
+    });
+    p.on('requestfailed', (request) => {
+      if (!request.url().startsWith('blob:')) failedRequests.push(`${request.url()}: ${request.failure()?.errorText}`);
+    });
+  }
+
+  try {
+    if (token) await signIn(page, context);
+    const dashboards = await (await context.request.get(`${origin}/dashboards/index.json`)).json();
+    const ids = dashboards.dashboards.map((file) => file.replace(/\.json$/, ''));
+    check(ids.length >= 4, `${ids.length} dashboards declared (${ids.join(', ')})`);
+    for (const id of ids) await visit(page, context, id);
+    await coverageChecks(page, context);
+    await languageAndKeyboard(page);
+    await timing(page);
+    if (args['researcher-token']) await researcherRefused();
+  } catch (error) {
+    fail(`unexpected: ${error.stack ?? error}`);
+  } finally {
+    check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? `: ${consoleErrors.join(' | ')}` : ''}`);
+    check(offHost.length === 0, `no request left ${origin}${offHost.length ? `: ${offHost.join(', ')}` : ''}`);
+    check(failedRequests.length === 0, `no failed request${failedRequests.length ? `: ${failedRequests.join(', ')}` : ''}`);
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  for (const note of notes) console.log(`note ${note}`);
+  console.log(`${failures.length ? 'FAILED' : 'PASSED'}: ${checkedFigures} figures compared with the API, ${failures.length} failures; screenshots in ${out}`);
+  process.exit(failures.length ? 1 : 0);
+}
+
+async function signIn(page, context) {
+  const home = await fetch(`${origin}/`, { redirect: 'manual' });
+  check(home.status === 303 && home.headers.get('location') === '/login', `GET / without a session: ${home.status} → ${home.headers.get('location')}`);
+  const asset = await fetch(`${origin}/app.js`, { redirect: 'manual' });
+  check(asset.status === 303, `GET /app.js without a session: ${asset.status} (no asset before sign-in)`);
+  const api = await fetch(`${origin}/api/coverage/indicators`);
+  check(api.status === 401 && typeof (await api.json()).error === 'string', `API without a session: ${api.status} with a JSON reason`);
+  const wrong = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ token: 'not-a-token' }), redirect: 'manual' });
+  check(wrong.status === 401, `a wrong token is refused (${wrong.status})`);
+
+  await page.goto(`${origin}/#/overview`);
+  check(new URL(page.url()).pathname === '/login', `the browser lands on the sign-in form (${page.url()})`);
+  await page.screenshot({ path: join(out, 'login.png') });
+  await page.fill('#token', token);
+  await Promise.all([page.waitForURL(`${origin}/`), page.click('button[type=submit]')]);
+  const cookies = await context.cookies(origin);
+  const session = cookies.find((c) => c.name === 'vaxlake_session');
+  check(session && session.httpOnly && session.sameSite === 'Strict', 'signed in: an HttpOnly, SameSite=Strict session cookie');
+  await waitReady(page, 'after sign-in');
+}
+
+async function visit(page, context, id) {
+  const label = `#/${id}`;
+  await page.goto(`${origin}/#/${id}`);
+  if (!(await waitReady(page, label))) return;
+  const states = await panelStates(page);
+  const bad = states.filter((p) => !['ready', 'empty', 'forbidden', 'not-applicable'].includes(p.state));
+  check(bad.length === 0, `${label}: ${states.length} panels settled${bad.length ? `; not: ${bad.map((p) => `${p.id}=${p.state} ${p.status}`).join('; ')}` : ''}`);
+  const operatorPanels = states.filter((p) => ['quarantine', 'ingests'].includes(p.id));
+  for (const panel of operatorPanels) {
+    if (role === 'operator') check(panel.state === 'ready' || panel.state === 'empty', `${label}: operator sees ${panel.id}`);
+    else check(panel.state === 'forbidden' && /operators only/i.test(panel.status), `${label}: ${role} is told “${panel.status.slice(0, 40)}…” for ${panel.id}`);
+  }
+  const footers = await page.$$eval('[data-panel][data-state=ready] .panel__source', (list) => list.map((f) => f.textContent));
+  check(footers.every((text) => text.trim().length > 0), `${label}: every chart names its sources`);
+  const rows = await tableRows(page);
+  const figures = await verifyRows(context, rows, label);
+  check(figures > 0, `${label}: figures were compared`);
+  const shown = await tableRows(page, 'main', 'figures');
+  if (shown.length) await verifyRows(context, shown, `${label} cards and map`);
+  const a11y = await accessibilityProblems(page);
+  check(a11y.length === 0, `${label}: landmarks, labelled selectors, table captions, labelled charts${a11y.length ? `: ${a11y.join('; ')}` : ''}`);
+  const contrast = await contrastProblems(page);
+  check(contrast.length === 0, `${label}: text contrast meets WCAG AA${contrast.length ? `: ${contrast.slice(0, 8).join('; ')}` : ''}`);
+  await page.screenshot({ path: join(out, `${id}.png`) });
+  await page.screenshot({ path: join(out, `${id}-full.png`), fullPage: true });
+}
+
+/** Changes a selector and waits until every panel is drawn; returns the page's own measure (ms). */
+async function selectAndWait(page, selector, value) {
+  await page.selectOption(`#select-${selector}`, value);
+  await page.waitForFunction(() => document.querySelector('main')?.dataset.state === 'ready', null, { timeout: 60_000 });
+  return Number(await page.$eval('main', (m) => m.dataset.renderMs));
+}
+
+async function coverageChecks(page, context) {
+  const label = '#/coverage';
+  await page.goto(`${origin}/#/coverage?indicator=DTP3&by=commune`);
+  await waitReady(page, label);
+
+  // Suppression: some commune cells are withheld in a small registry; none may show a number.
+  const suppressedRows = (await tableRows(page, '[data-panel=map]')).filter((r) => r.suppressed);
+  check(suppressedRows.length > 0, `${label}: ${suppressedRows.length} suppressed commune cells to look at`);
+  const tiles = await page.$$eval('[data-panel=map] .tilemap__tile[data-kind=suppressed]', (list) =>
+    list.map((g) => ({ text: [...g.querySelectorAll('text')].map((t) => t.textContent).join(' '), title: g.querySelector('title')?.textContent ?? '' })),
+  );
+  check(tiles.length > 0, `${label}: ${tiles.length} hatched map tiles`);
+  const leaking = tiles.filter((tile) => /\d/.test(tile.text) || /\d/.test(tile.title.replace(/\(< \d+\)/, '')));
+  check(leaking.length === 0, `${label}: suppressed tiles and their tooltips show no number${leaking.length ? `: ${JSON.stringify(leaking.slice(0, 3))}` : ''}`);
+  // The tooltip of a hatched bar says "suppressed" and nothing more.
+  const hovered = await suppressedTooltip(page);
+  if (hovered === null) notes.push('no suppressed bar to hover in the bars panel');
+  else {
+    const { name, tooltip } = hovered;
+    check(tooltip === `${name}suppressed (< ${tooltip.match(/< (\d+)/)?.[1]})`, `${label}: the tooltip of ${name}'s hatched bar says only “suppressed” (“${tooltip}”)`);
+  }
+
+  // Downloads carry the API's answer: suppressed rows have no numbers there either.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-panel=table] .panel__downloads a:first-child')]);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/).map((line) => line.split(','));
+  const header = csv[0];
+  const column = (name) => header.indexOf(name);
+  const withheld = csv.slice(1).filter((row) => row[column('suppressed')] === 'true');
+  const leaks = withheld.filter((row) => ['numerator', 'denominator', 'coverage', 'ci_low', 'ci_high'].some((name) => row[column(name)] !== ''));
+  check(withheld.length > 0 && leaks.length === 0, `${label}: CSV download has ${withheld.length} suppressed rows, all without numbers`);
+
+  // A filter change changes the figures (and they still equal the API's).
+  const before = await tableRows(page, '[data-panel=table]');
+  const cohorts = await page.$$eval('#select-cohort option', (options) => options.map((o) => o.value));
+  const current = await page.$eval('#select-cohort', (s) => s.value);
+  const other = cohorts[cohorts.indexOf(current) + 1] ?? cohorts[0];
+  const cohortMs = await selectAndWait(page, 'cohort', other);
+  const after = await tableRows(page, '[data-panel=table]');
+  check(before[0]?.api !== after[0]?.api, `${label}: changing the cohort ${current} → ${other} asks the API again (${after[0]?.api})`);
+  const values = (rows) => JSON.stringify(rows.map((r) => r.cells.map((c) => c.value)));
+  check(values(before) !== values(after), `${label}: changing the cohort changes the figures shown`);
+  await verifyRows(context, await tableRows(page), `${label} cohort ${other}`);
+
+  const byMs = await selectAndWait(page, 'by', 'canton');
+  const cantonTiles = await page.$$eval('[data-panel=map] .tilemap__tile', (list) => list.length);
+  check(cantonTiles === 12, `${label}: by canton the map shows ${cantonTiles} canton tiles`);
+  await verifyRows(context, await tableRows(page), `${label} by canton`);
+
+  const indicatorMs = await selectAndWait(page, 'indicator', 'FLU65');
+  const states = await panelStates(page);
+  check(states.find((p) => p.id === 'curve')?.state === 'not-applicable', `${label}: for FLU65 the curve says it does not apply`);
+  await verifyRows(context, await tableRows(page), `${label} FLU65`);
+
+  // Counts instead of percentages (influenza 65+ by canton: large cells, published).
+  const measureMs = await selectAndWait(page, 'measure', 'counts');
+  const countText = await page.$$eval('[data-panel=map] .tilemap__tile[data-kind=value] .tilemap__value', (list) => list.map((t) => t.textContent));
+  check(countText.length > 0 && countText.every((text) => /^[\d,]+\/[\d,]+$/.test(text)), `${label}: counts mode shows vaccinated/population (${countText[0]})`);
+  await verifyRows(context, await tableRows(page, '[data-panel=map]', 'figures'), `${label} map in counts mode`);
+  await page.screenshot({ path: join(out, 'coverage-counts.png') });
+  await selectAndWait(page, 'measure', 'percent');
+  notes.push(`filter changes (ms, change → all panels drawn): cohort ${cohortMs}, breakdown ${byMs}, counts ${measureMs}, indicator ${indicatorMs}`);
+  if (args['strict-timing']) check(Math.max(cohortMs, byMs, measureMs) < 300, `filter changes under 300 ms`);
+
+  // Effectiveness: another outcome asks again.
+  await page.goto(`${origin}/#/effectiveness`);
+  await waitReady(page, '#/effectiveness');
+  const forestBefore = await tableRows(page, '[data-panel=forest]');
+  await selectAndWait(page, 'outcome', 'hospitalised');
+  const forestAfter = await tableRows(page, '[data-panel=forest]');
+  check(forestBefore[0]?.api !== forestAfter[0]?.api && /outcome=hospitalised/.test(forestAfter[0]?.api ?? ''), '#/effectiveness: the outcome selector asks for hospitalisations');
+  await verifyRows(context, await tableRows(page), '#/effectiveness hospitalised');
+}
+
+/**
+ * Hovers the bars panel row by row until the tooltip names a suppressed group; returns
+ * {name, tooltip}, or null when the panel has no suppressed group.
+ */
+async function suppressedTooltip(page) {
+  const rows = await page.$$eval('[data-panel=bars] tr[data-api]', (list) => list.map((r) => ({ suppressed: r.dataset.suppressed === 'true', name: r.querySelector('th')?.textContent ?? '' })));
+  if (!rows.some((r) => r.suppressed)) return null;
+  const box = await page.$('[data-panel=bars] .chart');
+  await box.scrollIntoViewIfNeeded();
+  const rect = await box.boundingBox();
+  const visible = await page.$eval('[data-panel=bars] .panel__body', (body) => body.getBoundingClientRect().bottom);
+  let last = '';
+  for (let y = rect.y + 20; y < Math.min(rect.y + rect.height, visible) - 10; y += 6) {
+    await page.mouse.move(rect.x + rect.width * 0.6, y);
+    const tooltip = await page
+      .waitForFunction(() => [...document.querySelectorAll('[data-panel=bars] .chart-tooltip')].find((d) => d.style.display !== 'none' && d.textContent.trim())?.textContent, null, { timeout: 1000 })
+      .then((handle) => handle.jsonValue())
+      .catch(() => '');
+    last = tooltip;
+    const row = rows.find((r) => tooltip.startsWith(r.name) && r.suppressed);
+    if (row) return { name: row.name, tooltip };
+  }
+  return { name: '(none found)', tooltip: last };
+}
+
+async function languageAndKeyboard(page) {
+  await page.goto(`${origin}/#/overview`);
+  await waitReady(page, 'language');
+  const english = await page.$eval('h1', (h) => h.textContent);
+  await page.click('#lang-switch');
+  await page.waitForFunction((previous) => document.documentElement.lang === 'fr' && document.querySelector('h1')?.textContent !== previous && document.querySelector('main')?.dataset.state === 'ready', english, { timeout: 30_000 });
+  const french = await page.$eval('h1', (h) => h.textContent);
+  check(french !== english, `the page switches to French (“${english}” → “${french}”)`);
+  await page.screenshot({ path: join(out, 'overview-fr.png') });
+  await page.click('#lang-switch');
+  await page.waitForFunction(() => document.documentElement.lang === 'en' && document.querySelector('main')?.dataset.state === 'ready', null, { timeout: 30_000 });
+
+  // Keyboard: the first Tab reaches the skip link; the selectors and the navigation follow.
+  await page.goto(`${origin}/#/coverage`);
+  await page.reload();
+  await waitReady(page, 'keyboard');
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement?.className);
+  check(first === 'skip', `the first Tab reaches “skip to content” (${first})`);
+  const reached = new Set();
+  for (let i = 0; i < 14; i += 1) {
+    await page.keyboard.press('Tab');
+    reached.add(await page.evaluate(() => document.activeElement?.id || document.activeElement?.dataset?.dashboard || document.activeElement?.tagName));
+  }
+  check(reached.has('select-indicator') && reached.has('select-cohort') && reached.has('quality'), `keyboard reaches the navigation and the selectors (${[...reached].join(', ')})`);
+  await page.focus('#select-cohort');
+  await page.keyboard.press('ArrowDown');
+  await page.waitForFunction(() => document.querySelector('main')?.dataset.state === 'ready', null, { timeout: 30_000 });
+  check((await page.evaluate(() => location.hash)).includes('cohort='), 'a selector changes with the arrow keys');
+}
+
+async function timing(page) {
+  // Warm cache: the page and its answers have been fetched before.
+  await page.goto(`${origin}/#/overview`);
+  await waitReady(page, 'timing');
+  await page.reload();
+  await waitReady(page, 'timing (reload)');
+  const measured = await page.evaluate(() => ({
+    firstPaint: performance.getEntriesByType('paint').find((e) => e.name === 'first-contentful-paint')?.startTime ?? null,
+    ready: performance.now(),
+  }));
+  notes.push(`overview with a warm cache: first contentful paint ${Math.round(measured.firstPaint)} ms, every panel drawn by ${Math.round(measured.ready)} ms`);
+  check(measured.firstPaint !== null && measured.firstPaint < 1000, `first paint under 1 s with a warm cache (${Math.round(measured.firstPaint)} ms)`);
+}
+
+async function researcherRefused() {
+  const signIn = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ token: args['researcher-token'] }), redirect: 'manual' });
+  const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0];
+  const page = await fetch(`${origin}/`, { headers: { cookie }, redirect: 'manual' });
+  check(signIn.status === 303 && page.status === 403, `a researcher signs in but gets ${page.status} on the dashboards`);
+}
+
+main();
