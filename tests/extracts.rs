@@ -46,6 +46,22 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `vaxlake extract create`, however it ends.
+fn create_run(wh: &Path, key: &Path, spec: &Path) -> std::process::Output {
+    run(&[
+        "extract",
+        "create",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--spec",
+        spec.to_str().unwrap(),
+        "--by",
+        "alice",
+        "--key-file",
+        key.to_str().unwrap(),
+    ])
+}
+
 fn create(wh: &Path, key: &Path, spec: &Path, by: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "extract",
@@ -269,18 +285,7 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
 
     // Reproducible: the same spec on the same table versions gives the same id and bytes.
     let bytes = std::fs::read(&part).unwrap();
-    let again = run(&[
-        "extract",
-        "create",
-        "--warehouse",
-        wh.to_str().unwrap(),
-        "--spec",
-        spec_path.to_str().unwrap(),
-        "--by",
-        "alice",
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
+    let again = create_run(&wh, &key, &spec_path);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     std::fs::remove_dir_all(&out_dir).unwrap();
@@ -343,18 +348,7 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
         "strict.toml",
         &spec("P-STRICT", 100_000, COLUMNS, QIS),
     );
-    let out = run(&[
-        "extract",
-        "create",
-        "--warehouse",
-        wh.to_str().unwrap(),
-        "--spec",
-        strict.to_str().unwrap(),
-        "--by",
-        "alice",
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
+    let out = create_run(&wh, &key, &strict);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be reached"));
     assert!(!wh.join("extracts/P-STRICT").exists());
@@ -365,18 +359,7 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
         "leaky.toml",
         &spec(PROJECT, 5, r#""person_key", "lot_number""#, ""),
     );
-    let out = run(&[
-        "extract",
-        "create",
-        "--warehouse",
-        wh.to_str().unwrap(),
-        "--spec",
-        leaky.to_str().unwrap(),
-        "--by",
-        "alice",
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
+    let out = create_run(&wh, &key, &leaky);
     assert!(!out.status.success());
 
     // The researchers' side, through the API.

@@ -287,62 +287,6 @@ fn hand_export(dir: &Path, name: &str, number: &str, doses: &[String]) -> (Strin
     )
 }
 
-/// National numbers of a generated export (Patient identifiers, CSV national_id columns).
-fn generated_national_numbers(export: &Path) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let text = std::fs::read_to_string(export.join("fhir/Patient.ndjson")).unwrap();
-    for line in text.lines() {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            for i in v["identifier"].as_array().into_iter().flatten() {
-                if let Some(s) = i["value"].as_str().filter(|s| s.len() >= 11) {
-                    ids.insert(s.to_string());
-                }
-            }
-        }
-    }
-    for file in ["registry.csv", "cases.csv"] {
-        let text = std::fs::read_to_string(export.join(file)).unwrap();
-        for line in text.lines().skip(1) {
-            if let Some(id) = line.split(',').nth(1) {
-                if id.len() >= 11 && id.chars().all(|c| c.is_ascii_digit()) {
-                    ids.insert(id.to_string());
-                }
-            }
-        }
-    }
-    ids
-}
-
-/// Every string value of every Parquet file under `dir`, plus the raw text of other files.
-fn everything_written(dir: &Path) -> Vec<String> {
-    use arrow::array::{Array, AsArray};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut texts = Vec::new();
-    for path in all_files(dir) {
-        let raw = std::fs::read(&path).unwrap();
-        texts.push(String::from_utf8_lossy(&raw).into_owned());
-        if path.extension().is_some_and(|e| e == "parquet") {
-            let file = std::fs::File::open(&path).unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .build()
-                .unwrap();
-            for batch in reader {
-                for col in batch.unwrap().columns() {
-                    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
-                    let s = col.as_string::<i32>();
-                    texts.extend(
-                        (0..s.len())
-                            .filter(|i| s.is_valid(*i))
-                            .map(|i| s.value(i).to_string()),
-                    );
-                }
-            }
-        }
-    }
-    texts
-}
-
 /// Fails if any of `secrets` (or, for keys, either half of one) appears in `texts`.
 fn assert_absent(what: &str, texts: &[String], secrets: &BTreeSet<String>) {
     for text in texts {
@@ -586,7 +530,7 @@ fn rotation_rekeys_every_table_in_one_version_and_new_data_joins() {
     );
 
     // No key material and no national number in anything written or printed.
-    let mut secrets: BTreeSet<String> = generated_national_numbers(&export);
+    let mut secrets: BTreeSet<String> = national_numbers(&export);
     secrets.extend(numbers);
     secrets.extend([old_hex, fresh_hex]);
     assert!(secrets.len() > 100);

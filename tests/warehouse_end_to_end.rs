@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use std::collections::BTreeSet;
-use std::path::Path;
 
 /// National numbers that went in: Patient identifiers and the national_id column of the CSVs.
 /// Every run of 13 consecutive digits in `text` (a national number hides in any of them).
@@ -28,37 +27,6 @@ fn thirteen_digit_windows(text: &str) -> impl Iterator<Item = &str> {
         }
     }
     out.into_iter()
-}
-
-/// Every string value of every Parquet file under `dir`, plus the raw bytes of other files.
-fn everything_written(dir: &Path) -> Vec<String> {
-    use arrow::array::{Array, AsArray};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut texts = Vec::new();
-    for path in all_files(dir) {
-        if path.extension().is_some_and(|e| e == "parquet") {
-            let file = std::fs::File::open(&path).unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .build()
-                .unwrap();
-            for batch in reader {
-                let batch = batch.unwrap();
-                for col in batch.columns() {
-                    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
-                    let s = col.as_string::<i32>();
-                    for i in 0..s.len() {
-                        if s.is_valid(i) {
-                            texts.push(s.value(i).to_string());
-                        }
-                    }
-                }
-            }
-        } else {
-            texts.push(String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned());
-        }
-    }
-    texts
 }
 
 #[test]

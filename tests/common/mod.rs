@@ -327,7 +327,7 @@ pub fn national_numbers(export: &Path) -> std::collections::BTreeSet<String> {
     for line in text.lines() {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
             for i in v["identifier"].as_array().into_iter().flatten() {
-                if let Some(s) = i["value"].as_str() {
+                if let Some(s) = i["value"].as_str().filter(|s| s.len() >= 11) {
                     ids.insert(s.to_string());
                 }
             }
@@ -344,4 +344,34 @@ pub fn national_numbers(export: &Path) -> std::collections::BTreeSet<String> {
         }
     }
     ids
+}
+
+/// Every string value of every Parquet file under `dir`, plus the raw text of other files.
+pub fn everything_written(dir: &Path) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut texts = Vec::new();
+    for path in all_files(dir) {
+        let raw = std::fs::read(&path).unwrap();
+        texts.push(String::from_utf8_lossy(&raw).into_owned());
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap();
+            for batch in reader {
+                for col in batch.unwrap().columns() {
+                    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+                    let s = col.as_string::<i32>();
+                    texts.extend(
+                        (0..s.len())
+                            .filter(|i| s.is_valid(*i))
+                            .map(|i| s.value(i).to_string()),
+                    );
+                }
+            }
+        }
+    }
+    texts
 }

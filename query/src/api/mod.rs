@@ -411,30 +411,38 @@ pub async fn serve_with(
                     ),
                 )
             })?;
-            let mut server = axum_server::from_tcp_rustls(listener, config)?
-                .handle(handle)
-                .first_request_timeout(options.header_timeout);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(options.header_timeout);
+            let server = with_timeouts(
+                axum_server::from_tcp_rustls(listener, config)?,
+                handle,
+                options,
+            );
             tracing::info!(%address, "serving the vaxlake API over TLS");
             server.serve(service).await?;
         }
         None => {
-            let mut server = axum_server::from_tcp(listener)?
-                .handle(handle)
-                .first_request_timeout(options.header_timeout);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(options.header_timeout);
+            let server = with_timeouts(axum_server::from_tcp(listener)?, handle, options);
             tracing::info!(%address, "serving the vaxlake API");
             server.serve(service).await?;
         }
     }
     tracing::info!("API stopped");
     Ok(())
+}
+
+/// `server` with the shutdown handle and the header timeouts of `options`, plain or TLS.
+fn with_timeouts<A>(
+    server: axum_server::Server<SocketAddr, A>,
+    handle: axum_server::Handle<SocketAddr>,
+    options: &ServeOptions,
+) -> axum_server::Server<SocketAddr, A> {
+    let mut server = server
+        .handle(handle)
+        .first_request_timeout(options.header_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(options.header_timeout);
+    server
 }
 
 /// An error answer: a status and `{"error": "<reason>"}`, nothing else.
