@@ -97,15 +97,7 @@ fn mantel_haenszel_recovers_the_planted_effectiveness_and_crude_does_not() {
         let export = dir.path().join(format!("export-{seed}"));
         let wh = dir.path().join(format!("wh-{seed}"));
         let key = key_file(dir.path(), &format!("k{seed}"));
-        ok(&[
-            "generate",
-            "--out",
-            export.to_str().unwrap(),
-            "--persons",
-            "60000",
-            "--seed",
-            &seed.to_string(),
-        ]);
+        generate(&export, 60000, seed);
         for source in [
             format!("fhir:{}", export.join("fhir").display()),
             format!("population:{}", export.join("population.csv").display()),

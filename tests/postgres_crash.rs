@@ -47,15 +47,7 @@ impl Registry {
     fn new(persons: u32, seed: u64, kept: f64) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let export = dir.path().join("export");
-        ok(&[
-            "generate",
-            "--out",
-            export.to_str().unwrap(),
-            "--persons",
-            &persons.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ]);
+        generate(&export, persons, seed);
         let server = PgServer::start();
         server.create_registry();
         server.load_registry_csv(&export.join("registry.csv"));

@@ -22,15 +22,7 @@ fn events(wh: &Path) -> String {
 fn pulls_exactly_once_and_matches_the_csv_export() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export");
-    ok(&[
-        "generate",
-        "--out",
-        export.to_str().unwrap(),
-        "--persons",
-        "400",
-        "--seed",
-        "3",
-    ]);
+    generate(&export, 400, 3);
     let registry_csv = export.join("registry.csv");
     let server = PgServer::start();
     server.create_registry();

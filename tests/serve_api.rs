@@ -22,15 +22,7 @@ fn health_and_sql_over_http() {
     let export = dir.path().join("export");
     let wh = dir.path().join("wh");
     let key = key_file(dir.path(), "k");
-    ok(&[
-        "generate",
-        "--out",
-        export.to_str().unwrap(),
-        "--persons",
-        "300",
-        "--seed",
-        "9",
-    ]);
+    generate(&export, 300, 9);
     ingest(
         &wh,
         &key,
@@ -80,15 +72,7 @@ fn coverage_answers_follow_a_new_ingest() {
     let export = dir.path().join("export");
     let wh = dir.path().join("wh");
     let key = key_file(dir.path(), "k");
-    ok(&[
-        "generate",
-        "--out",
-        export.to_str().unwrap(),
-        "--persons",
-        "2000",
-        "--seed",
-        "5",
-    ]);
+    generate(&export, 2000, 5);
     ingest(
         &wh,
         &key,

@@ -29,7 +29,7 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::sync::Arc;
 use url::Url;
@@ -361,18 +361,11 @@ fn row_estimate(table: &DeltaTable) -> u64 {
 }
 
 fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} re-keying {msg} [{bar:40}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
+    crate::run::styled_bar(
+        enabled,
+        total,
+        "{spinner} re-keying {msg} [{bar:40}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
+    )
 }
 
 /// Streams every row of `table` through [`rekey_batch`] into new files (partitioned as the

@@ -261,16 +261,24 @@ fn file_name(path: &Path) -> String {
 }
 
 fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
+    styled_bar(
+        enabled,
+        total,
+        "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+}
+
+/// A progress bar of `total` with `template` (indicatif's syntax), hidden when not `enabled`
+/// (no terminal, or `--follow`).
+pub(crate) fn styled_bar(enabled: bool, total: u64, template: &str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar
 }

@@ -289,13 +289,8 @@ pub fn run_cross_check(python: &str, script: &str, args: &[std::ffi::OsString]) 
     );
 }
 
-/// Generates a registry of `persons` (seed `seed`) under `dir/export` and ingests the
-/// export's `sources` (`fhir`, `csv`, `population`, `cases`) into `dir/wh` with a fresh key,
-/// checking every run's counts; returns the warehouse.
-pub fn generated_warehouse(dir: &Path, persons: u64, seed: u64, sources: &[&str]) -> PathBuf {
-    let export = dir.join("export");
-    let wh = dir.join("wh");
-    let key = key_file(dir, "master.key");
+/// `vaxlake generate --out EXPORT --persons N --seed S`, failing the test if it fails.
+pub fn generate(export: &Path, persons: impl std::fmt::Display, seed: impl std::fmt::Display) {
     ok(&[
         "generate",
         "--out",
@@ -305,6 +300,16 @@ pub fn generated_warehouse(dir: &Path, persons: u64, seed: u64, sources: &[&str]
         "--seed",
         &seed.to_string(),
     ]);
+}
+
+/// Generates a registry of `persons` (seed `seed`) under `dir/export` and ingests the
+/// export's `sources` (`fhir`, `csv`, `population`, `cases`) into `dir/wh` with a fresh key,
+/// checking every run's counts; returns the warehouse.
+pub fn generated_warehouse(dir: &Path, persons: u64, seed: u64, sources: &[&str]) -> PathBuf {
+    let export = dir.join("export");
+    let wh = dir.join("wh");
+    let key = key_file(dir, "master.key");
+    generate(&export, persons, seed);
     for kind in sources {
         let path = match *kind {
             "fhir" => export.join("fhir"),

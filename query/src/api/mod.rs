@@ -159,6 +159,23 @@ impl ApiState {
         });
     }
 
+    /// The operators' report (see [`OperatorStatus`]), `None` without a probe. A probe that
+    /// fails or takes longer than 5 s (it may ask the registry database) gives
+    /// `{"error": ...}`: health must answer even when the registry is down.
+    pub(crate) async fn operator_report(&self) -> Option<serde_json::Value> {
+        let probe = self.operator_status.as_ref()?;
+        Some(
+            match tokio::time::timeout(std::time::Duration::from_secs(5), probe()).await {
+                Ok(Ok(report)) => report,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "operator status not read");
+                    serde_json::json!({ "error": error })
+                }
+                Err(_) => serde_json::json!({ "error": "operator status took longer than 5 s" }),
+            },
+        )
+    }
+
     /// The warehouse the API answers from.
     pub fn warehouse(&self) -> &Warehouse {
         &self.warehouse

@@ -92,27 +92,27 @@ pub(crate) async fn freshness(State(state): State<Arc<ApiState>>) -> Result<Json
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
     let versions = warehouse.versions();
-    let last_ingest = first_value(
-        &state,
-        "ingest_runs",
-        "SELECT max(finished_at) AS t FROM ingest_runs",
-    )
-    .await?;
+    // The operators' report already holds the last ingest and the registry lag (it asks
+    // the registry database); without one, the last ingest is read here.
+    let report = state.operator_report().await;
+    let last_ingest = match report.as_ref().map(|r| &r["last_ingest"]) {
+        Some(Value::String(time)) => Value::String(time.clone()),
+        _ => {
+            first_value(
+                &state,
+                "ingest_runs",
+                "SELECT max(finished_at) AS t FROM ingest_runs",
+            )
+            .await?
+        }
+    };
     let data_until = first_value(
         &state,
         "vaccinations",
         "SELECT max(administered_on) AS d FROM vaccinations",
     )
     .await?;
-    // The registry lag comes from the operators' probe (it asks the registry database).
-    let registry = match &state.operator_status {
-        Some(probe) => match tokio::time::timeout(std::time::Duration::from_secs(5), probe()).await
-        {
-            Ok(Ok(report)) => report["registry"].clone(),
-            _ => Value::Null,
-        },
-        None => Value::Null,
-    };
+    let registry = report.map_or(Value::Null, |r| r["registry"].clone());
     Ok(Json(json!({
         "last_ingest": last_ingest,
         "table_version": versions.get("vaccinations"),
@@ -192,11 +192,8 @@ pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<Va
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
     let mut answer = json!({ "tables": warehouse.versions() });
-    if let Some(probe) = &state.operator_status {
-        match probe().await {
-            Ok(report) => answer["ingest"] = report,
-            Err(error) => answer["ingest"] = json!({ "error": error }),
-        }
+    if let Some(report) = state.operator_report().await {
+        answer["ingest"] = report;
     }
     Ok(Json(answer))
 }
