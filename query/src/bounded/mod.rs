@@ -18,7 +18,10 @@
 //! `||` is an operator, not a function, so an analyzer rule ([`BoundStringConcat`]) turns
 //! it into a call of [`ConcatOperator`], which reserves like the others and then runs
 //! DataFusion's own `||`.
+//!
+//! `array_agg` under-reports the text of string views it keeps; [`aggregate`] corrects that.
 
+mod aggregate;
 mod concat;
 mod estimate;
 
@@ -44,6 +47,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use aggregate::{ViewAccounted, KEEPING};
 use concat::{BoundStringConcat, ConcatOperator};
 use estimate::{output_bytes, Growth};
 
@@ -69,8 +73,8 @@ const GROWING: &[(&str, Growth)] = &[
 ];
 
 /// Replaces the functions of [`GROWING`] registered in `ctx` by wrappers that reserve their
-/// output's estimated size in `pool` while they run, and has `||` do the same (see the
-/// module documentation).
+/// output's estimated size in `pool` while they run, has `||` do the same (see the module
+/// documentation), and has the aggregates of [`KEEPING`] count the text they keep.
 pub(crate) fn bound_growing_functions(
     ctx: &SessionContext,
     pool: &Arc<dyn MemoryPool>,
@@ -81,6 +85,10 @@ pub(crate) fn bound_growing_functions(
             pool: Arc::clone(pool),
         })),
     }));
+    for name in KEEPING {
+        let inner = ctx.udaf(name)?;
+        ctx.register_udaf(ViewAccounted::wrap(Arc::clone(inner.inner())));
+    }
     for &(name, growth) in GROWING {
         let inner = ctx.udf(name)?;
         ctx.register_udf(ScalarUDF::new_from_impl(BoundedOutput {
