@@ -20,6 +20,7 @@ mod dates;
 pub mod effectiveness;
 mod error;
 mod format;
+pub mod latest;
 mod reference;
 pub mod sandbox;
 mod views;

@@ -32,6 +32,8 @@ pub(crate) const VIEWS: &[ViewDefinition] = &[
 /// Creates every view whose relations are registered in `ctx`. A table of the same name
 /// (materialised by the ingest) wins over the view.
 pub(crate) async fn create_views(ctx: &SessionContext) -> Result<(), QueryError> {
+    // The views' own functions.
+    ctx.register_udaf(crate::latest::latest_by_udaf());
     for view in VIEWS {
         if ctx.table_exist(view.name)? {
             continue;
