@@ -9,10 +9,12 @@
 --   twice) are one dose of that antigen: coverage must not count them twice.
 -- * `dose_seq` numbers the days 1, 2, 3, ... in date order per person and antigen; the
 --   recorded dose number is ignored because registries get it wrong.
--- * The person's attributes come from the latest recorded of the day's events.
+-- * The person's attributes come from the latest recorded of the day's events (ties by
+--   event_key; latest_by is first_value(x ORDER BY recorded_at DESC NULLS LAST, event_key)
+--   in one pass, see persons.sql).
 --
--- At national scale the ingest keeps a materialised table of the same name; when it
--- exists it replaces this view.
+-- A table of the same name in the warehouse, if one is ever materialised, replaces this view
+-- (query/src/views.rs); none is today.
 CREATE VIEW antigen_doses AS
 WITH doses_per_day AS (
     SELECT
@@ -20,10 +22,10 @@ WITH doses_per_day AS (
         a.antigen,
         v.administered_on,
         min(v.age_months_at_dose) AS age_months_at_dose,
-        first_value(v.birth_month ORDER BY v.recorded_at DESC NULLS LAST, v.event_key) AS birth_month,
-        first_value(v.sex ORDER BY v.recorded_at DESC NULLS LAST, v.event_key) AS sex,
-        first_value(v.commune ORDER BY v.recorded_at DESC NULLS LAST, v.event_key) AS commune,
-        first_value(v.canton ORDER BY v.recorded_at DESC NULLS LAST, v.event_key) AS canton
+        latest_by(v.birth_month, v.recorded_at, v.event_key) AS birth_month,
+        latest_by(v.sex, v.recorded_at, v.event_key) AS sex,
+        latest_by(v.commune, v.recorded_at, v.event_key) AS commune,
+        latest_by(v.canton, v.recorded_at, v.event_key) AS canton
     FROM vaccinations AS v
     JOIN vaccine_antigens AS a ON a.atc_code = v.vaccine_atc
     WHERE v.status = 'completed'
