@@ -14,8 +14,12 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray,
+    StringViewArray, UInt64Array,
+};
 use arrow::compute::cast;
+use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{exec_err, Result, ScalarValue};
@@ -122,7 +126,33 @@ struct Latest {
     at: Vec<Option<i64>>,
     key: Vec<Option<Box<str>>>,
     value: Vec<Box<[u8]>>,
+    /// The batch that last set each group's value, so only a group's last winner of a
+    /// batch is encoded.
+    stamp: Vec<u64>,
+    batch: u64,
     heap_bytes: usize,
+}
+
+/// The `key` column, read in place when it is a string view (as the warehouse's text is).
+enum Keys {
+    View(StringViewArray),
+    Plain(StringArray),
+}
+
+impl Keys {
+    fn new(key: &ArrayRef) -> Result<Self> {
+        Ok(match key.data_type() {
+            DataType::Utf8View => Keys::View(key.as_string_view().clone()),
+            _ => Keys::Plain(cast(key, &DataType::Utf8)?.as_string::<i32>().clone()),
+        })
+    }
+
+    fn get(&self, row: usize) -> Option<&str> {
+        match self {
+            Keys::View(keys) => keys.is_valid(row).then(|| keys.value(row)),
+            Keys::Plain(keys) => keys.is_valid(row).then(|| keys.value(row)),
+        }
+    }
 }
 
 impl Latest {
@@ -137,6 +167,8 @@ impl Latest {
             at: Vec::new(),
             key: Vec::new(),
             value: Vec::new(),
+            stamp: Vec::new(),
+            batch: 0,
             heap_bytes: 0,
         })
     }
@@ -147,6 +179,7 @@ impl Latest {
             self.at.resize(groups, None);
             self.key.resize(groups, None);
             self.value.resize(groups, Box::default());
+            self.stamp.resize(groups, 0);
         }
     }
 
@@ -161,30 +194,52 @@ impl Latest {
         let [value, at, key] = columns else {
             return exec_err!("latest_by expects 3 columns, got {}", columns.len());
         };
-        let values: Rows = self.converter.convert_columns(&[Arc::clone(value)])?;
         let at = cast(at, &DataType::Int64)?;
         let at = at.as_primitive::<Int64Type>();
-        let key = cast(key, &DataType::Utf8)?;
-        let key = key.as_string::<i32>();
+        let key = Keys::new(key)?;
+
+        // First the order columns: which rows win their group.
+        let mut winners: Vec<(usize, usize)> = Vec::new();
         for (row, &group) in groups.iter().enumerate() {
             if filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
             }
             let new_at = at.is_valid(row).then(|| at.value(row));
-            let new_key = key.is_valid(row).then(|| key.value(row));
+            let new_key = key.get(row);
             if self.seen[group]
                 && !beats(new_at, new_key, self.at[group], self.key[group].as_deref())
             {
                 continue;
             }
-            let old = self.key[group].as_ref().map_or(0, |k| k.len()) + self.value[group].len();
+            let old_key = self.key[group].as_ref().map_or(0, |k| k.len());
+            self.heap_bytes = self.heap_bytes.saturating_sub(old_key) + new_key.map_or(0, str::len);
             self.seen[group] = true;
             self.at[group] = new_at;
             self.key[group] = new_key.map(Box::from);
-            self.value[group] = Box::from(values.row(row).as_ref());
+            winners.push((group, row));
+        }
+
+        // Then the values, of each group's last winner only.
+        self.batch += 1;
+        let mut rows = Vec::new();
+        let mut won = Vec::new();
+        for &(group, row) in winners.iter().rev() {
+            if self.stamp[group] != self.batch {
+                self.stamp[group] = self.batch;
+                rows.push(row as u64);
+                won.push(group);
+            }
+        }
+        if won.is_empty() {
+            return Ok(());
+        }
+        let picked = take(value.as_ref(), &UInt64Array::from(rows), None)?;
+        let encoded: Rows = self.converter.convert_columns(&[picked])?;
+        for (index, group) in won.into_iter().enumerate() {
+            let bytes = encoded.row(index);
             self.heap_bytes =
-                self.heap_bytes + new_key.map_or(0, str::len) + self.value[group].len()
-                    - old.min(self.heap_bytes);
+                self.heap_bytes.saturating_sub(self.value[group].len()) + bytes.as_ref().len();
+            self.value[group] = Box::from(bytes.as_ref());
         }
         Ok(())
     }
@@ -212,6 +267,7 @@ impl Latest {
         let at = emit_to.take_needed(&mut self.at);
         let key = emit_to.take_needed(&mut self.key);
         let value = emit_to.take_needed(&mut self.value);
+        emit_to.take_needed(&mut self.stamp);
         self.heap_bytes = self
             .key
             .iter()
@@ -257,6 +313,7 @@ impl Latest {
             + self.at.capacity() * size_of::<Option<i64>>()
             + self.key.capacity() * size_of::<Option<Box<str>>>()
             + self.value.capacity() * size_of::<Box<[u8]>>()
+            + self.stamp.capacity() * size_of::<u64>()
             + self.heap_bytes
             + self.converter.size()
     }
