@@ -124,8 +124,10 @@ struct Latest {
     null_row: Vec<u8>,
     seen: Vec<bool>,
     at: Vec<Option<i64>>,
-    key: Vec<Option<Box<str>>>,
-    value: Vec<Box<[u8]>>,
+    /// Each group's best `key` and value bytes; the buffers are reused, since with input in
+    /// `at` order nearly every row beats the one before it.
+    key: Vec<Option<Vec<u8>>>,
+    value: Vec<Vec<u8>>,
     /// The batch that last set each group's value, so only a group's last winner of a
     /// batch is encoded.
     stamp: Vec<u64>,
@@ -178,7 +180,7 @@ impl Latest {
             self.seen.resize(groups, false);
             self.at.resize(groups, None);
             self.key.resize(groups, None);
-            self.value.resize(groups, Box::default());
+            self.value.resize(groups, Vec::new());
             self.stamp.resize(groups, 0);
         }
     }
@@ -205,17 +207,25 @@ impl Latest {
                 continue;
             }
             let new_at = at.is_valid(row).then(|| at.value(row));
-            let new_key = key.get(row);
+            let new_key = key.get(row).map(str::as_bytes);
             if self.seen[group]
                 && !beats(new_at, new_key, self.at[group], self.key[group].as_deref())
             {
                 continue;
             }
-            let old_key = self.key[group].as_ref().map_or(0, |k| k.len());
-            self.heap_bytes = self.heap_bytes.saturating_sub(old_key) + new_key.map_or(0, str::len);
             self.seen[group] = true;
             self.at[group] = new_at;
-            self.key[group] = new_key.map(Box::from);
+            let slot = &mut self.key[group];
+            let before = slot.as_ref().map_or(0, Vec::capacity);
+            match (slot.as_mut(), new_key) {
+                (Some(buffer), Some(new_key)) => {
+                    buffer.clear();
+                    buffer.extend_from_slice(new_key);
+                }
+                (_, new_key) => *slot = new_key.map(<[u8]>::to_vec),
+            }
+            let after = slot.as_ref().map_or(0, Vec::capacity);
+            self.heap_bytes = self.heap_bytes.saturating_sub(before) + after;
             winners.push((group, row));
         }
 
@@ -236,10 +246,11 @@ impl Latest {
         let picked = take(value.as_ref(), &UInt64Array::from(rows), None)?;
         let encoded: Rows = self.converter.convert_columns(&[picked])?;
         for (index, group) in won.into_iter().enumerate() {
-            let bytes = encoded.row(index);
-            self.heap_bytes =
-                self.heap_bytes.saturating_sub(self.value[group].len()) + bytes.as_ref().len();
-            self.value[group] = Box::from(bytes.as_ref());
+            let buffer = &mut self.value[group];
+            let before = buffer.capacity();
+            buffer.clear();
+            buffer.extend_from_slice(encoded.row(index).as_ref());
+            self.heap_bytes = self.heap_bytes.saturating_sub(before) + buffer.capacity();
         }
         Ok(())
     }
@@ -271,9 +282,9 @@ impl Latest {
         self.heap_bytes = self
             .key
             .iter()
-            .map(|k| k.as_ref().map_or(0, |k| k.len()))
+            .map(|k| k.as_ref().map_or(0, Vec::capacity))
             .sum::<usize>()
-            + self.value.iter().map(|v| v.len()).sum::<usize>();
+            + self.value.iter().map(Vec::capacity).sum::<usize>();
         self.arrays(&seen, &at, &key, &value)
     }
 
@@ -287,8 +298,8 @@ impl Latest {
         &self,
         seen: &[bool],
         at: &[Option<i64>],
-        key: &[Option<Box<str>>],
-        value: &[Box<[u8]>],
+        key: &[Option<Vec<u8>>],
+        value: &[Vec<u8>],
     ) -> Result<[ArrayRef; 4]> {
         let parser = self.converter.parser();
         let rows = value
@@ -300,9 +311,16 @@ impl Latest {
             .pop()
             .unwrap_or_else(|| new_null_array(&self.value_type, 0));
         let at: ArrayRef = Arc::new(Int64Array::from(at.to_vec()));
-        let key: ArrayRef = Arc::new(arrow::array::StringArray::from_iter(
-            key.iter().map(|k| k.as_deref()),
-        ));
+        let key = key
+            .iter()
+            .map(|k| k.as_deref().map(std::str::from_utf8).transpose())
+            .collect::<Result<StringArray, _>>()
+            .map_err(|error| {
+                datafusion::common::DataFusionError::Execution(format!(
+                    "latest_by: a key is not UTF-8: {error}"
+                ))
+            })?;
+        let key: ArrayRef = Arc::new(key);
         let seen: ArrayRef = Arc::new(BooleanArray::from(seen.to_vec()));
         Ok([value, at, key, seen])
     }
@@ -311,8 +329,8 @@ impl Latest {
         size_of::<Self>()
             + self.seen.capacity()
             + self.at.capacity() * size_of::<Option<i64>>()
-            + self.key.capacity() * size_of::<Option<Box<str>>>()
-            + self.value.capacity() * size_of::<Box<[u8]>>()
+            + self.key.capacity() * size_of::<Option<Vec<u8>>>()
+            + self.value.capacity() * size_of::<Vec<u8>>()
             + self.stamp.capacity() * size_of::<u64>()
             + self.heap_bytes
             + self.converter.size()
@@ -321,7 +339,12 @@ impl Latest {
 
 /// Whether a row at `(at, key)` comes before the best so far in
 /// `ORDER BY at DESC NULLS LAST, key ASC NULLS LAST`.
-fn beats(at: Option<i64>, key: Option<&str>, best_at: Option<i64>, best_key: Option<&str>) -> bool {
+fn beats(
+    at: Option<i64>,
+    key: Option<&[u8]>,
+    best_at: Option<i64>,
+    best_key: Option<&[u8]>,
+) -> bool {
     let by_at = match (at, best_at) {
         (Some(a), Some(b)) => b.cmp(&a),
         (Some(_), None) => Ordering::Less,
@@ -438,14 +461,15 @@ mod tests {
 
     #[test]
     fn the_latest_at_wins_then_the_smallest_key_and_nulls_lose() {
-        assert!(beats(Some(2), Some("b"), Some(1), Some("a")));
-        assert!(!beats(Some(1), Some("a"), Some(2), Some("b")));
-        assert!(beats(Some(2), Some("a"), Some(2), Some("b")));
-        assert!(!beats(Some(2), Some("b"), Some(2), Some("a")));
-        assert!(!beats(Some(2), Some("a"), Some(2), Some("a")));
-        assert!(beats(Some(0), None, None, Some("a")));
-        assert!(!beats(None, Some("a"), Some(0), None));
-        assert!(beats(Some(2), Some("a"), Some(2), None));
+        let b = |k: &'static str| Some(k.as_bytes());
+        assert!(beats(Some(2), b("b"), Some(1), b("a")));
+        assert!(!beats(Some(1), b("a"), Some(2), b("b")));
+        assert!(beats(Some(2), b("a"), Some(2), b("b")));
+        assert!(!beats(Some(2), b("b"), Some(2), b("a")));
+        assert!(!beats(Some(2), b("a"), Some(2), b("a")));
+        assert!(beats(Some(0), None, None, b("a")));
+        assert!(!beats(None, b("a"), Some(0), None));
+        assert!(beats(Some(2), b("a"), Some(2), None));
     }
 
     /// `latest_by` answers what `first_value ... ORDER BY` answers, grouped and not, with

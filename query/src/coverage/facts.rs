@@ -106,13 +106,13 @@ impl Facts {
         year_pairs.dedup();
 
         // One pass over the vaccinations for every indicator. DataFusion groups each
-        // person's completed doses into three lists (vaccine, date, age) and joins the
-        // person's attributes; each vaccine is then expanded into its antigens and the dose
-        // days are sorted, deduplicated and numbered here, per person and antigen. Grouping
-        // by person alone (1.4 million groups at 10 million events) rather than by person and
-        // antigen (8.7 million, after the join multiplied the doses by their antigens) took
-        // the grouping from 11 s to under 3 s; a window function sorting every dose of the
-        // country by person costs more still.
+        // person's completed doses into three lists (vaccine, date, age) and picks the
+        // person's attributes in the same grouping; each vaccine is then expanded into its
+        // antigens and the dose days are sorted, deduplicated and numbered here, per person
+        // and antigen. Grouping by person alone (1.4 million groups at 10 million events)
+        // rather than by person and antigen (8.7 million, after the join multiplied the doses
+        // by their antigens) took the grouping from 11 s to under 3 s; a window function
+        // sorting every dose of the country by person costs more still.
         let mut wanted: Vec<String> = cohort_pairs
             .iter()
             .chain(&year_pairs)
@@ -125,19 +125,21 @@ impl Facts {
         if !wanted.is_empty() {
             let vaccines = VaccineAntigens::load(ctx, &wanted).await?;
             if !vaccines.by_atc.is_empty() {
+                // The person's attributes are the `persons` view's (sql/views/persons.sql),
+                // computed in the same pass rather than by a second grouping and a join.
                 let sql = format!(
-                    "WITH doses AS (
-                         SELECT person_key,
-                                array_agg(vaccine_atc) AS vaccines,
-                                array_agg(administered_on) AS dates,
-                                array_agg(age_months_at_dose) AS ages
-                         FROM vaccinations
-                         WHERE status = 'completed' AND vaccine_atc IN ({})
-                         GROUP BY person_key)
-                     SELECT d.vaccines, d.dates, d.ages,
-                            CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
-                            p.commune, p.canton, p.sex
-                     FROM persons AS p JOIN doses AS d ON d.person_key = p.person_key",
+                    "SELECT array_agg(vaccine_atc) FILTER (WHERE counted) AS vaccines,
+                            array_agg(administered_on) FILTER (WHERE counted) AS dates,
+                            array_agg(age_months_at_dose) FILTER (WHERE counted) AS ages,
+                            CAST(date_part('year', latest_by(birth_month, recorded_at, event_key))
+                                 AS BIGINT) AS birth_year,
+                            latest_by(commune, recorded_at, event_key) AS commune,
+                            latest_by(canton, recorded_at, event_key) AS canton,
+                            latest_by(sex, recorded_at, event_key) AS sex
+                     FROM (SELECT *, status = 'completed' AND vaccine_atc IN ({}) AS counted
+                           FROM vaccinations)
+                     GROUP BY person_key
+                     HAVING bool_or(counted)",
                     string_list(&vaccines.atc_codes())
                 );
                 let plan = DosePlan::new(
