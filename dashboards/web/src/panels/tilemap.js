@@ -23,6 +23,9 @@ function classes(target) {
   ];
 }
 
+/** Cells above 100 % (numerator above the population denominator): teal, AA contrast with white. */
+const OVER = { fill: '#01665e', text: '#ffffff' };
+
 function el(name, attributes = {}, text) {
   const node = document.createElementNS(SVG, name);
   for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
@@ -104,6 +107,9 @@ export function draw(panel, answer, context) {
   const styleOf = (cell) => {
     if (!cell || (!cell.row.suppressed && cell.row.coverage == null)) return { fill: '#e5e7eb', text: '#1f2933', kind: 'nodata' };
     if (cell.row.suppressed) return { fill: `url(#hatch-${decl.id})`, text: '#111111', kind: 'suppressed' };
+    // Above 100 %: the population source counts fewer residents than were vaccinated (moves,
+    // cross-border children); not "on target", so not the target's colour.
+    if (cell.row.coverage > 1) return { fill: OVER.fill, text: OVER.text, kind: 'value' };
     const c = palette.find((p) => cell.row.coverage >= p.min);
     return { fill: c.fill, text: c.text, kind: 'value' };
   };
@@ -155,6 +161,7 @@ export function draw(panel, answer, context) {
   legend.className = 'legend';
   const legendItems = [
     ...palette.map((p) => ({ swatch: p.fill, label: p.label })),
+    { swatch: OVER.fill, label: t('legend_over') },
     { swatch: 'hatch', label: t('legend_suppressed', { n: body.suppression_threshold ?? '?' }) },
     { swatch: '#e5e7eb', label: t('legend_no_data') },
   ];
