@@ -18,8 +18,12 @@
 //!    `remove` is older than [`MaintainOptions::retention_hours`] (default 168). A file
 //!    removed less than that long ago is still referenced by some version committed within
 //!    the retention, so a reader (or a writer's read snapshot) on such a version keeps
-//!    working. Files no version ever referenced (e.g. a crashed writer's uncommitted output,
-//!    or one in flight) are never touched.
+//!    working. Then, when the retention is at least [`ORPHAN_MIN_AGE_HOURS`], a `Full`
+//!    pass also deletes the data files no version ever referenced (a writer killed between
+//!    writing its Parquet and committing leaves them) once they are older than the retention:
+//!    a writer in flight wrote its files seconds ago, so they are never touched. With a
+//!    shorter (unsafe) retention only the `Lite` pass runs, since a young orphan may be a
+//!    running writer's.
 //!
 //! The key id table property ([`KEY_ID_PROPERTY`]) is checked to be unchanged after the
 //! compaction.
@@ -52,6 +56,9 @@ use url::Url;
 pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// Default vacuum retention: 7 days, deltalake's (and Delta's) default minimum.
 pub const DEFAULT_RETENTION_HOURS: u64 = 168;
+/// Shortest retention under which files no version references (crash leftovers) are deleted
+/// too: younger untracked files may belong to a writer that has not committed yet.
+pub const ORPHAN_MIN_AGE_HOURS: u64 = 1;
 
 /// Options of a maintenance run, with `with_*` builders.
 #[derive(Debug, Clone)]
@@ -465,9 +472,15 @@ async fn vacuum(
         .await
         .map_err(delta_err(spec))?;
     let retention = chrono::Duration::hours(options.retention_hours as i64);
+    // Full also lists the table's directory for untracked files older than the retention.
+    let mode = if options.retention_hours >= ORPHAN_MIN_AGE_HOURS {
+        VacuumMode::Full
+    } else {
+        VacuumMode::Lite
+    };
     let (vacuumed, metrics) = table
         .vacuum()
-        .with_mode(VacuumMode::Lite)
+        .with_mode(mode)
         .with_retention_period(retention)
         .with_enforce_retention_duration(!options.unsafe_zero_retention)
         .with_dry_run(options.dry_run)

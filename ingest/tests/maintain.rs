@@ -277,7 +277,7 @@ async fn compaction_planned_before_an_append_keeps_it() {
 
 /// The export's registry CSV with only the first line of each event: an ingest of it only
 /// appends (a correction's MERGE may be rejected by a concurrent compaction; see
-/// `merge_planned_before_a_compaction_is_rejected_not_duplicated`).
+/// `a_correction_from_before_a_compaction_goes_in_once`).
 fn first_versions_only(exp: &Path) -> PathBuf {
     let text = std::fs::read_to_string(exp.join("registry.csv")).unwrap();
     let mut seen = std::collections::HashSet::new();
@@ -441,4 +441,108 @@ async fn a_correction_from_before_a_compaction_goes_in_once() {
     let found = copies(&rows);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("content_hash=changed"), "{found:?}");
+}
+
+/// A writer killed between writing its Parquet and committing leaves files no version
+/// references: vacuum deletes them once older than the retention, and never a young one (it
+/// may be a running writer's), nor anything under a shorter-than-an-hour retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_deletes_old_crash_leftovers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = export(dir.path());
+    let wh = dir.path().join("wh");
+    let whs = wh.to_str().unwrap();
+    let key = new_key();
+    let csv = Source::parse(&format!("csv:{}", exp.join("registry.csv").display())).unwrap();
+    ingest(whs, &csv, &key, &IngestOptions::default())
+        .await
+        .unwrap();
+    let rows_before = rows_of(&open(&wh, "vaccinations").await).await;
+
+    let table_dir = wh.join("vaccinations");
+    let partition = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+        .expect("a partition directory");
+    let old = partition.join("part-00000-crashed-old.snappy.parquet");
+    let young = partition.join("part-00000-crashed-young.snappy.parquet");
+    for path in [&old, &young] {
+        std::fs::write(path, b"PAR1 not really").unwrap();
+    }
+    let three_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(three_hours_ago)
+        .unwrap();
+
+    // Zero retention: only files the log removed; both orphans stay.
+    maintain(
+        whs,
+        &MaintainOptions::default()
+            .with_retention_hours(0)
+            .with_unsafe_zero_retention(true),
+    )
+    .await
+    .unwrap();
+    assert!(old.exists() && young.exists());
+
+    // Two hours: the three-hour-old orphan goes, the young one stays.
+    maintain(
+        whs,
+        &MaintainOptions::default()
+            .with_retention_hours(2)
+            .with_unsafe_zero_retention(true),
+    )
+    .await
+    .unwrap();
+    assert!(!old.exists(), "an old unreferenced file was kept");
+    assert!(young.exists(), "a young unreferenced file was deleted");
+    assert_eq!(rows_of(&open(&wh, "vaccinations").await).await, rows_before);
+}
+
+/// The registry watermark is a Delta application transaction: a compaction (and the vacuum
+/// after it) keeps it, so a following ingest resumes where it was, not from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watermark_survives_compaction_and_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = export(dir.path());
+    let wh = dir.path().join("wh");
+    let whs = wh.to_str().unwrap();
+    let key = new_key();
+    let small = IngestOptions::default().with_batch_rows(5).with_workers(1);
+    let csv = Source::parse(&format!("csv:{}", exp.join("registry.csv").display())).unwrap();
+    ingest(whs, &csv, &key, &small).await.unwrap();
+
+    let app_id = "vaxlake-test-registry";
+    let mut table = open(&wh, "vaccinations").await;
+    let commit = vaxlake_ingest::postgres::with_watermark(
+        deltalake::kernel::transaction::CommitProperties::default(),
+        app_id,
+        4242,
+    );
+    vaxlake_ingest::postgres::commit_watermark_only(&mut table, commit)
+        .await
+        .unwrap();
+    let files_before = num_files(&open(&wh, "vaccinations").await);
+
+    maintain(
+        whs,
+        &MaintainOptions::default()
+            .with_retention_hours(0)
+            .with_unsafe_zero_retention(true),
+    )
+    .await
+    .unwrap();
+    let after = open(&wh, "vaccinations").await;
+    assert!(num_files(&after) < files_before, "nothing was compacted");
+    let watermark = after
+        .snapshot()
+        .unwrap()
+        .transaction_version(after.log_store().as_ref(), app_id)
+        .await
+        .unwrap();
+    assert_eq!(watermark, Some(4242));
 }
