@@ -14,8 +14,12 @@ use vaxlake_query::Warehouse;
 #[derive(Debug, Default)]
 pub struct StatusReport {
     pub tables: BTreeMap<String, i64>,
-    /// When the last ingest run finished (UTC, as stored in `ingest_runs`).
+    /// When the last ingest run finished (UTC, as stored in `ingest_runs`; a run killed before
+    /// its end leaves no row).
     pub last_ingest: Option<String>,
+    /// When the `vaccinations` table was last committed to (UTC, its last Delta commit: a
+    /// registry batch, an empty commit carrying only a watermark, a file ingest).
+    pub last_commit: Option<String>,
     /// Quarantined records by reason, most frequent first.
     pub quarantine: Vec<(String, u64)>,
     pub registry: Option<RegistryStatus>,
@@ -28,6 +32,7 @@ pub struct RegistryStatus {
     pub watermark: i64,
     pub head: i64,
     pub lag_rows: i64,
+    /// How long the oldest unread change has been waiting (`postgres::Lag::seconds`).
     pub lag_seconds: i64,
 }
 
@@ -68,19 +73,31 @@ impl StatusReport {
                     .push((reason, row[1].as_u64().unwrap_or(0)));
             }
         }
-        if let Some(registry) = registry {
+        let vaccinations = if tables.contains_key("vaccinations") {
             let root = vaxlake_ingest::warehouse_url(wh.root().as_str())?;
-            let vaccinations = vaxlake_ingest::table::Table::open(
-                &root,
-                &vaxlake_ingest::schema::VACCINATIONS,
-                None,
-            )
-            .await?;
-            let watermark = match vaccinations {
+            vaxlake_ingest::table::Table::open(&root, &vaxlake_ingest::schema::VACCINATIONS, None)
+                .await?
+        } else {
+            None
+        };
+        let last_commit_millis = match &vaccinations {
+            Some(table) => table.last_commit_millis().await?,
+            None => None,
+        };
+        report.last_commit = last_commit_millis
+            .and_then(arrow::temporal_conversions::timestamp_ms_to_datetime)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        if let Some(registry) = registry {
+            let watermark = match &vaccinations {
                 Some(table) => table.app_version(&registry.app_id()?).await?.unwrap_or(0),
                 None => 0,
             };
-            let lag = vaxlake_ingest::postgres::lag(registry, watermark).await?;
+            let lag = vaxlake_ingest::postgres::lag(
+                registry,
+                watermark,
+                last_commit_millis.map(|millis| millis * 1000),
+            )
+            .await?;
             report.registry = Some(RegistryStatus {
                 watermark,
                 head: lag.head,
@@ -102,6 +119,9 @@ impl StatusReport {
         if let Some(last) = &self.last_ingest {
             out.push(format!("last_ingest {last}"));
         }
+        if let Some(last) = &self.last_commit {
+            out.push(format!("last_commit {last}"));
+        }
         for (reason, count) in &self.quarantine {
             out.push(format!("quarantined {count} {reason}"));
         }
@@ -119,6 +139,7 @@ impl StatusReport {
         let quarantined: u64 = self.quarantine.iter().map(|(_, n)| n).sum();
         json!({
             "last_ingest": self.last_ingest,
+            "last_commit": self.last_commit,
             "quarantine": {
                 "total": quarantined,
                 "by_reason": self.quarantine.iter()

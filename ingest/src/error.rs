@@ -9,6 +9,11 @@ pub enum IngestError {
     /// The registry database could not be reached or read; worth retrying later.
     #[error("{0}")]
     Source(String),
+    /// The registry database refused the pull for a reason retrying cannot fix (wrong
+    /// password, no such relation or column, no privilege, a connection string that does not
+    /// parse): `--follow` stops on it instead of retrying.
+    #[error("{0}")]
+    SourceRefused(String),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,

@@ -41,6 +41,6 @@ pub use maintain::{
 };
 pub use postgres::{PostgresSource, StopFlag};
 pub use rekey::{rekey, RekeyOptions, RekeyOutcome, RekeyReport, TableRekey};
-pub use run::{ingest, IngestOptions, IngestReport};
+pub use run::{check_key_everywhere, ingest, IngestOptions, IngestReport};
 pub use source::Source;
 pub use table::{warehouse_url, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};

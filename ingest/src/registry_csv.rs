@@ -98,7 +98,9 @@ pub fn parse_row(
             .map(|v| p.pseudonym_bytes(IdKind::Practitioner, v.as_bytes())),
         source_system: source_system.clone(),
         recorded_at,
-        // The COVID system has no version field: the time it recorded the row is the version.
+        // The COVID system has no version field: the time it recorded the row is the version
+        // a CSV export's newest-wins compares. Rows pulled from the registry database do not
+        // use it to decide: each supersedes the stored row (`table::Precedence::Supersedes`).
         last_updated: recorded_at.unwrap_or(0),
         position: line,
     })

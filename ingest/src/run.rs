@@ -13,7 +13,7 @@ use crate::schema::{
     self, TableSpec, CASES, INGEST_RUNS, OPTOUT, POPULATION, QUARANTINE, VACCINATIONS,
 };
 use crate::source::Source;
-use crate::table::{warehouse_url, Table, UpsertStats};
+use crate::table::{warehouse_url, Precedence, Table, UpsertStats};
 use arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
@@ -286,7 +286,7 @@ pub(crate) fn styled_bar(enabled: bool, total: u64, template: &str) -> ProgressB
 /// Refuses the run if any table of the warehouse was written with another key, saying to
 /// finish the rotation when the tables disagree among themselves (an interrupted
 /// `key rotate`), and which key to use when the warehouse was rotated away from this one.
-async fn check_key_everywhere(root: &Url, key_id: &str) -> Result<()> {
+pub async fn check_key_everywhere(root: &Url, key_id: &str) -> Result<()> {
     let mut stored = Vec::new();
     for spec in schema::warehouse_tables() {
         if let Some(table) = Table::open(root, spec, None).await? {
@@ -512,13 +512,23 @@ async fn ingest_postgres(run: &mut Run, source: &PostgresSource) -> Result<()> {
         // it writes anything, instead of adding its copy of the bad rows.
         let commit = postgres::with_watermark(run.commit(), &app_id, batch.last_change_seq);
         run.quarantine.flush(commit).await?;
-        let rows = row::newest_versions(std::mem::take(&mut batch.parsed.rows));
+        // Each row is the registry's current state of its event (read in change_seq order
+        // above the committed watermark): it supersedes what the table holds, whatever its
+        // recorded_at says (an update need not move it forward).
+        let rows = postgres::current_states(std::mem::take(&mut batch.parsed.rows));
         let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
         let record_batch = row::vaccinations_batch(&rows, run.started_at)?;
         drop(rows);
         let commit = postgres::with_watermark(run.commit(), &app_id, batch.last_change_seq);
         let before = table.version();
-        let stats = table.upsert(record_batch, &deletes, commit.clone()).await?;
+        let stats = table
+            .upsert_with(
+                record_batch,
+                &deletes,
+                Precedence::Supersedes,
+                commit.clone(),
+            )
+            .await?;
         if table.version() == before {
             table.commit_marker(commit).await?;
         }
@@ -605,6 +615,16 @@ async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
         let mut part = part?;
         run.count(&mut part);
         keys.extend(part.rows.drain(..));
+    }
+    // A file without one valid number is a broken export, not "nobody objects": replacing
+    // the list with it would silently hand every objecting person to researchers again.
+    if keys.is_empty() {
+        return Err(IngestError::BadInput {
+            path: path.display().to_string(),
+            message: "no valid national number in this opt-out file; the list in the \
+                      warehouse is kept as it was (fix the file and ingest it again)"
+                .into(),
+        });
     }
     let batch = RecordBatch::try_new(
         OPTOUT.schema.clone(),

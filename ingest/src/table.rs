@@ -63,6 +63,20 @@ pub struct UpsertStats {
     pub unchanged: u64,
 }
 
+/// Whether a row of an upsert replaces the stored row of its key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Precedence {
+    /// Only if its version is newer than the stored one: a file source (an export, which may
+    /// be older than what the table holds, or ingested twice).
+    #[default]
+    NewestWins,
+    /// Always: every row is the source's current state of its key, read in the source's
+    /// change order above a committed watermark (`postgres:`), so it supersedes what the
+    /// table holds whatever its version column says. An unchanged row (same content hash)
+    /// is still left alone.
+    Supersedes,
+}
+
 /// One open warehouse table.
 pub struct Table {
     spec: &'static TableSpec,
@@ -198,6 +212,24 @@ impl Table {
             .and_then(|version| i64::try_from(version).ok())
     }
 
+    /// When the table's last Delta commit was written, in milliseconds since the epoch: the
+    /// time of its commit file, or the commit's own timestamp when the log no longer lists the
+    /// file (behind a checkpoint). `None` before the first commit.
+    pub async fn last_commit_millis(&self) -> Result<Option<i64>> {
+        use futures::StreamExt;
+        let Some(version) = self.table.version() else {
+            return Ok(None);
+        };
+        let snapshot = self.table.snapshot().map_err(Self::delta_err(self.spec))?;
+        if let Some(millis) = snapshot.version_timestamp(version) {
+            return Ok(Some(millis));
+        }
+        match self.table.history(Some(1)).next().await {
+            Some(info) => Ok(info.map_err(Self::delta_err(self.spec))?.timestamp),
+            None => Ok(None),
+        }
+    }
+
     /// The last version an application recorded with a Delta transaction (`txn`) action in
     /// this table: the watermark of an incremental source.
     pub async fn app_version(&self, app_id: &str) -> Result<Option<i64>> {
@@ -285,6 +317,19 @@ impl Table {
         deletes: &[bool],
         commit: CommitProperties,
     ) -> Result<UpsertStats> {
+        self.upsert_with(batch, deletes, Precedence::NewestWins, commit)
+            .await
+    }
+
+    /// [`Table::upsert`], with `precedence` saying whether a row must be newer than the stored
+    /// one to replace or delete it.
+    pub async fn upsert_with(
+        &mut self,
+        batch: RecordBatch,
+        deletes: &[bool],
+        precedence: Precedence,
+        commit: CommitProperties,
+    ) -> Result<UpsertStats> {
         let keys = self
             .spec
             .upsert
@@ -318,7 +363,10 @@ impl Table {
                     stats.inserted += 1;
                     (true, false)
                 }
-                Some(old) if version_col.value(i) <= old.version => {
+                Some(old)
+                    if precedence == Precedence::NewestWins
+                        && version_col.value(i) <= old.version =>
+                {
                     stats.unchanged += 1;
                     (false, false)
                 }
@@ -354,8 +402,14 @@ impl Table {
             self.append(chosen, commit).await?;
             return Ok(stats);
         }
-        self.merge(chosen, delete_flags, &touched_partitions, commit)
-            .await?;
+        self.merge(
+            chosen,
+            delete_flags,
+            &touched_partitions,
+            precedence,
+            commit,
+        )
+        .await?;
         Ok(stats)
     }
 
@@ -364,6 +418,7 @@ impl Table {
         chosen: RecordBatch,
         delete_flags: Vec<bool>,
         touched_partitions: &BTreeSet<i32>,
+        precedence: Precedence,
         commit: CommitProperties,
     ) -> Result<()> {
         let _lock = self.rewrite_guard().await?;
@@ -401,7 +456,15 @@ impl Table {
             .map(|f| f.name().clone())
             .collect();
         let update_names = names.clone();
-        let version = keys.version;
+        // Newest-wins re-checks the versions against the table as MERGE reads it (a writer
+        // may have committed since the lookup); superseding rows replace whatever is there.
+        let newer = match precedence {
+            Precedence::NewestWins => format!(
+                " AND source.{version} > target.{version}",
+                version = keys.version
+            ),
+            Precedence::Supersedes => String::new(),
+        };
         let (table, _metrics) = self
             .table
             .clone()
@@ -409,16 +472,10 @@ impl Table {
             .with_source_alias("source")
             .with_target_alias("target")
             .with_commit_properties(commit)
-            .when_matched_delete(|d| {
-                d.predicate(format!(
-                    "source.__vaxlake_delete AND source.{version} > target.{version}"
-                ))
-            })
+            .when_matched_delete(|d| d.predicate(format!("source.__vaxlake_delete{newer}")))
             .and_then(|m| {
                 m.when_matched_update(|mut u| {
-                    u = u.predicate(format!(
-                        "NOT source.__vaxlake_delete AND source.{version} > target.{version}"
-                    ));
+                    u = u.predicate(format!("NOT source.__vaxlake_delete{newer}"));
                     for n in &update_names {
                         u = u.update(n.as_str(), format!("source.{n}"));
                     }
