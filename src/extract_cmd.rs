@@ -72,11 +72,10 @@ async fn audit(
     step: &str,
     parameters: String,
     rows: Option<i64>,
-    ok: bool,
+    status: u16,
 ) -> Result<()> {
     let root = vaxlake_ingest::warehouse_url(warehouse)?;
     let log = AuditLog::start(&root)?;
-    let status = if ok { 200 } else { 403 };
     log.record(AuditRecord {
         at_micros: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -132,7 +131,7 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
                         "create",
                         format!("{parameters} extract={}", created.id),
                         rows,
-                        true,
+                        200,
                     )
                     .await?;
                     eprintln!(
@@ -146,25 +145,47 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
                     Ok(())
                 }
                 Err(error) => {
-                    audit(&warehouse.warehouse, &by, "create", parameters, None, false).await?;
+                    audit(&warehouse.warehouse, &by, "create", parameters, None, 403).await?;
                     Err(error.into())
                 }
             }
         }
         ExtractCommand::Approve { warehouse, id, by } => {
-            let dir = vaxlake_extract::release::find(&extracts_dir(&warehouse.warehouse)?, &id)?;
-            let outcome = vaxlake_extract::approve(&dir, &by);
+            let found = extracts_dir(&warehouse.warehouse)
+                .and_then(|dir| Ok(vaxlake_extract::release::find(&dir, &id)?));
+            let dir = match found {
+                Ok(dir) => dir,
+                Err(error) => {
+                    // Attempts on unknown ids are audited too (the id as typed, digits
+                    // redacted: it may be anything).
+                    audit(
+                        &warehouse.warehouse,
+                        &by,
+                        "approve",
+                        format!("extract={}", vaxlake_query::audit::redact_digits(&id)),
+                        None,
+                        404,
+                    )
+                    .await?;
+                    return Err(error);
+                }
+            };
+            // The creator as the audit recorded the create step; the manifest's
+            // created_by could have been edited since.
+            let outcome = vaxlake_extract::release::audited_creator(&warehouse.warehouse, &id)
+                .await
+                .and_then(|creator| vaxlake_extract::approve(&dir, &by, creator.as_deref()));
             audit(
                 &warehouse.warehouse,
                 &by,
                 "approve",
                 format!("extract={id}"),
                 None,
-                outcome.is_ok(),
+                if outcome.is_ok() { 200 } else { 403 },
             )
             .await?;
             outcome?;
-            println!("extract {id} released by {by}");
+            println!("extract {id} released by {}", by.trim());
             Ok(())
         }
         ExtractCommand::Verify { dir } => {
@@ -196,6 +217,23 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Deletes expired extracts now and every `every` while the server runs: an extract nobody
+/// asks for must still be gone when its time is up, not at the next listing.
+pub fn expire_in_background(dir: PathBuf, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            let dir = dir.clone();
+            match tokio::task::spawn_blocking(move || vaxlake_extract::expire(&dir)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "expiring extracts failed"),
+                Err(error) => tracing::warn!(%error, "expiring extracts stopped"),
+            }
+        }
+    });
 }
 
 /// The extracts of a local warehouse, for `/api/extracts` (see

@@ -140,6 +140,36 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
     let id = create(&wh, &key, &spec_path, "alice", &[]);
     let out_dir = extract_dir(&wh, PROJECT, &id);
     let manifest = manifest_of(&out_dir);
+    // The manifest names the versions of the tables read (antigen_doses is a view over
+    // vaccinations; optout), not every table of the warehouse.
+    let read: Vec<&String> = manifest["table_versions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(read, ["optout", "vaccinations"], "{manifest}");
+
+    // An opt-out file without one valid number is refused and leaves the list as it was:
+    // the same spec on the same versions is still the same extract.
+    let empty = write(dir.path(), "optout-empty.csv", "national_id\n12345\n");
+    let refused = run(&[
+        "ingest",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--source",
+        &format!("optout:{}", empty.display()),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no valid national number"), "{stderr}");
+    let again = create_run(&wh, &key, &spec_path);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "the opt-out list changed: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let part = out_dir.join("part-00000.parquet");
     let batch = read_parquet(&part);
 
@@ -165,6 +195,45 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
         rows["suppressed"].as_f64().unwrap() <= 0.05 * (measles - removed) as f64,
         "{manifest}"
     );
+    // Rows and persons removed, recounted from the objecting persons' warehouse keys.
+    let pseudonymizer = Pseudonymizer::new(&MasterKey::load(&key).unwrap());
+    let objecting_warehouse_keys: Vec<String> = objecting
+        .iter()
+        .map(|n| format!("'{}'", pseudonymizer.pseudonym(IdKind::Person, n)))
+        .collect();
+    let objecting_doses = format!(
+        "FROM antigen_doses WHERE antigen = 'measles' AND person_key IN ({})",
+        objecting_warehouse_keys.join(", ")
+    );
+    assert_eq!(
+        removed,
+        sql_u64(&wh, &format!("SELECT count(*) {objecting_doses}"))
+    );
+    let removed_persons = rows["removed_opt_out_persons"].as_u64().unwrap();
+    assert_eq!(
+        removed_persons,
+        sql_u64(
+            &wh,
+            &format!("SELECT count(DISTINCT person_key) {objecting_doses}")
+        )
+    );
+    assert!(
+        removed_persons > 0 && removed_persons < removed,
+        "a person has several measles doses: {manifest}"
+    );
+    // Birth months released as months, communes as communes, sex as is: nothing is
+    // generalised then; otherwise at most every written record.
+    let coarsened = manifest["anonymisation"]["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| !matches!(l["level"].as_str(), Some("month" | "commune" | "value")));
+    let generalised = rows["generalised"].as_u64().unwrap();
+    if coarsened {
+        assert!(generalised > 0 && generalised <= rows["written"].as_u64().unwrap());
+    } else {
+        assert_eq!(generalised, 0, "{manifest}");
+    }
 
     // k recounted here, on the file, over the released quasi-identifiers.
     let mut classes: HashMap<Vec<Option<String>>, u64> = HashMap::new();
@@ -221,7 +290,6 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
         extracted.is_disjoint(&warehouse_keys),
         "a warehouse key left in an extract"
     );
-    let pseudonymizer = Pseudonymizer::new(&master);
     let objecting_keys: BTreeSet<String> = objecting
         .iter()
         .map(|n| {
@@ -271,18 +339,6 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
         "one project's extracts link"
     );
 
-    // No national number in any extract file.
-    for file in all_files(&wh.join("extracts")) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).to_string();
-        for n in &numbers {
-            assert!(
-                !text.contains(n.as_str()),
-                "{} holds a national number",
-                file.display()
-            );
-        }
-    }
-
     // Reproducible: the same spec on the same table versions gives the same id and bytes.
     let bytes = std::fs::read(&part).unwrap();
     let again = create_run(&wh, &key, &spec_path);
@@ -307,6 +363,43 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
     let refused = approve("alice");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot also approve"));
+    // Nor under another spelling of the same name.
+    for by in ["Alice", " alice ", "ALICE"] {
+        let refused = approve(by);
+        assert!(!refused.status.success(), "{by:?} approved alice's extract");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("cannot also approve"),
+            "{by:?}: {}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
+    // Nor by rewriting created_by in the pending manifest: the audit names the creator.
+    let manifest_path = out_dir.join("manifest.json");
+    let original = std::fs::read_to_string(&manifest_path).unwrap();
+    let forged = original.replace("\"created_by\": \"alice\"", "\"created_by\": \"mallory\"");
+    assert_ne!(forged, original);
+    std::fs::write(&manifest_path, &forged).unwrap();
+    for by in ["alice", "bob"] {
+        let refused = approve(by);
+        assert!(!refused.status.success(), "{by} approved a forged manifest");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("the manifest was changed"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+    }
+    std::fs::write(&manifest_path, &original).unwrap();
+    // An unknown id is refused, and the attempt audited.
+    let unknown = run(&[
+        "extract",
+        "approve",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "00000000deadbeef",
+        "--by",
+        "carol",
+    ]);
+    assert!(!unknown.status.success());
     assert!(approve("bob").status.success());
     assert!(!approve("carol").status.success(), "approved twice");
     let (verified, _) = ok(&["extract", "verify", out_dir.to_str().unwrap()]);
@@ -331,6 +424,10 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
     assert!(audit.lines().any(|l| l.contains("alice")
         && l.contains("vaxlake extract approve")
         && l.contains(",forbidden,")));
+    assert!(audit.lines().any(|l| l.contains("carol")
+        && l.contains("vaxlake extract approve")
+        && l.contains("deadbeef")
+        && l.contains(",refused,")));
 
     // A changed byte fails verification.
     let mut changed = bytes.clone();
@@ -361,6 +458,11 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
     );
     let out = create_run(&wh, &key, &leaky);
     assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"lot_number\" cannot be extracted"),
+        "{stderr}"
+    );
 
     // The researchers' side, through the API.
     let (auth, tokens) = researchers(dir.path());
@@ -440,6 +542,102 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
         "the download is audited: {audit}"
     );
 
+    // Key columns of vaccinations (event, person, vaccinator) for two projects: no value
+    // shared between the projects, nor with any key of the warehouse's table.
+    let keys_spec = |project: &str| {
+        format!(
+            r#"project = "{project}"
+purpose = "doses per vaccine"
+table = "vaccinations"
+columns = ["event_key", "person_key", "vaccinator_key", "vaccine_atc", "dose_number_recorded"]
+quasi_identifiers = []
+k = 2
+max_suppressed_share = 0.0
+"#
+        )
+    };
+    let key_columns = ["event_key", "person_key", "vaccinator_key"];
+    let mut per_project: Vec<BTreeSet<String>> = Vec::new();
+    let mut person_keys: Vec<BTreeSet<String>> = Vec::new();
+    for project in [PROJECT, "P-OTHER"] {
+        let path = write(
+            dir.path(),
+            &format!("keys-{project}.toml"),
+            &keys_spec(project),
+        );
+        let keys_id = create(&wh, &key, &path, "alice", &[]);
+        let batch = read_parquet(&extract_dir(&wh, project, &keys_id).join("part-00000.parquet"));
+        let mut values = BTreeSet::new();
+        for name in key_columns {
+            let keys = column(&batch, name);
+            assert!(keys.iter().all(Option::is_some) || name == "vaccinator_key");
+            let distinct: BTreeSet<String> = keys.into_iter().flatten().collect();
+            assert!(!distinct.is_empty(), "{project}: no {name}");
+            if name == "person_key" {
+                person_keys.push(distinct.clone());
+            }
+            values.extend(distinct);
+        }
+        per_project.push(values);
+    }
+    assert!(
+        per_project[0].is_disjoint(&per_project[1]),
+        "a key value shared between two projects"
+    );
+    let mut warehouse_values = BTreeSet::new();
+    for name in key_columns {
+        warehouse_values.extend(
+            sql_csv(&wh, &format!("SELECT DISTINCT {name} FROM vaccinations"))
+                .lines()
+                .skip(1)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    assert!(warehouse_values.len() > 1000, "a vacuous comparison");
+    for values in &per_project {
+        assert!(
+            values.is_disjoint(&warehouse_values),
+            "a warehouse key left in an extract"
+        );
+    }
+    // Within a project, persons link across extracts; across projects, never.
+    assert!(!person_keys[0].is_disjoint(&extracted));
+    assert!(person_keys[1].is_disjoint(&extracted) && !person_keys[1].is_disjoint(&other));
+
+    // CSV on request: the same rules, readable text.
+    let csv_spec = write(dir.path(), "csv.toml", &spec(PROJECT, 4, COLUMNS, QIS));
+    let csv_id = create(&wh, &key, &csv_spec, "alice", &["--format", "csv"]);
+    let csv_path = extract_dir(&wh, PROJECT, &csv_id).join("part-00000.csv");
+    let csv_text = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(csv_text.starts_with("person_key,"), "{csv_text:.200}");
+    assert!(csv_text.lines().count() > 100);
+    assert!(ok(&[
+        "extract",
+        "verify",
+        csv_path.parent().unwrap().to_str().unwrap()
+    ])
+    .0
+    .contains("match the manifest"));
+
+    // No national number in any extract: every decoded Parquet value, the CSV files and
+    // the manifests (every run of 11 or more digits checked against the export's numbers).
+    let texts = everything_written(&wh.join("extracts"));
+    assert!(
+        texts.iter().any(|t| extracted.contains(t)),
+        "the Parquet files were not decoded"
+    );
+    assert!(
+        texts.iter().any(|t| t == &csv_text),
+        "the CSV file was not read"
+    );
+    let numbers: BTreeSet<&str> = numbers.iter().map(String::as_str).collect();
+    assert_eq!(holding_a_national_number(&texts, &numbers), None);
+    // The scan finds a number where a leak would put it.
+    let mut planted = texts.clone();
+    planted.push(format!("x,0{}7,y", numbers.iter().nth(3).unwrap()));
+    assert!(holding_a_national_number(&planted, &numbers).is_some());
+
     // Expired extracts are deleted.
     let short = write(dir.path(), "short.toml", &spec("P-SHORT", 5, COLUMNS, QIS));
     let short_id = create(&wh, &key, &short, "alice", &["--expires-days", "0"]);
@@ -447,6 +645,145 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
     assert!(out.contains(&short_id));
     assert!(!extract_dir(&wh, "P-SHORT", &short_id).exists());
     assert!(out_dir.exists());
+}
+
+/// The first text holding one of `numbers` in a run of digits, if any.
+fn holding_a_national_number<'a>(texts: &'a [String], numbers: &BTreeSet<&str>) -> Option<&'a str> {
+    let shortest = numbers.iter().map(|n| n.len()).min().unwrap_or(11);
+    let longest = numbers.iter().map(|n| n.len()).max().unwrap_or(13);
+    texts.iter().map(String::as_str).find(|text| {
+        text.split(|c: char| !c.is_ascii_digit())
+            .filter(|run| run.len() >= shortest)
+            .any(|run| {
+                (0..run.len()).any(|start| {
+                    (start + shortest..=run.len().min(start + longest))
+                        .any(|end| numbers.contains(&run[start..end]))
+                })
+            })
+    })
+}
+
+/// An extract reads the table versions pinned when it starts, whatever is ingested
+/// meanwhile, and names exactly those (and only the tables it read) in its manifest; the key
+/// of the table it reads is checked, whichever table that is.
+#[test]
+fn an_extract_reads_one_pinned_snapshot_and_checks_the_key_of_what_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = generated_warehouse(dir.path(), 400, 23, &["fhir"]);
+    let key = dir.path().join("master.key");
+    let master = MasterKey::load(&key).unwrap();
+    let text = r#"project = "P-PIN"
+purpose = "doses per vaccine"
+table = "vaccinations"
+columns = ["person_key", "vaccine_atc"]
+quasi_identifiers = []
+k = 2
+max_suppressed_share = 0.0
+"#;
+    let spec = vaxlake_extract::Spec::parse(text).unwrap();
+    let options = vaxlake_extract::CreateOptions {
+        by: "alice".into(),
+        format: vaxlake_extract::OutputFormat::Parquet,
+        expires_after_days: 1,
+    };
+    let before = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let location = wh.to_str().unwrap();
+    let pinned = runtime
+        .block_on(vaxlake_extract::open_pinned(location, &spec))
+        .unwrap();
+    let pinned_versions = pinned.versions();
+
+    // An ingest commits new rows; the pinned session is older than any refresh interval.
+    let export = dir.path().join("export-2");
+    generate(&export, 200, 24);
+    ingest(
+        &wh,
+        &key,
+        &format!("csv:{}", export.join("registry.csv").display()),
+    );
+    let after = sql_u64(&wh, "SELECT count(*) FROM vaccinations");
+    assert!(after > before);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    let created = runtime
+        .block_on(vaxlake_extract::create_in(
+            &pinned, &spec, &master, &options,
+        ))
+        .unwrap();
+    let manifest = &created.manifest;
+    assert_eq!(
+        manifest["table_versions"],
+        serde_json::json!({"vaccinations": pinned_versions["vaccinations"]}),
+        "only the table read, at the version read"
+    );
+    assert_eq!(
+        manifest["rows"]["read"].as_u64(),
+        Some(before),
+        "{manifest}"
+    );
+    assert_eq!(manifest["rows"]["written"].as_u64(), Some(before));
+    let part = read_parquet(&created.dir.join("part-00000.parquet"));
+    assert_eq!(part.num_rows() as u64, before);
+
+    // A session that refreshes is refused; a fresh create reads the new version.
+    let refreshing = runtime
+        .block_on(vaxlake_query::Warehouse::open(
+            location,
+            vaxlake_query::QueryOptions::default(),
+        ))
+        .unwrap();
+    let error = runtime
+        .block_on(vaxlake_extract::create_in(
+            &refreshing,
+            &spec,
+            &master,
+            &options,
+        ))
+        .unwrap_err();
+    assert!(error.to_string().contains("open_pinned"), "{error}");
+    let spec_path = write(dir.path(), "pin.toml", text);
+    let id = create(&wh, &key, &spec_path, "alice", &[]);
+    assert_ne!(id, created.id);
+    let manifest = manifest_of(&extract_dir(&wh, "P-PIN", &id));
+    assert_eq!(manifest["rows"]["read"].as_u64(), Some(after));
+    assert!(
+        manifest["table_versions"]["vaccinations"].as_i64() > Some(pinned_versions["vaccinations"])
+    );
+
+    // A warehouse holding only cases: their key is checked too.
+    let cases_wh = dir.path().join("cases-wh");
+    ingest(
+        &cases_wh,
+        &key,
+        &format!("cases:{}", dir.path().join("export/cases.csv").display()),
+    );
+    let cases_spec = write(
+        dir.path(),
+        "cases.toml",
+        r#"project = "P-PIN"
+purpose = "cases per disease"
+table = "cases"
+columns = ["case_key", "disease"]
+quasi_identifiers = []
+k = 2
+max_suppressed_share = 0.0
+"#,
+    );
+    let other_key = key_file(dir.path(), "other.key");
+    let refused = create_run(&cases_wh, &other_key, &cases_spec);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("table 'cases' was written with key id"),
+        "{stderr}"
+    );
+    assert!(!cases_wh.join("extracts").exists());
+    create(&cases_wh, &key, &cases_spec, "alice", &[]);
 }
 
 /// Auth file with rex (researcher of PROJECT), ray (researcher of P-OTHER), ops (operator)

@@ -2,8 +2,10 @@
 //! opted-out persons, re-key every key column to the project, reach k-anonymity, and write
 //! the files and the manifest under `<warehouse>/extracts/<project>/<extract-id>/`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{
@@ -56,6 +58,54 @@ pub fn extracts_dir(warehouse: &Warehouse) -> Result<PathBuf, ExtractError> {
         })
 }
 
+/// The tables an extract of `table` may read: the table itself, the tables its view is
+/// built on when the warehouse has not materialised it (`antigen_doses` reads
+/// `vaccinations`, see query/src/views.rs), and the opt-out list.
+fn candidate_tables(table: &str) -> Vec<&str> {
+    match table {
+        "antigen_doses" => vec!["antigen_doses", "vaccinations", "optout"],
+        other => vec![other, "optout"],
+    }
+}
+
+/// The tables an extract of `table` reads in a warehouse holding `versions`, with their
+/// versions: what the manifest and the extract id name.
+fn tables_read(
+    table: &str,
+    versions: &BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, i64>, ExtractError> {
+    let sources: Vec<&str> = match table {
+        "antigen_doses" if !versions.contains_key(table) => vec!["vaccinations"],
+        other => vec![other],
+    };
+    let mut read = BTreeMap::new();
+    for name in sources {
+        let version = versions.get(name).ok_or_else(|| {
+            ExtractError::Refused(format!("the warehouse has no {name} table yet"))
+        })?;
+        read.insert(name.to_string(), *version);
+    }
+    if let Some(version) = versions.get("optout") {
+        read.insert("optout".to_string(), *version);
+    }
+    Ok(read)
+}
+
+/// Opens the warehouse at `location` for an extract of `spec`: only the tables it reads
+/// (the opt-out list included, which analysts never see), pinned at their current
+/// versions (the session never looks for newer ones), so every query of the extract reads
+/// the versions its manifest names, whatever is ingested meanwhile.
+pub async fn open_pinned(location: &str, spec: &Spec) -> Result<Warehouse, ExtractError> {
+    Ok(Warehouse::open(
+        location,
+        QueryOptions::default()
+            .with_max_rows(1 << 40)
+            .with_refresh_interval(Duration::MAX)
+            .with_tables(candidate_tables(&spec.table)),
+    )
+    .await?)
+}
+
 /// Creates the extract `spec` describes (see the module documentation). Refused when k
 /// cannot be reached within the spec's suppression share, or when the same extract exists.
 pub async fn create(
@@ -64,37 +114,37 @@ pub async fn create(
     key: &MasterKey,
     options: &CreateOptions,
 ) -> Result<Created, ExtractError> {
-    // The opt-out list is not among the tables analysts see: opened here on purpose.
-    let tables = vaxlake_query::DEFAULT_TABLES
-        .iter()
-        .copied()
-        .chain(["optout"]);
-    let warehouse = Warehouse::open(
-        warehouse_location,
-        QueryOptions::default()
-            .with_max_rows(1 << 40)
-            .with_tables(tables),
-    )
-    .await?;
-    let versions = warehouse.versions();
-    let needed = match spec.table.as_str() {
-        "antigen_doses" => "vaccinations",
-        other => other,
-    };
-    if !versions.contains_key(needed) {
-        return Err(ExtractError::Refused(format!(
-            "the warehouse has no {needed} table yet"
-        )));
-    }
-    let stored_key = warehouse_key_id(&warehouse).await?;
-    if stored_key.as_deref().is_some_and(|id| id != key.key_id()) {
+    let warehouse = open_pinned(warehouse_location, spec).await?;
+    create_in(&warehouse, spec, key, options).await
+}
+
+/// [`create`] on a warehouse opened with [`open_pinned`] (refused otherwise): the extract
+/// holds the rows of the table versions pinned when it was opened.
+pub async fn create_in(
+    warehouse: &Warehouse,
+    spec: &Spec,
+    key: &MasterKey,
+    options: &CreateOptions,
+) -> Result<Created, ExtractError> {
+    if warehouse.options().refresh_interval != Duration::MAX {
         return Err(ExtractError::Refused(
-            "the key given is not the warehouse's key (its key id differs): extracts need the key the warehouse was written with".into(),
+            "an extract reads one snapshot of the warehouse: open it with open_pinned".into(),
         ));
     }
+    if options.by.trim().is_empty() {
+        return Err(ExtractError::Refused(
+            "--by must name the operator creating the extract".into(),
+        ));
+    }
+    let versions = tables_read(&spec.table, &warehouse.versions())?;
+    // Every table, the ones read included, must carry this key's id; a warehouse whose
+    // tables disagree (an interrupted rotation) is refused, as the ingest refuses it.
+    vaxlake_ingest::check_key_everywhere(warehouse.root(), &key.key_id())
+        .await
+        .map_err(|error| ExtractError::Refused(error.to_string()))?;
     let project_key = ProjectKey::new(key, &spec.project);
     let id = extract_id(spec, &versions, project_key.key_id());
-    let dir = extracts_dir(&warehouse)?.join(&spec.project).join(&id);
+    let dir = extracts_dir(warehouse)?.join(&spec.project).join(&id);
     if dir.join("manifest.json").exists() {
         return Err(ExtractError::Refused(format!(
             "extract {id} already exists for these table versions (same spec, same bytes): {}",
@@ -113,14 +163,15 @@ pub async fn create(
     } else {
         "FALSE"
     };
-    let removed = count(
-        &warehouse,
-        &format!(
-            "SELECT count(*) FROM {} WHERE {predicate} AND {objecting}",
+    let removed = warehouse
+        .sql(&format!(
+            "SELECT count(*), count(DISTINCT person_key) FROM {} WHERE {predicate} AND {objecting}",
             spec.table
-        ),
-    )
-    .await?;
+        ))
+        .await?
+        .to_json()?;
+    let removed_rows = removed["rows"][0][0].as_u64().unwrap_or(0);
+    let removed_persons = removed["rows"][0][1].as_u64().unwrap_or(0);
     let columns: Vec<&str> = spec.columns.iter().map(|(n, _)| n.as_str()).collect();
     let answer = warehouse
         .sql(&format!(
@@ -132,6 +183,14 @@ pub async fn create(
     let schema = answer.schema.clone();
     let batch = concat_batches(&schema, &answer.batches)?;
     let rows_read = batch.num_rows();
+    // Pinned, the session cannot have moved on; should it ever, the manifest would name
+    // versions the rows did not come from: refuse rather than write it.
+    let after = tables_read(&spec.table, &warehouse.versions())?;
+    if after != versions {
+        return Err(ExtractError::Refused(format!(
+            "the table versions changed while the extract was read ({versions:?}, then {after:?}); create it again"
+        )));
+    }
 
     // k-anonymity over the quasi-identifiers.
     let mut qis = Vec::new();
@@ -157,6 +216,7 @@ pub async fn create(
             name: qi,
             kind,
             ladder,
+            precision: crate::spec::stored_precision(qi, kind),
             values,
             cantons,
         });
@@ -233,8 +293,9 @@ pub async fn create(
         "table_versions": versions,
         "project_key_id": project_key.key_id(),
         "rows": {
-            "read": rows_read + removed as usize,
-            "removed_opt_out": removed,
+            "read": rows_read as u64 + removed_rows,
+            "removed_opt_out": removed_rows,
+            "removed_opt_out_persons": removed_persons,
             "suppressed": anonymised.records_suppressed,
             "generalised": anonymised.records_generalised,
             "written": sorted.num_rows(),
@@ -252,7 +313,7 @@ pub async fn create(
             "bytes": bytes.len(),
             "blake3": blake3::hash(&bytes).to_hex().to_string(),
         }],
-        "created_by": options.by,
+        "created_by": options.by.trim(),
         "created_at": created_at,
         "expires_at": expires,
     });
@@ -272,11 +333,7 @@ fn kind_of(spec: &Spec, column: &str) -> ColumnKind {
 }
 
 /// The extract id: the same spec, table versions and project key give the same id.
-fn extract_id(
-    spec: &Spec,
-    versions: &std::collections::BTreeMap<String, i64>,
-    key_id: &str,
-) -> String {
+fn extract_id(spec: &Spec, versions: &BTreeMap<String, i64>, key_id: &str) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(spec.hash.as_bytes());
     for (table, version) in versions {
@@ -284,39 +341,6 @@ fn extract_id(
     }
     hasher.update(key_id.as_bytes());
     hasher.finalize().to_hex()[..16].to_string()
-}
-
-async fn warehouse_key_id(warehouse: &Warehouse) -> Result<Option<String>, ExtractError> {
-    let root = warehouse
-        .root()
-        .to_file_path()
-        .map_err(|()| ExtractError::Refused("a local warehouse is needed".into()))?;
-    let log = root.join("vaccinations").join("_delta_log");
-    let Ok(entries) = std::fs::read_dir(&log) else {
-        return Ok(None);
-    };
-    // The newest metadata action names the key id (`vaxlake.keyId`).
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for file in files.iter().rev() {
-        let text = std::fs::read_to_string(file).map_err(ExtractError::io(file))?;
-        for line in text.lines() {
-            if let Ok(action) = serde_json::from_str::<Value>(line) {
-                if let Some(id) = action["metaData"]["configuration"]["vaxlake.keyId"].as_str() {
-                    return Ok(Some(id.to_string()));
-                }
-            }
-        }
-    }
-    Ok(None)
-}
-
-async fn count(warehouse: &Warehouse, sql: &str) -> Result<u64, ExtractError> {
-    let answer = warehouse.sql(sql).await?.to_json()?;
-    Ok(answer["rows"][0][0].as_u64().unwrap_or(0))
 }
 
 fn strings(column: &ArrayRef) -> Result<Vec<Option<String>>, ExtractError> {

@@ -9,13 +9,16 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::spec::ColumnKind;
+use crate::spec::{levels, ColumnKind};
 
 /// One quasi-identifier's values, finest first, and how to coarsen them.
 pub struct QuasiIdentifier<'a> {
     pub name: &'a str,
     pub kind: ColumnKind,
     pub ladder: &'a [String],
+    /// The level the values are stored at ([`crate::spec::stored_precision`]): a level no
+    /// coarser than it generalises nothing.
+    pub precision: &'a str,
     /// The finest values (dates as `YYYY-MM-DD`), one per record; `None` is null.
     pub values: Vec<Option<String>>,
     /// For communes: each record's canton (the next rung up).
@@ -52,7 +55,9 @@ pub struct Anonymised {
     pub released: Vec<Vec<Option<String>>>,
     pub records_in: u64,
     pub records_suppressed: u64,
-    /// Released records whose quasi-identifiers differ from their finest values.
+    /// Released records with at least one non-null quasi-identifier released at a level
+    /// coarser than the one it is stored at (a birth month released as a month, a commune
+    /// as a commune, is not generalised).
     pub records_generalised: u64,
     /// The smallest equivalence class released (the k achieved).
     pub k_achieved: u64,
@@ -159,13 +164,20 @@ pub fn anonymise(
                     .collect()
             })
             .collect();
+        // The quasi-identifiers whose chosen level is coarser than their stored precision.
+        let coarsened: Vec<&QuasiIdentifier> = qis
+            .iter()
+            .zip(combo)
+            .filter(|&(qi, &level)| {
+                let rank = |name: &str| levels(qi.kind).iter().position(|l| *l == name);
+                let applied = qi.ladder.get(level).map_or("value", String::as_str);
+                rank(applied) > rank(qi.precision)
+            })
+            .map(|(qi, _)| qi)
+            .collect();
         let generalised = (0..records)
             .filter(|&row| keep[row])
-            .filter(|&row| {
-                qis.iter()
-                    .zip(&released)
-                    .any(|(qi, values)| values[row] != qi.values[row])
-            })
+            .filter(|&row| coarsened.iter().any(|qi| qi.values[row].is_some()))
             .count() as u64;
         let min_class = released_sizes.iter().copied().min().unwrap_or(0);
         let threshold = 1.0 / k as f64;
@@ -248,6 +260,7 @@ mod tests {
             name,
             kind,
             ladder,
+            precision: crate::spec::stored_precision(name, kind),
             values: values.iter().map(|v| Some(v.to_string())).collect(),
             cantons: None,
         }
@@ -301,13 +314,14 @@ mod tests {
             out.levels,
             vec![("birth_month".to_string(), "month".to_string())]
         );
+        // Birth months are stored as months: released at "month", none is generalised.
         assert_eq!(
             (
                 out.records_suppressed,
                 out.records_generalised,
                 out.k_achieved
             ),
-            (0, 4, 2)
+            (0, 0, 2)
         );
         assert_eq!(out.risk.highest_risk, 0.5);
         assert_eq!(out.risk.average_risk, 0.5);
@@ -363,5 +377,46 @@ mod tests {
         .unwrap();
         assert_eq!(out.levels[0].1, "month");
         assert_eq!(out.levels[1].1, "*");
+    }
+
+    #[test]
+    fn only_records_coarsened_beyond_their_stored_precision_count_as_generalised() {
+        let months = ladder(&["month", "quarter"]);
+        let communes = ladder(&["commune"]);
+        let births = [
+            Some("2022-01-01"),
+            Some("2022-02-01"),
+            Some("2022-03-01"),
+            None,
+            None,
+            Some("2022-04-01"),
+        ];
+        let mut birth = qi("birth_month", ColumnKind::Date, &months, &[]);
+        birth.values = births.iter().map(|v| v.map(str::to_string)).collect();
+        let place = qi("commune", ColumnKind::Commune, &communes, &["Wiltz"; 6]);
+        // k = 2, at most 1 of 6 suppressed. Months: Jan, Feb, Mar, Apr alone (4 suppressed),
+        // too many. Quarters: Q1 x3, null x2, Q2 x1: April suppressed.
+        let out = anonymise(&[birth, place], 6, 2, 0.2).unwrap();
+        assert_eq!(out.levels[0].1, "quarter");
+        assert_eq!(out.levels[1].1, "commune");
+        assert_eq!(out.keep, vec![true, true, true, true, true, false]);
+        // By hand: the three Q1 records had their month coarsened to a quarter; the two
+        // null birth months stay null, the communes stay communes (their stored level).
+        assert_eq!((out.records_suppressed, out.records_generalised), (1, 3));
+        // A date stored as a day and released as a month is coarsened.
+        let days = ladder(&["month"]);
+        let out = anonymise(
+            &[qi(
+                "administered_on",
+                ColumnKind::Date,
+                &days,
+                &["2022-01-05", "2022-01-09"],
+            )],
+            2,
+            2,
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(out.records_generalised, 2);
     }
 }

@@ -36,18 +36,86 @@ pub fn find(extracts: &Path, id: &str) -> Result<PathBuf, ExtractError> {
     )))
 }
 
-/// Releases extract `dir`, approved `by` an operator who is not its creator.
-pub fn approve(dir: &Path, by: &str) -> Result<Value, ExtractError> {
+/// An operator's name as four eyes compare it: surrounding whitespace ignored, case
+/// folded ("Alice", " alice " and "alice" are one operator).
+pub fn normalise_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// The operator who created extract `id`, as the audit table records its `create` step
+/// (`vaxlake extract create` audits `... extract=<id>` under the creator's name; the newest
+/// such record when the extract was created again). `None` when the warehouse has no audit
+/// table or no such record.
+pub async fn audited_creator(
+    warehouse_location: &str,
+    id: &str,
+) -> Result<Option<String>, ExtractError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ExtractError::Refused(format!(
+            "{id:?} is not an extract id"
+        )));
+    }
+    let audit = vaxlake_query::audit::AUDIT_TABLE;
+    let warehouse = vaxlake_query::Warehouse::open(
+        warehouse_location,
+        vaxlake_query::QueryOptions::default()
+            .with_refresh_interval(std::time::Duration::MAX)
+            .with_tables([audit]),
+    )
+    .await?;
+    if !warehouse.versions().contains_key(audit) {
+        return Ok(None);
+    }
+    let answer = warehouse
+        .sql(&format!(
+            "SELECT \"user\" FROM {audit} WHERE endpoint = 'vaxlake extract create' \
+             AND outcome = 'ok' AND parameters LIKE '% extract={id}' \
+             ORDER BY at DESC LIMIT 1"
+        ))
+        .await?
+        .to_json()?;
+    Ok(answer["rows"][0][0]
+        .as_str()
+        .filter(|user| !normalise_name(user).is_empty())
+        .map(str::to_string))
+}
+
+/// Releases extract `dir`, approved `by` an operator who is not its creator. The creator is
+/// `audited_creator` (see [`audited_creator`]) when known, and the manifest's `created_by`
+/// must then name the same operator (the manifest is editable until approved); names are
+/// compared as [`normalise_name`] gives them.
+pub fn approve(dir: &Path, by: &str, audited_creator: Option<&str>) -> Result<Value, ExtractError> {
     let manifest_path = dir.join("manifest.json");
     let manifest = read_json(&manifest_path)?;
-    if by.trim().is_empty() {
+    let approver = normalise_name(by);
+    if approver.is_empty() {
         return Err(ExtractError::Refused(
             "--by must name the approving operator".into(),
         ));
     }
-    if manifest["created_by"].as_str() == Some(by) {
+    let recorded = manifest["created_by"]
+        .as_str()
+        .map(normalise_name)
+        .filter(|name| !name.is_empty());
+    let creator = match (audited_creator.map(normalise_name), recorded) {
+        (Some(audited), recorded) if recorded.as_deref() != Some(audited.as_str()) => {
+            return Err(ExtractError::Refused(format!(
+                "manifest.json names {} as the creator of this extract, but the audit records {audited:?} creating it: the manifest was changed; create the extract again",
+                recorded.map_or("nobody".to_string(), |r| format!("{r:?}"))
+            )));
+        }
+        (Some(audited), _) => audited,
+        (None, Some(recorded)) => recorded,
+        (None, None) => {
+            return Err(ExtractError::Refused(
+                "who created this extract is unknown (no created_by in its manifest, no create record in the audit): it cannot be approved; create it again".into(),
+            ))
+        }
+    };
+    if creator == approver {
         return Err(ExtractError::Refused(format!(
-            "{by} created this extract and cannot also approve it: a second operator must"
+            "{} created this extract and cannot also approve it: a second operator must",
+            by.trim()
         )));
     }
     let approval_path = dir.join("approval.json");
@@ -60,7 +128,7 @@ pub fn approve(dir: &Path, by: &str) -> Result<Value, ExtractError> {
     let bytes = std::fs::read(&manifest_path).map_err(ExtractError::io(&manifest_path))?;
     let approval = json!({
         "extract_id": manifest["extract_id"],
-        "approved_by": by,
+        "approved_by": by.trim(),
         "approved_at": crate::now().1,
         "manifest_blake3": blake3::hash(&bytes).to_hex().to_string(),
     });
@@ -214,4 +282,65 @@ pub fn expire(extracts: &Path) -> Result<Vec<String>, ExtractError> {
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(created_by: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = json!({"extract_id": "00ff", "files": [], "created_by": created_by});
+        std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+        dir
+    }
+
+    fn refusal(dir: &Path, by: &str, audited: Option<&str>) -> String {
+        approve(dir, by, audited).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_creator_cannot_approve_under_another_spelling() {
+        let dir = pending("alice");
+        for by in ["alice", "Alice", " alice ", "ALICE\t", "\u{a0}Alice"] {
+            assert!(
+                refusal(dir.path(), by, None).contains("cannot also approve"),
+                "{by:?}"
+            );
+            assert!(
+                refusal(dir.path(), by, Some(" Alice")).contains("cannot also approve"),
+                "{by:?}"
+            );
+        }
+        for by in ["", "  "] {
+            assert!(refusal(dir.path(), by, None).contains("--by must name"));
+        }
+        assert!(!dir.path().join("approval.json").exists());
+        let approval = approve(dir.path(), " Bob ", Some("alice")).unwrap();
+        assert_eq!(approval["approved_by"], "Bob");
+        assert!(verify(dir.path()).unwrap().released);
+    }
+
+    #[test]
+    fn the_audit_names_the_creator_and_the_manifest_must_agree() {
+        // alice created it (audit) and rewrote created_by before approving it herself.
+        let dir = pending("mallory");
+        let error = refusal(dir.path(), "alice", Some("alice"));
+        assert!(error.contains("the manifest was changed"), "{error}");
+        // Nor may anyone else approve a manifest so changed.
+        let error = refusal(dir.path(), "bob", Some("alice"));
+        assert!(error.contains("the manifest was changed"), "{error}");
+        // created_by removed: the same.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            json!({"extract_id": "00ff", "files": []}).to_string(),
+        )
+        .unwrap();
+        assert!(refusal(dir.path(), "bob", Some("alice")).contains("the manifest was changed"));
+        assert!(refusal(dir.path(), "bob", None).contains("unknown"));
+        // Agreeing up to case and spaces: a second operator approves.
+        let dir = pending("Alice ");
+        approve(dir.path(), "bob", Some("alice")).unwrap();
+    }
 }

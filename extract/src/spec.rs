@@ -81,6 +81,28 @@ pub fn levels(kind: ColumnKind) -> &'static [&'static str] {
     }
 }
 
+/// Whether a column can, with others, single a person out (birth month, sex, place, any
+/// date): such a column may only leave as a declared quasi-identifier, so that k-anonymity
+/// covers it.
+pub fn quasi_identifying(name: &str, kind: ColumnKind) -> bool {
+    matches!(
+        kind,
+        ColumnKind::Date | ColumnKind::Commune | ColumnKind::Canton
+    ) || matches!(name, "birth_month" | "sex" | "commune" | "canton")
+}
+
+/// The level a column is stored at (see [`levels`]): releasing it at this level coarsens
+/// nothing. `birth_month` holds the first of the month; other dates hold the day.
+pub fn stored_precision(name: &str, kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Date if name == "birth_month" => "month",
+        ColumnKind::Date => "day",
+        ColumnKind::Commune => "commune",
+        ColumnKind::Canton => "canton",
+        ColumnKind::Plain | ColumnKind::Key(_) => "value",
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecFile {
@@ -182,8 +204,20 @@ impl Spec {
                 Some(_) => {}
             }
         }
-        if file.k < 2 && !file.quasi_identifiers.is_empty() {
-            return Err(bad("k must be at least 2".into()));
+        // Every quasi-identifying column must be declared, or it would leave exact, outside
+        // the k-anonymity check.
+        for (name, kind) in &columns {
+            if quasi_identifying(name, *kind) && !file.quasi_identifiers.contains(name) {
+                return Err(bad(format!(
+                    "column {name:?} is a quasi-identifier (with the other columns it can single a person out) but is not in quasi_identifiers: add {name:?} to quasi_identifiers (with a generalise.{name} ladder if k needs it), or drop it from columns"
+                )));
+            }
+        }
+        if file.k < 2 {
+            return Err(bad(format!(
+                "k = {}: k must be at least 2 (every released record shares its quasi-identifiers with k - 1 others)",
+                file.k
+            )));
         }
         if !(0.0..1.0).contains(&file.max_suppressed_share) {
             return Err(bad("max_suppressed_share must be in [0, 1)".into()));
@@ -229,7 +263,7 @@ impl Spec {
             columns,
             filter: file.filter,
             quasi_identifiers: file.quasi_identifiers,
-            k: file.k.max(1),
+            k: file.k,
             max_suppressed_share: file.max_suppressed_share,
             ladders: file.generalise,
             hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
@@ -367,5 +401,93 @@ commune = ["commune", "canton", "country"]
             let error = Spec::parse(&text).unwrap_err().to_string();
             assert!(error.contains(wanted), "{error} (wanted {wanted})");
         }
+    }
+
+    #[test]
+    fn quasi_identifying_columns_must_be_declared() {
+        // Each selected but undeclared quasi-identifier is refused, naming it and the fix.
+        for (from, to, column) in [
+            (
+                "quasi_identifiers = [\"birth_month\", \"sex\", \"commune\"]",
+                "quasi_identifiers = [\"birth_month\", \"commune\"]",
+                "sex",
+            ),
+            (
+                "quasi_identifiers = [\"birth_month\", \"sex\", \"commune\"]",
+                "quasi_identifiers = []",
+                "birth_month",
+            ),
+            (
+                "\"commune\"]\nwhere",
+                "\"commune\", \"administered_on\"]\nwhere",
+                "administered_on",
+            ),
+            (
+                "\"commune\"]\nwhere",
+                "\"commune\", \"canton\"]\nwhere",
+                "canton",
+            ),
+        ] {
+            let text = SPEC.replacen(from, to, 1);
+            assert_ne!(text, SPEC, "{from}");
+            let error = Spec::parse(&text).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("column {column:?} is a quasi-identifier"))
+                    && error.contains(&format!("add {column:?} to quasi_identifiers")),
+                "{error}"
+            );
+        }
+        // Every table's dates, places, birth month and sex count; the others do not.
+        for table in ["vaccinations", "antigen_doses", "cases"] {
+            for (name, kind) in selectable(table).unwrap() {
+                let expected = matches!(
+                    *name,
+                    "birth_month" | "sex" | "commune" | "canton" | "administered_on" | "onset_date"
+                );
+                assert_eq!(quasi_identifying(name, *kind), expected, "{table}.{name}");
+            }
+        }
+        // Declared, they pass.
+        let text = SPEC
+            .replacen(
+                "\"commune\"]\nwhere",
+                "\"commune\", \"administered_on\"]\nwhere",
+                1,
+            )
+            .replacen(
+                "quasi_identifiers = [\"birth_month\", \"sex\", \"commune\"]",
+                "quasi_identifiers = [\"birth_month\", \"sex\", \"commune\", \"administered_on\"]",
+                1,
+            );
+        Spec::parse(&text).unwrap();
+    }
+
+    #[test]
+    fn k_must_be_at_least_2_even_without_quasi_identifiers() {
+        let text = r#"
+project = "P-1"
+purpose = "doses per vaccine"
+table = "vaccinations"
+columns = ["person_key", "vaccine_atc"]
+k = 1
+max_suppressed_share = 0.0
+"#;
+        let error = Spec::parse(text).unwrap_err().to_string();
+        assert!(error.contains("at least 2"), "{error}");
+        Spec::parse(&text.replace("k = 1", "k = 2")).unwrap();
+    }
+
+    #[test]
+    fn stored_precisions() {
+        use vaxlake_pseudonymize::IdKind;
+        assert_eq!(stored_precision("birth_month", ColumnKind::Date), "month");
+        assert_eq!(stored_precision("administered_on", ColumnKind::Date), "day");
+        assert_eq!(stored_precision("commune", ColumnKind::Commune), "commune");
+        assert_eq!(stored_precision("canton", ColumnKind::Canton), "canton");
+        assert_eq!(stored_precision("sex", ColumnKind::Plain), "value");
+        assert_eq!(
+            stored_precision("person_key", ColumnKind::Key(IdKind::Person)),
+            "value"
+        );
     }
 }
