@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use vaxlake_query::api::auth::{new_token, Role};
+use vaxlake_query::api::auth::{new_token, user_entry, Role};
 use vaxlake_query::audit::{read, AuditFilter};
 
 #[derive(Subcommand)]
@@ -30,26 +30,13 @@ pub fn token(command: TokenCommand) -> Result<()> {
         project,
     } = command;
     let role: Role = role.parse()?;
-    match (role, &project) {
-        (Role::Researcher, None) => anyhow::bail!("a researcher needs --project"),
-        (Role::Researcher, Some(_)) | (_, None) => {}
-        (_, Some(_)) => anyhow::bail!("only researchers have a --project"),
-    }
-    if name.is_empty() || name.contains(['"', '\\', '\n']) {
-        anyhow::bail!("--name must be non-empty, without quotes, backslashes or line breaks");
-    }
     let (token, hash) = new_token();
+    // Checked (and written by the TOML serializer) before the token is shown.
+    let entry = user_entry(&name, role, project.as_deref(), &hash)?;
     eprintln!("token for {name} (shown once; give it to the user over a secure channel):");
     println!("{token}");
     eprintln!();
     eprintln!("add to the auth file of `vaxlake serve --auth FILE`:");
-    let mut entry = format!(
-        "[[user]]\nname = \"{name}\"\nrole = \"{}\"\ntoken_blake3 = \"{hash}\"\n",
-        role.as_str()
-    );
-    if let Some(project) = project {
-        entry.push_str(&format!("project = \"{project}\"\n"));
-    }
     eprint!("{entry}");
     Ok(())
 }
@@ -71,7 +58,8 @@ pub struct AuditArgs {
     /// Only requests to this endpoint (e.g. /api/sql).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// ok, refused, unauthenticated, forbidden, throttled or error.
+    /// ok, refused, unauthenticated, forbidden, throttled, error or aborted (no answer: the
+    /// client went away).
     #[arg(long)]
     pub outcome: Option<String>,
     /// Requests at or after this time (RFC 3339) or date (YYYY-MM-DD).
@@ -102,6 +90,12 @@ pub async fn audit(args: AuditArgs) -> Result<()> {
         AuditFormat::Table => println!("{}", answer.to_table()?),
         AuditFormat::Csv => print!("{}", String::from_utf8(answer.to_csv()?)?),
         AuditFormat::Json => println!("{}", serde_json::to_string(&answer.to_json()?)?),
+    }
+    if answer.truncated {
+        eprintln!(
+            "only the newest {} rows are shown; raise --limit for more",
+            answer.num_rows()
+        );
     }
     Ok(())
 }

@@ -12,6 +12,10 @@ pub struct QueryLimitArgs {
     /// aggregates and joins spill to disk beyond it; other queries fail with 503.
     #[arg(long, value_name = "MIB")]
     pub memory_limit_mb: Option<usize>,
+    /// Memory one SQL query may hold of that, in MiB (default half of it), so that one query
+    /// cannot starve the others; beyond it the query spills or fails with 503.
+    #[arg(long, value_name = "MIB")]
+    pub query_memory_limit_mb: Option<usize>,
     /// Disk all running queries may spill to together, in MiB (default 16384).
     #[arg(long, value_name = "MIB")]
     pub spill_limit_mb: Option<u64>,
@@ -31,6 +35,9 @@ impl QueryLimitArgs {
     pub fn query_options(&self, mut options: QueryOptions) -> QueryOptions {
         if let Some(mib) = self.memory_limit_mb {
             options = options.with_memory_limit(mib.max(1).saturating_mul(1 << 20));
+        }
+        if let Some(mib) = self.query_memory_limit_mb {
+            options = options.with_query_memory_limit(mib.max(1).saturating_mul(1 << 20));
         }
         if let Some(mib) = self.spill_limit_mb {
             options = options.with_spill_limit(mib.saturating_mul(1 << 20));

@@ -194,6 +194,10 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
         ("GET", "/api/status", "", &[Operator]),
         ("GET", "/api/status/quarantine", "", &[Operator]),
         ("GET", "/api/status/ingests", "", &[Operator]),
+        // Paths no rule lists: refused to every role (nothing is open by default).
+        ("GET", "/api/nope", "", &[]),
+        ("GET", "/api/coverage/", "", &[]),
+        ("GET", "/favicon.ico", "", &[]),
     ];
     let mut expected_audit: Vec<(Option<&str>, String, u16)> = Vec::new();
     for (method, path, body, may) in &endpoints {
@@ -204,9 +208,8 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
                 .iter()
                 .any(|m| std::mem::discriminant(m) == std::mem::discriminant(&who));
             let page = !path.starts_with("/api/");
+            // Not a browser opening a page (no Accept: text/html): 401, pages included.
             let wanted = match who {
-                // A browser without a session is sent to the sign-in form.
-                Nobody | Wrong if page => 303,
                 Nobody | Wrong => 401,
                 _ if allowed => 200,
                 _ => 403,
@@ -214,7 +217,7 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
             assert_eq!(status, wanted, "{who:?} {method} {path}: {response}");
             let endpoint = path.split('?').next().unwrap().to_string();
             expected_audit.push((who.name(), endpoint, status));
-            if status == 303 || (page && status == 200) {
+            if page && status == 200 {
                 continue;
             }
             let answer: Value = serde_json::from_str(body_of(&response))
@@ -230,6 +233,35 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
         }
     }
 
+    // A browser opening a page without a session is sent to the sign-in form (an extension
+    // of the 401); an API call asking for HTML still gets the 401 and its JSON reason.
+    let html = [("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+    for (path, wanted) in [("/", 303), ("/api/coverage/indicators", 401)] {
+        let response = raw(port, "GET", path, &html, "");
+        assert_eq!(status_of(&response), wanted, "{path}: {response}");
+        if wanted == 303 {
+            assert_eq!(header_of(&response, "location"), Some("/login"));
+        } else {
+            let answer: Value = serde_json::from_str(body_of(&response)).unwrap();
+            assert!(answer["error"].is_string(), "{response}");
+        }
+        expected_audit.push((None, path.to_string(), wanted));
+    }
+    // A method a route does not answer: 405 with a JSON reason, as every other error.
+    let response = call(
+        port,
+        &tokens,
+        Analyst,
+        "DELETE",
+        "/api/coverage/indicators",
+        "",
+    );
+    assert_eq!(status_of(&response), 405, "{response}");
+    assert!(header_of(&response, "allow").is_some_and(|allow| allow.contains("GET")));
+    let answer: Value = serde_json::from_str(body_of(&response)).unwrap();
+    assert!(answer["error"].is_string(), "{response}");
+    expected_audit.push((Some("ana"), "/api/coverage/indicators".into(), 405));
+
     // What the dashboards read besides the analysis endpoints.
     let json_of = |who, path| -> Value {
         let response = call(port, &tokens, who, "GET", path, "");
@@ -242,6 +274,16 @@ fn every_role_gets_exactly_what_the_contract_allows_and_every_request_is_audited
         12,
         "{geography}"
     );
+    // Cells above 100 % carry the provenance of every coverage answer.
+    let flags = json_of(Ministry, "/api/coverage/flags");
+    assert!(flags["table_versions"]["vaccinations"].is_i64(), "{flags}");
+    assert!(flags["suppression_threshold"].is_u64(), "{flags}");
+    assert!(flags.get("population_source").is_some(), "{flags}");
+    for row in flags["rows"].as_array().unwrap() {
+        assert!(row["definition_version"].is_u64(), "{row}");
+        assert!(row["population_source"].is_string(), "{row}");
+    }
+    expected_audit.push((Some("min"), "/api/coverage/flags".into(), 200));
     let freshness = json_of(Ministry, "/api/freshness");
     assert!(freshness["last_ingest"].is_string(), "{freshness}");
     assert!(freshness["data_until"].is_string(), "{freshness}");
@@ -424,10 +466,16 @@ fn browsers_sign_in_with_a_session_cookie_that_logout_ends() {
     let port = server.port;
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
 
-    // A page without a session sends the browser to the sign-in form.
-    let page = raw(port, "GET", "/", &[], "");
+    // A page without a session sends the browser to the sign-in form; anything but a
+    // browser's page navigation (an asset, a script's request) gets the 401.
+    let page = raw(port, "GET", "/", &[("Accept", "text/html")], "");
     assert_eq!(status_of(&page), 303, "{page}");
     assert_eq!(header_of(&page, "location"), Some("/login"));
+    for (path, accept) in [("/", "*/*"), ("/app.js", "*/*"), ("/", "application/json")] {
+        let refused = raw(port, "GET", path, &[("Accept", accept)], "");
+        assert_eq!(status_of(&refused), 401, "{path} {accept}: {refused}");
+        assert!(body_of(&refused).contains("\"error\""), "{refused}");
+    }
     let login = raw(port, "GET", "/login", &[], "");
     assert_eq!(status_of(&login), 200);
     assert!(body_of(&login).contains("<form method=\"post\" action=\"/login\">"));
@@ -578,6 +626,187 @@ fn serve_refuses_bad_configurations_and_hardens_http() {
     assert_eq!(
         header_of(&response, "access-control-allow-origin"),
         Some("https://dash.example")
+    );
+}
+
+/// Sends `request` and closes the connection after `wait`, before any answer.
+fn abandon(port: u16, request: &str, wait: Duration) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    std::thread::sleep(wait);
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+fn sql_request(token: &str, sql: &str) -> String {
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    format!(
+        "POST /api/sql HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Requests no handler answers are audited as well: a client that goes away mid-query, the
+/// request timeout's 503, a 405, a CORS preflight; with the caller the auth found.
+#[test]
+fn unanswered_requests_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, tokens) = auth_file(dir.path());
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    let mut server = serve(
+        &wh,
+        &[
+            "--auth",
+            auth.to_str().unwrap(),
+            "--request-timeout-secs",
+            "2",
+            "--cors-origin",
+            "https://dash.example",
+        ],
+    );
+    let port = server.port;
+    // Runs until the query timeout (60 s) unless cancelled.
+    let slow = "SELECT sum(a.value * b.value) AS s FROM generate_series(1, 1000000) a, generate_series(1, 1000000) b";
+
+    // The client goes away mid-query: no answer, but an audit row (and the query stops:
+    // the server answers the next request at once).
+    abandon(
+        port,
+        &sql_request(&tokens.analyst, slow),
+        Duration::from_millis(700),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_eq!(http_get(port, "/api/health").unwrap().0, 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The request timeout: 503 with a JSON reason, recorded like any answer.
+    let response = raw(
+        port,
+        "POST",
+        "/api/sql",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {}", tokens.analyst)),
+        ],
+        &serde_json::json!({ "sql": slow }).to_string(),
+    );
+    assert_eq!(status_of(&response), 503, "{response}");
+    let answer: Value = serde_json::from_str(body_of(&response)).unwrap();
+    assert_eq!(answer.as_object().unwrap().len(), 1, "{response}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("not answered within"),
+        "{response}"
+    );
+
+    // A method the route does not answer: 405 with a JSON reason.
+    let response = raw(port, "DELETE", "/api/health", &[], "");
+    assert_eq!(status_of(&response), 405, "{response}");
+    assert!(body_of(&response).contains("\"error\""), "{response}");
+
+    // A CORS preflight (answered by the CORS layer, before the auth).
+    let response = raw(
+        port,
+        "OPTIONS",
+        "/api/sql",
+        &[
+            ("Origin", "https://dash.example"),
+            ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            ),
+        ],
+        "",
+    );
+    assert_eq!(
+        header_of(&response, "access-control-allow-origin"),
+        Some("https://dash.example"),
+        "{response}"
+    );
+    let preflight_status = status_of(&response);
+
+    assert!(server.terminate().success());
+    let rows = audit_rows(&wh);
+    let find = |method: &str, endpoint: &str, status: u64| {
+        rows.iter()
+            .find(|row| row[3] == method && row[4] == endpoint && row[6] == status)
+            .unwrap_or_else(|| panic!("no {method} {endpoint} {status} in {rows:#?}"))
+    };
+    let aborted = find("POST", "/api/sql", 499);
+    assert_eq!(aborted[7], "aborted", "{aborted:?}");
+    assert_eq!(aborted[1], "ana", "the caller is known: {aborted:?}");
+    assert_eq!(aborted[2], "analyst");
+    assert!(
+        aborted[5].as_str().unwrap().contains("generate_series"),
+        "{aborted:?}"
+    );
+    assert!(aborted[8].is_null());
+    let timed_out = find("POST", "/api/sql", 503);
+    assert_eq!(timed_out[1], "ana", "{timed_out:?}");
+    assert_eq!(timed_out[7], "error");
+    assert!(timed_out[9].as_f64().unwrap() >= 2000.0, "{timed_out:?}");
+    assert_eq!(find("DELETE", "/api/health", 405)[7], "refused");
+    let preflight = find("OPTIONS", "/api/sql", u64::from(preflight_status));
+    assert_eq!(preflight[2], "anonymous");
+}
+
+/// `token new` writes an entry the auth file reads back whatever the name and project hold
+/// (quotes, backslashes, TOML syntax), and refuses control characters.
+#[test]
+fn token_entries_hold_any_printable_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = r#"O"Brien \ [[user]] role = "operator" 'x'"#;
+    let project = r#"P "2026" \ #014"#;
+    let mut file = String::new();
+    let mut tokens = Vec::new();
+    for (name, role, project) in [
+        (name, "operator", None),
+        ("rex", "researcher", Some(project)),
+    ] {
+        let mut args = vec!["token", "new", "--name", name, "--role", role];
+        if let Some(project) = project {
+            args.extend(["--project", project]);
+        }
+        let (token, stderr) = ok(&args);
+        // The entry starts on its own line (the name, shown above it, may hold "[[user]]").
+        let at = stderr.find("\n[[user]]\n").expect("an entry") + 1;
+        file.push_str(&stderr[at..]);
+        tokens.push(token.trim().to_string());
+    }
+    for bad in ["a\nname = \"x\"", "tab\there", "esc\u{1b}[0m", ""] {
+        let out = run(&["token", "new", "--name", bad, "--role", "analyst"]);
+        assert!(!out.status.success(), "{bad:?} accepted");
+    }
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(&auth, &file).unwrap();
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    let mut server = serve(&wh, &["--auth", auth.to_str().unwrap()]);
+    let get = |token: &str, path: &str| {
+        let bearer = format!("Bearer {token}");
+        raw(
+            server.port,
+            "GET",
+            path,
+            &[("Authorization", bearer.as_str())],
+            "",
+        )
+    };
+    // The odd name is an operator (not a name smuggled in as a role).
+    let health = get(&tokens[0], "/api/health");
+    let answer: Value = serde_json::from_str(body_of(&health)).unwrap();
+    assert!(answer.get("tables").is_some(), "operator details: {health}");
+    assert_eq!(status_of(&get(&tokens[1], "/api/extracts")), 200);
+    assert!(server.terminate().success());
+    let rows = audit_rows(&wh);
+    assert!(
+        rows.iter()
+            .any(|row| row[1] == name && row[2] == "operator"),
+        "{rows:?}"
     );
 }
 

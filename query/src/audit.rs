@@ -180,6 +180,32 @@ impl AuditLog {
         }
     }
 
+    /// Queues one record without waiting (for drop guards, which cannot wait): when
+    /// [`QUEUE`] records are already waiting, a task sends it as soon as there is room.
+    pub fn record_now(&self, record: AuditRecord) {
+        match self.sender.try_send(Message::Record(record)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let sender = self.sender.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(async move {
+                            if sender.send(message).await.is_err() {
+                                tracing::error!("audit writer stopped: a request went unrecorded");
+                            }
+                        });
+                    }
+                    Err(_) => tracing::error!(
+                        "audit queue full outside the runtime: a request went unrecorded"
+                    ),
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit writer stopped: a request went unrecorded");
+            }
+        }
+    }
+
     /// Waits until every record queued before this call is committed, then stops the
     /// writer (for a clean shutdown, after the server stopped answering).
     pub async fn close(&self) {
@@ -325,16 +351,42 @@ pub async fn read(root: &Url, filter: &AuditFilter) -> Result<QueryAnswer, Query
         )))?;
     }
     let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
+    // One row more than asked for says whether the limit cut the answer.
     let frame = frame
         .sort(vec![col("at").sort(false, false)])?
-        .limit(0, Some(limit))?;
+        .limit(0, Some(limit + 1))?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await?;
+    let (batches, truncated) = first_rows(batches, limit);
     Ok(QueryAnswer {
         schema,
-        batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
-        truncated: false,
+        batches,
+        truncated,
     })
+}
+
+/// The first `limit` rows of `batches` (empty batches left out), and whether rows were cut.
+fn first_rows(batches: Vec<RecordBatch>, limit: usize) -> (Vec<RecordBatch>, bool) {
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut room = limit;
+    let mut truncated = false;
+    for batch in batches {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        if room == 0 {
+            truncated = true;
+            break;
+        }
+        if batch.num_rows() > room {
+            kept.push(batch.slice(0, room));
+            truncated = true;
+            break;
+        }
+        room -= batch.num_rows();
+        kept.push(batch);
+    }
+    (kept, truncated)
 }
 
 fn parse_since(text: &str) -> Result<i64, QueryError> {
@@ -433,5 +485,59 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(one.num_rows(), 1);
+        assert!(!one.truncated);
+        assert!(!all.truncated, "3 rows, limit 100");
+        let cut = read(
+            &root,
+            &AuditFilter {
+                limit: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(cut.num_rows(), 2);
+        assert!(cut.truncated, "3 rows, limit 2");
+        assert_eq!(cut.to_json().unwrap()["truncated"], true);
+        let exact = read(
+            &root,
+            &AuditFilter {
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(exact.num_rows(), 3);
+        assert!(!exact.truncated, "3 rows, limit 3");
+    }
+
+    #[test]
+    fn first_rows_cuts_across_batches() {
+        let one = |n: i64| {
+            let records: Vec<AuditRecord> = (0..n)
+                .map(|i| AuditRecord {
+                    at_micros: i,
+                    user: None,
+                    role: "anonymous".into(),
+                    method: "GET".into(),
+                    endpoint: "/".into(),
+                    parameters: String::new(),
+                    status: 200,
+                    outcome: "ok".into(),
+                    rows: None,
+                    duration_ms: 0.0,
+                })
+                .collect();
+            batch(&records).unwrap()
+        };
+        let rows =
+            |batches: &[RecordBatch]| batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        let (kept, cut) = first_rows(vec![one(2), one(0), one(3)], 4);
+        assert_eq!((rows(&kept), cut), (4, true));
+        let (kept, cut) = first_rows(vec![one(2), one(2)], 4);
+        assert_eq!((rows(&kept), cut), (4, false));
+        let (kept, cut) = first_rows(vec![one(2), one(2), one(1)], 4);
+        assert_eq!((rows(&kept), cut), (4, true));
     }
 }

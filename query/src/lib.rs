@@ -21,6 +21,7 @@ pub mod effectiveness;
 mod error;
 mod format;
 pub mod latest;
+mod query_memory;
 mod reference;
 pub mod sandbox;
 mod views;

@@ -24,6 +24,8 @@ use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::execute_stream;
@@ -38,6 +40,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
 use url::Url;
 
+use crate::query_memory::QueryPool;
 use crate::{QueryAnswer, QueryError};
 
 const ONLY_QUERIES: &str =
@@ -69,14 +72,16 @@ pub(crate) struct QueryLimits {
     /// The warehouse's memory limit (see [`crate::QueryOptions::memory_limit`]), from which
     /// the limits of answers and values below follow.
     pub memory_limit: usize,
+    /// Memory this one query may hold of the warehouse's pool (see [`QueryPool`]).
+    pub query_memory_limit: usize,
 }
 
 impl QueryLimits {
-    /// Bytes of Arrow data the answer may hold: a quarter of the memory limit, since the
-    /// answer also counts against the pool while it is collected, and encoding it (JSON,
-    /// CSV) takes a few times as much again.
+    /// Bytes of Arrow data the answer may hold: a quarter of the memory limit (and at most
+    /// half the query's own), since the answer also counts against the pool while it is
+    /// collected, and encoding it (JSON, CSV) takes a few times as much again.
     pub fn max_answer_bytes(&self) -> usize {
-        self.memory_limit / 4
+        (self.memory_limit / 4).min(self.query_memory_limit / 2)
     }
 
     /// Bytes one value in the plan may hold (a literal, or what constant folding made of
@@ -455,7 +460,19 @@ async fn plan_and_collect(
     limits: QueryLimits,
 ) -> Result<QueryAnswer, QueryError> {
     let max_rows = limits.max_rows;
-    let state = ctx.state();
+    // The same session (tables, views, functions) over a runtime whose pool is this query's
+    // share of the warehouse's pool.
+    let shared = ctx.runtime_env();
+    let runtime = Arc::new(RuntimeEnv {
+        memory_pool: Arc::new(QueryPool::new(
+            shared.memory_pool.clone(),
+            limits.query_memory_limit,
+        )),
+        ..shared.as_ref().clone()
+    });
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_runtime_env(runtime)
+        .build();
     let plan = state.create_logical_plan(sql).await?;
     sql_options()
         .verify_plan(&plan)
@@ -483,7 +500,8 @@ async fn plan_and_collect(
 
     // The rows collected count against the pool like any operator's memory: a capped
     // number of rows can still be wide (`SELECT repeat('x', 1000000) FROM ...`).
-    let answer_memory = MemoryConsumer::new("the answer").register(&ctx.runtime_env().memory_pool);
+    let answer_memory =
+        MemoryConsumer::new("the answer").register(&state.runtime_env().memory_pool);
     let mut batches = Vec::new();
     let mut rows = 0usize;
     let mut truncated = false;

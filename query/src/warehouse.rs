@@ -46,6 +46,10 @@ pub struct QueryOptions {
     /// [`QueryError::ResourcesExhausted`]. One answer may hold at most a quarter of it,
     /// since encoding it as JSON or CSV takes a few times more. Default 2 GiB.
     pub memory_limit: usize,
+    /// Memory one SQL query (`/api/sql`, `vaxlake sql`) may hold of `memory_limit`, in bytes,
+    /// so that one query cannot starve the others (dashboards, coverage): beyond it the query
+    /// spills or fails as above. `None` (the default): half of `memory_limit`.
+    pub query_memory_limit: Option<usize>,
     /// Bytes all running queries may spill to the temporary directory together; beyond it
     /// a query fails with [`QueryError::ResourcesExhausted`] instead of filling the disk.
     /// Default 16 GiB.
@@ -66,6 +70,7 @@ impl Default for QueryOptions {
     fn default() -> Self {
         QueryOptions {
             memory_limit: 2 << 30,
+            query_memory_limit: None,
             spill_limit: 16 << 30,
             query_timeout: Duration::from_secs(60),
             max_rows: 100_000,
@@ -80,6 +85,12 @@ impl QueryOptions {
     /// See [`QueryOptions::memory_limit`].
     pub fn with_memory_limit(mut self, bytes: usize) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// See [`QueryOptions::query_memory_limit`].
+    pub fn with_query_memory_limit(mut self, bytes: usize) -> Self {
+        self.query_memory_limit = Some(bytes);
         self
     }
 
@@ -128,6 +139,10 @@ impl QueryOptions {
             timeout: self.query_timeout,
             max_rows: self.max_rows,
             memory_limit: self.memory_limit,
+            query_memory_limit: self
+                .query_memory_limit
+                .unwrap_or(self.memory_limit / 2)
+                .min(self.memory_limit),
         }
     }
 }

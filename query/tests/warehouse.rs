@@ -303,6 +303,40 @@ async fn memory_is_bounded() {
     );
 }
 
+/// One query holds at most its own share of the warehouse's pool (half by default): about
+/// 33 MB of kept text passes a 128 MiB pool whole, but not a 32 MiB share of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_query_stops_at_its_own_share_of_the_pool() {
+    const KEEPS_33_MB: &str = "SELECT cardinality(array_agg(concat(CAST(value AS VARCHAR), \
+        repeat('x', 200)))) AS n FROM generate_series(100000, 249999)";
+    let pool = 128 << 20;
+    let (_root, whole) = warehouse_with_first_doses(
+        QueryOptions::default()
+            .with_memory_limit(pool)
+            .with_query_memory_limit(pool),
+    )
+    .await;
+    assert_eq!(query(&whole, KEEPS_33_MB).await, vec![json!([150000])]);
+
+    let (_root, shared) = warehouse_with_first_doses(
+        QueryOptions::default()
+            .with_memory_limit(pool)
+            .with_query_memory_limit(32 << 20),
+    )
+    .await;
+    match shared.sql(KEEPS_33_MB).await {
+        Err(QueryError::ResourcesExhausted(reason)) => {
+            assert!(reason.contains("memory limit of one query"), "{reason}")
+        }
+        other => panic!("expected the query's own limit, got {other:?}"),
+    }
+    // Its memory went back: a small query runs at once.
+    assert_eq!(
+        query(&shared, "SELECT count(*) AS n FROM generate_series(1, 10)").await,
+        vec![json!([10])]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_delta_version_is_picked_up() {
     let (root, warehouse) =

@@ -30,6 +30,13 @@ const token = args.token ?? null;
 const role = args.role ?? (token ? 'ministry' : 'operator');
 const chromiumPath = args.chromium ?? '/usr/bin/chromium';
 const failures = [];
+/** Panels drawing coverage answers, from the declared dashboards (dashboards/*.json). */
+const coveragePanels = new Set(
+  ['overview', 'coverage', 'quality']
+    .flatMap((name) => JSON.parse(readFileSync(resolve(here, `../../dashboards/${name}.json`), 'utf8')).panels)
+    .filter((p) => p.api?.path?.startsWith('/api/coverage') && p.denominator)
+    .map((p) => p.id),
+);
 const notes = [];
 let checkedFigures = 0;
 
@@ -349,10 +356,12 @@ async function main() {
 }
 
 async function signIn(page, context) {
-  const home = await fetch(`${origin}/`, { redirect: 'manual' });
+  // A browser opening the page (Accept: text/html) is sent to the sign-in form; anything
+  // else without a session (an asset, a script) gets the 401 and its JSON reason.
+  const home = await fetch(`${origin}/`, { headers: { accept: 'text/html,application/xhtml+xml' }, redirect: 'manual' });
   check(home.status === 303 && home.headers.get('location') === '/login', `GET / without a session: ${home.status} → ${home.headers.get('location')}`);
   const asset = await fetch(`${origin}/app.js`, { redirect: 'manual' });
-  check(asset.status === 303, `GET /app.js without a session: ${asset.status} (no asset before sign-in)`);
+  check(asset.status === 401 && typeof (await asset.json()).error === 'string', `GET /app.js without a session: ${asset.status} (no asset before sign-in)`);
   const api = await fetch(`${origin}/api/coverage/indicators`);
   check(api.status === 401 && typeof (await api.json()).error === 'string', `API without a session: ${api.status} with a JSON reason`);
   const wrong = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ token: 'not-a-token' }), redirect: 'manual' });
@@ -381,8 +390,17 @@ async function visit(page, context, id) {
     if (role === 'operator') check(panel.state === 'ready' || panel.state === 'empty', `${label}: operator sees ${panel.id}`);
     else check(panel.state === 'forbidden' && /operators only/i.test(panel.status), `${label}: ${role} is told “${panel.status.slice(0, 40)}…” for ${panel.id}`);
   }
-  const footers = await page.$$eval('[data-panel][data-state=ready] .panel__source', (list) => list.map((f) => f.textContent));
-  check(footers.every((text) => text.trim().length > 0), `${label}: every chart names its sources`);
+  const footers = await page.$$eval('[data-panel][data-state=ready]', (list) =>
+    list.map((p) => ({ id: p.dataset.panel, text: p.querySelector('.panel__source')?.textContent ?? '' })),
+  );
+  check(footers.every((f) => f.text.trim().length > 0), `${label}: every chart names its sources`);
+  // Coverage answers name their denominator, the indicator's definition version and the
+  // table versions they were computed from (the flags list gives a version per row).
+  const unnamed = footers
+    .filter((f) => coveragePanels.has(f.id))
+    .filter((f) => !(f.text.includes('Denominator') && /\bv\d+/.test(f.text) && (f.id === 'above-100' || f.text.includes('definition version'))))
+    .map((f) => `${f.id}: “${f.text.slice(0, 80)}”`);
+  check(unnamed.length === 0, `${label}: coverage charts name denominator, definition version and table versions${unnamed.length ? `; not: ${unnamed.join('; ')}` : ''}`);
   const rows = await tableRows(page);
   const figures = await verifyRows(context, rows, label);
   check(figures > 0, `${label}: figures were compared`);

@@ -1,5 +1,6 @@
 //! `GET /api/audit` (operators): the audit trail, newest first, filtered by `user`,
-//! `endpoint`, `outcome` and `since`, at most `limit` rows (default 100).
+//! `endpoint`, `outcome` and `since`, at most `limit` rows (default 100; `truncated` says
+//! when there were more).
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub(crate) async fn audit(
     };
     let answer = read(state.warehouse().root(), &filter).await?;
     let rows = answer.num_rows() as i64;
+    let truncated = answer.truncated;
     let wants_csv = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -53,6 +55,11 @@ pub(crate) async fn audit(
     } else {
         Json(answer.to_json()?).into_response()
     };
+    // As `/api/sql`: whether `limit` cut the answer, also for CSV (JSON says `truncated`).
+    response.headers_mut().insert(
+        "x-vaxlake-truncated",
+        HeaderValue::from_static(if truncated { "true" } else { "false" }),
+    );
     response.extensions_mut().insert(AuditRows(rows));
     Ok(response)
 }

@@ -211,6 +211,66 @@ pub fn new_token() -> (String, String) {
     (token, hash)
 }
 
+/// The `[[user]]` entry of the auth file for a user whose token hashes to `token_blake3`,
+/// written by the TOML serializer (so that any name or project reads back as given).
+/// Refuses what the file could not hold or a person could not read: an empty name or
+/// project, control characters (line breaks, tabs, escapes), a project for a role other
+/// than researcher, a researcher without one.
+pub fn user_entry(
+    name: &str,
+    role: Role,
+    project: Option<&str>,
+    token_blake3: &str,
+) -> Result<String, AuthError> {
+    let printable = |what: &str, text: &str| {
+        if text.trim().is_empty() {
+            Err(AuthError::Invalid(format!("{what} must not be empty")))
+        } else if text.chars().any(char::is_control) {
+            Err(AuthError::Invalid(format!(
+                "{what} must not hold control characters (line breaks, tabs, escapes)"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    printable("the name (--name)", name)?;
+    match (role, project) {
+        (Role::Researcher, None) => {
+            return Err(AuthError::Invalid(
+                "a researcher needs a project (--project)".into(),
+            ))
+        }
+        (Role::Researcher, Some(project)) => printable("the project (--project)", project)?,
+        (_, None) => {}
+        (_, Some(_)) => {
+            return Err(AuthError::Invalid(
+                "only researchers have a project (--project)".into(),
+            ))
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        name: &'a str,
+        role: &'a str,
+        token_blake3: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        project: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        user: [Entry<'a>; 1],
+    }
+    toml::to_string(&File {
+        user: [Entry {
+            name,
+            role: role.as_str(),
+            token_blake3,
+            project,
+        }],
+    })
+    .map_err(|error| AuthError::Invalid(format!("cannot write the auth entry: {error}")))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -299,24 +359,107 @@ impl Caller {
     }
 }
 
-/// Who may call what: `None` when anyone may (health, sign-in), else the roles allowed.
-pub fn allowed(path: &str) -> Option<&'static [Role]> {
-    use Role::*;
-    const ANALYSIS: &[Role] = &[Analyst, Ministry, Operator];
-    if path == "/api/health" || path == "/login" || path == "/logout" {
-        return None;
+/// Who may use a route (CONTRACTS.md, Access).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (health, sign-in).
+    Open,
+    /// Signed-in users of these roles only.
+    Roles(&'static [Role]),
+}
+
+impl Access {
+    /// Whether a user of `role` may use the route.
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            Access::Open => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
     }
-    if path == "/api/sql" {
-        return Some(&[Analyst]);
+}
+
+/// Coverage, effectiveness and the dashboards.
+const ANALYSIS: Access = Access::Roles(&[Role::Analyst, Role::Ministry, Role::Operator]);
+const OPERATORS: Access = Access::Roles(&[Role::Operator]);
+const EXTRACTS: Access = Access::Roles(&[Role::Researcher, Role::Operator]);
+
+/// Every route of the API with who may use it: [`super::router`] registers exactly these
+/// (a route is added here, never with `Router::route` alone), so none can go without a
+/// rule. `{name}` matches one path segment, as in axum.
+pub const ROUTES: &[(&str, Access)] = &[
+    ("/api/health", Access::Open),
+    ("/api/sql", Access::Roles(&[Role::Analyst])),
+    ("/api/coverage", ANALYSIS),
+    ("/api/coverage/indicators", ANALYSIS),
+    ("/api/coverage/curve", ANALYSIS),
+    ("/api/coverage/dropout", ANALYSIS),
+    ("/api/coverage/timeliness", ANALYSIS),
+    ("/api/coverage/flags", ANALYSIS),
+    ("/api/effectiveness", ANALYSIS),
+    ("/api/effectiveness/rates", ANALYSIS),
+    ("/api/freshness", ANALYSIS),
+    ("/api/geography", ANALYSIS),
+    ("/api/audit", OPERATORS),
+    ("/api/status", OPERATORS),
+    ("/api/status/quarantine", OPERATORS),
+    ("/api/status/ingests", OPERATORS),
+    ("/api/extracts", EXTRACTS),
+    ("/api/extracts/{project}/{id}/{file}", EXTRACTS),
+    ("/login", Access::Open),
+    ("/logout", Access::Open),
+];
+
+/// The dashboards' files, which the router's fallback serves from the files built into the
+/// binary (`scripts/build-dashboards` writes exactly these into `dashboards/dist/`).
+pub const PAGES: &[(&str, Access)] = &[
+    ("/", ANALYSIS),
+    ("/index.html", ANALYSIS),
+    ("/app.js", ANALYSIS),
+    ("/app.css", ANALYSIS),
+    ("/favicon.svg", ANALYSIS),
+    ("/licenses.txt", ANALYSIS),
+    ("/dashboards/{file}", ANALYSIS),
+];
+
+/// Whether `path` is matched by the route `pattern` (`{name}` is one non-empty segment).
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
     }
-    if path == "/api/audit" || path == "/api/status" || path.starts_with("/api/status/") {
-        return Some(&[Operator]);
-    }
-    if path == "/api/extracts" || path.starts_with("/api/extracts/") {
-        return Some(&[Researcher, Operator]);
-    }
-    // Coverage, effectiveness and the dashboards (every other page and asset).
-    Some(ANALYSIS)
+}
+
+/// Who may use `path`: the rule of [`ROUTES`] or [`PAGES`] that matches it, `None` for a
+/// path no rule lists, which nobody signed in may use (403; 401 without a valid token).
+pub fn access(path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .chain(PAGES)
+        .find(|(pattern, _)| matches(pattern, path))
+        .map(|(_, access)| *access)
+}
+
+/// Whether the request is a browser's page navigation (a GET of a page, not of the API,
+/// asking for HTML): only these are sent to the sign-in form instead of a 401.
+fn is_page_navigation(request: &Request) -> bool {
+    request.method() == axum::http::Method::GET
+        && !request.uri().path().starts_with("/api/")
+        && request
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.to_ascii_lowercase().contains("text/html"))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -347,6 +490,9 @@ pub(crate) async fn authorize(
     next: Next,
 ) -> Response {
     let Some(config) = &state.auth else {
+        if let Some(slot) = request.extensions().get::<super::CallerSlot>() {
+            slot.set(Caller::Unauthenticated);
+        }
         request.extensions_mut().insert(Caller::Unauthenticated);
         let mut response = next.run(request).await;
         response.extensions_mut().insert(Caller::Unauthenticated);
@@ -374,34 +520,40 @@ pub(crate) async fn authorize(
         },
         None => Caller::Anonymous,
     };
+    // The audit learns the caller now, in case the answer never comes (a timeout, a client
+    // that goes away, a panic).
+    if let Some(slot) = request.extensions().get::<super::CallerSlot>() {
+        slot.set(caller.clone());
+    }
     let path = request.uri().path().to_string();
-    let refusal = match (allowed(&path), &caller) {
-        (None, _) => None,
-        (Some(roles), Caller::User { role, .. }) if roles.contains(role) => None,
+    let refusal = match (access(&path), &caller) {
+        (Some(Access::Open), _) => None,
+        (Some(access), Caller::User { role, .. }) if access.admits(*role) => None,
         (Some(_), Caller::User { role, .. }) => Some(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("the {} role may not use {path}", role.as_str()),
         )),
-        (Some(_), _) if presented => Some(ApiError::new(
+        (None, Caller::User { .. }) => Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{path} is not an endpoint or page of this server"),
+        )),
+        (_, _) if presented => Some(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unknown or expired token or session; sign in again",
         )),
-        (Some(_), _) => Some(ApiError::new(
+        (_, _) => Some(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "authentication required: send Authorization: Bearer TOKEN (browsers: sign in at /login)",
         )),
     };
     let mut response = match refusal {
-        Some(error) => {
-            let browser_page = error.status == StatusCode::UNAUTHORIZED
-                && !path.starts_with("/api/")
-                && request.method() == axum::http::Method::GET;
-            if browser_page {
-                redirect_to_login()
-            } else {
-                error.into_response()
-            }
+        // A browser opening a page without a session is sent to the sign-in form (an
+        // extension of CONTRACTS.md's 401, for page navigations only: the API, scripts and
+        // every request not asking for HTML get the 401 and its JSON reason).
+        Some(error) if error.status == StatusCode::UNAUTHORIZED && is_page_navigation(&request) => {
+            redirect_to_login()
         }
+        Some(error) => error.into_response(),
         None => {
             request.extensions_mut().insert(caller.clone());
             next.run(request).await
@@ -418,6 +570,7 @@ fn redirect_to_login() -> Response {
 const LOGIN_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>vaxlake: sign in</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;color:#111;background:#fff}
 label{display:block;margin-bottom:.5rem}input{width:100%;padding:.5rem;font-size:1rem;border:1px solid #555}
 button{margin-top:1rem;padding:.5rem 1.5rem;font-size:1rem;background:#0b4f8a;color:#fff;border:0}
@@ -541,6 +694,66 @@ mod tests {
     }
 
     #[test]
+    fn entries_read_back_as_written_whatever_the_name() {
+        let odd = [
+            "o\"brien",
+            "back\\slash",
+            "it's",
+            "'''triple'''",
+            "\"\"\"",
+            "[[user]]",
+            "a = \"b\"",
+            "Zoë Ångström 名前",
+            "#hash",
+            " spaced ",
+        ];
+        for (i, name) in odd.iter().enumerate() {
+            let mut text = String::new();
+            let mut hashes = Vec::new();
+            for (role, project) in [
+                (Role::Analyst, None),
+                (Role::Researcher, Some(odd[(i + 1) % odd.len()])),
+            ] {
+                let (_, hash) = new_token();
+                let name = format!("{name}{}", role.as_str());
+                text.push_str(&user_entry(&name, role, project, &hash).unwrap());
+                hashes.push((name, role, project, hash));
+            }
+            let config = AuthConfig::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(config.users().len(), 2, "{text}");
+            for (user, (name, role, project, hash)) in config.users().iter().zip(&hashes) {
+                assert_eq!(&user.name, name, "{text}");
+                assert_eq!(user.role, *role);
+                assert_eq!(user.project.as_deref(), *project, "{text}");
+                assert_eq!(user.token.to_hex().as_str(), hash);
+            }
+        }
+    }
+
+    #[test]
+    fn entries_refuse_control_characters_and_misplaced_projects() {
+        let (_, hash) = new_token();
+        for (name, role, project) in [
+            ("a\nb", Role::Analyst, None),
+            ("a\rb", Role::Analyst, None),
+            ("a\tb", Role::Analyst, None),
+            ("a\u{1b}[31mb", Role::Analyst, None),
+            ("a\u{7f}", Role::Analyst, None),
+            ("a\u{85}", Role::Analyst, None),
+            ("", Role::Analyst, None),
+            ("r", Role::Researcher, Some("P\n[[user]]")),
+            ("r", Role::Researcher, Some(" ")),
+            ("r", Role::Researcher, None),
+            ("a", Role::Operator, Some("P-1")),
+        ] {
+            assert!(
+                user_entry(name, role, project, &hash).is_err(),
+                "{name:?} {project:?}"
+            );
+        }
+    }
+
+    #[test]
     fn debug_shows_no_token_hash() {
         let (config, _) = config();
         let shown = format!("{config:?}");
@@ -552,7 +765,7 @@ mod tests {
     #[test]
     fn the_permission_table() {
         use Role::*;
-        let may = |path: &str, role| allowed(path).is_none_or(|roles| roles.contains(&role));
+        let may = |path: &str, role| access(path).is_some_and(|access| access.admits(role));
         assert!(may("/api/sql", Analyst));
         for role in [Ministry, Researcher, Operator] {
             assert!(!may("/api/sql", role));
@@ -560,18 +773,59 @@ mod tests {
         for path in [
             "/api/coverage",
             "/api/coverage/curve",
+            "/api/coverage/flags",
             "/api/effectiveness",
+            "/api/freshness",
             "/",
+            "/app.js",
+            "/dashboards/index.json",
         ] {
             assert!(may(path, Analyst) && may(path, Ministry) && may(path, Operator));
-            assert!(!may(path, Researcher));
+            assert!(!may(path, Researcher), "{path}");
         }
-        assert!(may("/api/audit", Operator));
-        for role in [Analyst, Ministry, Researcher] {
-            assert!(!may("/api/audit", role));
+        for path in ["/api/audit", "/api/status", "/api/status/ingests"] {
+            assert!(may(path, Operator));
+            for role in [Analyst, Ministry, Researcher] {
+                assert!(!may(path, role), "{path}");
+            }
+        }
+        for path in ["/api/extracts", "/api/extracts/P-1/e1/part-0.parquet"] {
+            assert!(may(path, Researcher) && may(path, Operator));
+            assert!(!may(path, Analyst) && !may(path, Ministry), "{path}");
         }
         for role in [Analyst, Ministry, Researcher, Operator] {
             assert!(may("/api/health", role));
+            assert!(may("/login", role));
+        }
+        assert_eq!(access("/api/health"), Some(Access::Open));
+    }
+
+    #[test]
+    fn paths_no_rule_lists_are_refused_to_every_role() {
+        for path in [
+            "/api/nope",
+            "/api/coverage/",
+            "/api/coverage/flags/x",
+            "/api/status/secret",
+            "/api/extracts/P-1",
+            "/api/extracts/P-1//f",
+            "/api/extracts/P-1/e1/f/more",
+            "/api",
+            "/favicon.ico",
+            "/dashboards/",
+            "/dashboards/a/b.json",
+            "/index.html/x",
+            "",
+        ] {
+            assert_eq!(access(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_dashboard_file_has_a_rule() {
+        // The files built into this binary (none before `scripts/build-dashboards`).
+        for file in super::super::pages::asset_paths() {
+            assert!(access(&format!("/{file}")).is_some(), "/{file} has no rule");
         }
     }
 

@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{from_fn_with_state, Next};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
@@ -200,102 +200,269 @@ fn effectiveness_engine(
         .map_err(|error| error.to_string())
 }
 
-/// The API's routes, to serve alone ([`serve`]) or merged with the dashboards' router: every
-/// request goes through the audit (outermost, so refusals are recorded too), then the auth.
-pub fn router(state: Arc<ApiState>) -> Router {
-    let max_body_bytes = state.max_body_bytes;
-    Router::new()
-        .route("/api/health", get(health::health))
-        .route("/api/sql", post(sql::sql))
-        .route("/api/coverage", get(coverage::coverage))
-        .route("/api/coverage/indicators", get(coverage::indicators))
-        .route("/api/coverage/curve", get(coverage::curve))
-        .route("/api/coverage/dropout", get(coverage::dropout))
-        .route("/api/coverage/timeliness", get(coverage::timeliness))
-        .route("/api/effectiveness", get(effectiveness::effectiveness))
-        .route("/api/effectiveness/rates", get(effectiveness::rates))
-        .route("/api/audit", get(audit::audit))
-        .route("/api/extracts", get(extracts::list))
-        .route(
-            "/api/extracts/{project}/{id}/{file}",
-            get(extracts::download),
-        )
-        .route("/api/status", get(pages::status))
-        .route("/api/status/quarantine", get(pages::quarantine))
-        .route("/api/status/ingests", get(pages::ingests))
-        .route("/api/freshness", get(pages::freshness))
-        .route("/api/geography", get(pages::geography))
-        .route("/api/coverage/flags", get(pages::coverage_flags))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", get(auth::logout).post(auth::logout))
-        .fallback(pages::asset)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(from_fn_with_state(state.clone(), auth::authorize))
-        .layer(from_fn_with_state(state.clone(), audit_request))
-        .with_state(state)
+/// The handler of each route of [`auth::ROUTES`].
+fn handler(path: &str) -> MethodRouter<Arc<ApiState>> {
+    match path {
+        "/api/health" => get(health::health),
+        "/api/sql" => post(sql::sql),
+        "/api/coverage" => get(coverage::coverage),
+        "/api/coverage/indicators" => get(coverage::indicators),
+        "/api/coverage/curve" => get(coverage::curve),
+        "/api/coverage/dropout" => get(coverage::dropout),
+        "/api/coverage/timeliness" => get(coverage::timeliness),
+        "/api/coverage/flags" => get(pages::coverage_flags),
+        "/api/effectiveness" => get(effectiveness::effectiveness),
+        "/api/effectiveness/rates" => get(effectiveness::rates),
+        "/api/freshness" => get(pages::freshness),
+        "/api/geography" => get(pages::geography),
+        "/api/audit" => get(audit::audit),
+        "/api/status" => get(pages::status),
+        "/api/status/quarantine" => get(pages::quarantine),
+        "/api/status/ingests" => get(pages::ingests),
+        "/api/extracts" => get(extracts::list),
+        "/api/extracts/{project}/{id}/{file}" => get(extracts::download),
+        "/login" => get(auth::login_page).post(auth::login),
+        "/logout" => get(auth::logout).post(auth::logout),
+        other => panic!("auth::ROUTES lists {other} but the router has no handler for it"),
+    }
 }
 
-/// Records the request in the audit trail once it is answered. The SQL text of `/api/sql`
-/// is read from the body here (bounded by the body limit); no other body is recorded (the
-/// sign-in form holds a token).
+/// The API's routes with the default [`ServeOptions`] (see [`router_with`]).
+pub fn router(state: Arc<ApiState>) -> Router {
+    router_with(state, &ServeOptions::default())
+        .expect("the default options have no CORS origin to refuse")
+}
+
+/// The API's routes, to serve alone ([`serve`]) or merged with the dashboards' router, with
+/// the request timeout and CORS origins of `options`. Every request goes through the audit
+/// (outermost, so that refusals, CORS preflights and timed-out or abandoned requests are
+/// recorded too), then CORS, the request timeout, the auth and the body limit. The routes
+/// are exactly those of [`auth::ROUTES`], each with its access rule; the dashboards' files
+/// ([`auth::PAGES`]) are the fallback.
+pub fn router_with(state: Arc<ApiState>, options: &ServeOptions) -> std::io::Result<Router> {
+    let max_body_bytes = state.max_body_bytes;
+    let mut app = Router::new();
+    for (path, _) in auth::ROUTES {
+        app = app.route(path, handler(path));
+    }
+    let timeout = options.request_timeout;
+    let mut app = app
+        .fallback(pages::asset)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), auth::authorize))
+        .layer(from_fn(move |request: Request, next: Next| {
+            request_timeout(timeout, request, next)
+        }));
+    if !options.cors_origins.is_empty() {
+        let origins = options
+            .cors_origins
+            .iter()
+            .map(|origin| {
+                HeaderValue::from_str(origin).map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("not a valid CORS origin: {origin:?}"),
+                    )
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        app = app.layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]),
+        );
+    }
+    Ok(app
+        .layer(from_fn_with_state(state.clone(), audit_request))
+        .with_state(state))
+}
+
+/// 405, with the JSON reason of every other error (axum adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not answer {method}", uri.path()),
+    )
+}
+
+/// Answers 503 with a JSON reason when the request is not answered within `limit` (the
+/// handler's future is dropped, which cancels its query).
+async fn request_timeout(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the request was not answered within {} s; try again later or ask for less",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// The caller, as the auth found it, for the audit of a request whose answer never comes.
+#[derive(Clone, Default)]
+pub(crate) struct CallerSlot(Arc<std::sync::Mutex<Option<auth::Caller>>>);
+
+impl CallerSlot {
+    pub(crate) fn set(&self, caller: auth::Caller) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(caller);
+    }
+
+    fn get(&self) -> Option<auth::Caller> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The audit status of a request that got no answer: the client went away, or the server
+/// dropped it (nginx's "client closed request").
+pub const ABORTED_STATUS: u16 = 499;
+
+/// A request being audited. Dropped before [`PendingAudit::finish`] (the client went away,
+/// or the connection was dropped mid-request), it records the request as `aborted`.
+struct PendingAudit {
+    log: AuditLog,
+    slot: CallerSlot,
+    started: std::time::Instant,
+    record: Option<AuditRecord>,
+}
+
+impl PendingAudit {
+    /// The record, completed with the caller (from the answer, else as the auth found it).
+    fn complete(
+        &mut self,
+        caller: Option<auth::Caller>,
+        status: u16,
+        outcome: &str,
+        rows: Option<i64>,
+    ) -> Option<AuditRecord> {
+        let mut record = self.record.take()?;
+        let caller = caller.or_else(|| self.slot.get());
+        record.user = caller.as_ref().and_then(|c| c.name()).map(str::to_string);
+        record.role = caller
+            .as_ref()
+            .map_or("anonymous", |c| c.role())
+            .to_string();
+        record.status = status;
+        record.outcome = outcome.to_string();
+        record.rows = rows;
+        record.duration_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        Some(record)
+    }
+
+    /// The record of the answered request. Read before waiting on the audit queue: a
+    /// response is not `Sync`, so a future holding `&Response` across an await is not `Send`.
+    fn answered(&mut self, response: &Response) -> Option<AuditRecord> {
+        let status = response.status().as_u16();
+        let caller = response.extensions().get::<auth::Caller>().cloned();
+        let rows = response.extensions().get::<AuditRows>().map(|rows| rows.0);
+        self.complete(caller, status, crate::audit::outcome(status), rows)
+    }
+}
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        if let Some(record) = self.complete(None, ABORTED_STATUS, "aborted", None) {
+            self.log.record_now(record);
+        }
+    }
+}
+
+/// Records the request in the audit trail once it is answered, or as `aborted` when it is
+/// dropped unanswered. A handler that panics is answered 500 (and recorded so). The SQL
+/// text of `/api/sql` is read from the body here (bounded by the body limit); no other body
+/// is recorded (the sign-in form holds a token).
 async fn audit_request(
     State(state): State<Arc<ApiState>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(log) = state.audit.clone() else {
         return next.run(request).await;
     };
-    let started = std::time::Instant::now();
+    let slot = CallerSlot::default();
+    request.extensions_mut().insert(slot.clone());
     let at_micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default();
-    let method = request.method().to_string();
     let endpoint = request.uri().path().to_string();
-    let mut parameters = request.uri().query().unwrap_or("").to_string();
-    let response = if request.method() == axum::http::Method::POST && endpoint == "/api/sql" {
+    let mut pending = PendingAudit {
+        log,
+        slot,
+        started: std::time::Instant::now(),
+        record: Some(AuditRecord {
+            at_micros,
+            user: None,
+            role: "anonymous".into(),
+            method: request.method().to_string(),
+            endpoint: endpoint.clone(),
+            parameters: crate::audit::redact_digits(request.uri().query().unwrap_or("")),
+            status: ABORTED_STATUS,
+            outcome: "aborted".into(),
+            rows: None,
+            duration_ms: 0.0,
+        }),
+    };
+    let request = if request.method() == axum::http::Method::POST && endpoint == "/api/sql" {
         let (parts, body) = request.into_parts();
         match axum::body::to_bytes(body, state.max_body_bytes).await {
             Ok(bytes) => {
-                parameters = serde_json::from_slice::<serde_json::Value>(&bytes)
+                let sql = serde_json::from_slice::<serde_json::Value>(&bytes)
                     .ok()
                     .and_then(|v| v.get("sql").and_then(|s| s.as_str()).map(str::to_string))
                     .unwrap_or_else(|| "<body is not {\"sql\": ...}>".to_string());
-                next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                    .await
+                set_parameters(&mut pending, &sql);
+                Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
             }
             Err(_) => {
-                parameters = "<body larger than the limit>".to_string();
-                ApiError::new(
+                set_parameters(&mut pending, "<body larger than the limit>");
+                Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
                         "the request body is larger than {} bytes",
                         state.max_body_bytes
                     ),
                 )
-                .into_response()
+                .into_response())
             }
         }
     } else {
-        next.run(request).await
+        Ok(request)
     };
-    let caller = response.extensions().get::<auth::Caller>();
-    let status = response.status().as_u16();
-    log.record(AuditRecord {
-        at_micros,
-        user: caller.and_then(|c| c.name()).map(str::to_string),
-        role: caller.map_or("anonymous", |c| c.role()).to_string(),
-        method,
-        endpoint,
-        parameters: crate::audit::redact_digits(&parameters),
-        status,
-        outcome: crate::audit::outcome(status).to_string(),
-        rows: response.extensions().get::<AuditRows>().map(|rows| rows.0),
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
-    })
-    .await;
+    let response = match request {
+        Ok(request) => {
+            use futures::FutureExt;
+            match std::panic::AssertUnwindSafe(next.run(request))
+                .catch_unwind()
+                .await
+            {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::error!(%endpoint, "a handler panicked");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error: the request failed; it is recorded in the server log",
+                    )
+                    .into_response()
+                }
+            }
+        }
+        Err(refused) => refused,
+    };
+    if let Some(record) = pending.answered(&response) {
+        pending.log.record(record).await;
+    }
     response
+}
+
+fn set_parameters(pending: &mut PendingAudit, text: &str) {
+    if let Some(record) = pending.record.as_mut() {
+        record.parameters = crate::audit::redact_digits(text);
+    }
 }
 
 /// Serves the API on `listen` until `shutdown` completes, then lets running requests
@@ -345,12 +512,14 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// A connection must send its request headers within this.
     pub header_timeout: std::time::Duration,
-    /// A whole request must be answered within this (queries have their own, shorter limit).
+    /// A whole request must be answered within this (queries have their own, shorter limit);
+    /// applied by [`router_with`], inside the audit, which records the 503.
     pub request_timeout: std::time::Duration,
     /// After the shutdown signal, running requests get this long to finish.
     pub shutdown_grace: std::time::Duration,
     /// Browser origins allowed to call the API from their pages (CORS). Empty (the
-    /// default): no CORS headers, so browsers keep other sites' pages out.
+    /// default): no CORS headers, so browsers keep other sites' pages out. Applied by
+    /// [`router_with`].
     pub cors_origins: Vec<String>,
 }
 
@@ -367,7 +536,9 @@ impl Default for ServeOptions {
 }
 
 /// Serves `app` on `listener` with `options` until `shutdown` completes, then stops accepting
-/// and gives running requests [`ServeOptions::shutdown_grace`] to finish.
+/// and gives running requests [`ServeOptions::shutdown_grace`] to finish. The request timeout
+/// and CORS origins of `options` are the router's (build `app` with [`router_with`] and the
+/// same options): they must sit inside the audit, so that their answers are recorded.
 pub async fn serve_with(
     listener: std::net::TcpListener,
     app: Router,
@@ -376,30 +547,6 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
-    let mut app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        StatusCode::SERVICE_UNAVAILABLE,
-        options.request_timeout,
-    ));
-    if !options.cors_origins.is_empty() {
-        let origins = options
-            .cors_origins
-            .iter()
-            .map(|origin| {
-                HeaderValue::from_str(origin).map_err(|_| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!("not a valid CORS origin: {origin:?}"),
-                    )
-                })
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
-        app = app.layer(
-            tower_http::cors::CorsLayer::new()
-                .allow_origin(origins)
-                .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT]),
-        );
-    }
     let handle = axum_server::Handle::new();
     let grace = options.shutdown_grace;
     let signal = handle.clone();
@@ -512,5 +659,34 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The router registers exactly the routes of [`auth::ROUTES`], so every route has its
+    /// access rule; here every rule has its handler (else the router would not build).
+    #[test]
+    fn every_route_has_a_rule_and_a_handler() {
+        let mut seen = std::collections::HashSet::new();
+        for (path, _) in auth::ROUTES {
+            assert!(seen.insert(*path), "{path} listed twice");
+            assert!(auth::access(path).is_some());
+            let _ = handler(path);
+        }
+        for (path, _) in auth::PAGES {
+            assert!(
+                !path.starts_with("/api/"),
+                "{path}: pages are not API routes"
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "no handler")]
+    fn a_rule_without_a_handler_stops_the_router() {
+        let _ = handler("/api/not-a-route");
     }
 }

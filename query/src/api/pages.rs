@@ -61,6 +61,13 @@ pub(crate) async fn asset(uri: Uri) -> Response {
     }
 }
 
+/// The paths of the dashboard files built into the binary (for the rule check of
+/// [`super::auth::PAGES`]).
+#[cfg(test)]
+pub(crate) fn asset_paths() -> Vec<String> {
+    Assets::iter().map(|path| path.into_owned()).collect()
+}
+
 /// One SQL answer as a list of objects (column name → value).
 fn objects(answer: &QueryAnswer) -> Result<Vec<Value>, ApiError> {
     let json = answer.to_json()?;
@@ -151,7 +158,9 @@ pub(crate) struct FlagsQuery {
 }
 
 /// `GET /api/coverage/flags[?cohort=Y]`: published cells (suppressed ones never appear) whose
-/// numerator exceeds their denominator, from the same table as `vaxlake coverage --all`.
+/// numerator exceeds their denominator, from the same cells as `vaxlake coverage --all`,
+/// with the provenance of every coverage answer (`table_versions`, `suppression_threshold`,
+/// `population_source`; each row's `definition_version` and `population_source`).
 pub(crate) async fn coverage_flags(
     State(state): State<Arc<ApiState>>,
     query: Result<Query<FlagsQuery>, QueryRejection>,
@@ -161,31 +170,20 @@ pub(crate) async fn coverage_flags(
         .coverage
         .as_deref()
         .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))?;
-    let table = engine.table().await?;
-    let rows: Vec<Value> = table["rows"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|row| {
-            row["suppressed"] != Value::Bool(true)
-                && row["flags"]
-                    .as_str()
-                    .is_some_and(|f| f.contains("numerator_exceeds_denominator"))
-                && query
-                    .cohort
-                    .is_none_or(|cohort| row["cohort"].as_i64() == Some(i64::from(cohort)))
-        })
-        .cloned()
-        .collect();
-    let count = rows.len() as i64;
-    let mut response = Json(json!({
-        "explanation": "More persons vaccinated than the population estimate counts: the denominator (the population file's estimate for that birth cohort and place) is smaller than the number of residents the registry saw vaccinated there, e.g. after people moved in since the estimate, or because the registry records a person's latest commune while the estimate counts residents on its reference date. The figure is shown as computed, without a confidence interval.",
-        "rows": rows,
-    }))
-    .into_response();
+    let mut answer = engine.flags(query.cohort).await?;
+    let count = answer["rows"].as_array().map_or(0, Vec::len) as i64;
+    if let Some(map) = answer.as_object_mut() {
+        map.insert(
+            "explanation".into(),
+            Value::String(FLAGS_EXPLANATION.into()),
+        );
+    }
+    let mut response = Json(answer).into_response();
     response.extensions_mut().insert(AuditRows(count));
     Ok(response)
 }
+
+const FLAGS_EXPLANATION: &str = "More persons vaccinated than the population estimate counts: the denominator (the population file's estimate for that birth cohort and place) is smaller than the number of residents the registry saw vaccinated there, e.g. after people moved in since the estimate, or because the registry records a person's latest commune while the estimate counts residents on its reference date. The figure is shown as computed, without a confidence interval.";
 
 /// `GET /api/status` (operators): what `vaxlake status` prints.
 pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {

@@ -223,6 +223,39 @@ impl CoverageEngine {
             .await
     }
 
+    /// The published cells whose numerator exceeds their denominator, of `cohort` or of all
+    /// cohorts (`GET /api/coverage/flags`), from the `--all` table's cells (read once per
+    /// table version, then filtered).
+    pub async fn flags(&self, cohort: Option<i32>) -> Result<Value, QueryError> {
+        let catalogue = self.catalogue.clone();
+        let all = self
+            .cached("flags".into(), |context| flags_answer(context, &catalogue))
+            .await?;
+        let mut answer = all.as_ref().clone();
+        let rows: Vec<Value> = all["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| {
+                cohort.is_none_or(|cohort| row["cohort"].as_i64() == Some(i64::from(cohort)))
+            })
+            .cloned()
+            .collect();
+        let mut sources: Vec<&str> = Vec::new();
+        for source in rows
+            .iter()
+            .filter_map(|row| row["population_source"].as_str())
+        {
+            if !sources.contains(&source) {
+                sources.push(source);
+            }
+        }
+        // The rows' sources on one line (each row says which is its own); null without rows.
+        answer["population_source"] = json!((!sources.is_empty()).then(|| sources.join("; ")));
+        answer["rows"] = Value::Array(rows);
+        Ok(answer)
+    }
+
     fn indicator(&self, name: &str) -> Result<&Indicator, QueryError> {
         self.catalogue.get(name).ok_or_else(|| {
             QueryError::Invalid(format!(
@@ -1030,8 +1063,19 @@ fn cohorts_of(facts: &Facts, indicator: &Indicator) -> Vec<i32> {
     }
 }
 
-fn table_answer(context: &Context, catalogue: &Catalogue) -> Result<Value, QueryError> {
-    let mut out = Vec::new();
+/// One row of the `--all` table and the answer it comes from.
+struct TableRow<'a> {
+    indicator: &'a Indicator,
+    answer: &'a Value,
+    row: Value,
+}
+
+/// Calls `visit` with every row of the `--all` table, in table order.
+fn table_rows(
+    context: &Context,
+    catalogue: &Catalogue,
+    mut visit: impl FnMut(TableRow),
+) -> Result<(), QueryError> {
     for indicator in &catalogue.indicators {
         let breakdowns: &[Option<Breakdown>] = match indicator.kind {
             Kind::AgeBand => &[None],
@@ -1060,24 +1104,79 @@ fn table_answer(context: &Context, catalogue: &Catalogue) -> Result<Value, Query
                         .flatten()
                         .filter_map(Value::as_str)
                         .collect();
-                    out.push(json!({
-                        "indicator": indicator.name,
-                        "cohort": cohort,
-                        "by": by_name,
-                        "group": group,
-                        "numerator": row["numerator"],
-                        "denominator": row["denominator"],
-                        "coverage": row["coverage"],
-                        "ci_low": row["ci_low"],
-                        "ci_high": row["ci_high"],
-                        "suppressed": row["suppressed"],
-                        "flags": flags.join(";"),
-                    }));
+                    visit(TableRow {
+                        indicator,
+                        answer: &answer,
+                        row: json!({
+                            "indicator": indicator.name,
+                            "cohort": cohort,
+                            "by": by_name,
+                            "group": group,
+                            "numerator": row["numerator"],
+                            "denominator": row["denominator"],
+                            "coverage": row["coverage"],
+                            "ci_low": row["ci_low"],
+                            "ci_high": row["ci_high"],
+                            "suppressed": row["suppressed"],
+                            "flags": flags.join(";"),
+                        }),
+                    });
                 }
             }
         }
     }
+    Ok(())
+}
+
+fn table_answer(context: &Context, catalogue: &Catalogue) -> Result<Value, QueryError> {
+    let mut out = Vec::new();
+    table_rows(context, catalogue, |row| out.push(row.row))?;
     Ok(json!({ "columns": TABLE_COLUMNS, "rows": out }))
+}
+
+/// The published cells of the `--all` table whose numerator exceeds their denominator, each
+/// with its indicator's definition version and its population source, under the provenance
+/// every coverage answer carries (`population_source` is set by [`CoverageEngine::flags`]).
+fn flags_answer(context: &Context, catalogue: &Catalogue) -> Result<Value, QueryError> {
+    let mut rows = Vec::new();
+    table_rows(
+        context,
+        catalogue,
+        |TableRow {
+             indicator,
+             answer,
+             mut row,
+         }| {
+            let flagged = row["suppressed"] != Value::Bool(true)
+                && row["flags"]
+                    .as_str()
+                    .is_some_and(|f| f.split(';').any(|f| f == "numerator_exceeds_denominator"));
+            if !flagged {
+                return;
+            }
+            if let Some(map) = row.as_object_mut() {
+                map.insert(
+                    "definition_version".into(),
+                    json!(indicator.definition_version),
+                );
+                map.insert(
+                    "population_source".into(),
+                    answer["population_source"].clone(),
+                );
+            }
+            rows.push(row);
+        },
+    )?;
+    let mut columns: Vec<&str> = TABLE_COLUMNS.to_vec();
+    columns.extend(["definition_version", "population_source"]);
+    Ok(json!({
+        "columns": columns,
+        "data_until": context.facts.data_until,
+        "table_versions": context.versions,
+        "suppression_threshold": context.rule.threshold,
+        "population_source": null,
+        "rows": rows,
+    }))
 }
 
 #[cfg(test)]
