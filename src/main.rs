@@ -58,8 +58,13 @@ enum Command {
         /// finish the batch in hand and exit 0.
         #[arg(long)]
         follow: bool,
-        /// Seconds between polls with --follow.
-        #[arg(long, default_value_t = 5, requires = "follow")]
+        /// Seconds between polls with --follow (at least 1).
+        #[arg(
+            long,
+            default_value_t = 60,
+            requires = "follow",
+            value_parser = poll_seconds
+        )]
         every: u64,
     },
     /// What the warehouse holds and how far it is behind the registry: table versions and
@@ -570,9 +575,20 @@ async fn ingest_source(
     Ok(())
 }
 
+/// `--every`: whole seconds, at least 1 (0 would poll the registry back to back).
+fn poll_seconds(text: &str) -> std::result::Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("the poll interval must be at least 1 second".into()),
+        Ok(seconds) => Ok(seconds),
+        Err(_) => Err(format!("{text:?} is not a whole number of seconds")),
+    }
+}
+
 /// `ingest --follow`: pulls until caught up, waits `every` seconds, and again, until SIGINT
-/// or SIGTERM (which let the batch in hand commit, then exit 0). Database errors are
-/// retried with exponential backoff (1 s to 60 s); anything else stops the program.
+/// or SIGTERM (which let the batch in hand commit, then exit 0). Database errors that may pass
+/// (I/O, a lost connection, a timeout) are retried with exponential backoff (1 s to 60 s);
+/// one retrying cannot fix (`SourceRefused`: authentication, a missing relation or column,
+/// privileges, the connection string) and anything else stop the program with its reason.
 async fn follow_registry(
     warehouse: &str,
     source: &Source,
@@ -624,6 +640,9 @@ async fn follow_registry(
                 pause(backoff).await;
                 backoff = (backoff * 2).min(60);
             }
+            Err(vaxlake_ingest::IngestError::SourceRefused(reason)) => {
+                bail!("{reason} (not retried)");
+            }
             Err(error) => return Err(error.into()),
         }
     }
@@ -666,7 +685,7 @@ async fn shutdown_signal() {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     use vaxlake_query::api::{
-        auth::AuthConfig, router, serve_with, ApiState, ServeOptions, TlsFiles,
+        auth::AuthConfig, router_with, serve_with, ApiState, ServeOptions, TlsFiles,
     };
     use vaxlake_query::coverage::Suppression;
     let ServeArgs {
@@ -740,9 +759,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         state = state.with_auth(config);
     }
     if let Ok(root) = state.warehouse().root().to_file_path() {
-        state = state.with_extracts(std::sync::Arc::new(extract_cmd::Shelf {
-            dir: root.join("extracts"),
-        }));
+        let dir = root.join("extracts");
+        extract_cmd::expire_in_background(dir.clone(), std::time::Duration::from_secs(3600));
+        state = state.with_extracts(std::sync::Arc::new(extract_cmd::Shelf { dir }));
     }
     let state = std::sync::Arc::new(state);
     state.warm_in_background(std::time::Duration::from_secs(5));
@@ -753,7 +772,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         cors_origins: cors_origin,
         ..ServeOptions::default()
     };
-    let served = serve_with(listener, router(state), &options, shutdown_signal()).await;
+    // The request timeout and CORS sit inside the audit, which records their answers too.
+    let app = router_with(state, &options)?;
+    let served = serve_with(listener, app, &options, shutdown_signal()).await;
     // Every request answered is recorded before the process exits.
     audit.close().await;
     served?;
