@@ -375,6 +375,44 @@ fn crash_at_random_points_loses_and_duplicates_nothing() {
     let still_current: BTreeSet<i64> = crashed_set.intersection(&current).copied().collect();
     assert_eq!(still_current, clean_set);
 
+    // Independently of any pull: the warehouse holds exactly the registry's current rows
+    // that are not entered-in-error and whose current version was not quarantined, with
+    // their current values (dose dates moved by the writer's updates, statuses).
+    let mut want_rows: Vec<String> = reg
+        .server
+        .psql(
+            "SELECT change_seq, administered_on, status FROM vaccination_events \
+             WHERE status <> 'entered-in-error'",
+        )
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '|');
+            let seq: i64 = parts.next()?.parse().ok()?;
+            let rest = format!("{},{}", parts.next()?, parts.next()?);
+            (!still_current.contains(&seq)).then_some(rest)
+        })
+        .collect();
+    let mut got_rows: Vec<String> =
+        sql_csv(&wh, "SELECT administered_on, status FROM vaccinations")
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+    want_rows.sort();
+    got_rows.sort();
+    assert!(want_rows.len() > 100, "{} rows", want_rows.len());
+    assert_eq!(
+        got_rows.len(),
+        want_rows.len(),
+        "rows in the warehouse vs valid current rows in the registry"
+    );
+    assert!(
+        got_rows == want_rows,
+        "the warehouse's dose dates and statuses differ from the registry's current rows"
+    );
+
     // status: caught up, the watermark is the registry's head.
     let head = reg.head();
     let status = reg.status(&wh);
