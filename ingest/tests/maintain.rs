@@ -31,6 +31,21 @@ fn export(dir: &Path) -> PathBuf {
     out
 }
 
+/// A temporary directory holding a synthetic export and the path of a warehouse beside it.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = export(dir.path());
+    let wh = dir.path().join("wh");
+    (dir, exp, wh)
+}
+
+/// Vacuum everything the log removed, at once (tests only: readers of old versions lose them).
+fn zero_retention() -> MaintainOptions {
+    MaintainOptions::default()
+        .with_retention_hours(0)
+        .with_unsafe_zero_retention(true)
+}
+
 async fn open(warehouse: &Path, name: &str) -> DeltaTable {
     let url = url::Url::from_directory_path(warehouse.join(name)).unwrap();
     DeltaTable::try_from_url(url).await.unwrap()
@@ -96,9 +111,7 @@ fn key_property(t: &DeltaTable) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_vacuum_keep_rows_and_remove_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = export(dir.path());
-    let wh = dir.path().join("wh");
+    let (_dir, exp, wh) = setup();
     let whs = wh.to_str().unwrap();
     let key = new_key();
     let small = IngestOptions::default().with_batch_rows(5).with_workers(1);
@@ -123,29 +136,16 @@ async fn compaction_and_vacuum_keep_rows_and_remove_files() {
     let version_before = before.version().unwrap();
 
     // A dry run changes nothing and lists nothing yet (no file was removed so far).
-    let dry = maintain(
-        whs,
-        &MaintainOptions::default()
-            .with_retention_hours(0)
-            .with_unsafe_zero_retention(true)
-            .with_dry_run(true),
-    )
-    .await
-    .unwrap();
+    let dry = maintain(whs, &zero_retention().with_dry_run(true))
+        .await
+        .unwrap();
     assert!(dry.dry_run);
     assert_eq!(
         open(&wh, "vaccinations").await.version().unwrap(),
         version_before
     );
 
-    let report = maintain(
-        whs,
-        &MaintainOptions::default()
-            .with_retention_hours(0)
-            .with_unsafe_zero_retention(true),
-    )
-    .await
-    .unwrap();
+    let report = maintain(whs, &zero_retention()).await.unwrap();
     let v = report
         .tables
         .iter()
@@ -219,14 +219,7 @@ async fn compaction_and_vacuum_keep_rows_and_remove_files() {
     );
     // A second maintenance compacts what the second ingest wrote, rows unchanged.
     let rows_mid = rows_of(&open(&wh, "vaccinations").await).await;
-    let again = maintain(
-        whs,
-        &MaintainOptions::default()
-            .with_retention_hours(0)
-            .with_unsafe_zero_retention(true),
-    )
-    .await
-    .unwrap();
+    let again = maintain(whs, &zero_retention()).await.unwrap();
     let v2 = again
         .tables
         .iter()
@@ -241,9 +234,7 @@ async fn compaction_and_vacuum_keep_rows_and_remove_files() {
 /// N+1 and goes in as N+2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_planned_before_an_append_keeps_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = export(dir.path());
-    let wh = dir.path().join("wh");
+    let (_dir, exp, wh) = setup();
     let whs = wh.to_str().unwrap();
     let key = new_key();
     let small = IngestOptions::default().with_batch_rows(5).with_workers(1);
@@ -368,9 +359,7 @@ async fn compaction_beside_a_running_ingest_loses_no_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correction_from_before_a_compaction_goes_in_once() {
     use vaxlake_ingest::table::Table;
-    let dir = tempfile::tempdir().unwrap();
-    let exp = export(dir.path());
-    let wh = dir.path().join("wh");
+    let (_dir, exp, wh) = setup();
     let whs = wh.to_str().unwrap();
     let key = new_key();
     let small = IngestOptions::default().with_batch_rows(5).with_workers(1);
@@ -448,9 +437,7 @@ async fn a_correction_from_before_a_compaction_goes_in_once() {
 /// may be a running writer's), nor anything under a shorter-than-an-hour retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_deletes_old_crash_leftovers_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = export(dir.path());
-    let wh = dir.path().join("wh");
+    let (_dir, exp, wh) = setup();
     let whs = wh.to_str().unwrap();
     let key = new_key();
     let csv = Source::parse(&format!("csv:{}", exp.join("registry.csv").display())).unwrap();
@@ -479,14 +466,7 @@ async fn vacuum_deletes_old_crash_leftovers_only() {
         .unwrap();
 
     // Zero retention: only files the log removed; both orphans stay.
-    maintain(
-        whs,
-        &MaintainOptions::default()
-            .with_retention_hours(0)
-            .with_unsafe_zero_retention(true),
-    )
-    .await
-    .unwrap();
+    maintain(whs, &zero_retention()).await.unwrap();
     assert!(old.exists() && young.exists());
 
     // Two hours: the three-hour-old orphan goes, the young one stays.
@@ -507,9 +487,7 @@ async fn vacuum_deletes_old_crash_leftovers_only() {
 /// after it) keeps it, so a following ingest resumes where it was, not from the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watermark_survives_compaction_and_vacuum() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = export(dir.path());
-    let wh = dir.path().join("wh");
+    let (_dir, exp, wh) = setup();
     let whs = wh.to_str().unwrap();
     let key = new_key();
     let small = IngestOptions::default().with_batch_rows(5).with_workers(1);
@@ -528,14 +506,7 @@ async fn the_watermark_survives_compaction_and_vacuum() {
         .unwrap();
     let files_before = num_files(&open(&wh, "vaccinations").await);
 
-    maintain(
-        whs,
-        &MaintainOptions::default()
-            .with_retention_hours(0)
-            .with_unsafe_zero_retention(true),
-    )
-    .await
-    .unwrap();
+    maintain(whs, &zero_retention()).await.unwrap();
     let after = open(&wh, "vaccinations").await;
     assert!(num_files(&after) < files_before, "nothing was compacted");
     let watermark = after
