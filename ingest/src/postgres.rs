@@ -233,16 +233,9 @@ impl PostgresSource {
 pub fn is_permanent(error: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
     if let Some(code) = error.code() {
-        return [
-            SqlState::INVALID_PASSWORD,
-            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
-            SqlState::INVALID_CATALOG_NAME,
-            SqlState::UNDEFINED_TABLE,
-            SqlState::UNDEFINED_COLUMN,
-            SqlState::UNDEFINED_FUNCTION,
-            SqlState::INSUFFICIENT_PRIVILEGE,
-        ]
-        .contains(code)
+        // Class 28 covers a wrong password, class 42 a missing relation, column or function
+        // and a missing privilege.
+        return *code == SqlState::INVALID_CATALOG_NAME
             || code.code().starts_with("28")
             || code.code().starts_with("42");
     }
@@ -383,17 +376,7 @@ pub struct Batch {
 /// of an event, not just its current row), the one with the highest `change_seq` (their
 /// `position`), which is the registry's current state of that event.
 pub fn current_states(rows: Vec<Vaccination>) -> Vec<Vaccination> {
-    let mut latest: std::collections::HashMap<[u8; 16], Vaccination> =
-        std::collections::HashMap::with_capacity(rows.len());
-    for row in rows {
-        match latest.get(&row.event_key) {
-            Some(kept) if kept.position >= row.position => {}
-            _ => {
-                latest.insert(row.event_key, row);
-            }
-        }
-    }
-    latest.into_values().collect()
+    crate::row::latest_by(rows, |row| row.position)
 }
 
 /// Reads the next batch above `watermark`; `None` when the registry has nothing newer.

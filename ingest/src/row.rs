@@ -42,10 +42,15 @@ pub trait Staged {
 
 /// Keeps the newest version of each key (ties: the later position).
 pub fn newest_versions<T: Staged>(rows: Vec<T>) -> Vec<T> {
+    latest_by(rows, |row| (row.version(), row.position()))
+}
+
+/// One row per key: the one `rank` puts last (the first of equals).
+pub(crate) fn latest_by<T: Staged, R: Ord>(rows: Vec<T>, rank: impl Fn(&T) -> R) -> Vec<T> {
     let mut best: HashMap<[u8; 16], T> = HashMap::with_capacity(rows.len());
     for row in rows {
         match best.get(row.key()) {
-            Some(kept) if (kept.version(), kept.position()) >= (row.version(), row.position()) => {}
+            Some(kept) if rank(kept) >= rank(&row) => {}
             _ => {
                 best.insert(*row.key(), row);
             }
