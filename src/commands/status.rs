@@ -155,3 +155,16 @@ impl StatusReport {
         })
     }
 }
+
+/// `vaxlake status`: one line per fact, for operators and scripts.
+pub async fn run(warehouse: &str, source: Option<&str>, table: Option<&str>) -> Result<()> {
+    let wh =
+        vaxlake_query::Warehouse::open(warehouse, vaxlake_query::QueryOptions::default()).await?;
+    let registry = source
+        .map(|source| registry_source(source, table))
+        .transpose()?;
+    for line in StatusReport::read(&wh, registry.as_ref()).await?.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}

@@ -3,59 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Subcommand, ValueEnum};
 use vaxlake_extract::{CreateOptions, OutputFormat, Spec};
 use vaxlake_query::audit::{AuditLog, AuditRecord};
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Parquet,
-    Csv,
-}
-
-#[derive(Subcommand)]
-pub enum ExtractCommand {
-    /// Write the extract a spec describes (pending until another operator approves it);
-    /// prints its id.
-    Create {
-        #[command(flatten)]
-        warehouse: crate::WarehouseArg,
-        #[arg(long)]
-        spec: PathBuf,
-        /// The operator creating it.
-        #[arg(long)]
-        by: String,
-        #[command(flatten)]
-        key: crate::KeyArg,
-        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
-        format: FormatArg,
-        /// Days until the extract is deleted.
-        #[arg(long, default_value_t = 90)]
-        expires_days: u32,
-    },
-    /// Release an extract: by an operator other than its creator.
-    Approve {
-        #[command(flatten)]
-        warehouse: crate::WarehouseArg,
-        id: String,
-        #[arg(long)]
-        by: String,
-    },
-    /// Re-check every file of an extract against its manifest.
-    Verify { dir: PathBuf },
-    /// The extracts of the warehouse (of one project with --project).
-    List {
-        #[command(flatten)]
-        warehouse: crate::WarehouseArg,
-        #[arg(long)]
-        project: Option<String>,
-    },
-    /// Delete the extracts past their expiry.
-    Expire {
-        #[command(flatten)]
-        warehouse: crate::WarehouseArg,
-    },
-}
+use crate::cli::{ExtractCommand, FormatArg};
 
 fn extracts_dir(warehouse: &str) -> Result<PathBuf> {
     let root = vaxlake_ingest::warehouse_url(warehouse)?;
@@ -110,7 +61,7 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
             let text = std::fs::read_to_string(&spec)
                 .with_context(|| format!("cannot read the spec {}", spec.display()))?;
             let parsed = Spec::parse(&text)?;
-            let key = crate::load_key(key.key_file.as_deref())?;
+            let key = crate::key_file::load_key(key.key_file.as_deref())?;
             let options = CreateOptions {
                 by: by.clone(),
                 format: match format {

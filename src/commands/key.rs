@@ -1,27 +1,26 @@
-//! `vaxlake key rotate`: re-key the warehouse to the current key chain + one fresh key, then
-//! write that chain to the new key file.
+//! `vaxlake key new` writes a fresh master key; `vaxlake key rotate` re-keys the warehouse to
+//! the current key chain + one fresh key, then writes that chain to the new key file.
 
 use anyhow::{Context, Result};
-use clap::Args;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::Path;
 use vaxlake_ingest::{RekeyOptions, RekeyOutcome};
 use vaxlake_pseudonymize::{KeyRotation, MasterKey};
 
-#[derive(Args)]
-pub struct RotateArgs {
-    /// Warehouse root: a local path or an object-store URL.
-    #[arg(long)]
-    warehouse: String,
-    /// The key file the warehouse was written with (a key, or the chain of a past rotation).
-    #[arg(long, env = "VAXLAKE_KEY_FILE")]
-    key_file: PathBuf,
-    /// A fresh key made by `vaxlake key new`; replaced by the rotated key chain, which is the
-    /// key file to ingest with from then on.
-    #[arg(long)]
-    new_key_file: PathBuf,
+use crate::cli::RotateArgs;
+use crate::key_file::write_new_key;
+
+/// Runs `vaxlake key new`.
+pub fn new(out: &Path) -> Result<()> {
+    write_new_key(out)?;
+    println!(
+        "wrote a new master key to {} (mode 600); keep it secret and backed up",
+        out.display()
+    );
+    Ok(())
 }
 
+/// Runs `vaxlake key rotate`.
 pub async fn rotate(args: RotateArgs) -> Result<()> {
     let old = MasterKey::load(&args.key_file).context("the current key (--key-file)")?;
     let new = MasterKey::load(&args.new_key_file).context("the new key (--new-key-file)")?;

@@ -1,0 +1,38 @@
+//! `vaxlake sql`: one read-only query over the warehouse.
+
+use anyhow::Result;
+
+use crate::cli::{Format, WarehouseArg};
+use crate::repeat::repeated;
+
+/// Runs `vaxlake sql`: the answer on stdout, a note on stderr when it was cut at the row
+/// limit.
+pub async fn run(
+    warehouse: WarehouseArg,
+    query: String,
+    format: Format,
+    repeat: u32,
+) -> Result<()> {
+    let wh = vaxlake_query::Warehouse::open(
+        &warehouse.warehouse,
+        vaxlake_query::QueryOptions::default(),
+    )
+    .await?;
+    let answer = repeated(repeat, 4, || async {
+        Ok::<_, anyhow::Error>(wh.sql(&query).await?)
+    })
+    .await?;
+    let text = match format {
+        Format::Table => answer.to_table()?,
+        Format::Csv => String::from_utf8(answer.to_csv()?)?,
+        Format::Json => answer.to_json()?.to_string(),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    if answer.truncated {
+        eprintln!("note: the answer was cut at the row limit");
+    }
+    Ok(())
+}
