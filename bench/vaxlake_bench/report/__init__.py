@@ -34,8 +34,8 @@ def render(results: dict, command: str, mach: dict, notes: str) -> str:
     out = ["# Benchmarks", ""]
     out.append(
         "Ingest throughput, peak memory and one coverage-style query of vaxlake, against DuckDB doing "
-        "the same work in the same script. Written by `scripts/bench`; rerun it to refresh the tables "
-        "(the Notes section at the end is kept)."
+        "the same work in the same script. Written by `scripts/bench` (the package `bench/vaxlake_bench/`); "
+        "rerun it to refresh the tables (the Notes section at the end, and what follows it, is kept)."
     )
     out += ["", "Reproduce (after `cargo build --release`):", "", f"    {command}", ""]
     out.append(

@@ -17,12 +17,12 @@ def postgres_section(sizes: list[dict]) -> list[str]:
     out = ["", "## Registry pull (PostgreSQL)", ""]
     out.append(
         "`vaxlake ingest --source postgres:` pulling the operational registry from a real PostgreSQL server on "
-        "the same machine. The server is started by the script as `tests/common/pg.rs` starts the test servers "
+        "the same machine. The server is the tests' own: `tests/common/pg.rs`, run by `bench/pg-server` "
         "(a throwaway `initdb` under /tmp, run as `nobody` when the script runs as root, 127.0.0.1 on a free "
-        "port, `fsync = off`; `shared_buffers = 256MB`), with `vaccination_events` created as "
-        "`create_registry()` does (primary key `event_id`, a trigger setting `change_seq` from a sequence on "
-        "every INSERT and UPDATE, a unique index on it) and loaded with the export's `registry.csv` as "
-        "`load_registry_csv()` does (COPY into a text staging table, safe casts dropping the rows a typed "
+        "port, `fsync = off`; here `shared_buffers = 256MB`), with `vaccination_events` created by its "
+        "`create_registry()` (primary key `event_id`, a trigger setting `change_seq` from a sequence on "
+        "every INSERT and UPDATE, a unique index on it) and loaded with the export's `registry.csv` by its "
+        "`load_registry_csv()` (COPY into a text staging table, safe casts dropping the rows a typed "
         "table cannot hold, first versions inserted and later versions of an `event_id` applied as updates, "
         "in file order), then `VACUUM (ANALYZE)`. So the registry holds one row per event: fewer rows than "
         "the CSV, whose corrections and entered-in-error rows are separate lines."
