@@ -9,7 +9,7 @@ generated `registry.csv` loaded with safe casts, later versions applied as updat
 server, loads the CSV, prints one JSON line (port, psql, connection strings, rows loaded)
 and holds the server until its stdin closes. So there is one implementation of the harness,
 in Rust where the tests need it; this module only builds that binary (cargo, dev profile, a
-few seconds) and talks to the server with psql.
+few seconds; or VAXLAKE_PG_SERVER names one built beforehand) and talks to the server with psql.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def pg_env() -> dict:
 
 
 def build_harness() -> Path:
-    """Builds bench/pg-server (a no-op when it is up to date) and returns its executable."""
+    """Builds bench/pg-server (a no-op when it is up to date) and returns its executable;
+    VAXLAKE_PG_SERVER names an executable built beforehand instead (no cargo then)."""
+    if os.environ.get("VAXLAKE_PG_SERVER"):
+        return Path(os.environ["VAXLAKE_PG_SERVER"])
     r = subprocess.run(["cargo", "build", "--quiet", "-p", "vaxlake-pg-server", "--bin", "pg-server",
                         "--message-format=json"], cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0:
