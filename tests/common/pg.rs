@@ -15,6 +15,8 @@
 //!   directory if the test process dies without dropping the `PgServer` (killed, aborted).
 //!   Use one `PgServer` per test (a `static` one is never dropped; the watchdog then cleans up
 //!   when the test binary exits).
+//! - The benchmarks (`scripts/bench`) start this same server through `bench/pg-server`, a
+//!   small binary that includes this file, so there is one harness for both.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
@@ -62,11 +64,19 @@ pub struct PgServer {
     watchdog: Option<(Child, ChildStdin)>,
     /// The postmaster (or the `runuser` running it).
     server: Option<Child>,
+    /// `postgresql.conf` settings written after the defaults (so they win).
+    settings: Vec<(String, String)>,
 }
 
 impl PgServer {
     /// Creates, starts and waits for a fresh server; panics with the server log on failure.
     pub fn start() -> PgServer {
+        Self::start_with(&[])
+    }
+
+    /// As [`start`](Self::start), with `postgresql.conf` settings that override the test
+    /// defaults (the benchmarks give the server more `shared_buffers`).
+    pub fn start_with(settings: &[(&str, &str)]) -> PgServer {
         let bin = find_bin();
         let run_as = if effective_uid() == 0 {
             let user = std::env::var("VAXLAKE_PG_USER").unwrap_or_else(|_| "nobody".into());
@@ -106,6 +116,10 @@ impl PgServer {
             run_as,
             watchdog: None,
             server: None,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         pg.spawn_watchdog();
         pg.initdb();
@@ -310,10 +324,17 @@ GRANT SELECT ON {TABLE} TO {READER};
     ///   UPDATEs that row, so the table holds one row per event and the update gets a new
     ///   `change_seq`. Hence `count(*)` = returned − repeated event ids.
     pub fn load_registry_csv(&self, path: &Path) -> u64 {
+        self.load_registry_csv_counted(path).0
+    }
+
+    /// As [`load_registry_csv`](Self::load_registry_csv), returning (rows applied, data
+    /// records in the file).
+    pub fn load_registry_csv_counted(&self, path: &Path) -> (u64, u64) {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("load_registry_csv: reading {}: {e}", path.display()));
         let mut records = parse_csv(&text).into_iter();
         let header = records.next().unwrap_or_default();
+        let record_count = records.len() as u64;
         assert_eq!(
             header,
             REGISTRY_COLUMNS,
@@ -412,9 +433,11 @@ SELECT count(*) FROM vx_rows;
         );
         let out = self.psql_single_transaction(&script);
         let _ = std::fs::remove_file(&stage_file);
-        out.trim()
+        let applied = out
+            .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("load_registry_csv: unexpected psql output {out:?}"))
+            .unwrap_or_else(|_| panic!("load_registry_csv: unexpected psql output {out:?}"));
+        (applied, record_count)
     }
 
     /// A psql session as the superuser in database `registry` that runs each statement as
@@ -448,7 +471,8 @@ SELECT count(*) FROM vx_rows;
         self.psql(&format!("BEGIN;\n{sql}\nCOMMIT;\n"))
     }
 
-    fn psql_bin(&self) -> PathBuf {
+    /// `psql` of the server's binaries, else the one on `PATH`.
+    pub fn psql_bin(&self) -> PathBuf {
         let p = self.bin.join("psql");
         if p.exists() {
             p
@@ -568,6 +592,9 @@ SELECT count(*) FROM vx_rows;
             ("max_connections", "40".into()),
             ("password_encryption", "'scram-sha-256'".into()),
         ] {
+            writeln!(conf, "{k} = {v}").unwrap();
+        }
+        for (k, v) in &self.settings {
             writeln!(conf, "{k} = {v}").unwrap();
         }
         append(&self.data.join("postgresql.conf"), &conf);
