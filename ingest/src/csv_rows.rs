@@ -4,8 +4,8 @@
 //! column names it needs and a function from one row to a staged value or a reason.
 
 use crate::error::IngestError;
-use crate::row::{Parsed, Rejected};
 use crate::progress::Progress;
+use crate::row::{Parsed, Rejected};
 use std::path::Path;
 use std::sync::Arc;
 

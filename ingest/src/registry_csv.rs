@@ -109,8 +109,8 @@ pub fn parse_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::{Parsed, Rejected};
     use crate::progress::Progress;
+    use crate::row::{Parsed, Rejected};
     use vaxlake_pseudonymize::MasterKey;
 
     const HEADER: &str = "event_id,national_id,birth_date,sex,commune,vaccine_atc,vaccine_name,lot_number,dose_number,administered_on,vaccinator_id,status,recorded_at";

@@ -17,6 +17,7 @@
 //! meanwhile (`IngestError::RotationUnfinished`).
 
 use crate::error::{IngestError, Result};
+use crate::progress::Progress;
 use crate::row::{quarantine_key, CaseContent, VaccinationContent};
 use crate::schema::{self, TableSpec, CASES, QUARANTINE, VACCINATIONS};
 use crate::table::{warehouse_url, Table, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};
@@ -29,7 +30,6 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
-use crate::progress::Progress;
 use std::collections::HashMap;
 use std::sync::Arc;
 use url::Url;

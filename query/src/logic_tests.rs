@@ -166,7 +166,9 @@ async fn every_indicator_is_pinned() {
     for row in rows {
         let name = &row[0];
         assert!(
-            pinned.lines().any(|line| line.starts_with(&format!("{name} "))),
+            pinned
+                .lines()
+                .any(|line| line.starts_with(&format!("{name} "))),
             "{name} (sql/reference/indicators.csv) has no expected row in sql/indicators/*.slt"
         );
     }

@@ -40,7 +40,8 @@ pub async fn run(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Resu
         if warehouse.exists() {
             std::fs::remove_dir_all(&warehouse)?;
         }
-        let options = IngestOptions::default().with_progress(crate::progress::ingest_progress(true));
+        let options =
+            IngestOptions::default().with_progress(crate::progress::ingest_progress(true));
         for source in [
             format!("fhir:{}", export.join("fhir").display()),
             format!("csv:{}", export.join("registry.csv").display()),
