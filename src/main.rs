@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod key_file;
 mod logging;
+mod progress;
 mod repeat;
 mod signal;
 

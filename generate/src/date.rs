@@ -1,84 +1,77 @@
 //! Calendar arithmetic on plain day numbers (days since 1970-01-01) and minute timestamps.
 //!
-//! The generator formats tens of millions of dates; integer days with Howard Hinnant's civil
-//! algorithms are exact for the proleptic Gregorian calendar and allocation-free (the tests
-//! check them against chrono).
+//! The generator keeps integer days (cheap to compare, add and store by the million); the
+//! calendar itself is chrono's. Only the formatting into output buffers is written here: it
+//! writes tens of millions of dates without allocating.
+
+use chrono::{Datelike, Months, NaiveDate};
 
 /// Days since 1970-01-01.
 pub type Day = i32;
 /// Minutes since 1970-01-01T00:00Z.
 pub type Ts = i64;
 
+/// The day number of a date; `const` so that fixed dates can be constants. Panics on a date
+/// that does not exist (every caller passes a real one).
 pub const fn ymd(y: i32, m: u32, d: u32) -> Day {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = (y - era * 400) as u32;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe as i32 - 719_468
-}
-
-pub const fn civil(z: Day) -> (i32, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u32;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i32 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-pub fn year(d: Day) -> i32 {
-    civil(d).0
-}
-
-pub fn days_in_month(y: i32, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
+    match NaiveDate::from_ymd_opt(y, m, d) {
+        Some(date) => date.to_epoch_days(),
+        None => panic!("not a calendar date"),
     }
 }
 
-/// The date `months` calendar months after `d`, the day clamped to the end of shorter months:
-/// the same rule as `vaxlake_pseudonymize::age_in_completed_months`, so `add_months(birth, m)`
-/// is the day on which the child completes `m` months.
+/// The date of a day number (the generator's days are all within chrono's range).
+fn date(d: Day) -> NaiveDate {
+    NaiveDate::from_epoch_days(d).expect("a day within chrono's range")
+}
+
+/// (year, month, day) of a day number.
+pub fn civil(d: Day) -> (i32, u32, u32) {
+    let date = date(d);
+    (date.year(), date.month(), date.day())
+}
+
+pub fn year(d: Day) -> i32 {
+    date(d).year()
+}
+
+/// The date `months` calendar months after `d`, the day clamped to the end of shorter months
+/// (chrono's rule): the same rule as `vaxlake_pseudonymize::age_in_completed_months`, so
+/// `add_months(birth, m)` is the day on which the child completes `m` months.
 pub fn add_months(d: Day, months: i32) -> Day {
-    let (y, m, day) = civil(d);
-    let total = y * 12 + (m as i32 - 1) + months;
-    let ny = total.div_euclid(12);
-    let nm = total.rem_euclid(12) as u32 + 1;
-    ymd(ny, nm, day.min(days_in_month(ny, nm)))
+    let date = date(d);
+    let moved = if months >= 0 {
+        date.checked_add_months(Months::new(months.unsigned_abs()))
+    } else {
+        date.checked_sub_months(Months::new(months.unsigned_abs()))
+    };
+    moved.expect("a day within chrono's range").to_epoch_days()
 }
 
 pub fn add_years(d: Day, years: i32) -> Day {
     add_months(d, years * 12)
 }
 
-/// Age in completed years on `on`.
+/// Age in completed years on `on` (negative before the birth).
 pub fn age_years(birth: Day, on: Day) -> i32 {
-    let (by, bm, bd) = civil(birth);
-    let (y, m, d) = civil(on);
-    let mut age = y - by;
-    if (m, d) < (bm, bd) {
+    let (birth, on) = (date(birth), date(on));
+    let mut age = on.year() - birth.year();
+    if (on.month(), on.day()) < (birth.month(), birth.day()) {
         age -= 1;
     }
     age
 }
 
-/// 0 = Sunday.
-fn weekday(d: Day) -> i32 {
-    (d + 4).rem_euclid(7)
-}
-
+/// The last Sunday of a month (the EU's summer-time switch days).
 fn last_sunday(y: i32, m: u32) -> Day {
-    let last = ymd(y, m, days_in_month(y, m));
-    last - weekday(last)
+    let first_of_next = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)
+    }
+    .expect("a month within chrono's range");
+    let last = first_of_next.to_epoch_days() - 1;
+    last - date(last).weekday().num_days_from_sunday() as Day
 }
 
 /// Luxembourg's UTC offset in minutes on day `d` for daytime hours (CET / CEST, EU rules).
@@ -148,8 +141,7 @@ pub fn date_string(d: Day) -> String {
 }
 
 pub fn to_naive(d: Day) -> chrono::NaiveDate {
-    let (y, m, day) = civil(d);
-    chrono::NaiveDate::from_ymd_opt(y, m, day).expect("valid civil date")
+    date(d)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! so memory stays a few chunks per worker whatever the input size.
 
 use crate::error::IngestError;
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ const CHUNK_BYTES: usize = 4 << 20;
 pub fn spawn<T, F>(
     files: Vec<PathBuf>,
     workers: usize,
-    progress: ProgressBar,
+    progress: Progress,
     parse: F,
 ) -> tokio::sync::mpsc::Receiver<Result<T, IngestError>>
 where
@@ -77,7 +77,7 @@ where
 fn read_chunks(
     files: &[PathBuf],
     tx: &crossbeam_channel::Sender<Chunk>,
-    progress: &ProgressBar,
+    progress: &Progress,
 ) -> Result<(), IngestError> {
     for (file, path) in files.iter().enumerate() {
         let read_err = |source| IngestError::Read {
@@ -117,7 +117,7 @@ fn read_chunks(
                 }
             };
             carry = buf.split_off(cut);
-            progress.inc(buf.len() as u64);
+            progress.advance(buf.len() as u64);
             let lines = buf.iter().filter(|b| **b == b'\n').count() as u64
                 + u64::from(!buf.ends_with(b"\n"));
             let chunk = Chunk {
@@ -188,7 +188,7 @@ mod tests {
         let path = dir.path().join("x.ndjson");
         let text: String = (1..=200_000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
         std::fs::write(&path, text).unwrap();
-        let mut rx = spawn(vec![path], 2, ProgressBar::hidden(), |c: &Chunk| {
+        let mut rx = spawn(vec![path], 2, Progress::hidden(), |c: &Chunk| {
             c.lines()
                 .map(|(n, l)| (n, std::str::from_utf8(l).unwrap().to_string()))
                 .collect::<Vec<_>>()

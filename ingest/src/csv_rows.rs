@@ -4,8 +4,8 @@
 //! column names it needs and a function from one row to a staged value or a reason.
 
 use crate::error::IngestError;
+use crate::progress::Progress;
 use crate::row::{Parsed, Rejected};
-use indicatif::ProgressBar;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub fn spawn<T, F>(
     path: &Path,
     source: Arc<str>,
     required: &'static [&'static str],
-    progress: ProgressBar,
+    progress: Progress,
     record_hash: impl Fn(&[u8]) -> [u8; 16] + Send + 'static,
     parse: F,
 ) -> Result<tokio::sync::mpsc::Receiver<Result<Parsed<T>, IngestError>>, IngestError>

@@ -5,7 +5,8 @@
 //! into the same staged rows; [`table`] writes them with one atomic Delta commit per batch.
 //! Rejected records go to the `quarantine` table with their position and a reason that never
 //! quotes an identity.
-//! [`rekey`] rotates the warehouse to a new key chain (`vaxlake key rotate`).
+//! [`rekey`] rotates the warehouse to a new key chain (`vaxlake key rotate`). Both report
+//! their progress to a [`ProgressObserver`] of the caller's, if any.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), vaxlake_ingest::IngestError> {
@@ -26,6 +27,7 @@ mod fhir;
 pub mod maintain;
 mod population;
 pub mod postgres;
+pub mod progress;
 mod registry_csv;
 mod rekey;
 mod row;
@@ -40,6 +42,7 @@ pub use maintain::{
     maintain, rewrite_lock, LockMode, MaintainOptions, MaintainReport, TableMaintenance,
 };
 pub use postgres::{PostgresSource, StopFlag};
+pub use progress::{Progress, ProgressObserver};
 pub use rekey::{rekey, RekeyOptions, RekeyOutcome, RekeyReport, TableRekey};
 pub use run::{check_key_everywhere, ingest, IngestOptions, IngestReport};
 pub use source::Source;

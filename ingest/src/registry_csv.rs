@@ -109,8 +109,8 @@ pub fn parse_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Progress;
     use crate::row::{Parsed, Rejected};
-    use indicatif::ProgressBar;
     use vaxlake_pseudonymize::MasterKey;
 
     const HEADER: &str = "event_id,national_id,birth_date,sex,commune,vaccine_atc,vaccine_name,lot_number,dose_number,administered_on,vaccinator_id,status,recorded_at";
@@ -127,7 +127,7 @@ mod tests {
             &path,
             "csv:registry.csv".into(),
             COLUMNS,
-            ProgressBar::hidden(),
+            Progress::hidden(),
             move |raw| crate::fhir::record_hash(&q, raw),
             move |f, line| parse_row(f, line, &p, &system, today),
         )
@@ -190,7 +190,7 @@ mod tests {
             &path,
             "csv:x.csv".into(),
             COLUMNS,
-            ProgressBar::hidden(),
+            Progress::hidden(),
             |_| [0; 16],
             |_, _| Ok(()),
         )

@@ -17,6 +17,7 @@
 //! meanwhile (`IngestError::RotationUnfinished`).
 
 use crate::error::{IngestError, Result};
+use crate::progress::Progress;
 use crate::row::{quarantine_key, CaseContent, VaccinationContent};
 use crate::schema::{self, TableSpec, CASES, QUARANTINE, VACCINATIONS};
 use crate::table::{warehouse_url, Table, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};
@@ -29,7 +30,6 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
-use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::sync::Arc;
 use url::Url;
@@ -38,15 +38,16 @@ use vaxlake_pseudonymize::{IdKind, KeyRotation};
 /// Options of a key rotation, with `with_*` builders.
 #[derive(Debug, Clone, Default)]
 pub struct RekeyOptions {
-    /// Show a progress bar of rows re-keyed (the binary turns it on for terminals).
-    pub progress: bool,
+    /// Where progress (rows re-keyed) is reported; nowhere by default. The binary draws it
+    /// as a bar on terminals.
+    pub progress: Progress,
     /// Re-key only these tables (by name); the others keep their key until the next run,
     /// and ingest refuses the warehouse meanwhile. `None`: every table.
     pub tables: Option<Vec<String>>,
 }
 
 impl RekeyOptions {
-    pub fn with_progress(mut self, progress: bool) -> Self {
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
         self
     }
@@ -192,7 +193,8 @@ pub async fn rekey(
         .filter(|f| f.outcome == RekeyOutcome::Rewritten)
         .map(|f| row_estimate(&f.table))
         .sum();
-    let progress = progress_bar(options.progress, total_rows);
+    let progress = &options.progress;
+    progress.start(total_rows);
 
     // Phase 1: write every table's new files; nothing is committed yet.
     let mut prepared = Vec::new();
@@ -218,7 +220,7 @@ pub async fn rekey(
         }
         progress.set_message(f.spec.name);
         let (mut actions, rows) = if f.outcome == RekeyOutcome::Rewritten {
-            rewrite(f.spec, &f.table, rotation, &progress).await?
+            rewrite(f.spec, &f.table, rotation, progress).await?
         } else {
             (Vec::new(), 0)
         };
@@ -244,7 +246,7 @@ pub async fn rekey(
             _lock: lock,
         });
     }
-    progress.finish_and_clear();
+    progress.finish();
 
     // Phase 2: one commit per table.
     let mut report = RekeyReport {
@@ -360,21 +362,13 @@ fn row_estimate(table: &DeltaTable) -> u64 {
         .unwrap_or(0)
 }
 
-fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
-    crate::run::styled_bar(
-        enabled,
-        total,
-        "{spinner} re-keying {msg} [{bar:40}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
-    )
-}
-
 /// Streams every row of `table` through [`rekey_batch`] into new files (partitioned as the
 /// table is); returns the actions replacing the current files by them, and the row count.
 async fn rewrite(
     spec: &'static TableSpec,
     table: &DeltaTable,
     rotation: &KeyRotation,
-    progress: &ProgressBar,
+    progress: &Progress,
 ) -> Result<(Vec<Action>, u64)> {
     let ctx = SessionContext::new();
     table
@@ -399,7 +393,7 @@ async fn rewrite(
         }
         let batch = rekey_batch(spec, &conform(spec, &batch)?, rotation)?;
         rows += batch.num_rows() as u64;
-        progress.inc(batch.num_rows() as u64);
+        progress.advance(batch.num_rows() as u64);
         writer.write(batch).await.map_err(delta_err(spec))?;
     }
     let adds = writer.flush().await.map_err(delta_err(spec))?;

@@ -7,6 +7,7 @@ use crate::error::{IngestError, Result};
 use crate::fhir::{self, ImmunizationContext, PatientIndex};
 use crate::population;
 use crate::postgres::{self, PostgresSource, StopFlag};
+use crate::progress::Progress;
 use crate::registry_csv;
 use crate::row::{self, Parsed, Rejected, Staged};
 use crate::schema::{
@@ -17,7 +18,6 @@ use crate::table::{warehouse_url, Precedence, Table, UpsertStats};
 use arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::CommitProperties;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc::Receiver;
@@ -32,8 +32,9 @@ pub struct IngestOptions {
     pub batch_rows: usize,
     /// Parser threads (default: available cores).
     pub workers: usize,
-    /// Show a progress bar (the binary turns it on for terminals).
-    pub progress: bool,
+    /// Where progress (bytes of input read) is reported; nowhere by default. The binary
+    /// draws it as a bar on terminals.
+    pub progress: Progress,
     /// FHIR identifier system of the national number.
     pub national_id_system: String,
     /// Name of the originating system of `csv:` and `postgres:` sources (part of their
@@ -48,7 +49,7 @@ impl Default for IngestOptions {
         Self {
             batch_rows: 500_000,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            progress: false,
+            progress: Progress::hidden(),
             national_id_system: fhir::DEFAULT_NATIONAL_ID_SYSTEM.to_string(),
             csv_source_system: "covid19".to_string(),
             stop: StopFlag::default(),
@@ -65,7 +66,7 @@ impl IngestOptions {
         self.workers = workers.max(1);
         self
     }
-    pub fn with_progress(mut self, progress: bool) -> Self {
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
         self
     }
@@ -143,7 +144,7 @@ struct Run {
     report: IngestReport,
     started_at: i64,
     quarantine: Quarantine,
-    progress: ProgressBar,
+    progress: Progress,
     label: &'static str,
 }
 
@@ -260,29 +261,6 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn progress_bar(enabled: bool, total: u64) -> ProgressBar {
-    styled_bar(
-        enabled,
-        total,
-        "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-}
-
-/// A progress bar of `total` with `template` (indicatif's syntax), hidden when not `enabled`
-/// (no terminal, or `--follow`).
-pub(crate) fn styled_bar(enabled: bool, total: u64, template: &str) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar
-}
-
 /// Refuses the run if any table of the warehouse was written with another key, saying to
 /// finish the rotation when the tables disagree among themselves (an interrupted
 /// `key rotate`), and which key to use when the warehouse was rotated away from this one.
@@ -366,7 +344,7 @@ pub async fn ingest(
         },
         started_at,
         quarantine,
-        progress: ProgressBar::hidden(),
+        progress: options.progress.clone(),
         label: source.label(),
     };
     tracing::info!(run_id = %run.report.run_id, source = source.label(), key_id = %key_id, "ingest started");
@@ -381,7 +359,7 @@ pub async fn ingest(
     let commit = run.commit();
     run.quarantine.flush(commit).await?;
     run.report.accepted = run.report.read - run.report.quarantined;
-    run.progress.finish_and_clear();
+    run.progress.finish();
     // A `--follow` poll that found nothing new leaves no trace (it would commit every few
     // seconds); every run that read something is logged.
     if run.report.read > 0 || !matches!(source, Source::Postgres(_)) {
@@ -413,7 +391,7 @@ async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
         .chain(&immunization_files)
         .map(|p| file_len(p))
         .sum();
-    run.progress = progress_bar(run.options.progress, total);
+    run.progress.start(total);
     run.progress.set_message("Patients");
 
     let today = crate::dates::today();
@@ -464,7 +442,7 @@ fn hasher(p: &Pseudonymizer) -> impl Fn(&[u8]) -> [u8; 16] + Send + 'static {
 }
 
 async fn ingest_registry_csv(run: &mut Run, path: &Path) -> Result<()> {
-    run.progress = progress_bar(run.options.progress, file_len(path));
+    run.progress.start(file_len(path));
     let p = run.pseudonymizer.clone();
     let system: Arc<str> = run.options.csv_source_system.as_str().into();
     let today = crate::dates::today();
@@ -541,7 +519,7 @@ async fn ingest_postgres(run: &mut Run, source: &PostgresSource) -> Result<()> {
 }
 
 async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {
-    run.progress = progress_bar(run.options.progress, file_len(path));
+    run.progress.start(file_len(path));
     let p = run.pseudonymizer.clone();
     let today = crate::dates::today();
     let rx = csv_rows::spawn(
@@ -557,7 +535,7 @@ async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {
 }
 
 async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
-    run.progress = progress_bar(run.options.progress, file_len(path));
+    run.progress.start(file_len(path));
     let mut rx = csv_rows::spawn(
         path,
         Arc::from(format!("population:{}", file_name(path))),
@@ -596,7 +574,7 @@ async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
 /// `optout:FILE`: one column `national_id`; each valid number becomes its person key, and
 /// the file replaces the whole list (a withdrawn objection disappears with the next file).
 async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
-    run.progress = progress_bar(run.options.progress, file_len(path));
+    run.progress.start(file_len(path));
     let p = run.pseudonymizer.clone();
     let mut rx = csv_rows::spawn(
         path,

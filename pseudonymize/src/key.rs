@@ -176,9 +176,9 @@ impl MasterKey {
     /// A fresh random key from the operating system, as 64 hex characters for a key file.
     pub fn generate_hex() -> String {
         let mut bytes = [0u8; 32];
-        // BLAKE3 of OS randomness plus time would be weaker than the OS itself; read it directly.
-        let mut f = std::fs::File::open("/dev/urandom").expect("/dev/urandom is readable");
-        std::io::Read::read_exact(&mut f, &mut bytes).expect("/dev/urandom yields bytes");
+        // The operating system's generator, unmixed: BLAKE3 of OS randomness plus time would be
+        // no stronger than the OS itself. getrandom blocks until the OS pool is seeded.
+        getrandom::fill(&mut bytes).expect("the operating system's random generator works");
         hex::encode(bytes)
     }
 

@@ -1,30 +1,31 @@
-//! Calendar arithmetic on Arrow's `Date32` day numbers (days since 1970-01-01), so that
-//! per-person loops need no date library and no allocation.
+//! Calendar arithmetic on Arrow's `Date32` day numbers (days since 1970-01-01), done by
+//! chrono: the engines keep plain day numbers in their per-person loops and convert only here.
 
-/// Proleptic Gregorian (year, month, day) of a day number, after Howard Hinnant's
-/// `civil_from_days`.
-pub fn civil_from_days(day: i32) -> (i32, u32, u32) {
-    let z = i64::from(day) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m, d)
+use chrono::{Datelike, NaiveDate};
+
+/// The date of a day number; days beyond chrono's range (about ±262,000 years) saturate.
+fn date_of(day: i32) -> NaiveDate {
+    NaiveDate::from_epoch_days(day).unwrap_or(if day < 0 {
+        NaiveDate::MIN
+    } else {
+        NaiveDate::MAX
+    })
 }
 
-/// The day number of a proleptic Gregorian date (Hinnant's `days_from_civil`).
+/// Proleptic Gregorian (year, month, day) of a day number.
+pub fn civil_from_days(day: i32) -> (i32, u32, u32) {
+    let date = date_of(day);
+    (date.year(), date.month(), date.day())
+}
+
+/// The day number of a proleptic Gregorian date. Counted from the first of the month, so a
+/// day past the month's end runs on into the next month; a year beyond chrono's range (a
+/// cohort typed by hand) saturates instead of failing.
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as i32
+    let year = year.clamp(NaiveDate::MIN.year(), NaiveDate::MAX.year());
+    let first = NaiveDate::from_ymd_opt(year, month.clamp(1, 12), 1)
+        .expect("the first of every month of chrono's years exists");
+    first.to_epoch_days().saturating_add(day as i32 - 1)
 }
 
 /// The day number of an ISO date `YYYY-MM-DD`, checked (2025-02-30 is refused).
@@ -36,11 +37,10 @@ pub fn parse_iso(text: &str) -> Option<i32> {
     }
     let (year, month, day): (i32, u32, u32) =
         (year.parse().ok()?, month.parse().ok()?, day.parse().ok()?);
-    let number = days_from_civil(year, month, day);
-    (civil_from_days(number) == (year, month, day)).then_some(number)
+    NaiveDate::from_ymd_opt(year, month, day).map(|date| date.to_epoch_days())
 }
 
-/// `YYYY-MM-DD` of a day number.
+/// `YYYY-MM-DD` of a day number (the year zero-padded to four digits, unsigned beyond 9999).
 pub fn format_iso(day: i32) -> String {
     let (year, month, day) = civil_from_days(day);
     format!("{year:04}-{month:02}-{day:02}")
@@ -72,5 +72,9 @@ mod tests {
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(season_of_day(19_966), 2023);
         assert_eq!(season_of_day(19_967), 2024);
+        // A day past the month's end runs on, as callers computing "the day before the 1st"
+        // rely on; an absurd year saturates rather than panicking.
+        assert_eq!(days_from_civil(2024, 2, 30), days_from_civil(2024, 3, 1));
+        assert!(days_from_civil(i32::MAX, 8, 31) > days_from_civil(2024, 8, 31));
     }
 }

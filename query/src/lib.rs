@@ -21,6 +21,8 @@ pub mod effectiveness;
 mod error;
 mod format;
 pub mod latest;
+#[cfg(test)]
+mod logic_tests;
 mod query_memory;
 mod reference;
 pub mod sandbox;

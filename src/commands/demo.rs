@@ -1,7 +1,6 @@
 //! `vaxlake demo`: a national-scale registry generated (or reused), ingested and served.
 
 use anyhow::Result;
-use std::io::IsTerminal;
 use std::path::Path;
 use vaxlake_ingest::IngestOptions;
 use vaxlake_pseudonymize::MasterKey;
@@ -41,7 +40,8 @@ pub async fn run(dir: &Path, persons: u64, listen: std::net::SocketAddr) -> Resu
         if warehouse.exists() {
             std::fs::remove_dir_all(&warehouse)?;
         }
-        let options = IngestOptions::default().with_progress(std::io::stderr().is_terminal());
+        let options =
+            IngestOptions::default().with_progress(crate::progress::ingest_progress(true));
         for source in [
             format!("fhir:{}", export.join("fhir").display()),
             format!("csv:{}", export.join("registry.csv").display()),

@@ -2,7 +2,6 @@
 //! with; see `follow`).
 
 use anyhow::Result;
-use std::io::IsTerminal;
 use vaxlake_ingest::{IngestOptions, Source};
 use vaxlake_pseudonymize::MasterKey;
 
@@ -26,7 +25,7 @@ pub async fn run(
     let options = IngestOptions::default()
         .with_batch_rows(batch_rows)
         .with_csv_source_system(csv_source_system)
-        .with_progress(std::io::stderr().is_terminal() && !follow)
+        .with_progress(crate::progress::ingest_progress(!follow))
         .with_stop(stop.clone());
     let mut source = Source::parse(&source)?;
     if let Some(table) = table {

@@ -2,7 +2,6 @@
 //! the current key chain + one fresh key, then writes that chain to the new key file.
 
 use anyhow::{Context, Result};
-use std::io::IsTerminal;
 use std::path::Path;
 use vaxlake_ingest::{RekeyOptions, RekeyOutcome};
 use vaxlake_pseudonymize::{KeyRotation, MasterKey};
@@ -25,7 +24,7 @@ pub async fn rotate(args: RotateArgs) -> Result<()> {
     let old = MasterKey::load(&args.key_file).context("the current key (--key-file)")?;
     let new = MasterKey::load(&args.new_key_file).context("the new key (--new-key-file)")?;
     let rotation = KeyRotation::new(&old, &new)?;
-    let options = RekeyOptions::default().with_progress(std::io::stderr().is_terminal());
+    let options = RekeyOptions::default().with_progress(crate::progress::rekey_progress());
     let report = vaxlake_ingest::rekey(&args.warehouse, &rotation, &options).await?;
     for t in &report.tables {
         match t.outcome {
