@@ -55,7 +55,7 @@ pub async fn audited_creator(
             "{id:?} is not an extract id"
         )));
     }
-    let audit = vaxlake_query::audit::AUDIT_TABLE;
+    let audit = vaxlake_query::AUDIT_TABLE;
     let warehouse = vaxlake_query::Warehouse::open(
         warehouse_location,
         vaxlake_query::QueryOptions::default()

@@ -49,7 +49,10 @@ impl QueryError {
         QueryError::Refused(reason.into())
     }
 
-    pub(crate) fn warehouse(root: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+    /// The warehouse (or the table) at `root` could not be read or written, for `reason`.
+    /// Public for crates that keep tables of their own under the warehouse root (the
+    /// server's audit trail), so their failures read like the warehouse's.
+    pub fn warehouse(root: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
         QueryError::Warehouse {
             root: root.to_string(),
             reason: reason.to_string(),

@@ -1,5 +1,7 @@
 //! The query side of vaxlake: one DataFusion session over the warehouse's Delta tables,
-//! the read-only SQL sandbox analysts go through, the output formats, and the HTTP API.
+//! the read-only SQL sandbox analysts go through, the output formats, and the coverage and
+//! effectiveness engines. A pure library: the doors into it (HTTP and the others) live in
+//! `vaxlake-server`.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), vaxlake_query::QueryError> {
@@ -11,8 +13,6 @@
 //! # }
 //! ```
 
-pub mod api;
-pub mod audit;
 mod bounded;
 mod cooperative;
 pub mod coverage;
@@ -31,4 +31,4 @@ mod warehouse;
 
 pub use error::QueryError;
 pub use format::QueryAnswer;
-pub use warehouse::{QueryOptions, Warehouse, DEFAULT_TABLES};
+pub use warehouse::{QueryOptions, Warehouse, AUDIT_TABLE, DEFAULT_TABLES};

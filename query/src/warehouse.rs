@@ -35,6 +35,11 @@ pub const DEFAULT_TABLES: &[&str] = &[
     "ingest_runs",
 ];
 
+/// The audit trail's table under the warehouse root: written by the server, read by
+/// operators and by the extract stage (who created an extract). Never among
+/// [`DEFAULT_TABLES`]: analysts' SQL does not see who asked what.
+pub const AUDIT_TABLE: &str = "audit";
+
 /// How the warehouse runs queries. Start from [`QueryOptions::default`] and change what
 /// you need with the `with_*` methods.
 #[derive(Debug, Clone)]
@@ -280,8 +285,10 @@ impl Warehouse {
     }
 
     /// [`Warehouse::refresh`] at most once per `refresh_interval`; a failed check is
-    /// logged and the current versions keep being served.
-    pub(crate) async fn refresh_if_due(&self) {
+    /// logged and the current versions keep being served. Public for servers, which call it
+    /// before answering about table versions, so that a burst of requests checks the store
+    /// once rather than once each.
+    pub async fn refresh_if_due(&self) {
         let mut state = self.inner.refresh.lock().await;
         if state.last_checked.elapsed() < self.inner.options.refresh_interval {
             return;

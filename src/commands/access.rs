@@ -1,8 +1,8 @@
 //! `vaxlake token` and `vaxlake audit`: the operator's side of access control.
 
 use anyhow::Result;
-use vaxlake_query::api::auth::{new_token, user_entry, Role};
-use vaxlake_query::audit::{read, AuditFilter};
+use vaxlake_server::audit::{read, AuditFilter};
+use vaxlake_server::auth::{new_token, user_entry, Role};
 
 use crate::cli::{AuditArgs, AuditFormat, TokenCommand};
 

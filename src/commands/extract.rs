@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use vaxlake_extract::{CreateOptions, OutputFormat, Spec};
-use vaxlake_query::audit::{AuditLog, AuditRecord};
+use vaxlake_server::audit::{AuditLog, AuditRecord};
 
 use crate::cli::{ExtractCommand, FormatArg};
 
@@ -38,7 +38,7 @@ async fn audit(
         endpoint: format!("vaxlake extract {step}"),
         parameters,
         status,
-        outcome: vaxlake_query::audit::outcome(status).into(),
+        outcome: vaxlake_server::audit::outcome(status).into(),
         rows,
         duration_ms: 0.0,
     })
@@ -113,7 +113,7 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
                         &warehouse.warehouse,
                         &by,
                         "approve",
-                        format!("extract={}", vaxlake_query::audit::redact_digits(&id)),
+                        format!("extract={}", vaxlake_server::audit::redact_digits(&id)),
                         None,
                         404,
                     )
@@ -167,56 +167,5 @@ pub async fn run(command: ExtractCommand) -> Result<()> {
             }
             Ok(())
         }
-    }
-}
-
-/// Deletes expired extracts now and every `every` while the server runs: an extract nobody
-/// asks for must still be gone when its time is up, not at the next listing.
-pub fn expire_in_background(dir: PathBuf, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        loop {
-            ticks.tick().await;
-            let dir = dir.clone();
-            match tokio::task::spawn_blocking(move || vaxlake_extract::expire(&dir)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "expiring extracts failed"),
-                Err(error) => tracing::warn!(%error, "expiring extracts stopped"),
-            }
-        }
-    });
-}
-
-/// The extracts of a local warehouse, for `/api/extracts` (see
-/// `vaxlake_query::api::extracts::ExtractShelf`).
-pub struct Shelf {
-    pub dir: PathBuf,
-}
-
-impl vaxlake_query::api::extracts::ExtractShelf for Shelf {
-    fn list(&self, project: Option<&str>) -> Result<Vec<serde_json::Value>, String> {
-        vaxlake_extract::expire(&self.dir).map_err(|e| e.to_string())?;
-        let listed = vaxlake_extract::list(&self.dir, project).map_err(|e| e.to_string())?;
-        Ok(listed
-            .iter()
-            .filter_map(|l| serde_json::to_value(l).ok())
-            .collect())
-    }
-
-    fn file(&self, project: &str, id: &str, file: &str) -> Result<Option<(PathBuf, bool)>, String> {
-        vaxlake_extract::expire(&self.dir).map_err(|e| e.to_string())?;
-        let Some(listed) = vaxlake_extract::list(&self.dir, Some(project))
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|l| l.extract_id == id)
-        else {
-            return Ok(None);
-        };
-        if file != "manifest.json" && !listed.files.iter().any(|f| f == file) {
-            return Ok(None);
-        }
-        // A file changed since its manifest is never handed out.
-        let verified = vaxlake_extract::verify(&listed.dir).map_err(|e| e.to_string())?;
-        Ok(Some((listed.dir.join(file), verified.released)))
     }
 }

@@ -1,9 +1,10 @@
 //! What `serve` does with its flags for the SQL sandbox's limits (DESIGN.md invariant 5). Each one left out
-//! keeps the library's default ([`QueryOptions::default`], `DEFAULT_MAX_CONCURRENT_QUERIES`),
+//! keeps the library's default ([`QueryOptions::default`],
+//! `vaxlake_server::api::DEFAULT_MAX_CONCURRENT_QUERIES`),
 //! so operators change only what their machine needs and tests can set small limits.
 
-use vaxlake_query::api::ApiState;
 use vaxlake_query::QueryOptions;
+use vaxlake_server::ServerConfig;
 
 use crate::cli::QueryLimitArgs;
 
@@ -28,11 +29,12 @@ impl QueryLimitArgs {
         options
     }
 
-    /// `state` with the concurrency limit given on the command line.
-    pub fn api_state(&self, state: ApiState) -> ApiState {
+    /// `config` with the sandbox's limits and the concurrency limit given on the command line.
+    pub fn server_config(&self, config: ServerConfig) -> ServerConfig {
+        let config = config.with_query_options(self.query_options(QueryOptions::default()));
         match self.max_concurrent_queries {
-            Some(queries) => state.with_max_concurrent_queries(queries),
-            None => state,
+            Some(queries) => config.with_max_concurrent_queries(queries),
+            None => config,
         }
     }
 }

@@ -25,11 +25,10 @@ use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 use tokio::sync::mpsc;
 use url::Url;
+use vaxlake_query::{QueryAnswer, QueryError};
 
-use crate::{QueryAnswer, QueryError};
-
-/// Name of the table under the warehouse root.
-pub const AUDIT_TABLE: &str = "audit";
+/// Name of the table under the warehouse root (the warehouse's name for it).
+pub use vaxlake_query::AUDIT_TABLE;
 /// Records per commit at most.
 pub const BATCH_ROWS: usize = 5_000;
 /// Records waiting at most before requests wait for the writer.

@@ -1,10 +1,8 @@
 //! `GET /api/extracts` and `GET /api/extracts/{project}/{id}/{file}`: researchers list and
 //! download their own project's released extracts; operators see every extract. Every
-//! download goes through the audit like any request. The files themselves are kept by the
-//! extract stage, reached through an [`ExtractShelf`] the serving program provides (this
-//! crate sits below that stage).
+//! download goes through the audit like any request. The files are kept on the extract
+//! stage's [`Shelf`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -13,20 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::auth::{Caller, Role};
 use super::{ApiError, ApiState, AuditRows};
+use crate::auth::{Caller, Role};
+use crate::extracts::Shelf;
 
-/// Where extracts are kept. Implementations delete expired extracts before answering.
-pub trait ExtractShelf: Send + Sync {
-    /// The extracts (of `project` only, when given), each a JSON object with at least
-    /// `project`, `extract_id`, `released` and `files`.
-    fn list(&self, project: Option<&str>) -> Result<Vec<Value>, String>;
-    /// The path of `file` of extract `id` of `project` and whether the extract is released,
-    /// after checking every checksum; `None` if there is no such file.
-    fn file(&self, project: &str, id: &str, file: &str) -> Result<Option<(PathBuf, bool)>, String>;
-}
-
-fn shelf(state: &ApiState) -> Result<&Arc<dyn ExtractShelf>, ApiError> {
+fn shelf(state: &ApiState) -> Result<&Shelf, ApiError> {
     state
         .extracts
         .as_ref()
@@ -55,7 +44,7 @@ pub(crate) async fn list(
     let project = own_project(&caller)?;
     let mut extracts = shelf(&state)?
         .list(project)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if project.is_some() {
         extracts.retain(|e| e["released"] == Value::Bool(true));
     }
@@ -85,7 +74,7 @@ pub(crate) async fn download(
     };
     let (path, released) = shelf(&state)?
         .file(&project, &id, &file)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?
         .ok_or_else(not_found)?;
     if own.is_some() && !released {
         return Err(not_found());

@@ -1,5 +1,7 @@
 //! The HTTP API through the router, without a socket.
 
+// The query crate's hand-checked warehouse, shared rather than copied.
+#[path = "../../query/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
@@ -11,8 +13,8 @@ use axum::Router;
 use common::{first_doses, second_doses, write_vaccinations};
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use vaxlake_query::api::{router, ApiState};
 use vaxlake_query::{QueryOptions, Warehouse};
+use vaxlake_server::api::{router, ApiState};
 
 async fn app_with(
     options: QueryOptions,
@@ -272,7 +274,7 @@ async fn serve_stops_on_shutdown() {
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(vaxlake_query::api::serve(
+    let server = tokio::spawn(vaxlake_server::api::serve(
         warehouse,
         "127.0.0.1:0".parse().unwrap(),
         async move {

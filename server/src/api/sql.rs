@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use vaxlake_query::QueryAnswer;
 
 use super::{ApiError, ApiState, AuditRows};
-use crate::QueryAnswer;
 
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 const CSV: &str = "text/csv";
@@ -74,10 +74,10 @@ impl Format {
         }
     }
 
-    fn encode(self, answer: &QueryAnswer) -> Result<Vec<u8>, crate::QueryError> {
+    fn encode(self, answer: &QueryAnswer) -> Result<Vec<u8>, vaxlake_query::QueryError> {
         match self {
             Format::Json => serde_json::to_vec(&answer.to_json()?)
-                .map_err(|error| crate::QueryError::Format(error.to_string())),
+                .map_err(|error| vaxlake_query::QueryError::Format(error.to_string())),
             Format::Csv => answer.to_csv(),
             Format::Arrow => answer.to_arrow_ipc(),
         }

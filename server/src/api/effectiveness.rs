@@ -1,5 +1,5 @@
 //! `GET /api/effectiveness` (CONTRACTS.md) and `/api/effectiveness/rates`
-//! (docs/effectiveness.md): thin wrappers over [`crate::effectiveness::EffectivenessEngine`],
+//! (docs/effectiveness.md): thin wrappers over [`vaxlake_query::effectiveness::EffectivenessEngine`],
 //! which the command line uses too.
 
 use std::sync::Arc;
@@ -8,10 +8,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use vaxlake_query::effectiveness::{EffectivenessEngine, EffectivenessQuery};
 
 use super::coverage::{answer, parameters};
 use super::{ApiError, ApiState};
-use crate::effectiveness::{EffectivenessEngine, EffectivenessQuery};
 
 fn engine(state: &ApiState) -> Result<&EffectivenessEngine, ApiError> {
     state

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::auth::Caller;
 use super::ApiState;
+use crate::auth::Caller;
 
 /// For operators (and everyone when the server runs without `--auth`):
 /// `{"status":"ok","table_version":N,"tables":{"vaccinations":N,...},"ingest":{...}}`;

@@ -1,6 +1,6 @@
 //! `GET /api/coverage` (CONTRACTS.md) and its companions `/indicators`, `/curve`,
 //! `/dropout` and `/timeliness` (docs/coverage.md): thin wrappers over
-//! [`crate::coverage::CoverageEngine`], which the command line uses too.
+//! [`vaxlake_query::coverage::CoverageEngine`], which the command line uses too.
 
 use std::sync::Arc;
 
@@ -10,11 +10,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-
-use super::{ApiError, ApiState, AuditRows};
-use crate::coverage::{
+use vaxlake_query::coverage::{
     render, CoverageEngine, CoverageQuery, CurveQuery, DropoutQuery, Format, TimelinessQuery,
 };
+
+use super::{ApiError, ApiState, AuditRows};
 
 fn engine(state: &ApiState) -> Result<&CoverageEngine, ApiError> {
     state

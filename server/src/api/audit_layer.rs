@@ -1,0 +1,179 @@
+//! The audit of every request (see [`crate::audit`]): the middleware that records who asked
+//! what and how it was answered, also when no answer comes.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, ApiState};
+use crate::audit::{AuditLog, AuditRecord};
+use crate::auth::Caller;
+
+/// Rows an answer carried, for the audit (set by handlers as a response extension).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditRows(pub i64);
+
+/// The caller, as the auth found it, for the audit of a request whose answer never comes.
+#[derive(Clone, Default)]
+pub(crate) struct CallerSlot(Arc<std::sync::Mutex<Option<Caller>>>);
+
+impl CallerSlot {
+    pub(crate) fn set(&self, caller: Caller) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(caller);
+    }
+
+    fn get(&self) -> Option<Caller> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The audit status of a request that got no answer: the client went away, or the server
+/// dropped it (nginx's "client closed request").
+pub const ABORTED_STATUS: u16 = 499;
+
+/// A request being audited. Dropped before [`PendingAudit::finish`] (the client went away,
+/// or the connection was dropped mid-request), it records the request as `aborted`.
+struct PendingAudit {
+    log: AuditLog,
+    slot: CallerSlot,
+    started: std::time::Instant,
+    record: Option<AuditRecord>,
+}
+
+impl PendingAudit {
+    /// The record, completed with the caller (from the answer, else as the auth found it).
+    fn complete(
+        &mut self,
+        caller: Option<Caller>,
+        status: u16,
+        outcome: &str,
+        rows: Option<i64>,
+    ) -> Option<AuditRecord> {
+        let mut record = self.record.take()?;
+        let caller = caller.or_else(|| self.slot.get());
+        record.user = caller.as_ref().and_then(|c| c.name()).map(str::to_string);
+        record.role = caller
+            .as_ref()
+            .map_or("anonymous", |c| c.role())
+            .to_string();
+        record.status = status;
+        record.outcome = outcome.to_string();
+        record.rows = rows;
+        record.duration_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        Some(record)
+    }
+
+    /// The record of the answered request. Read before waiting on the audit queue: a
+    /// response is not `Sync`, so a future holding `&Response` across an await is not `Send`.
+    fn answered(&mut self, response: &Response) -> Option<AuditRecord> {
+        let status = response.status().as_u16();
+        let caller = response.extensions().get::<Caller>().cloned();
+        let rows = response.extensions().get::<AuditRows>().map(|rows| rows.0);
+        self.complete(caller, status, crate::audit::outcome(status), rows)
+    }
+}
+
+impl Drop for PendingAudit {
+    fn drop(&mut self) {
+        if let Some(record) = self.complete(None, ABORTED_STATUS, "aborted", None) {
+            self.log.record_now(record);
+        }
+    }
+}
+
+/// Records the request in the audit trail once it is answered, or as `aborted` when it is
+/// dropped unanswered. A handler that panics is answered 500 (and recorded so). The SQL
+/// text of `/api/sql` is read from the body here (bounded by the body limit); no other body
+/// is recorded (the sign-in form holds a token).
+pub(crate) async fn audit_request(
+    State(state): State<Arc<ApiState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(log) = state.audit.clone() else {
+        return next.run(request).await;
+    };
+    let slot = CallerSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let at_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    let endpoint = request.uri().path().to_string();
+    let mut pending = PendingAudit {
+        log,
+        slot,
+        started: std::time::Instant::now(),
+        record: Some(AuditRecord {
+            at_micros,
+            user: None,
+            role: "anonymous".into(),
+            method: request.method().to_string(),
+            endpoint: endpoint.clone(),
+            parameters: crate::audit::redact_digits(request.uri().query().unwrap_or("")),
+            status: ABORTED_STATUS,
+            outcome: "aborted".into(),
+            rows: None,
+            duration_ms: 0.0,
+        }),
+    };
+    let request = if request.method() == axum::http::Method::POST && endpoint == "/api/sql" {
+        let (parts, body) = request.into_parts();
+        match axum::body::to_bytes(body, state.max_body_bytes).await {
+            Ok(bytes) => {
+                let sql = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("sql").and_then(|s| s.as_str()).map(str::to_string))
+                    .unwrap_or_else(|| "<body is not {\"sql\": ...}>".to_string());
+                set_parameters(&mut pending, &sql);
+                Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            }
+            Err(_) => {
+                set_parameters(&mut pending, "<body larger than the limit>");
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is larger than {} bytes",
+                        state.max_body_bytes
+                    ),
+                )
+                .into_response())
+            }
+        }
+    } else {
+        Ok(request)
+    };
+    let response = match request {
+        Ok(request) => {
+            use futures::FutureExt;
+            match std::panic::AssertUnwindSafe(next.run(request))
+                .catch_unwind()
+                .await
+            {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::error!(%endpoint, "a handler panicked");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error: the request failed; it is recorded in the server log",
+                    )
+                    .into_response()
+                }
+            }
+        }
+        Err(refused) => refused,
+    };
+    if let Some(record) = pending.answered(&response) {
+        pending.log.record(record).await;
+    }
+    response
+}
+
+fn set_parameters(pending: &mut PendingAudit, text: &str) {
+    if let Some(record) = pending.record.as_mut() {
+        record.parameters = crate::audit::redact_digits(text);
+    }
+}

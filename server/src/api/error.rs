@@ -1,0 +1,65 @@
+//! The one shape of every refusal and failure the API answers: a status and
+//! `{"error": "<reason>"}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use vaxlake_query::QueryError;
+
+/// An error answer: a status and `{"error": "<reason>"}`, nothing else.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The answer's status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        let status = match &error {
+            QueryError::Refused(_) | QueryError::Sql(_) | QueryError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            QueryError::Unavailable(_) => StatusCode::NOT_FOUND,
+            // 503, not 408: the client was not slow, the query was; retrying later with the
+            // same query may succeed when the server is less busy.
+            QueryError::Timeout(_) | QueryError::ResourcesExhausted(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            QueryError::Warehouse { .. } | QueryError::Format(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            // An identity typed into a request (a national number in SQL) is not echoed.
+            Json(serde_json::json!({ "error": crate::audit::redact_digits(&self.message) })),
+        )
+            .into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,170 @@
+//! The auth middleware: who is calling (a bearer token or a session cookie), and the
+//! refusal (401/403, or the sign-in form for a browser's page) when their role may not use
+//! the path.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::rules::{access, Access};
+use super::sessions::session_cookie;
+use super::users::Role;
+use crate::api::audit_layer::CallerSlot;
+use crate::api::{ApiError, ApiState};
+
+/// Who made a request, as handlers and the audit see it.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// `serve` without `--auth` (loopback only): everything is allowed.
+    Unauthenticated,
+    /// A signed-in user.
+    User {
+        name: String,
+        role: Role,
+        project: Option<String>,
+    },
+    /// No valid token or session (only open endpoints answer).
+    Anonymous,
+}
+
+impl Caller {
+    /// Whether operators' details may be shown (health, status).
+    pub fn is_operator(&self) -> bool {
+        matches!(
+            self,
+            Caller::Unauthenticated
+                | Caller::User {
+                    role: Role::Operator,
+                    ..
+                }
+        )
+    }
+
+    /// The name recorded in the audit.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Caller::User { name, .. } => Some(name),
+            Caller::Unauthenticated | Caller::Anonymous => None,
+        }
+    }
+
+    /// The role recorded in the audit.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Caller::User { role, .. } => role.as_str(),
+            Caller::Unauthenticated => "unauthenticated",
+            Caller::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// Whether the request is a browser's page navigation (a GET of a page, not of the API,
+/// asking for HTML): only these are sent to the sign-in form instead of a 401.
+fn is_page_navigation(request: &Request) -> bool {
+    request.method() == axum::http::Method::GET
+        && !request.uri().path().starts_with("/api/")
+        && request
+            .headers()
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.to_ascii_lowercase().contains("text/html"))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+/// The auth middleware: finds the caller, refuses with 401/403 and a JSON reason, and hands
+/// the caller to handlers (and to the audit, through the response) as an extension.
+pub(crate) async fn authorize(
+    State(state): State<Arc<ApiState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(config) = &state.auth else {
+        if let Some(slot) = request.extensions().get::<CallerSlot>() {
+            slot.set(Caller::Unauthenticated);
+        }
+        request.extensions_mut().insert(Caller::Unauthenticated);
+        let mut response = next.run(request).await;
+        response.extensions_mut().insert(Caller::Unauthenticated);
+        return response;
+    };
+    let headers = request.headers();
+    let mut presented = false;
+    let user = if let Some(token) = bearer(headers) {
+        presented = true;
+        config.authenticate(token)
+    } else if let Some(cookie) = session_cookie(headers) {
+        presented = true;
+        state
+            .sessions
+            .user(cookie)
+            .and_then(|index| config.users().get(index))
+    } else {
+        None
+    };
+    let caller = match user {
+        Some(user) => Caller::User {
+            name: user.name.clone(),
+            role: user.role,
+            project: user.project.clone(),
+        },
+        None => Caller::Anonymous,
+    };
+    // The audit learns the caller now, in case the answer never comes (a timeout, a client
+    // that goes away, a panic).
+    if let Some(slot) = request.extensions().get::<CallerSlot>() {
+        slot.set(caller.clone());
+    }
+    let path = request.uri().path().to_string();
+    let refusal = match (access(&path), &caller) {
+        (Some(Access::Open), _) => None,
+        (Some(access), Caller::User { role, .. }) if access.admits(*role) => None,
+        (Some(_), Caller::User { role, .. }) => Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("the {} role may not use {path}", role.as_str()),
+        )),
+        (None, Caller::User { .. }) => Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{path} is not an endpoint or page of this server"),
+        )),
+        (_, _) if presented => Some(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown or expired token or session; sign in again",
+        )),
+        (_, _) => Some(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: send Authorization: Bearer TOKEN (browsers: sign in at /login)",
+        )),
+    };
+    let mut response = match refusal {
+        // A browser opening a page without a session is sent to the sign-in form (an
+        // extension of CONTRACTS.md's 401, for page navigations only: the API, scripts and
+        // every request not asking for HTML get the 401 and its JSON reason).
+        Some(error)
+            if error.status() == StatusCode::UNAUTHORIZED && is_page_navigation(&request) =>
+        {
+            redirect_to_login()
+        }
+        Some(error) => error.into_response(),
+        None => {
+            request.extensions_mut().insert(caller.clone());
+            next.run(request).await
+        }
+    };
+    response.extensions_mut().insert(caller);
+    response
+}
+
+fn redirect_to_login() -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response()
+}
