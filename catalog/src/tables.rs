@@ -46,6 +46,8 @@ pub struct Table {
     /// Registered for analysts by the query engine. An allow-list rather than "every
     /// directory": tables added later (audit, keys, extracts) must be opened on purpose.
     pub analysts: bool,
+    /// Offered to researcher extracts (its [`Column::extractable`] columns).
+    pub extracts: bool,
     schema: OnceLock<SchemaRef>,
 }
 
@@ -56,6 +58,7 @@ struct Layout {
     upsert: Option<UpsertKeys>,
     writer: Writer,
     analysts: bool,
+    extracts: bool,
 }
 
 /// An ingest table, not partitioned, replaced or appended, open to analysts.
@@ -64,6 +67,7 @@ const PLAIN: Layout = Layout {
     upsert: None,
     writer: Writer::Ingest,
     analysts: true,
+    extracts: false,
 };
 
 /// Upserted by `key`, the newest `last_updated` winning, `content_hash` spotting no-ops.
@@ -84,6 +88,7 @@ impl Table {
             upsert: layout.upsert,
             writer: layout.writer,
             analysts: layout.analysts,
+            extracts: layout.extracts,
             schema: OnceLock::new(),
         }
     }
@@ -164,6 +169,7 @@ pub static VACCINATIONS: Table = Table::new(
     Layout {
         partition_columns: &["birth_decade"],
         upsert: upserted_by("event_key"),
+        extracts: true,
         ..PLAIN
     },
 );
@@ -189,6 +195,7 @@ pub static CASES: Table = Table::new(
     ],
     Layout {
         upsert: upserted_by("case_key"),
+        extracts: true,
         ..PLAIN
     },
 );

@@ -15,6 +15,8 @@ pub struct View {
     pub sql: &'static str,
     /// In the order the view returns them.
     pub columns: &'static [Column],
+    /// Offered to researcher extracts (its [`Column::extractable`] columns).
+    pub extracts: bool,
 }
 
 impl View {
@@ -41,6 +43,7 @@ pub static VIEWS: &[View] = &[
             Column::optional("commune", Text, QuasiIdentifier(Commune)),
             Column::optional("canton", Text, QuasiIdentifier(Canton)),
         ],
+        extracts: true,
     },
     View {
         name: "persons",
@@ -53,6 +56,7 @@ pub static VIEWS: &[View] = &[
             Column::optional("commune", Text, QuasiIdentifier(Commune)),
             Column::optional("canton", Text, QuasiIdentifier(Canton)),
         ],
+        extracts: false,
     },
 ];
 
