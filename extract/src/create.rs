@@ -139,8 +139,11 @@ pub async fn create_in(
     let versions = tables_read(&spec.table, &warehouse.versions())?;
     // Every table, the ones read included, must carry this key's id; a warehouse whose
     // tables disagree (an interrupted rotation) is refused, as the ingest refuses it.
-    vaxlake_ingest::check_key_everywhere(warehouse.root(), &key.key_id())
+    let stored = warehouse
+        .stored_keys()
         .await
+        .map_err(|error| ExtractError::Refused(error.to_string()))?;
+    vaxlake_catalog::check_keys(&stored, &key.key_id())
         .map_err(|error| ExtractError::Refused(error.to_string()))?;
     let project_key = ProjectKey::new(key, &spec.project);
     let id = extract_id(spec, &versions, project_key.key_id());

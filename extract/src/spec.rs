@@ -3,8 +3,10 @@
 //! columns; key columns are selectable but always leave re-keyed to the project.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde::Deserialize;
+use vaxlake_catalog::{Column, Generalise, Role};
 
 use crate::ExtractError;
 
@@ -23,51 +25,60 @@ pub enum ColumnKind {
     Plain,
 }
 
-/// The columns a table offers to extracts. Everything else (lot numbers, vaccine names as
-/// typed, technical timestamps) is free text or operational detail and is never offered.
+impl ColumnKind {
+    /// What an extract may do with a catalogue column; `None` for one never offered.
+    fn of(column: &Column) -> Option<ColumnKind> {
+        if !column.extractable {
+            return None;
+        }
+        Some(match column.role {
+            Role::Identity(kind) => ColumnKind::Key(kind),
+            Role::QuasiIdentifier(Generalise::BirthMonth) | Role::Date => ColumnKind::Date,
+            Role::QuasiIdentifier(Generalise::Commune) => ColumnKind::Commune,
+            Role::QuasiIdentifier(Generalise::Canton) => ColumnKind::Canton,
+            Role::QuasiIdentifier(Generalise::Suppress) | Role::Measure => ColumnKind::Plain,
+            Role::DerivedFromIdentity | Role::FreeText | Role::Operational => return None,
+        })
+    }
+}
+
+/// A table's columns offered to extracts, with their kinds.
+type Offered = Vec<(&'static str, ColumnKind)>;
+
+/// The tables and views offered to extracts, with their columns in the catalogue's order.
+static OFFERED: LazyLock<Vec<(&'static str, Offered)>> = LazyLock::new(|| {
+    let offered = |columns: &'static [Column]| {
+        columns
+            .iter()
+            .filter_map(|c| ColumnKind::of(c).map(|kind| (c.name, kind)))
+            .collect()
+    };
+    let tables = vaxlake_catalog::TABLES
+        .iter()
+        .filter(|t| t.extracts)
+        .map(|t| (t.name, offered(t.columns)));
+    let views = vaxlake_catalog::VIEWS
+        .iter()
+        .filter(|v| v.extracts)
+        .map(|v| (v.name, offered(v.columns)));
+    tables.chain(views).collect()
+});
+
+/// The columns a table offers to extracts (the catalogue's extractable columns). Everything
+/// else (lot numbers, vaccine names as typed, technical timestamps) is free text or
+/// operational detail and is never offered.
 pub fn selectable(table: &str) -> Option<&'static [(&'static str, ColumnKind)]> {
-    use vaxlake_pseudonymize::IdKind;
-    use ColumnKind::*;
-    Some(match table {
-        "vaccinations" => &[
-            ("event_key", Key(IdKind::Event)),
-            ("person_key", Key(IdKind::Person)),
-            ("birth_month", Date),
-            ("sex", Plain),
-            ("commune", Commune),
-            ("canton", Canton),
-            ("administered_on", Date),
-            ("age_months_at_dose", Plain),
-            ("vaccine_atc", Plain),
-            ("dose_number_recorded", Plain),
-            ("status", Plain),
-            ("vaccinator_key", Key(IdKind::Practitioner)),
-        ],
-        "antigen_doses" => &[
-            ("person_key", Key(IdKind::Person)),
-            ("antigen", Plain),
-            ("dose_seq", Plain),
-            ("administered_on", Date),
-            ("age_months_at_dose", Plain),
-            ("birth_month", Date),
-            ("sex", Plain),
-            ("commune", Commune),
-            ("canton", Canton),
-        ],
-        "cases" => &[
-            ("case_key", Key(IdKind::Case)),
-            ("person_key", Key(IdKind::Person)),
-            ("disease", Plain),
-            ("onset_date", Date),
-            ("hospitalised", Plain),
-            ("died", Plain),
-            ("birth_month", Date),
-            ("sex", Plain),
-            ("commune", Commune),
-            ("canton", Canton),
-        ],
-        _ => return None,
-    })
+    OFFERED
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map(|(_, columns)| columns.as_slice())
+}
+
+/// The catalogue's columns called `name`, in every table and view.
+fn catalogue_columns(name: &str) -> impl Iterator<Item = &'static Column> + '_ {
+    let tables = vaxlake_catalog::TABLES.iter().flat_map(|t| t.columns);
+    let views = vaxlake_catalog::VIEWS.iter().flat_map(|v| v.columns);
+    tables.chain(views).filter(move |c| c.name == name)
 }
 
 /// The levels a column kind can be generalised to, finest first.
@@ -88,14 +99,19 @@ pub fn quasi_identifying(name: &str, kind: ColumnKind) -> bool {
     matches!(
         kind,
         ColumnKind::Date | ColumnKind::Commune | ColumnKind::Canton
-    ) || matches!(name, "birth_month" | "sex" | "commune" | "canton")
+    ) || catalogue_columns(name).any(Column::quasi_identifying)
 }
 
 /// The level a column is stored at (see [`levels`]): releasing it at this level coarsens
 /// nothing. `birth_month` holds the first of the month; other dates hold the day.
 pub fn stored_precision(name: &str, kind: ColumnKind) -> &'static str {
     match kind {
-        ColumnKind::Date if name == "birth_month" => "month",
+        ColumnKind::Date
+            if catalogue_columns(name)
+                .any(|c| c.role == Role::QuasiIdentifier(Generalise::BirthMonth)) =>
+        {
+            "month"
+        }
         ColumnKind::Date => "day",
         ColumnKind::Commune => "commune",
         ColumnKind::Canton => "canton",
@@ -475,6 +491,67 @@ max_suppressed_share = 0.0
         let error = Spec::parse(text).unwrap_err().to_string();
         assert!(error.contains("at least 2"), "{error}");
         Spec::parse(&text.replace("k = 1", "k = 2")).unwrap();
+    }
+
+    /// The catalogue offers exactly the columns CONTRACTS.md lists, with these kinds.
+    #[test]
+    fn the_offered_columns() {
+        use vaxlake_pseudonymize::IdKind;
+        use ColumnKind::*;
+        let expected: [(&str, &[(&str, ColumnKind)]); 3] = [
+            (
+                "vaccinations",
+                &[
+                    ("event_key", Key(IdKind::Event)),
+                    ("person_key", Key(IdKind::Person)),
+                    ("birth_month", Date),
+                    ("sex", Plain),
+                    ("commune", Commune),
+                    ("canton", Canton),
+                    ("administered_on", Date),
+                    ("age_months_at_dose", Plain),
+                    ("vaccine_atc", Plain),
+                    ("dose_number_recorded", Plain),
+                    ("status", Plain),
+                    ("vaccinator_key", Key(IdKind::Practitioner)),
+                ],
+            ),
+            (
+                "antigen_doses",
+                &[
+                    ("person_key", Key(IdKind::Person)),
+                    ("antigen", Plain),
+                    ("dose_seq", Plain),
+                    ("administered_on", Date),
+                    ("age_months_at_dose", Plain),
+                    ("birth_month", Date),
+                    ("sex", Plain),
+                    ("commune", Commune),
+                    ("canton", Canton),
+                ],
+            ),
+            (
+                "cases",
+                &[
+                    ("case_key", Key(IdKind::Case)),
+                    ("person_key", Key(IdKind::Person)),
+                    ("disease", Plain),
+                    ("onset_date", Date),
+                    ("hospitalised", Plain),
+                    ("died", Plain),
+                    ("birth_month", Date),
+                    ("sex", Plain),
+                    ("commune", Commune),
+                    ("canton", Canton),
+                ],
+            ),
+        ];
+        for (table, columns) in expected {
+            assert_eq!(selectable(table).unwrap(), columns, "{table}");
+        }
+        for table in ["population", "quarantine", "optout", "persons", "audit"] {
+            assert!(selectable(table).is_none(), "{table}");
+        }
     }
 
     #[test]

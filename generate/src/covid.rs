@@ -12,7 +12,6 @@ use crate::text::{push_csv_field, push_padded, push_uint};
 use crate::{par, EXPORT_END, PERSON_CHUNK};
 use std::io::Write;
 
-pub const CSV_HEADER: &str = "event_id,national_id,birth_date,sex,commune,vaccine_atc,vaccine_name,lot_number,dose_number,administered_on,vaccinator_id,status,recorded_at";
 pub const UNKNOWN_COVID_ATC: &str = "J07BN99";
 
 #[derive(Debug, Clone, Copy)]
@@ -394,7 +393,8 @@ pub fn write_registry(
     let mut rng = rng::stream(seed, rng::ids::COVID_FATES);
     let mut m = CsvManifest::default();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    buf.extend_from_slice(CSV_HEADER.as_bytes());
+    // The columns of CONTRACTS.md "Registry CSV"; each row below writes them in this order.
+    buf.extend_from_slice(vaxlake_catalog::sources::registry_header().as_bytes());
     buf.push(b'\n');
     let young: Vec<u32> = (0..persons.len() as u32)
         .filter(|&i| {

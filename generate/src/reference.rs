@@ -5,24 +5,16 @@
 use crate::rng::{RngExt, Weighted};
 use std::sync::LazyLock;
 
-/// `sql/reference/vaccines.csv` as (ATC code, vaccine name) pairs.
-pub static VACCINE_TABLE: LazyLock<Vec<(String, String)>> =
-    LazyLock::new(|| parse_vaccines(include_str!("../../sql/reference/vaccines.csv")));
-
-fn parse_vaccines(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let (code, rest) = line.split_once(',').unwrap_or((line, ""));
-            let name = match rest.strip_prefix('"') {
-                Some(quoted) => quoted.split_once('"').map(|(n, _)| n).unwrap_or(quoted),
-                None => rest.split(',').next().unwrap_or(""),
-            };
-            (code.trim().to_string(), name.to_string())
-        })
+/// `sql/reference/vaccines.csv` (as the catalogue parsed it) as (ATC code, vaccine name)
+/// pairs.
+pub static VACCINE_TABLE: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
+    vaxlake_catalog::builtin()
+        .unwrap_or_else(|error| panic!("{error}"))
+        .vaccines
+        .iter()
+        .map(|v| (v.atc_code.clone(), v.name.clone()))
         .collect()
-}
+});
 
 /// Whether an ATC code is in the reference file (valid records use only these).
 #[cfg(test)]

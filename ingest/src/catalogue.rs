@@ -1,40 +1,13 @@
 //! The vaccine catalogue (`sql/reference/vaccines.csv`): which ATC codes the warehouse knows.
 //! An event with a code missing from it is quarantined, since coverage could not count it.
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vaccine {
-    pub atc_code: String,
-    pub name: String,
-    pub antigens: Vec<String>,
-}
-
-/// Every vaccine of the reference file, by ATC code.
-pub static VACCINES: LazyLock<HashMap<String, Vaccine>> = LazyLock::new(|| {
-    let mut reader =
-        csv::Reader::from_reader(include_str!("../../sql/reference/vaccines.csv").as_bytes());
-    reader
-        .records()
-        .filter_map(|r| r.ok())
-        .map(|r| {
-            let v = Vaccine {
-                atc_code: r[0].trim().to_string(),
-                name: r[1].trim().to_string(),
-                antigens: r[2].split(';').map(|a| a.trim().to_string()).collect(),
-            };
-            (v.atc_code.clone(), v)
-        })
-        .collect()
-});
+pub use vaxlake_catalog::Vaccine;
 
 /// Looks an ATC code up, ignoring case and surrounding spaces.
 pub fn vaccine(atc: &str) -> Option<&'static Vaccine> {
-    let code = atc.trim();
-    VACCINES
-        .get(code)
-        .or_else(|| VACCINES.get(&code.to_ascii_uppercase()))
+    vaxlake_catalog::builtin()
+        .unwrap_or_else(|error| panic!("{error}"))
+        .vaccine(atc)
 }
 
 /// The vaccine of an event's ATC code, or the quarantine reason. The code is shown only as

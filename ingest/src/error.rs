@@ -23,27 +23,12 @@ pub enum IngestError {
     BadInput { path: String, message: String },
     #[error("warehouse location '{0}' is not a path or URL")]
     BadWarehouse(String),
-    #[error(
-        "table '{table}' was written with key id {stored}, but the key given has id {given}; \
-         use the warehouse's key (or rotate the warehouse to the new key)"
-    )]
-    KeyMismatch {
-        table: String,
-        stored: String,
-        given: String,
-    },
-    #[error(
-        "the warehouse's tables carry different key ids ({ids}): a key rotation was \
-         interrupted; finish it by running `vaxlake key rotate` again with the same \
-         --key-file and --new-key-file, then ingest with the new key file"
-    )]
-    RotationUnfinished { ids: String },
-    #[error(
-        "the warehouse was rotated from key id {given} (the key given) to key id {stored}: \
-         ingest with the rotated key file (the --new-key-file of `vaxlake key rotate`, which \
-         now holds the key chain) and destroy this old key file"
-    )]
-    KeyRotatedAway { stored: String, given: String },
+    /// A reference file compiled in (`sql/reference/`) does not parse.
+    #[error(transparent)]
+    Catalog(#[from] vaxlake_catalog::CatalogError),
+    /// The key given is not the one every table was written with.
+    #[error(transparent)]
+    Key(#[from] vaxlake_catalog::KeyError),
     #[error(
         "table '{table}' has key id {stored}, which is neither the id of the key given \
          ({from}) nor that of the rotated key chain ({to}); rotate with the key file the \

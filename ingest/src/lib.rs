@@ -36,7 +36,7 @@ pub mod schema;
 mod source;
 pub mod table;
 
-pub use catalogue::{vaccine, Vaccine, VACCINES};
+pub use catalogue::{vaccine, Vaccine};
 pub use error::IngestError;
 pub use maintain::{
     maintain, rewrite_lock, LockMode, MaintainOptions, MaintainReport, TableMaintenance,

@@ -203,13 +203,8 @@ fn num_files(table: &DeltaTable, spec: &TableSpec) -> Result<u64> {
 }
 
 fn key_id(table: &DeltaTable, spec: &TableSpec) -> Result<Option<String>> {
-    Ok(table
-        .snapshot()
-        .map_err(delta_err(spec))?
-        .metadata()
-        .configuration()
-        .get(KEY_ID_PROPERTY)
-        .cloned())
+    let snapshot = table.snapshot().map_err(delta_err(spec))?;
+    Ok(vaxlake_catalog::key_id(snapshot.metadata().configuration()).map(str::to_string))
 }
 
 fn commit_properties() -> CommitProperties {

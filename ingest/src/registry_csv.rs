@@ -12,21 +12,7 @@ use vaxlake_pseudonymize::{
 };
 
 /// The columns of CONTRACTS.md "Registry CSV", in the order `parse_row` reads them.
-pub const COLUMNS: &[&str] = &[
-    "event_id",
-    "national_id",
-    "birth_date",
-    "sex",
-    "commune",
-    "vaccine_atc",
-    "vaccine_name",
-    "lot_number",
-    "dose_number",
-    "administered_on",
-    "vaccinator_id",
-    "status",
-    "recorded_at",
-];
+pub const COLUMNS: &[&str] = &vaxlake_catalog::sources::REGISTRY_COLUMNS;
 
 /// Turns one registry row into a vaccination, or says why not (never quoting an identity).
 pub fn parse_row(
@@ -113,12 +99,14 @@ mod tests {
     use crate::row::{Parsed, Rejected};
     use vaxlake_pseudonymize::MasterKey;
 
-    const HEADER: &str = "event_id,national_id,birth_date,sex,commune,vaccine_atc,vaccine_name,lot_number,dose_number,administered_on,vaccinator_id,status,recorded_at";
-
     async fn parse(body: &str) -> (Vec<Vaccination>, Vec<Rejected>, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.csv");
-        std::fs::write(&path, format!("{HEADER}\n{body}")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{}\n{body}", vaxlake_catalog::sources::registry_header()),
+        )
+        .unwrap();
         let p = Pseudonymizer::new(&MasterKey::from_hex(&"22".repeat(32)).unwrap());
         let system: Arc<str> = "covid19".into();
         let today = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();

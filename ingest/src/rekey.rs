@@ -98,30 +98,15 @@ impl RekeyReport {
     }
 }
 
-/// The columns holding pseudonyms, with the kind each was made as. (Kept beside
-/// [`derived_columns`]; a unit test makes sure every column of every table is classified.)
-fn keyed_columns(spec: &TableSpec) -> &'static [(&'static str, IdKind)] {
-    match spec.name {
-        "vaccinations" => &[
-            ("event_key", IdKind::Event),
-            ("person_key", IdKind::Person),
-            ("vaccinator_key", IdKind::Practitioner),
-        ],
-        "cases" => &[("case_key", IdKind::Case), ("person_key", IdKind::Person)],
-        "optout" => &[("person_key", IdKind::Person)],
-        // The keyed hash of the raw record (`fhir::record_hash`, a Resource pseudonym).
-        "quarantine" => &[("record_hash", IdKind::Resource)],
-        _ => &[],
-    }
+/// The columns holding pseudonyms, with the kind each was made as (the catalogue's
+/// identity columns).
+fn keyed_columns(spec: &TableSpec) -> Vec<(&'static str, IdKind)> {
+    spec.identity_columns().collect()
 }
 
 /// Columns computed from pseudonyms (unkeyed hashes over them): recomputed after re-keying.
-fn derived_columns(spec: &TableSpec) -> &'static [&'static str] {
-    match spec.name {
-        "vaccinations" | "cases" => &["content_hash"],
-        "quarantine" => &["quarantine_key"],
-        _ => &[],
-    }
+fn derived_columns(spec: &TableSpec) -> Vec<&'static str> {
+    spec.derived_columns().collect()
 }
 
 /// A table of the warehouse as the rotation found it.
@@ -296,11 +281,10 @@ async fn find_tables(
 ) -> Result<Vec<Found>> {
     let (from, to) = (rotation.from_key_id(), rotation.to_key_id());
     if let Some(names) = &options.tables {
-        if let Some(unknown) = names.iter().find(|n| {
-            !schema::warehouse_tables()
-                .iter()
-                .any(|s| s.name == n.as_str())
-        }) {
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !schema::warehouse_tables().any(|s| s.name == n.as_str()))
+        {
             return Err(IngestError::BadInput {
                 path: root.to_string(),
                 message: format!("no table named '{unknown}' in a warehouse"),
@@ -413,7 +397,7 @@ async fn rewrite(
 /// (scans may hand back `Utf8View` strings or dictionary-encoded partition values).
 fn conform(spec: &TableSpec, batch: &RecordBatch) -> Result<RecordBatch> {
     let columns = spec
-        .schema
+        .schema()
         .fields()
         .iter()
         .map(|field| {
@@ -427,7 +411,7 @@ fn conform(spec: &TableSpec, batch: &RecordBatch) -> Result<RecordBatch> {
             Ok(arrow::compute::cast(column, field.data_type())?)
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new(spec.schema.clone(), columns)?)
+    Ok(RecordBatch::try_new(spec.schema().clone(), columns)?)
 }
 
 fn strings<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
@@ -474,7 +458,7 @@ fn rekey_batch(
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     let index = |name: &str| batch.schema().index_of(name);
     for (name, kind) in keyed_columns(spec) {
-        let rekeyed = rekey_column(spec, name, strings(batch, name), *kind, rotation)?;
+        let rekeyed = rekey_column(spec, name, strings(batch, name), kind, rotation)?;
         columns[index(name)?] = Arc::new(rekeyed);
     }
     let rekeyed = RecordBatch::try_new(batch.schema(), columns.clone())?;
@@ -737,7 +721,7 @@ mod tests {
                 spec.name
             );
             let mut schema: Vec<&str> = spec
-                .schema
+                .schema()
                 .fields()
                 .iter()
                 .map(|f| f.name().as_str())

@@ -338,7 +338,7 @@ pub fn vaccinations_batch(
         Arc::new(content_hash.finish()),
         Arc::new(decade.finish()),
     ];
-    RecordBatch::try_new(VACCINATIONS.schema.clone(), columns)
+    RecordBatch::try_new(VACCINATIONS.schema().clone(), columns)
 }
 
 /// Builds the `cases` batch; a case's version is the run's start (a later file replaces).
@@ -402,7 +402,7 @@ pub fn cases_batch(rows: &[Case], ingested_at: i64) -> arrow::error::Result<Reco
         Arc::new(ingested.finish()),
         Arc::new(content_hash.finish()),
     ];
-    RecordBatch::try_new(CASES.schema.clone(), columns)
+    RecordBatch::try_new(CASES.schema().clone(), columns)
 }
 
 /// Builds the `quarantine` batch. Each entry carries its key (source, line and record hash),
@@ -441,7 +441,7 @@ pub fn quarantine_batch(
         Arc::new(run.finish()),
         Arc::new(content_hash.finish()),
     ];
-    RecordBatch::try_new(QUARANTINE.schema.clone(), columns)
+    RecordBatch::try_new(QUARANTINE.schema().clone(), columns)
 }
 
 #[cfg(test)]

@@ -268,45 +268,14 @@ pub async fn check_key_everywhere(root: &Url, key_id: &str) -> Result<()> {
     let mut stored = Vec::new();
     for spec in schema::warehouse_tables() {
         if let Some(table) = Table::open(root, spec, None).await? {
-            stored.push((
-                spec.name,
-                table.property(crate::table::KEY_ID_PROPERTY)?,
-                table.property(crate::table::KEY_ROTATED_FROM_PROPERTY)?,
-            ));
+            stored.push(vaxlake_catalog::StoredKey {
+                table: spec.name.to_string(),
+                key_id: table.property(crate::table::KEY_ID_PROPERTY)?,
+                rotated_from: table.property(crate::table::KEY_ROTATED_FROM_PROPERTY)?,
+            });
         }
     }
-    let ids: std::collections::BTreeSet<&str> = stored
-        .iter()
-        .filter_map(|(_, id, _)| id.as_deref())
-        .collect();
-    if ids.len() > 1 {
-        let listed: Vec<String> = stored
-            .iter()
-            .map(|(name, id, _)| format!("{name}={}", id.as_deref().unwrap_or("none")))
-            .collect();
-        return Err(IngestError::RotationUnfinished {
-            ids: listed.join(", "),
-        });
-    }
-    for (name, id, rotated_from) in &stored {
-        match id {
-            Some(id) if id != key_id && rotated_from.as_deref() == Some(key_id) => {
-                return Err(IngestError::KeyRotatedAway {
-                    stored: id.clone(),
-                    given: key_id.to_string(),
-                })
-            }
-            Some(id) if id != key_id => {
-                return Err(IngestError::KeyMismatch {
-                    table: name.to_string(),
-                    stored: id.clone(),
-                    given: key_id.to_string(),
-                })
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    Ok(vaxlake_catalog::check_keys(&stored, key_id)?)
 }
 
 /// Ingests one source into the warehouse at `warehouse` (a path or URL).
@@ -316,6 +285,9 @@ pub async fn ingest(
     key: &MasterKey,
     options: &IngestOptions,
 ) -> Result<IngestReport> {
+    // The reference data every record is checked against: a broken file stops the run here,
+    // naming its line, before anything is read.
+    vaxlake_catalog::builtin()?;
     let root = warehouse_url(warehouse)?;
     let _turn = crate::maintain::ingest_lock(&root).await?;
     let pseudonymizer = Pseudonymizer::new(key);
@@ -605,7 +577,7 @@ async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
         });
     }
     let batch = RecordBatch::try_new(
-        OPTOUT.schema.clone(),
+        OPTOUT.schema().clone(),
         vec![
             Arc::new(arrow::array::StringArray::from_iter_values(keys.iter())),
             Arc::new(
@@ -648,7 +620,7 @@ fn population_batch(rows: &[population::PopulationRow], ingested_at: i64) -> Res
         Arc::new(count.finish()),
         Arc::new(ingested.finish()),
     ];
-    Ok(RecordBatch::try_new(POPULATION.schema.clone(), columns)?)
+    Ok(RecordBatch::try_new(POPULATION.schema().clone(), columns)?)
 }
 
 async fn log_run(run: &Run, key_id: &str) -> Result<()> {
@@ -670,6 +642,6 @@ async fn log_run(run: &Run, key_id: &str) -> Result<()> {
         Arc::new(arrow::array::Int64Array::from(vec![r.quarantined as i64])),
         Arc::new(arrow::array::StringArray::from(vec![key_id.to_string()])),
     ];
-    let batch = RecordBatch::try_new(spec.schema.clone(), columns)?;
+    let batch = RecordBatch::try_new(spec.schema().clone(), columns)?;
     table.append(batch, run.commit()).await
 }

@@ -19,13 +19,9 @@ use deltalake::DeltaTable;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use url::Url;
+use vaxlake_catalog::KeyError;
 
-/// Table property holding the id of the key a table's pseudonyms were made with.
-pub const KEY_ID_PROPERTY: &str = "vaxlake.keyId";
-
-/// Table property set by a key rotation: the id of the key the table was re-keyed from, so
-/// that ingesting with that old key is refused with a message saying which key to use.
-pub const KEY_ROTATED_FROM_PROPERTY: &str = "vaxlake.keyRotatedFrom";
+pub use vaxlake_catalog::{KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};
 
 /// The warehouse root as a URL with a trailing slash; a local path is made absolute and
 /// created if missing.
@@ -137,7 +133,7 @@ impl Table {
             .await
             .map_err(Self::delta_err(spec))?;
         let schema: StructType =
-            spec.schema
+            spec.schema()
                 .as_ref()
                 .try_into_kernel()
                 .map_err(|e| IngestError::Delta {
@@ -179,17 +175,13 @@ impl Table {
     /// Refuses a key other than the one the table was written with.
     pub fn check_key(&self, given: &str) -> Result<()> {
         let snapshot = self.table.snapshot().map_err(Self::delta_err(self.spec))?;
-        let stored = snapshot
-            .metadata()
-            .configuration()
-            .get(KEY_ID_PROPERTY)
-            .cloned();
-        match stored {
-            Some(stored) if stored != given => Err(IngestError::KeyMismatch {
+        match vaxlake_catalog::key_id(snapshot.metadata().configuration()) {
+            Some(stored) if stored != given => Err(KeyError::KeyMismatch {
                 table: self.spec.name.to_string(),
-                stored,
+                stored: stored.to_string(),
                 given: given.to_string(),
-            }),
+            }
+            .into()),
             _ => Ok(()),
         }
     }
@@ -450,7 +442,7 @@ impl Table {
         }
         let names: Vec<String> = self
             .spec
-            .schema
+            .schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())

@@ -214,7 +214,12 @@ async fn compaction_and_vacuum_keep_rows_and_remove_files() {
     assert!(r2.accepted > 0, "{r2:?}");
     let refused = ingest(whs, &csv, &new_key(), &small).await;
     assert!(
-        matches!(refused, Err(IngestError::KeyMismatch { .. })),
+        matches!(
+            refused,
+            Err(IngestError::Key(
+                vaxlake_catalog::KeyError::KeyMismatch { .. }
+            ))
+        ),
         "{refused:?}"
     );
     // A second maintenance compacts what the second ingest wrote, rows unchanged.
@@ -385,7 +390,7 @@ async fn a_correction_from_before_a_compaction_goes_in_once() {
         .await
         .unwrap();
     let b = &found[0];
-    let schema = VACCINATIONS.schema.clone();
+    let schema = VACCINATIONS.schema().clone();
     let cols: Vec<arrow::array::ArrayRef> = schema
         .fields()
         .iter()

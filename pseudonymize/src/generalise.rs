@@ -13,22 +13,17 @@ pub struct Commune {
     pub population: u32,
 }
 
-/// The communes and cantons, from the reference file people edit (no Rust change needed).
+/// The communes and cantons, from the reference file people edit (no Rust change needed),
+/// as the catalogue parsed it.
 pub static COMMUNES: LazyLock<Vec<Commune>> = LazyLock::new(|| {
-    include_str!("../../sql/reference/communes.csv")
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let mut f = line.split(',');
-            let name = f.next().unwrap_or_default().trim();
-            let canton = f.next().unwrap_or_default().trim();
-            let population = f.next().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
-            Commune {
-                name,
-                canton,
-                population,
-            }
+    vaxlake_catalog::builtin()
+        .unwrap_or_else(|error| panic!("{error}"))
+        .communes
+        .iter()
+        .map(|c| Commune {
+            name: &c.name,
+            canton: &c.canton,
+            population: c.population,
         })
         .collect()
 });

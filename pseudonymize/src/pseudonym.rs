@@ -8,39 +8,19 @@ use crate::MasterKey;
 /// encoding in Parquet keeps the size cost small.
 pub const PSEUDONYM_HEX_LEN: usize = 32;
 
-/// The kinds of identifier, each hashed under its own sub-key (domain separation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IdKind {
-    /// A person's normalised national number.
-    Person,
-    /// A vaccinator (practitioner reference or identifier).
-    Practitioner,
-    /// A source event: `"<source system>|<event id>"`.
-    Event,
-    /// A case notification: `"<case id>"`.
-    Case,
-    /// A FHIR resource id inside one export (never stored; used to link resources).
-    Resource,
-}
+/// The kinds of identifier, each hashed under its own sub-key (domain separation). Declared
+/// in the catalogue, beside the columns that hold them.
+pub use vaxlake_catalog::IdKind;
 
-impl IdKind {
-    const ALL: [IdKind; 5] = [
-        IdKind::Person,
-        IdKind::Practitioner,
-        IdKind::Event,
-        IdKind::Case,
-        IdKind::Resource,
-    ];
-
-    /// The BLAKE3 key-derivation context: globally unique, hard-coded, application-specific.
-    fn context(self) -> &'static str {
-        match self {
-            IdKind::Person => "vaxlake 2026-11 pseudonym person v1",
-            IdKind::Practitioner => "vaxlake 2026-11 pseudonym practitioner v1",
-            IdKind::Event => "vaxlake 2026-11 pseudonym event v1",
-            IdKind::Case => "vaxlake 2026-11 pseudonym case v1",
-            IdKind::Resource => "vaxlake 2026-11 pseudonym resource v1",
-        }
+/// The BLAKE3 key-derivation context of a kind: globally unique, hard-coded,
+/// application-specific.
+fn context(kind: IdKind) -> &'static str {
+    match kind {
+        IdKind::Person => "vaxlake 2026-11 pseudonym person v1",
+        IdKind::Practitioner => "vaxlake 2026-11 pseudonym practitioner v1",
+        IdKind::Event => "vaxlake 2026-11 pseudonym event v1",
+        IdKind::Case => "vaxlake 2026-11 pseudonym case v1",
+        IdKind::Resource => "vaxlake 2026-11 pseudonym resource v1",
     }
 }
 
@@ -70,7 +50,7 @@ impl std::fmt::Debug for Pseudonymizer {
 
 impl Pseudonymizer {
     pub fn new(master: &MasterKey) -> Self {
-        let per_kind = IdKind::ALL.map(|k| master.derive_chain(k.context()));
+        let per_kind = IdKind::ALL.map(|k| master.derive_chain(context(k)));
         let sub_keys = (0..master.generations())
             .map(|generation| std::array::from_fn(|kind| per_kind[kind][generation]))
             .collect();
@@ -148,7 +128,7 @@ mod tests {
 
     /// Today's single-key code path, spelled out: existing warehouses must stay valid.
     fn single_key_pseudonym(key_bytes: [u8; 32], kind: IdKind, input: &[u8]) -> [u8; 16] {
-        let sub_key = blake3::derive_key(kind.context(), &key_bytes);
+        let sub_key = blake3::derive_key(context(kind), &key_bytes);
         blake3::keyed_hash(&sub_key, input).as_bytes()[..16]
             .try_into()
             .unwrap()

@@ -76,3 +76,11 @@ impl From<arrow::error::ArrowError> for QueryError {
         QueryError::Format(error.to_string())
     }
 }
+
+/// A reference file compiled in does not parse (the message names file and line); reported
+/// as before the catalogue read them.
+impl From<vaxlake_catalog::CatalogError> for QueryError {
+    fn from(error: vaxlake_catalog::CatalogError) -> Self {
+        QueryError::Format(error.to_string())
+    }
+}

@@ -1,18 +1,15 @@
-//! Reference tables compiled into the binary from `sql/reference/*.csv`, so that every
-//! query (and every view) sees the same vaccine → antigen mapping the ingest validated with.
+//! Reference tables compiled into the binary from `sql/reference/*.csv` (as the catalogue
+//! parsed them), so that every query (and every view) sees the same vaccine → antigen
+//! mapping the ingest validated with.
 
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
+use vaxlake_catalog::reference::INDICATOR_COLUMNS;
 
 use crate::QueryError;
-
-const VACCINES_CSV: &str = include_str!("../../sql/reference/vaccines.csv");
-const COMMUNES_CSV: &str = include_str!("../../sql/reference/communes.csv");
-pub(crate) const SERIES_CSV: &str = include_str!("../../sql/reference/vaccine_series.csv");
-pub(crate) const INDICATORS_CSV: &str = include_str!("../../sql/reference/indicators.csv");
 
 /// The in-memory reference tables, built once per [`crate::Warehouse`] and shared by
 /// every session snapshot.
@@ -23,42 +20,30 @@ pub(crate) struct ReferenceTables {
 
 impl ReferenceTables {
     pub fn load() -> Result<Self, QueryError> {
-        let vaccines = read_rows(VACCINES_CSV, "sql/reference/vaccines.csv", 3)?;
-        let communes = read_rows(COMMUNES_CSV, "sql/reference/communes.csv", 3)?;
+        let reference = vaxlake_catalog::builtin()?;
+        let vaccines = &reference.vaccines;
 
         let vaccines_table = string_table(
             &["atc_code", "vaccine_name", "antigens"],
-            (0..3)
-                .map(|column| vaccines.iter().map(|row| row[column].clone()).collect())
-                .collect(),
+            vec![
+                vaccines.iter().map(|v| v.atc_code.clone()).collect(),
+                vaccines.iter().map(|v| v.name.clone()).collect(),
+                vaccines.iter().map(|v| v.antigens.join(";")).collect(),
+            ],
         )?;
 
         // One row per (vaccine, antigen): the join key of the antigen_doses view.
         let (atc_codes, antigens): (Vec<String>, Vec<String>) = vaccines
             .iter()
-            .flat_map(|row| {
-                row[2]
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|antigen| !antigen.is_empty())
-                    .map(move |antigen| (row[0].clone(), antigen.to_string()))
+            .flat_map(|v| {
+                v.antigens
+                    .iter()
+                    .map(move |antigen| (v.atc_code.clone(), antigen.clone()))
             })
             .unzip();
         let vaccine_antigens = string_table(&["atc_code", "antigen"], vec![atc_codes, antigens])?;
 
-        let populations = communes
-            .iter()
-            .enumerate()
-            .map(|(index, row)| {
-                row[2].trim().parse::<i64>().map_err(|_| {
-                    QueryError::Format(format!(
-                        "sql/reference/communes.csv:{}: population {:?} is not a whole number",
-                        index + 2,
-                        row[2]
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let communes = &reference.communes;
         let communes_schema = Arc::new(Schema::new(vec![
             Field::new("commune", DataType::Utf8, false),
             Field::new("canton", DataType::Utf8, false),
@@ -68,40 +53,33 @@ impl ReferenceTables {
             communes_schema.clone(),
             vec![
                 Arc::new(StringArray::from_iter_values(
-                    communes.iter().map(|r| &r[0]),
+                    communes.iter().map(|c| &c.name),
                 )),
                 Arc::new(StringArray::from_iter_values(
-                    communes.iter().map(|r| &r[1]),
+                    communes.iter().map(|c| &c.canton),
                 )),
-                Arc::new(Int64Array::from(populations)),
+                Arc::new(Int64Array::from_iter_values(
+                    communes.iter().map(|c| i64::from(c.population)),
+                )),
             ],
         )?;
         let communes_table = MemTable::try_new(communes_schema, vec![vec![communes_batch]])?;
 
         // Read by the coverage engine (RotaC's last dose) and listed for analysts.
-        let series = read_rows(SERIES_CSV, "sql/reference/vaccine_series.csv", 3)?;
+        let series = &reference.series;
         let series_table = string_table(
             &["atc_code", "antigen", "series_doses"],
-            (0..3)
-                .map(|column| series.iter().map(|row| row[column].clone()).collect())
-                .collect(),
-        )?;
-        let indicators = read_rows(INDICATORS_CSV, "sql/reference/indicators.csv", 10)?;
-        let indicators_table = string_table(
-            &[
-                "name",
-                "kind",
-                "antigen",
-                "dose",
-                "age_months",
-                "schedule_age_months",
-                "min_age_years",
-                "sex",
-                "definition_version",
-                "title",
+            vec![
+                series.iter().map(|s| s.atc_code.clone()).collect(),
+                series.iter().map(|s| s.antigen.clone()).collect(),
+                series.iter().map(|s| s.doses.to_string()).collect(),
             ],
-            (0..10)
-                .map(|column| indicators.iter().map(|row| row[column].clone()).collect())
+        )?;
+        let lines: Vec<[String; 10]> = reference.indicators.iter().map(|i| i.fields()).collect();
+        let indicators_table = string_table(
+            &INDICATOR_COLUMNS,
+            (0..INDICATOR_COLUMNS.len())
+                .map(|column| lines.iter().map(|line| line[column].clone()).collect())
                 .collect(),
         )?;
 
@@ -115,35 +93,6 @@ impl ReferenceTables {
             ],
         })
     }
-}
-
-/// Reads a headed CSV into rows of exactly `columns` trimmed fields.
-pub(crate) fn read_rows(
-    text: &str,
-    name: &str,
-    columns: usize,
-) -> Result<Vec<Vec<String>>, QueryError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    let mut rows = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let record = record.map_err(|error| QueryError::Format(format!("{name}: {error}")))?;
-        if record.len() != columns {
-            return Err(QueryError::Format(format!(
-                "{name}:{}: expected {columns} fields, found {}",
-                index + 2,
-                record.len()
-            )));
-        }
-        rows.push(
-            record
-                .iter()
-                .map(|field| field.trim().to_string())
-                .collect(),
-        );
-    }
-    Ok(rows)
 }
 
 fn string_table(names: &[&str], columns: Vec<Vec<String>>) -> Result<MemTable, QueryError> {

@@ -6,28 +6,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::QueryError;
 
-/// A view and the relations it reads; it is created only when all of them exist, so a
-/// fresh warehouse (no `vaccinations` yet) still opens.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ViewDefinition {
-    pub name: &'static str,
-    pub requires: &'static [&'static str],
-    pub sql: &'static str,
-}
-
-/// In creation order: a view may read the ones before it.
-pub(crate) const VIEWS: &[ViewDefinition] = &[
-    ViewDefinition {
-        name: "antigen_doses",
-        requires: &["vaccinations", "vaccine_antigens"],
-        sql: include_str!("../../sql/views/antigen_doses.sql"),
-    },
-    ViewDefinition {
-        name: "persons",
-        requires: &["vaccinations"],
-        sql: include_str!("../../sql/views/persons.sql"),
-    },
-];
+/// The views, in creation order, as the catalogue describes them.
+pub(crate) use vaxlake_catalog::VIEWS;
 
 /// Creates every view whose relations are registered in `ctx`. A table of the same name
 /// (materialised by the ingest) wins over the view.

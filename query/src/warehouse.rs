@@ -21,19 +21,13 @@ use crate::sandbox::{self, QueryLimits};
 use crate::views::create_views;
 use crate::{QueryAnswer, QueryError};
 
-/// Delta tables registered when present under the warehouse root, by directory name. An
-/// allow-list rather than "every directory": tables added later (audit, keys, extracts)
+/// Delta tables registered when present under the warehouse root, by directory name: the
+/// catalogue's tables opened to analysts and its views (`vaxlake_catalog::analyst_tables`).
+/// An allow-list rather than "every directory": tables added later (audit, keys, extracts)
 /// must be opened to analysts on purpose. `antigen_doses`, once the ingest materialises
 /// it, replaces the view of the same name.
-pub const DEFAULT_TABLES: &[&str] = &[
-    "vaccinations",
-    "antigen_doses",
-    "population",
-    "cases",
-    "quarantine",
-    "persons",
-    "ingest_runs",
-];
+pub static DEFAULT_TABLES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| vaxlake_catalog::analyst_tables().collect());
 
 /// The audit trail's table under the warehouse root: written by the server, read by
 /// operators and by the extract stage (who created an extract). Never among
@@ -248,6 +242,27 @@ impl Warehouse {
     /// The root the tables are read from, as a URL.
     pub fn root(&self) -> &Url {
         &self.inner.root
+    }
+
+    /// The key-id properties of every ingest table present under the root
+    /// (`vaxlake_catalog::keys`), read from their newest versions, in
+    /// `vaxlake_catalog::warehouse_tables` order: what `vaxlake_catalog::check_keys` needs.
+    pub async fn stored_keys(&self) -> Result<Vec<vaxlake_catalog::StoredKey>, QueryError> {
+        let mut stored = Vec::new();
+        for table in vaxlake_catalog::warehouse_tables() {
+            let url = table_url(&self.inner.root, table.name)?;
+            if table_exists(self.inner.local_root.as_deref(), table.name, &url).await? {
+                let delta = load_table(&url).await?;
+                let snapshot = delta
+                    .snapshot()
+                    .map_err(|error| QueryError::warehouse(&url, error))?;
+                stored.push(vaxlake_catalog::StoredKey::read(
+                    table.name,
+                    snapshot.metadata().configuration(),
+                ));
+            }
+        }
+        Ok(stored)
     }
 
     /// The options the warehouse was opened with.

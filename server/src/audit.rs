@@ -19,7 +19,7 @@ use arrow::array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use datafusion::prelude::{col, lit, SessionContext};
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
@@ -89,24 +89,9 @@ pub fn redact_digits(text: &str) -> String {
     out
 }
 
-/// The `audit` table's columns.
+/// The `audit` table's columns, as the catalogue describes them.
 pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("user", DataType::Utf8, true),
-        Field::new("role", DataType::Utf8, false),
-        Field::new("method", DataType::Utf8, false),
-        Field::new("endpoint", DataType::Utf8, false),
-        Field::new("parameters", DataType::Utf8, false),
-        Field::new("status", DataType::Int32, false),
-        Field::new("outcome", DataType::Utf8, false),
-        Field::new("rows", DataType::Int64, true),
-        Field::new("duration_ms", DataType::Float64, false),
-    ]))
+    vaxlake_catalog::AUDIT.schema().clone()
 }
 
 fn batch(records: &[AuditRecord]) -> Result<RecordBatch, arrow::error::ArrowError> {

@@ -29,21 +29,8 @@ use std::time::{Duration, Instant};
 
 /// The registry CSV's columns (CONTRACTS "Registry CSV"), in order; the table has these plus
 /// `change_seq`.
-pub const REGISTRY_COLUMNS: [&str; 13] = [
-    "event_id",
-    "national_id",
-    "birth_date",
-    "sex",
-    "commune",
-    "vaccine_atc",
-    "vaccine_name",
-    "lot_number",
-    "dose_number",
-    "administered_on",
-    "vaccinator_id",
-    "status",
-    "recorded_at",
-];
+#[allow(unused_imports)]
+pub use vaxlake_catalog::sources::REGISTRY_COLUMNS;
 
 pub const SUPERUSER: &str = "vaxlake";
 pub const DATABASE: &str = "registry";

@@ -1,0 +1,37 @@
+//! The one description of every vaxlake table, read by ingest, rekey, extract, query and
+//! the server alike, so that adding a column is one edit (DESIGN.md, "Layout").
+//!
+//! - [`tables`]: each warehouse table's columns with their [`Role`] (identity key and
+//!   pseudonym kind, quasi-identifier, date, measure, ...), Arrow types and nullability,
+//!   partitioning and upsert keys.
+//! - [`keys`]: the key-id table property and the check that every table carries one key.
+//! - [`reference`]: the reference data of `sql/reference/` (vaccines → antigens, communes →
+//!   cantons, indicators, vaccine series), parsed once with line-numbered errors.
+//! - [`views`]: the views of `sql/views/`.
+//! - [`sources`]: the column lists of the input formats (CONTRACTS.md "Registry CSV").
+//!
+//! ```
+//! let vaccinations = vaxlake_catalog::table("vaccinations").unwrap();
+//! assert_eq!(vaccinations.schema().field(0).name(), "event_key");
+//! assert_eq!(vaxlake_catalog::builtin().unwrap().vaccine("j07bd52").unwrap().antigens.len(), 3);
+//! ```
+
+pub mod column;
+pub mod error;
+pub mod keys;
+pub mod reference;
+pub mod sources;
+pub mod tables;
+pub mod views;
+
+pub use column::{Column, ColumnType, Generalise, IdKind, Role};
+pub use error::CatalogError;
+pub use keys::{
+    check_keys, key_id, KeyError, StoredKey, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY,
+};
+pub use reference::{builtin, Commune, DoseRule, Indicator, Kind, Reference, Series, Vaccine};
+pub use tables::{
+    analyst_tables, birth_decade, table, warehouse_tables, Table, UpsertKeys, AUDIT, CASES,
+    INGEST_RUNS, OPTOUT, POPULATION, QUARANTINE, TABLES, VACCINATIONS,
+};
+pub use views::{view, View, VIEWS};
