@@ -400,7 +400,8 @@ def read_vaxlake(path, differences):
     """{key: row dict} from vaxlake's CSV; duplicate keys are differences."""
     rows = {}
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+        # The provenance comment lines (`# key: value`) come before the header.
+        reader = csv.DictReader(line for line in f if not line.startswith("#"))
         if reader.fieldnames != COLUMNS:
             differences.append(f"header: expected {','.join(COLUMNS)}, got {reader.fieldnames}")
             if not reader.fieldnames or not set(COLUMNS) <= set(reader.fieldnames):

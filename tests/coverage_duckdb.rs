@@ -33,7 +33,8 @@ fn csv_fields(line: &str) -> Vec<String> {
 
 /// (indicator, cohort, by, group, suppressed) of every row of the `--all` CSV.
 fn rows(csv: &str) -> Vec<(String, i32, String, String, bool)> {
-    let mut lines = csv.lines();
+    // The provenance comment lines (`# key: value`) come before the header.
+    let mut lines = csv.lines().skip_while(|l| l.starts_with('#'));
     let header = lines.next().expect("a header line");
     assert_eq!(
         header.trim_end(),

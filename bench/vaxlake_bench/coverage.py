@@ -70,7 +70,7 @@ def run_coverage(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
             f"peak RSS {m['peak_rss'] / MiB:,.0f} MiB")
     c["vaxlake_processes"] = procs
     csv_path = logs / "vaxlake-coverage-all-1.csv"
-    c["rows"] = max(0, len(csv_path.read_text().splitlines()) - 1)
+    c["rows"] = max(0, len([line for line in csv_path.read_text().splitlines() if not line.startswith("#")]) - 1)
     c["vaxlake_cold_seconds"] = statistics.median(p["runs"][0] for p in procs)
     c["vaxlake_cold_runs"] = [p["runs"][0] for p in procs]
     c["vaxlake_counts_read_seconds"] = statistics.median(p["counts_read_ms"][0] / 1e3 for p in procs

@@ -1,7 +1,7 @@
 //! The query side of vaxlake: one DataFusion session over the warehouse's Delta tables,
-//! the read-only SQL sandbox analysts go through, the output formats, and the coverage and
-//! effectiveness engines. A pure library: the doors into it (HTTP and the others) live in
-//! `vaxlake-server`.
+//! the read-only SQL sandbox analysts go through, the coverage and effectiveness engines
+//! (siblings sharing disclosure control, Arrow row access and one answer cache) and the output
+//! formats. A pure library: the doors into it (HTTP and the others) live in `vaxlake-server`.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), vaxlake_query::QueryError> {
@@ -13,16 +13,20 @@
 //! # }
 //! ```
 
+mod answer_cache;
+mod arrow_rows;
 mod bounded;
 mod cooperative;
 pub mod coverage;
 mod dates;
+pub mod disclosure;
 pub mod effectiveness;
 mod error;
-mod format;
 pub mod latest;
 #[cfg(test)]
 mod logic_tests;
+pub mod output;
+mod population;
 mod query_memory;
 mod reference;
 pub mod sandbox;
@@ -30,5 +34,5 @@ mod views;
 mod warehouse;
 
 pub use error::QueryError;
-pub use format::QueryAnswer;
+pub use output::QueryAnswer;
 pub use warehouse::{QueryOptions, Warehouse, AUDIT_TABLE, DEFAULT_TABLES};

@@ -8,15 +8,12 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{
-    Array, ArrayRef, Date32Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray,
-};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
+use arrow::array::{Array, Date32Array, Int32Array, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::catalogue::{Catalogue, DoseRule, Kind};
+use crate::arrow_rows::{as_ints, as_strings, items, list, rows, string_list, Row};
 use crate::dates::{civil_from_days, season_of_day};
 use crate::QueryError;
 
@@ -190,35 +187,6 @@ impl Facts {
     }
 }
 
-fn string_list(values: &[String]) -> String {
-    values
-        .iter()
-        .map(|v| quote(v))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A SQL string literal. The values come from the compiled-in catalogue, but a catalogue
-/// edit must not be able to break (or inject into) the queries.
-pub(crate) fn quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
-/// One result row, its columns cast to text or integers.
-struct Row {
-    texts: Vec<Option<String>>,
-    ints: Vec<Option<i64>>,
-}
-
-impl Row {
-    fn maybe_text(&self, index: usize) -> Option<String> {
-        self.texts[index].clone()
-    }
-    fn int(&self, index: usize) -> i64 {
-        self.ints[index].unwrap_or_default()
-    }
-}
-
 /// Interns the (commune, canton, sex) found at `first`, `first + 1`, `first + 2`.
 fn intern(
     groups: &mut Vec<Group>,
@@ -240,73 +208,6 @@ fn intern_group(groups: &mut Vec<Group>, interner: &mut HashMap<Group, u32>, gro
         groups.push(group);
         (groups.len() - 1) as u32
     })
-}
-
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Row>, QueryError> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let mut out = Vec::new();
-    for batch in &batches {
-        out.extend(batch_rows(batch)?);
-    }
-    Ok(out)
-}
-
-fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>, QueryError> {
-    let mut texts: Vec<Option<StringArray>> = Vec::new();
-    let mut ints: Vec<Option<Int64Array>> = Vec::new();
-    for column in batch.columns() {
-        let is_text = matches!(
-            column.data_type(),
-            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(_, _)
-        );
-        if is_text {
-            texts.push(Some(as_strings(column)?));
-            ints.push(None);
-        } else {
-            texts.push(None);
-            ints.push(Some(as_ints(column)?));
-        }
-    }
-    Ok((0..batch.num_rows())
-        .map(|row| Row {
-            texts: texts
-                .iter()
-                .map(|column| {
-                    column
-                        .as_ref()
-                        .filter(|array| array.is_valid(row))
-                        .map(|array| array.value(row).to_string())
-                })
-                .collect(),
-            ints: ints
-                .iter()
-                .map(|column| {
-                    column
-                        .as_ref()
-                        .filter(|array| array.is_valid(row))
-                        .map(|array| array.value(row))
-                })
-                .collect(),
-        })
-        .collect())
-}
-
-pub(crate) fn as_strings(column: &ArrayRef) -> Result<StringArray, QueryError> {
-    let cast = cast(column, &DataType::Utf8)?;
-    Ok(cast
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| QueryError::Format("expected a text column".into()))?
-        .clone())
-}
-
-pub(crate) fn as_ints(column: &ArrayRef) -> Result<Int64Array, QueryError> {
-    let cast = cast(column, &DataType::Int64)?;
-    Ok(cast
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| QueryError::Format("expected a number column".into()))?
-        .clone())
 }
 
 /// The wanted antigens each vaccine protects against, with the length of its series where
@@ -334,7 +235,10 @@ impl VaccineAntigens {
             let Ok(index) = wanted.binary_search(&antigen) else {
                 continue;
             };
-            by_atc.entry(atc).or_default().push((index, row.ints[2]));
+            by_atc
+                .entry(atc)
+                .or_default()
+                .push((index, row.maybe_int(2)));
         }
         Ok(VaccineAntigens { by_atc })
     }
@@ -566,25 +470,4 @@ fn count_batch(
         }
     }
     Ok(())
-}
-
-pub(crate) fn list(column: &ArrayRef) -> Result<ListArray, QueryError> {
-    column
-        .as_any()
-        .downcast_ref::<ListArray>()
-        .cloned()
-        .ok_or_else(|| {
-            QueryError::Format(format!(
-                "expected a list column, got {}",
-                column.data_type()
-            ))
-        })
-}
-
-/// The items of a list column, as their concrete array type.
-pub(crate) fn items<T: 'static>(list: &ListArray) -> Result<&T, QueryError> {
-    list.values()
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| QueryError::Format(format!("unexpected list items {}", list.value_type())))
 }

@@ -2,7 +2,7 @@
 //! pooled estimate, the Mantel–Haenszel estimate over strata, and the screening method.
 //! Every function says why it gives no estimate instead of returning infinities or NaN.
 
-use crate::coverage::Z95;
+use crate::disclosure::Z95;
 
 /// Cases and person-days of one stratum: `a` cases among the vaccinated over `t1` days,
 /// `b` among the unvaccinated over `t0` days.

@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use vaxlake_query::coverage::{
-    render, CoverageEngine, CoverageQuery, CurveQuery, DropoutQuery, Format, TimelinessQuery,
+    CoverageEngine, CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery,
 };
+use vaxlake_query::output::{render, to_json, Format, Tabular};
 
 use super::{ApiError, ApiState, AuditRows};
 
@@ -31,18 +32,22 @@ pub(super) fn parameters<T>(query: Result<Query<T>, QueryRejection>) -> Result<T
 }
 
 /// JSON, or CSV when the client asks for `text/csv` (the dashboards' download button).
-pub(super) fn answer(headers: &HeaderMap, answer: Arc<Value>) -> Result<Response, ApiError> {
+pub(super) fn answer<A: Tabular>(
+    headers: &HeaderMap,
+    answer: Arc<A>,
+) -> Result<Response, ApiError> {
     let wants_csv = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .any(|value| value.to_ascii_lowercase().contains("text/csv"));
-    let rows = answer
+    let json = to_json(answer.as_ref())?;
+    let rows = json
         .get("rows")
         .and_then(Value::as_array)
         .map_or(1, |rows| rows.len() as i64);
     let mut response = if wants_csv {
-        let body = render(&answer, Format::Csv)?;
+        let body = render(answer.as_ref(), Format::Csv)?;
         let mut response = body.into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -50,7 +55,7 @@ pub(super) fn answer(headers: &HeaderMap, answer: Arc<Value>) -> Result<Response
         );
         response
     } else {
-        Json(answer.as_ref().clone()).into_response()
+        Json(json).into_response()
     };
     response.extensions_mut().insert(AuditRows(rows));
     Ok(response)
@@ -66,7 +71,7 @@ pub(crate) async fn coverage(
 }
 
 pub(crate) async fn indicators(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
-    Ok(Json(engine(&state)?.indicators()).into_response())
+    Ok(Json(to_json(&engine(&state)?.indicators())?).into_response())
 }
 
 pub(crate) async fn curve(

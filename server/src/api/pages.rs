@@ -118,7 +118,7 @@ pub(crate) async fn coverage_flags(
         .coverage
         .as_deref()
         .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))?;
-    let mut answer = engine.flags(query.cohort).await?;
+    let mut answer = vaxlake_query::output::to_json(&engine.flags(query.cohort).await?)?;
     let count = answer["rows"].as_array().map_or(0, Vec::len) as i64;
     if let Some(map) = answer.as_object_mut() {
         map.insert(

@@ -1,5 +1,5 @@
-//! A query's answer and the formats it leaves in: JSON for the API, CSV for spreadsheets and
-//! scripts, Arrow IPC for notebooks (no parsing, exact types), a text table for terminals.
+//! A SQL query's answer and the formats it leaves in: JSON for the API, CSV for spreadsheets
+//! and scripts, Arrow IPC for notebooks (no parsing, exact types), a text table for terminals.
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -10,6 +10,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow::util::pretty::pretty_format_batches_with_schema;
 use serde_json::{Map, Number, Value};
 
+use super::Format;
 use crate::QueryError;
 
 /// The rows of one query, capped at the warehouse's row limit.
@@ -107,6 +108,16 @@ impl QueryAnswer {
     /// A boxed text table for terminals (the header also when there are no rows).
     pub fn to_table(&self) -> Result<String, QueryError> {
         Ok(pretty_format_batches_with_schema(self.schema.clone(), &self.batches)?.to_string())
+    }
+
+    /// The answer as `vaxlake sql` prints it: a boxed table, RFC 4180 CSV or compact JSON.
+    pub fn render(&self, format: Format) -> Result<String, QueryError> {
+        match format {
+            Format::Table => self.to_table(),
+            Format::Csv => String::from_utf8(self.to_csv()?)
+                .map_err(|error| QueryError::Format(error.to_string())),
+            Format::Json => Ok(self.to_json()?.to_string()),
+        }
     }
 }
 

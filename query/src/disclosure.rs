@@ -1,5 +1,7 @@
-//! One published figure (a numerator over a denominator), its 95 % Wilson interval, and the
-//! disclosure rules every figure goes through before it leaves the engine.
+//! Disclosure control shared by the coverage and effectiveness engines: one published figure
+//! (a numerator over a denominator), its 95 % Wilson interval, the suppression rule every
+//! figure and count goes through before it leaves an engine (primary and secondary), and the
+//! rounding of published shares.
 
 /// z for a two-sided 95 % interval.
 pub(crate) const Z95: f64 = 1.959964;
@@ -67,10 +69,16 @@ impl Default for Suppression {
 }
 
 impl Suppression {
+    /// Whether a published count lies between 1 and `threshold − 1` (0 is never withheld:
+    /// nobody can be recognised in it).
+    pub fn is_small(&self, count: u64) -> bool {
+        count >= 1 && count < self.threshold
+    }
+
     /// Whether `cell` must be withheld on its own (primary suppression). A missing
     /// denominator counts as 0.
     pub fn fails(&self, cell: &Cell) -> bool {
-        let small = |value: u64| value >= 1 && value < self.threshold;
+        let small = |value: u64| self.is_small(value);
         let denominator = cell.denominator.unwrap_or(0);
         small(cell.numerator)
             || small(denominator)

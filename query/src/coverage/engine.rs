@@ -1,0 +1,213 @@
+//! The coverage engine: questions in, typed answers out, each computed once per table
+//! version from counts read once per table version.
+
+use std::sync::Arc;
+
+use super::answer::{
+    CoverageAnswer, CurveAnswer, Definition, DropoutAnswer, FlagsAnswer, IndicatorList,
+    TableAnswer, TimelinessAnswer,
+};
+use super::catalogue::{Catalogue, Indicator, AGE_BANDS};
+use super::cohort::coverage_answer;
+use super::curve::curve_answer;
+use super::dropout::dropout_answer;
+use super::facts::Facts;
+use super::publish::Context;
+use super::question::{CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery};
+use super::table::{flags_answer, table_answer};
+use super::timeliness::timeliness_answer;
+use crate::answer_cache::AnswerCache;
+use crate::disclosure::Suppression;
+use crate::warehouse::Snapshot;
+use crate::{QueryError, Warehouse};
+
+/// Answers kept before the cache starts over (a bound on memory, far above what dashboards
+/// ask for).
+const MAX_CACHED_ANSWERS: usize = 20_000;
+
+/// The coverage engine over one warehouse. Cheap to share behind an `Arc`; concurrent
+/// requests for a new table version wait for one read of the counts, and cached answers
+/// never wait for a cold one.
+pub struct CoverageEngine {
+    warehouse: Warehouse,
+    catalogue: Arc<Catalogue>,
+    rule: Suppression,
+    /// The counts of the current table versions.
+    counts: AnswerCache,
+    answers: AnswerCache,
+}
+
+impl CoverageEngine {
+    /// An engine with the compiled-in catalogue and the given suppression rule.
+    pub fn new(warehouse: Warehouse, rule: Suppression) -> Result<CoverageEngine, QueryError> {
+        Ok(CoverageEngine {
+            warehouse,
+            catalogue: Arc::new(Catalogue::builtin()?),
+            rule,
+            counts: AnswerCache::new(1),
+            answers: AnswerCache::new(MAX_CACHED_ANSWERS),
+        })
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    pub fn suppression(&self) -> Suppression {
+        self.rule
+    }
+
+    /// The catalogue as `/api/coverage/indicators` shows it.
+    pub fn indicators(&self) -> IndicatorList {
+        IndicatorList {
+            indicators: self
+                .catalogue
+                .indicators
+                .iter()
+                .map(Definition::from)
+                .collect(),
+            age_bands: AGE_BANDS.iter().map(|(label, _, _)| *label).collect(),
+            suppression_threshold: self.rule.threshold,
+        }
+    }
+
+    /// Reads the counts of the current table versions if they are not read yet, so that the
+    /// next request after an ingest does not pay for it (the server calls this periodically).
+    pub async fn warm(&self) -> Result<(), QueryError> {
+        self.warehouse.refresh_if_due().await;
+        self.facts(&self.warehouse.snapshot()).await.map(|_| ())
+    }
+
+    /// Cohort, seasonal or age-band coverage (`GET /api/coverage`).
+    pub async fn coverage(&self, query: &CoverageQuery) -> Result<Arc<CoverageAnswer>, QueryError> {
+        let indicator = self.indicator(&query.indicator)?;
+        let key = format!(
+            "coverage|{}|{}|{:?}|{:?}",
+            indicator.name, query.cohort, query.age_months, query.by
+        );
+        self.cached(key, |context| {
+            coverage_answer(context, indicator, query.cohort, query.age_months, query.by)
+        })
+        .await
+    }
+
+    /// Cumulative coverage by age in months (`GET /api/coverage/curve`).
+    pub async fn curve(&self, query: &CurveQuery) -> Result<Arc<CurveAnswer>, QueryError> {
+        let indicator = self.indicator(&query.indicator)?;
+        let key = format!(
+            "curve|{}|{}|{:?}",
+            indicator.name, query.cohort, query.max_age_months
+        );
+        self.cached(key, |context| curve_answer(context, indicator, query))
+            .await
+    }
+
+    /// Dropout between two doses of one antigen on the same children.
+    pub async fn dropout(&self, query: &DropoutQuery) -> Result<Arc<DropoutAnswer>, QueryError> {
+        let from = self.indicator(&query.from)?;
+        let to = self.indicator(&query.to)?;
+        let key = format!(
+            "dropout|{}|{}|{}|{:?}|{:?}",
+            from.name, to.name, query.cohort, query.age_months, query.by
+        );
+        self.cached(key, |context| dropout_answer(context, from, to, query))
+            .await
+    }
+
+    /// Median age at the dose and the share given on time.
+    pub async fn timeliness(
+        &self,
+        query: &TimelinessQuery,
+    ) -> Result<Arc<TimelinessAnswer>, QueryError> {
+        let indicator = self.indicator(&query.indicator)?;
+        let key = format!(
+            "timeliness|{}|{}|{:?}",
+            indicator.name, query.cohort, query.by
+        );
+        self.cached(key, |context| timeliness_answer(context, indicator, query))
+            .await
+    }
+
+    /// Every indicator × cohort × breakdown as flat rows (the `--all` table; docs/coverage.md).
+    pub async fn table(&self) -> Result<Arc<TableAnswer>, QueryError> {
+        self.cached("table".into(), |context| {
+            table_answer(context, &self.catalogue)
+        })
+        .await
+    }
+
+    /// The published cells whose numerator exceeds their denominator, of `cohort` or of all
+    /// cohorts (`GET /api/coverage/flags`), from the `--all` table's cells (read once per
+    /// table version, then filtered).
+    pub async fn flags(&self, cohort: Option<i32>) -> Result<FlagsAnswer, QueryError> {
+        let all = self
+            .cached("flags".into(), |context| {
+                flags_answer(context, &self.catalogue)
+            })
+            .await?;
+        let mut answer = all.as_ref().clone();
+        answer
+            .rows
+            .retain(|flagged| cohort.is_none_or(|cohort| flagged.row.cohort == cohort));
+        let mut sources: Vec<&str> = Vec::new();
+        for source in answer
+            .rows
+            .iter()
+            .filter_map(|flagged| flagged.population_source.as_deref())
+        {
+            if !sources.contains(&source) {
+                sources.push(source);
+            }
+        }
+        // The rows' sources on one line (each row says which is its own); null without rows.
+        answer.population_source = (!sources.is_empty()).then(|| sources.join("; "));
+        Ok(answer)
+    }
+
+    fn indicator(&self, name: &str) -> Result<&Indicator, QueryError> {
+        self.catalogue.get(name).ok_or_else(|| {
+            QueryError::Invalid(format!(
+                "unknown indicator {name:?}; known: {}",
+                self.catalogue.names()
+            ))
+        })
+    }
+
+    /// The answer to `question` for the current table versions, computing it (and, after a
+    /// new ingest, the counts) when missing.
+    async fn cached<T: Send + Sync + 'static>(
+        &self,
+        question: String,
+        compute: impl FnOnce(&Context) -> Result<T, QueryError>,
+    ) -> Result<Arc<T>, QueryError> {
+        self.warehouse.refresh_if_due().await;
+        let snapshot = self.warehouse.snapshot();
+        let versions = snapshot.versions.clone();
+        self.answers
+            .get_or_compute(&question, &versions, move || async move {
+                let facts = self.facts(&snapshot).await?;
+                compute(&Context {
+                    facts: &facts,
+                    versions: &snapshot.versions,
+                    rule: self.rule,
+                })
+            })
+            .await
+    }
+
+    /// The counts of `snapshot`'s table versions, read once however many questions need them.
+    async fn facts(&self, snapshot: &Snapshot) -> Result<Arc<Facts>, QueryError> {
+        self.counts
+            .get_or_compute("counts", &snapshot.versions, || async {
+                let started = std::time::Instant::now();
+                let facts = Facts::load(&snapshot.ctx, &self.catalogue).await?;
+                tracing::info!(
+                    versions = ?snapshot.versions,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "coverage counts read"
+                );
+                Ok(facts)
+            })
+            .await
+    }
+}

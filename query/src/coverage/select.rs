@@ -1,0 +1,128 @@
+//! Which counts of the [`Facts`] an answer sums: persons of an indicator's sex, a cohort's
+//! doses and population, the reference year of a denominator, and whether follow-up is
+//! complete.
+
+use super::catalogue::{Indicator, Kind};
+use super::facts::{Facts, Group};
+use super::publish::Key;
+use super::question::Breakdown;
+use crate::dates::{days_from_civil, parse_iso};
+use crate::population::choose_reference_year;
+use crate::QueryError;
+
+pub(super) fn sex_matches(indicator: &Indicator, group: &Group) -> bool {
+    indicator
+        .sex
+        .as_deref()
+        .is_none_or(|sex| group.sex.as_deref() == Some(sex))
+}
+
+pub(super) fn group_key(by: Option<Breakdown>, group: &Group) -> Key {
+    by.and_then(|by| by.key(group))
+}
+
+/// The newest reference year, which birth-cohort denominators use (CONTRACTS.md).
+pub(super) fn latest_reference_year(facts: &Facts) -> Option<i32> {
+    facts.population.iter().map(|row| row.reference_year).max()
+}
+
+/// `target` when the population has it, else the latest earlier year, else the earliest.
+pub(super) fn reference_year_for(facts: &Facts, target: i32) -> Option<i32> {
+    choose_reference_year(
+        facts.population.iter().map(|row| row.reference_year),
+        target,
+    )
+}
+
+/// Whether the warehouse's newest dose is before `day`: some of the population could not
+/// yet have been vaccinated, so the figure will still rise.
+pub(super) fn before(facts: &Facts, day: i32) -> bool {
+    match facts.data_until.as_deref().and_then(parse_iso) {
+        Some(until) => until < day,
+        None => true,
+    }
+}
+
+/// The day the youngest of cohort `year` turns `months` months old: the last day of the
+/// month `months` after December of `year`.
+pub(super) fn last_birthday(year: i32, months: u32) -> i32 {
+    let index = year as i64 * 12 + 12 + i64::from(months);
+    let (next_year, next_month) = ((index / 12) as i32, (index % 12) as u32 + 1);
+    days_from_civil(next_year, next_month, 1) - 1
+}
+
+pub(super) fn season_label(year: i32) -> String {
+    format!("{year}/{:02}", (year + 1).rem_euclid(100))
+}
+
+pub(super) fn birth_cohort_only(indicator: &Indicator, what: &str) -> Result<(), QueryError> {
+    if indicator.kind == Kind::BirthCohort {
+        Ok(())
+    } else {
+        Err(QueryError::Invalid(format!(
+            "{what} is defined for birth-cohort indicators; {} is not one",
+            indicator.name
+        )))
+    }
+}
+
+/// Persons of `cohort` (of the indicator's sex) with the indicator's dose: (group, age at
+/// the dose in completed months, persons).
+pub(super) fn cohort_doses<'a>(
+    facts: &'a Facts,
+    indicator: &'a Indicator,
+    cohort: i32,
+) -> impl Iterator<Item = (&'a Group, i32, u64)> + 'a {
+    facts
+        .cohort_doses
+        .get(&(indicator.antigen.clone(), indicator.dose))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(move |row| row.cohort == cohort)
+        .map(|row| {
+            (
+                &facts.groups[row.group as usize],
+                row.age_months,
+                row.persons,
+            )
+        })
+        .filter(|(group, _, _)| sex_matches(indicator, group))
+}
+
+/// The cohort's denominator per key (latest reference year).
+pub(super) fn cohort_population(
+    facts: &Facts,
+    indicator: &Indicator,
+    cohort: i32,
+    by: Option<Breakdown>,
+) -> Vec<(Key, u64)> {
+    let reference_year = latest_reference_year(facts);
+    facts
+        .population
+        .iter()
+        .filter(|row| Some(row.reference_year) == reference_year && row.birth_year == cohort)
+        .map(|row| (&facts.groups[row.group as usize], row.persons))
+        .filter(|(group, _)| sex_matches(indicator, group))
+        .map(|(group, persons)| (group_key(by, group), persons))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dates::civil_from_days;
+
+    #[test]
+    fn the_youngest_of_a_cohort_reaches_an_age_at_the_end_of_a_month() {
+        assert_eq!(civil_from_days(last_birthday(2023, 12)), (2024, 12, 31));
+        assert_eq!(civil_from_days(last_birthday(2023, 2)), (2024, 2, 29));
+        assert_eq!(civil_from_days(last_birthday(2023, 14)), (2025, 2, 28));
+    }
+
+    #[test]
+    fn seasons_are_labelled_like_surveillance_reports() {
+        assert_eq!(season_label(2024), "2024/25");
+        assert_eq!(season_label(1999), "1999/00");
+    }
+}

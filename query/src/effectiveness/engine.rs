@@ -1,0 +1,93 @@
+//! The effectiveness engine: questions in, typed answers out, each computed once per
+//! (question, table versions).
+
+use std::sync::Arc;
+
+use super::answer::{EffectivenessAnswer, RatesAnswer};
+use super::publish::{effectiveness_answer, rates_answer};
+use super::read::{read_study, StudyData};
+use super::study::{EffectivenessQuery, Study};
+use crate::answer_cache::{AnswerCache, TableVersions};
+use crate::coverage::{Catalogue, Kind};
+use crate::disclosure::Suppression;
+use crate::{QueryError, Warehouse};
+
+const MAX_CACHED_ANSWERS: usize = 5_000;
+
+/// The effectiveness engine over one warehouse.
+pub struct EffectivenessEngine {
+    warehouse: Warehouse,
+    rule: Suppression,
+    seasonal_antigens: Vec<String>,
+    answers: AnswerCache,
+}
+
+impl EffectivenessEngine {
+    pub fn new(warehouse: Warehouse, rule: Suppression) -> Result<EffectivenessEngine, QueryError> {
+        // Antigens with a seasonal indicator are the seasonal ones (influenza).
+        let seasonal_antigens = Catalogue::builtin()?
+            .indicators
+            .iter()
+            .filter(|indicator| indicator.kind == Kind::Season)
+            .map(|indicator| indicator.antigen.clone())
+            .collect();
+        Ok(EffectivenessEngine {
+            warehouse,
+            rule,
+            seasonal_antigens,
+            answers: AnswerCache::new(MAX_CACHED_ANSWERS),
+        })
+    }
+
+    /// VE by the cohort method (`GET /api/effectiveness`).
+    pub async fn effectiveness(
+        &self,
+        query: &EffectivenessQuery,
+    ) -> Result<Arc<EffectivenessAnswer>, QueryError> {
+        let study = Study::check(query, &self.seasonal_antigens)?;
+        let rule = self.rule;
+        self.cached(format!("ve|{study:?}"), &study, |study, data, versions| {
+            effectiveness_answer(study, data, versions, rule)
+        })
+        .await
+    }
+
+    /// Cases per 100,000 person-years by vaccination status, month and age band.
+    pub async fn rates(&self, query: &EffectivenessQuery) -> Result<Arc<RatesAnswer>, QueryError> {
+        let study = Study::check(query, &self.seasonal_antigens)?;
+        let rule = self.rule;
+        self.cached(
+            format!("rates|{study:?}"),
+            &study,
+            |study, data, versions| rates_answer(study, data, versions, rule),
+        )
+        .await
+    }
+
+    /// The answer to `question` for the current table versions, reading the study's data and
+    /// computing it when missing.
+    async fn cached<T: Send + Sync + 'static>(
+        &self,
+        question: String,
+        study: &Study,
+        compute: impl FnOnce(&Study, &StudyData, &TableVersions) -> T,
+    ) -> Result<Arc<T>, QueryError> {
+        self.warehouse.refresh_if_due().await;
+        let snapshot = self.warehouse.snapshot();
+        let versions = snapshot.versions.clone();
+        self.answers
+            .get_or_compute(&question, &versions, move || async move {
+                let started = std::time::Instant::now();
+                let data = read_study(&snapshot.ctx, study).await?;
+                let answer = compute(study, &data, &snapshot.versions);
+                tracing::info!(
+                    antigen = %study.antigen,
+                    disease = %study.disease,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "effectiveness computed"
+                );
+                Ok(answer)
+            })
+            .await
+    }
+}
