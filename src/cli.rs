@@ -319,6 +319,17 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// The output module's format of the same name.
+    pub fn output(self) -> vaxlake_query::output::Format {
+        match self {
+            Format::Table => vaxlake_query::output::Format::Table,
+            Format::Csv => vaxlake_query::output::Format::Csv,
+            Format::Json => vaxlake_query::output::Format::Json,
+        }
+    }
+}
+
 /// `--every`: whole seconds, at least 1 (0 would poll the registry back to back).
 pub fn poll_seconds(text: &str) -> std::result::Result<u64, String> {
     match text.trim().parse::<u64>() {

@@ -1,13 +1,14 @@
 //! `vaxlake coverage`: coverage, curves, dropout, timeliness and the indicator table.
 
 use anyhow::{bail, Result};
+use vaxlake_query::coverage::{self as cov, CoverageEngine, Suppression};
+use vaxlake_query::output::{render, Format};
 
-use crate::cli::{CoverageArgs, Format};
+use crate::cli::CoverageArgs;
 use crate::repeat::repeated;
 
 /// Runs `vaxlake coverage`.
 pub async fn run(args: CoverageArgs) -> Result<()> {
-    use vaxlake_query::coverage::{self as cov, CoverageEngine, Suppression};
     if args.suppression_threshold == 0 {
         bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
     }
@@ -22,74 +23,65 @@ pub async fn run(args: CoverageArgs) -> Result<()> {
             threshold: args.suppression_threshold,
         },
     )?;
-    let format = match args.format {
-        Format::Table => cov::Format::Table,
-        Format::Csv => cov::Format::Csv,
-        Format::Json => cov::Format::Json,
-    };
+    let format = args.format.output();
     if args.list {
-        let list = engine.indicators();
-        let answer = serde_json::json!({ "rows": list["indicators"] });
-        let shown = if args.format == Format::Json {
-            &list
-        } else {
-            &answer
-        };
-        print!("{}", cov::render(shown, format)?);
+        print!("{}", render(&engine.indicators(), format)?);
         return Ok(());
     }
-    let answer = repeated(args.repeat, 6, || coverage_answer(&engine, &args)).await?;
-    print!("{}", cov::render(&answer, format)?);
+    print!("{}", coverage_answer(&engine, &args, format).await?);
     Ok(())
 }
 
-/// One answer of `vaxlake coverage` (everything but --list).
+/// One answer of `vaxlake coverage` (everything but --list), answered `--repeat` times and
+/// printed as `format`.
 async fn coverage_answer(
-    engine: &vaxlake_query::coverage::CoverageEngine,
+    engine: &CoverageEngine,
     args: &CoverageArgs,
-) -> Result<std::sync::Arc<serde_json::Value>> {
-    use vaxlake_query::coverage as cov;
+    format: Format,
+) -> Result<String> {
+    let repeat = args.repeat;
     if args.all {
-        return Ok(engine.table().await?);
+        let answer = repeated(repeat, 6, || async { Ok(engine.table().await?) }).await?;
+        return Ok(render(answer.as_ref(), format)?);
     }
     let (Some(indicator), Some(cohort)) = (args.indicator.clone(), args.cohort) else {
         bail!("--indicator and --cohort are required (or --all, or --list)");
     };
-    let answer = if args.curve {
-        engine
-            .curve(&cov::CurveQuery {
-                indicator,
-                cohort,
-                max_age_months: args.max_age_months,
-            })
-            .await?
+    let text = if args.curve {
+        let query = cov::CurveQuery {
+            indicator,
+            cohort,
+            max_age_months: args.max_age_months,
+        };
+        let answer = repeated(repeat, 6, || async { Ok(engine.curve(&query).await?) }).await?;
+        render(answer.as_ref(), format)?
     } else if let Some(from) = args.dropout_from.clone() {
-        engine
-            .dropout(&cov::DropoutQuery {
-                from,
-                to: indicator,
-                cohort,
-                age_months: args.age_months,
-                by: args.by,
-            })
-            .await?
+        let query = cov::DropoutQuery {
+            from,
+            to: indicator,
+            cohort,
+            age_months: args.age_months,
+            by: args.by,
+        };
+        let answer = repeated(repeat, 6, || async { Ok(engine.dropout(&query).await?) }).await?;
+        render(answer.as_ref(), format)?
     } else if args.timeliness {
-        engine
-            .timeliness(&cov::TimelinessQuery {
-                indicator,
-                cohort,
-                by: args.by,
-            })
-            .await?
+        let query = cov::TimelinessQuery {
+            indicator,
+            cohort,
+            by: args.by,
+        };
+        let answer = repeated(repeat, 6, || async { Ok(engine.timeliness(&query).await?) }).await?;
+        render(answer.as_ref(), format)?
     } else {
-        engine
-            .coverage(&cov::CoverageQuery {
-                indicator,
-                cohort,
-                age_months: args.age_months,
-                by: args.by,
-            })
-            .await?
+        let query = cov::CoverageQuery {
+            indicator,
+            cohort,
+            age_months: args.age_months,
+            by: args.by,
+        };
+        let answer = repeated(repeat, 6, || async { Ok(engine.coverage(&query).await?) }).await?;
+        render(answer.as_ref(), format)?
     };
-    Ok(answer)
+    Ok(text)
 }

@@ -22,11 +22,7 @@ pub async fn run(
         Ok::<_, anyhow::Error>(wh.sql(&query).await?)
     })
     .await?;
-    let text = match format {
-        Format::Table => answer.to_table()?,
-        Format::Csv => String::from_utf8(answer.to_csv()?)?,
-        Format::Json => answer.to_json()?.to_string(),
-    };
+    let text = answer.render(format.output())?;
     print!("{text}");
     if !text.ends_with('\n') {
         println!();
