@@ -65,33 +65,29 @@ impl Logs {
     }
 
     fn ingest(&mut self, wh: &Path, key: &Path, source: &str) -> (u64, u64, u64) {
-        let out = self.ok(&[
-            "ingest",
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--source",
-            source,
-            "--key-file",
-            key.to_str().unwrap(),
-        ]);
+        let out = self.ok(&ingest_args(wh, key, source));
         counts(&out)
     }
 
     fn ingest_fails(&mut self, wh: &Path, key: &Path, source: &str) -> String {
-        self.fails(&[
-            "ingest",
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--source",
-            source,
-            "--key-file",
-            key.to_str().unwrap(),
-        ])
+        self.fails(&ingest_args(wh, key, source))
     }
 
     fn rotate(&mut self, wh: &Path, old: &Path, new: &Path) -> String {
         self.ok(&rotate_args(wh, old, new))
     }
+}
+
+fn ingest_args<'a>(wh: &'a Path, key: &'a Path, source: &'a str) -> [&'a str; 7] {
+    [
+        "ingest",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--source",
+        source,
+        "--key-file",
+        key.to_str().unwrap(),
+    ]
 }
 
 fn rotate_args<'a>(wh: &'a Path, old: &'a Path, new: &'a Path) -> [&'a str; 8] {

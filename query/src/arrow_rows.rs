@@ -96,21 +96,26 @@ fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>, QueryError> {
 
 /// A column cast to text.
 pub(crate) fn as_strings(column: &ArrayRef) -> Result<StringArray, QueryError> {
-    let cast = cast(column, &DataType::Utf8)?;
-    Ok(cast
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| QueryError::Format("expected a text column".into()))?
-        .clone())
+    cast_as(column, &DataType::Utf8, "expected a text column")
 }
 
 /// A column cast to 64-bit integers.
 pub(crate) fn as_ints(column: &ArrayRef) -> Result<Int64Array, QueryError> {
-    let cast = cast(column, &DataType::Int64)?;
+    cast_as(column, &DataType::Int64, "expected a number column")
+}
+
+/// A column cast to `data_type` and read as the array `A` that type yields; `expected` is the
+/// error when it does not.
+fn cast_as<A: Array + Clone + 'static>(
+    column: &ArrayRef,
+    data_type: &DataType,
+    expected: &str,
+) -> Result<A, QueryError> {
+    let cast = cast(column, data_type)?;
     Ok(cast
         .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| QueryError::Format("expected a number column".into()))?
+        .downcast_ref::<A>()
+        .ok_or_else(|| QueryError::Format(expected.into()))?
         .clone())
 }
 

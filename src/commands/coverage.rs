@@ -1,7 +1,7 @@
 //! `vaxlake coverage`: coverage, curves, dropout, timeliness and the indicator table.
 
 use anyhow::{bail, Result};
-use vaxlake_query::coverage::{self as cov, CoverageEngine, Suppression};
+use vaxlake_query::coverage::{self as cov, CoverageEngine};
 use vaxlake_query::output::{render, Format};
 
 use crate::cli::CoverageArgs;
@@ -9,20 +9,9 @@ use crate::repeat::repeated;
 
 /// Runs `vaxlake coverage`.
 pub async fn run(args: CoverageArgs) -> Result<()> {
-    if args.suppression_threshold == 0 {
-        bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
-    }
-    let wh = vaxlake_query::Warehouse::open(
-        &args.warehouse.warehouse,
-        vaxlake_query::QueryOptions::default(),
-    )
-    .await?;
-    let engine = CoverageEngine::new(
-        wh,
-        Suppression {
-            threshold: args.suppression_threshold,
-        },
-    )?;
+    let (wh, suppression) =
+        super::suppressed::open(&args.warehouse, args.suppression_threshold).await?;
+    let engine = CoverageEngine::new(wh, suppression)?;
     let format = args.format.output();
     if args.list {
         print!("{}", render(&engine.indicators(), format)?);

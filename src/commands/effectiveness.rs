@@ -1,7 +1,6 @@
 //! `vaxlake effectiveness`: vaccine effectiveness, or rates by vaccination status.
 
-use anyhow::{bail, Result};
-use vaxlake_query::coverage::Suppression;
+use anyhow::Result;
 use vaxlake_query::effectiveness::{EffectivenessEngine, EffectivenessQuery};
 use vaxlake_query::output::{render, Format};
 
@@ -10,20 +9,9 @@ use crate::repeat::repeated;
 
 /// Runs `vaxlake effectiveness`.
 pub async fn run(args: EffectivenessArgs) -> Result<()> {
-    if args.suppression_threshold == 0 {
-        bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
-    }
-    let wh = vaxlake_query::Warehouse::open(
-        &args.warehouse.warehouse,
-        vaxlake_query::QueryOptions::default(),
-    )
-    .await?;
-    let engine = EffectivenessEngine::new(
-        wh,
-        Suppression {
-            threshold: args.suppression_threshold,
-        },
-    )?;
+    let (wh, suppression) =
+        super::suppressed::open(&args.warehouse, args.suppression_threshold).await?;
+    let engine = EffectivenessEngine::new(wh, suppression)?;
     let query = EffectivenessQuery {
         antigen: args.antigen,
         disease: args.disease,

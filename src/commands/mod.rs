@@ -14,3 +14,4 @@ pub mod query_limits;
 pub mod serve;
 pub mod sql;
 pub mod status;
+mod suppressed;

@@ -6,8 +6,8 @@ use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
 use super::publish::{coverage_figures, publish, tabulate, Context, Key, Place};
 use super::question::Breakdown;
 use super::select::{
-    before, group_key, last_birthday, latest_reference_year, reference_year_for, season_label,
-    sex_matches,
+    before, cohort_population, keyed_counts, last_birthday, latest_reference_year,
+    reference_year_for, season_label, sex_matches,
 };
 use crate::dates::days_from_civil;
 use crate::population::population_source;
@@ -39,21 +39,16 @@ pub(super) fn coverage_answer(
                 .get(&(indicator.antigen.clone(), indicator.dose))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let numerators = doses
-                .iter()
-                .filter(|row| row.cohort == cohort && row.age_months < months as i32)
-                .map(|row| (&facts.groups[row.group as usize], row.persons))
-                .filter(|(group, _)| sex_matches(indicator, group))
-                .map(|(group, persons)| (group_key(by, group), persons));
-            let denominators = facts
-                .population
-                .iter()
-                .filter(|row| {
-                    Some(row.reference_year) == reference_year && row.birth_year == cohort
-                })
-                .map(|row| (&facts.groups[row.group as usize], row.persons))
-                .filter(|(group, _)| sex_matches(indicator, group))
-                .map(|(group, persons)| (group_key(by, group), persons));
+            let numerators = keyed_counts(
+                facts,
+                indicator,
+                by,
+                doses
+                    .iter()
+                    .filter(|row| row.cohort == cohort && row.age_months < months as i32)
+                    .map(|row| (row.group, row.persons)),
+            );
+            let denominators = cohort_population(facts, indicator, cohort, by);
             let (rows, total) = tabulate(numerators, denominators);
             let incomplete = before(facts, last_birthday(cohort, months));
             (
@@ -78,22 +73,28 @@ pub(super) fn coverage_answer(
                 .get(&indicator.antigen)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let numerators = doses
-                .iter()
-                .filter(|row| row.year == cohort && row.birth_year <= oldest_birth_year)
-                .map(|row| (&facts.groups[row.group as usize], row.persons))
-                .filter(|(group, _)| sex_matches(indicator, group))
-                .map(|(group, persons)| (group_key(by, group), persons));
-            let denominators = facts
-                .population
-                .iter()
-                .filter(|row| {
-                    Some(row.reference_year) == reference_year
-                        && row.birth_year <= oldest_birth_year
-                })
-                .map(|row| (&facts.groups[row.group as usize], row.persons))
-                .filter(|(group, _)| sex_matches(indicator, group))
-                .map(|(group, persons)| (group_key(by, group), persons));
+            let numerators = keyed_counts(
+                facts,
+                indicator,
+                by,
+                doses
+                    .iter()
+                    .filter(|row| row.year == cohort && row.birth_year <= oldest_birth_year)
+                    .map(|row| (row.group, row.persons)),
+            );
+            let denominators = keyed_counts(
+                facts,
+                indicator,
+                by,
+                facts
+                    .population
+                    .iter()
+                    .filter(|row| {
+                        Some(row.reference_year) == reference_year
+                            && row.birth_year <= oldest_birth_year
+                    })
+                    .map(|row| (row.group, row.persons)),
+            );
             let (rows, total) = tabulate(numerators, denominators);
             let incomplete = before(facts, days_from_civil(cohort + 1, 8, 31));
             (

@@ -21,6 +21,22 @@ pub(super) fn group_key(by: Option<Breakdown>, group: &Group) -> Key {
     by.and_then(|by| by.key(group))
 }
 
+/// Counts given as `(group index, persons)`, kept when the group is of the indicator's sex and
+/// keyed by the breakdown `by`: how every numerator and denominator reaches [`tabulate`].
+///
+/// [`tabulate`]: super::publish::tabulate
+pub(super) fn keyed_counts<'a>(
+    facts: &'a Facts,
+    indicator: &'a Indicator,
+    by: Option<Breakdown>,
+    counts: impl Iterator<Item = (u32, u64)> + 'a,
+) -> impl Iterator<Item = (Key, u64)> + 'a {
+    counts
+        .map(move |(group, persons)| (&facts.groups[group as usize], persons))
+        .filter(move |(group, _)| sex_matches(indicator, group))
+        .map(move |(group, persons)| (group_key(by, group), persons))
+}
+
 /// The newest reference year, which birth-cohort denominators use (CONTRACTS.md).
 pub(super) fn latest_reference_year(facts: &Facts) -> Option<i32> {
     facts.population.iter().map(|row| row.reference_year).max()
@@ -98,14 +114,12 @@ pub(super) fn cohort_population(
     by: Option<Breakdown>,
 ) -> Vec<(Key, u64)> {
     let reference_year = latest_reference_year(facts);
-    facts
+    let population = facts
         .population
         .iter()
         .filter(|row| Some(row.reference_year) == reference_year && row.birth_year == cohort)
-        .map(|row| (&facts.groups[row.group as usize], row.persons))
-        .filter(|(group, _)| sex_matches(indicator, group))
-        .map(|(group, persons)| (group_key(by, group), persons))
-        .collect()
+        .map(|row| (row.group, row.persons));
+    keyed_counts(facts, indicator, by, population).collect()
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ pub(super) fn effectiveness_answer(
             .iter()
             .zip(AGE_BANDS)
             .map(|(stratum, (label, _, _))| BandEstimate {
-                age_band: *label,
+                age_band: label,
                 figures: estimate_figures(stratum, rate_ratio(stratum), rule),
                 screening: screening_figures(stratum, rule),
             })
@@ -169,7 +169,7 @@ pub(super) fn rates_answer(
             let hide = withheld(rule, stratum);
             rows.push(RateRow {
                 month: label.clone(),
-                age_band: *band,
+                age_band: band,
                 cases_vaccinated: (!hide).then_some(stratum.a),
                 person_years_vaccinated: round4(stratum.t1 / DAYS_PER_YEAR),
                 rate_vaccinated: per_100k(stratum.a, stratum.t1).filter(|_| !hide),
