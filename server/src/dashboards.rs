@@ -7,10 +7,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
 
-// `struct Assets`, the built dashboards: `../dashboards/dist`, or an empty folder before the
-// first `scripts/build-dashboards` (build.rs chooses). Release builds carry the files; debug
-// builds read them from disk, so a rebuilt front end shows without recompiling.
-include!(concat!(env!("OUT_DIR"), "/dashboard_assets.rs"));
+/// The built dashboards, `../dashboards/dist` (relative to this crate). Release builds carry
+/// the files; debug builds read them from disk, so a rebuilt front end shows without
+/// recompiling. Before the first `scripts/build-dashboards` the folder is missing and the
+/// pages say how to build them (`allow_missing`): nothing is written into the source tree.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "../dashboards/dist/"]
+#[allow_missing = true]
+struct Assets;
 
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>vaxlake</title></head><body><main><h1>vaxlake</h1><p>The dashboards are not built into this binary. Run <code>scripts/build-dashboards</code>, then rebuild vaxlake. The API answers meanwhile: <a href=\"/api/health\">/api/health</a>.</p></main></body></html>";
 
