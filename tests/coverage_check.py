@@ -34,6 +34,7 @@ numerator person or a population row, and one national row per cohort.
 
 import argparse
 import csv
+import itertools
 import math
 import os
 import sys
@@ -400,8 +401,9 @@ def read_vaxlake(path, differences):
     """{key: row dict} from vaxlake's CSV; duplicate keys are differences."""
     rows = {}
     with open(path, newline="", encoding="utf-8") as f:
-        # The provenance comment lines (`# key: value`) come before the header.
-        reader = csv.DictReader(line for line in f if not line.startswith("#"))
+        # The provenance comment lines (`# key: value`) come before the header; a `#` line
+        # anywhere after it is a difference, left for the reader to report.
+        reader = csv.DictReader(itertools.dropwhile(lambda line: line.startswith("#"), f))
         if reader.fieldnames != COLUMNS:
             differences.append(f"header: expected {','.join(COLUMNS)}, got {reader.fieldnames}")
             if not reader.fieldnames or not set(COLUMNS) <= set(reader.fieldnames):

@@ -1,6 +1,8 @@
 //! Runs every sqllogictest file under `sql/` (the `sqllogictest` crate, the format DataFusion
 //! pins its own SQL with): `sql/views/*.slt` pin the views, `sql/indicators/*.slt` each
-//! indicator's dose selection, on hand-made rows with hand-checked answers.
+//! indicator's written dose-selection rule as reference SQL over those views (the coverage
+//! engine's own selection, in Rust, is checked by the end-to-end coverage tests), on
+//! hand-made rows with hand-checked answers.
 //!
 //! One test loops over the files rather than a `harness = false` target with one trial per
 //! file: the session needs this crate's private wiring (reference tables, views, their
