@@ -219,7 +219,9 @@ fn invariant_answers(wh: &Path) -> Vec<String> {
     // The figures must not change; the table versions they were read from do (a rotation is
     // a new version of every table), so that provenance line is left out of the comparison.
     assert!(
-        coverage.lines().any(|line| line.starts_with("# table_versions:")),
+        coverage
+            .lines()
+            .any(|line| line.starts_with("# table_versions:")),
         "the coverage CSV names its table versions:\n{coverage}"
     );
     let figures: Vec<&str> = coverage

@@ -101,23 +101,6 @@ pub struct Indicator {
 }
 
 impl Indicator {
-    /// The catalogue line as JSON, for `/api/coverage/indicators` and answer headers.
-    pub fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "indicator": self.name,
-            "kind": self.kind,
-            "title": self.title,
-            "antigen": self.antigen,
-            "dose": match self.dose { DoseRule::Nth(n) => Some(n), DoseRule::Series => None },
-            "dose_rule": match self.dose { DoseRule::Nth(_) => "nth", DoseRule::Series => "series" },
-            "age_months": self.age_months,
-            "schedule_age_months": self.schedule_age_months,
-            "min_age_years": self.min_age_years,
-            "sex": self.sex,
-            "definition_version": self.definition_version,
-        })
-    }
-
     /// The line's fields as written in indicators.csv (trimmed), in its column order.
     pub fn fields(&self) -> [String; 10] {
         let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();

@@ -48,7 +48,7 @@ pub(super) fn coverage_answer(
                     .filter(|row| row.cohort == cohort && row.age_months < months as i32)
                     .map(|row| (row.group, row.persons)),
             );
-            let denominators = cohort_population(facts, indicator, cohort, by);
+            let denominators = cohort_population(facts, indicator, cohort, by, reference_year);
             let (rows, total) = tabulate(numerators, denominators);
             let incomplete = before(facts, last_birthday(cohort, months));
             (

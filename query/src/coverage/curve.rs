@@ -32,7 +32,9 @@ pub(super) fn curve_answer(
     for (_, age, persons) in cohort_doses(facts, indicator, query.cohort) {
         *by_age.entry(age).or_default() += persons;
     }
-    let population: Vec<(Key, u64)> = cohort_population(facts, indicator, query.cohort, None);
+    let reference_year = latest_reference_year(facts);
+    let population: Vec<(Key, u64)> =
+        cohort_population(facts, indicator, query.cohort, None, reference_year);
     let denominator = (!population.is_empty())
         .then(|| population.iter().map(|(_, persons)| persons).sum::<u64>());
     let rows = (1..=max_age)
@@ -53,7 +55,7 @@ pub(super) fn curve_answer(
     Ok(CurveAnswer {
         header: context.header(indicator),
         cohort: query.cohort,
-        population_source: population_source(latest_reference_year(facts)),
+        population_source: population_source(reference_year),
         rows,
     })
 }

@@ -106,14 +106,15 @@ pub(super) fn cohort_doses<'a>(
         .filter(|(group, _, _)| sex_matches(indicator, group))
 }
 
-/// The cohort's denominator per key (latest reference year).
+/// The cohort's denominator per key in `reference_year` (the latest, which the caller has
+/// already found for the answer's provenance).
 pub(super) fn cohort_population(
     facts: &Facts,
     indicator: &Indicator,
     cohort: i32,
     by: Option<Breakdown>,
+    reference_year: Option<i32>,
 ) -> Vec<(Key, u64)> {
-    let reference_year = latest_reference_year(facts);
     let population = facts
         .population
         .iter()
