@@ -53,18 +53,9 @@ fn auth_file(dir: &Path) -> (PathBuf, Tokens) {
 
 /// One request; the whole response (status line, headers, body) as text.
 fn raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(request.as_bytes()).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text
+    http::request(port, method, path, headers, body)
+        .unwrap()
+        .to_http_text()
 }
 
 fn status_of(response: &str) -> u16 {

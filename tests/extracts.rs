@@ -469,15 +469,10 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
     let mut server = serve(&wh, &["--auth", auth.to_str().unwrap()]);
     let port = server.port;
     let get_bytes = |token: &str, path: &str| -> (u16, Vec<u8>) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, raw[split + 4..].to_vec())
+        let bearer = format!("Bearer {token}");
+        let answer =
+            http::request(port, "GET", path, &[("Authorization", bearer.as_str())], "").unwrap();
+        (answer.status, answer.body)
     };
     let get = |token: &str, path: &str| {
         let (status, body) = get_bytes(token, path);

@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 fn post_sql(port: u16, sql: &str, accept: &str) -> (u16, String) {
     let body = serde_json::json!({ "sql": sql }).to_string();
-    http(
+    let answer = http::request(
         port,
-        &format!(
-            "POST /api/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept: {accept}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
+        "POST",
+        "/api/sql",
+        &[("Content-Type", "application/json"), ("Accept", accept)],
+        &body,
     )
-    .expect("an answer")
+    .expect("an answer");
+    (answer.status, answer.text())
 }
 
 #[test]

@@ -128,14 +128,14 @@ fn expand(sql: &str, places: &Places) -> String {
 fn post_sql(port: u16, sql: &str) -> (u16, String, Duration) {
     let body = serde_json::json!({ "sql": sql }).to_string();
     let started = Instant::now();
-    let (status, answer) = http(
+    let (status, answer) = http::request(
         port,
-        &format!(
-            "POST /api/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
+        "POST",
+        "/api/sql",
+        &[("Content-Type", "application/json")],
+        &body,
     )
+    .map(|answer| (answer.status, answer.text()))
     .unwrap_or((0, "no answer (connection failed or closed)".to_string()));
     (status, answer, started.elapsed())
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the real `vaxlake` binary.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod pg;
 
 use std::path::{Path, PathBuf};
@@ -134,28 +135,9 @@ pub fn national_number(birth: &str, serial: u16) -> String {
     s
 }
 
-/// One raw HTTP/1.1 exchange on 127.0.0.1:`port`: (status, body), `None` if the server is
-/// not (yet) answering.
-pub fn http(port: u16, request: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-/// `GET path`.
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http(
-        port,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-    )
-}
+/// `GET path` on 127.0.0.1:`port`: (status, body), `None` if the server is not (yet)
+/// answering.
+pub use http::get as http_get;
 
 /// A `vaxlake serve` child process, killed when dropped.
 pub struct Server {

@@ -876,45 +876,20 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// RFC 4180 records: commas, double quotes with `""` escapes, LF or CRLF line ends; blank
-/// lines are skipped.
+/// RFC 4180 records (the csv crate): commas, double quotes with `""` escapes, LF or CRLF
+/// line ends; blank lines are skipped.
 pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    fn end_record(record: &mut Vec<String>, field: &mut String, records: &mut Vec<Vec<String>>) {
-        record.push(std::mem::take(field));
-        let r = std::mem::take(record);
-        if !(r.len() == 1 && r[0].is_empty()) {
-            records.push(r);
-        }
-    }
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    field.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                field.push(c);
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            ',' => record.push(std::mem::take(&mut field)),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => end_record(&mut record, &mut field, &mut records),
-            _ => field.push(c),
-        }
-    }
-    if !field.is_empty() || !record.is_empty() {
-        end_record(&mut record, &mut field, &mut records);
-    }
-    records
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .into_records()
+        .map(|record| {
+            record
+                .expect("psql writes valid CSV")
+                .iter()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
 }
