@@ -39,12 +39,7 @@ pub(crate) async fn vaccinated_on(
     let mut residents = String::new();
     if ctx.table_exist("persons")? {
         let persons = ctx.table("persons").await?;
-        let has = |column: &str| {
-            persons
-                .schema()
-                .field_with_unqualified_name(column)
-                .is_ok()
-        };
+        let has = |column: &str| persons.schema().field_with_unqualified_name(column).is_ok();
         if has("resident") {
             residents.push_str(" JOIN persons AS p ON p.person_key = d.person_key AND p.resident");
             if has("deceased_month") {
@@ -140,10 +135,14 @@ mod tests {
             by: parse_iso("2024-09-17").unwrap(),
             on: parse_iso("2024-10-01").unwrap(),
         };
-        let counted = vaccinated_on(&context(true).await, &question).await.unwrap();
+        let counted = vaccinated_on(&context(true).await, &question)
+            .await
+            .unwrap();
         assert_eq!(counted, BTreeMap::from([(1955, 1)]));
         // Without residence known, p6 and p7 count too.
-        let counted = vaccinated_on(&context(false).await, &question).await.unwrap();
+        let counted = vaccinated_on(&context(false).await, &question)
+            .await
+            .unwrap();
         assert_eq!(counted, BTreeMap::from([(1955, 1), (1980, 2)]));
         // By 09-30, without a season start: p2, p3 and p5 count as well (p4 never).
         let later = VaccinatedOn {

@@ -232,9 +232,15 @@ pub fn exact_stratified_bound(strata: &[Stratum]) -> Estimate {
 }
 
 /// Farrington's screening method: VE = 1 − PCV/(1 − PCV) · (1 − PPV)/PPV, with PCV the share
-/// of cases vaccinated and PPV the share of the population vaccinated.
+/// of cases vaccinated and PPV the share of the population vaccinated. No vaccinated case
+/// would give VE = 1 exactly, which no data can show: no estimate then, as for the rate ratio.
 pub fn screening(pcv: f64, ppv: f64) -> Result<f64, &'static str> {
-    if !(0.0..1.0).contains(&pcv) {
+    if pcv <= 0.0 {
+        return Err(
+            "no case was vaccinated: the screening method gives no estimate (it would say VE = 1)",
+        );
+    }
+    if pcv >= 1.0 {
         return Err("every case was vaccinated: the screening method gives no estimate");
     }
     if !(ppv > 0.0 && ppv < 1.0) {
@@ -321,7 +327,10 @@ mod tests {
         assert_eq!(estimate.ve(), None);
         let (ve_low, ve_high) = estimate.ve_interval();
         let pi = 1.0 - 0.025f64.powf(1.0 / 8.0);
-        assert!(close(ve_low.unwrap(), 1.0 - pi / (1.0 - pi) * 3.0), "{estimate:?}");
+        assert!(
+            close(ve_low.unwrap(), 1.0 - pi / (1.0 - pi) * 3.0),
+            "{estimate:?}"
+        );
         assert!(close(ve_low.unwrap(), -0.7575), "{estimate:?}");
         assert_eq!(ve_high, None);
         // No unvaccinated case: an upper bound on VE only. a = 2, b = 0: π_L solves
@@ -338,7 +347,10 @@ mod tests {
         let (ve_low, ve_high) = estimate.ve_interval();
         assert_eq!(ve_low, None);
         let pi = 0.025f64.sqrt();
-        assert!(close(ve_high.unwrap(), 1.0 - pi / (1.0 - pi) * 3.0), "{estimate:?}");
+        assert!(
+            close(ve_high.unwrap(), 1.0 - pi / (1.0 - pi) * 3.0),
+            "{estimate:?}"
+        );
     }
 
     #[test]
@@ -433,7 +445,8 @@ mod tests {
             },
         ];
         let upper = mantel_haenszel(&two).unwrap().irr_high.unwrap();
-        let p = (400.0 / (100.0 * upper + 400.0)).powi(5) * (300.0 / (300.0 * upper + 300.0)).powi(3);
+        let p =
+            (400.0 / (100.0 * upper + 400.0)).powi(5) * (300.0 / (300.0 * upper + 300.0)).powi(3);
         assert!(close(p, 0.025), "{upper}: {p}");
         // And no case at all: no bound.
         assert!(mantel_haenszel(&[Stratum {
@@ -450,6 +463,7 @@ mod tests {
         // PCV 0.2, PPV 0.5: VE = 1 − 0.25 · 1 = 0.75.
         assert!(close(screening(0.2, 0.5).unwrap(), 0.75));
         assert!(screening(1.0, 0.5).is_err());
+        assert!(screening(0.0, 0.5).is_err(), "never VE = 1");
         assert!(screening(0.2, 0.0).is_err());
     }
 }

@@ -248,11 +248,13 @@ pub(super) fn effectiveness_answer(
             .iter()
             .zip(AGE_BANDS)
             .zip(withheld.bands.iter().zip(coverage))
-            .map(|((stratum, (label, _, _)), (&hide, coverage))| BandEstimate {
-                age_band: label,
-                figures: estimate_figures(stratum, rate_ratio(stratum), hide, rule),
-                screening: screening_figures(stratum, coverage, hide, &on),
-            })
+            .map(
+                |((stratum, (label, _, _)), (&hide, coverage))| BandEstimate {
+                    age_band: label,
+                    figures: estimate_figures(stratum, rate_ratio(stratum), hide, rule),
+                    screening: screening_figures(stratum, coverage, hide, &on),
+                },
+            )
             .collect()
     } else {
         Vec::new()
