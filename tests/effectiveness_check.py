@@ -23,10 +23,24 @@ The definitions, as docs/effectiveness.md gives them:
   * cases: disease = code or LIKE code || '%', onset in the period (each notification
     counts), `outcome` hospitalised/died filtering on the flag; vaccinated iff the onset is
     on or after the person's protected day;
-  * IRR = (a/T1)/(b/T0), 95 % interval exp(log IRR ± 1.959964·sqrt(1/a + 1/b)), VE = 1 − IRR;
-    Mantel–Haenszel over the bands with the Greenland–Robins variance; crude pools them;
-  * no estimate when a = 0, b = 0, T1 <= 0 or T0 <= 0 (T1 > population); suppressed when a
-    or b lies in 1..threshold − 1 (counts, VE, interval and IRR null; person-days stay).
+  * IRR = (a/T1)/(b/T0), VE = 1 − IRR; 95 % interval exp(log IRR ± 1.959964·sqrt(1/a + 1/b))
+    when both a and b are 10 or more, else exact: given n = a + b, a ~ Binomial(n, π) and
+    Clopper–Pearson bounds on π (P(X >= a | π_L) = 0.025, P(X <= a | π_U) = 0.025, found here
+    by bisection on the binomial sums, not from beta quantiles) become IRR = π/(1 − π)·T0/T1;
+    a = 0 or b = 0 (not both): no IRR or VE, only the one finite bound;
+  * Mantel–Haenszel over the bands with the Greenland–Robins variance, the withheld bands
+    entering as one merged stratum; with no vaccinated (or unvaccinated) case in any band,
+    the exact stratified one-sided bound (Π (1 − π_k)^n_k = 0.025, resp. Π π_k^n_k, by
+    bisection); crude pools them;
+  * no estimate when a = b = 0, T1 <= 0 or T0 <= 0 (T1 > population);
+  * withheld bands: those with a or b in 1..threshold − 1, then (complementary suppression)
+    while the withheld bands' summed a or b is in 1..threshold − 1, the not-yet-withheld band
+    with cases having the fewest cases (then vaccinated cases, then band order); bands
+    without a case never take part. Pooled counts withheld when pooled a or b is small.
+    Withheld: counts, person-days, VE, interval and IRR null;
+  * screening: PCV = a/(a + b), PPV = persons protected on `from` (their protected day on or
+    before it) over the band's residents — coverage, not person-time; no estimate when no
+    case is vaccinated, every case is, or PPV is 0 or 1.
 
 Interpretations where the document leaves room (change them here if the spec says
 otherwise; each is reported on a disagreement): the middle of the period is
@@ -34,16 +48,15 @@ from + floor((to − from) / 2) days; the 1 September "before" a `from` that is 
 1 September is that day; the Mantel–Haenszel sums run over the bands with population
 person-time (T > 0) and no more vaccinated person-time than the band holds; the overall and
 crude estimates refuse (no estimate) when some band has more vaccinated person-time than
-residents; the screening method gives VE = 1 when no case is vaccinated, and nothing where
-the counts are withheld or the person-time is not usable; cases and persons outside every
-band (born after the year of `from`) are left out of every figure.
+residents; the screening method gives nothing where the counts are withheld; cases and
+persons outside every band (born after the year of `from`) are left out of every figure.
 
 Checks with --vaxlake-json: the same set of bands; per band and for `overall` and `crude`:
-the four counts exactly (person-days also when suppressed), `suppressed` as the counts
-give it, VE, its interval and the IRR within 1e-4 (null on both sides or on neither), the
-screening method's PCV, PPV and VE (where vaxlake gives them) likewise (VE = 1 when no
-case is vaccinated; PPV not compared where there are no cases), the population source
-year. Exit 0 when everything agrees, 1 with the differences otherwise.
+the four counts exactly (null when withheld), `suppressed`, VE, its interval and the IRR
+within 1e-4 (null on both sides or on neither), `interval_method`, the screening method's
+PCV, PPV and VE per band and pooled (top-level `screening`) likewise (PPV not compared
+where there are no cases), the population source year, `definition_version` 2. Exit 0 when
+everything agrees, 1 with the differences otherwise.
 
 Usage:
   effectiveness_check.py --warehouse DIR --antigen influenza --disease J1
@@ -207,7 +220,8 @@ def strata(con, p):
             GROUP BY person_key)
         SELECT {BAND_SQL.format(age=f'{year_from} - b.birth_year')} AS band,
                count(*) AS persons,
-               sum(date_diff('day', greatest(DATE {frm}, pr.protected_on), DATE {to}) + 1) AS person_days
+               sum(date_diff('day', greatest(DATE {frm}, pr.protected_on), DATE {to}) + 1) AS person_days,
+               count(*) FILTER (WHERE pr.protected_on <= DATE {frm}) AS protected_at_start
         FROM protected pr JOIN born b USING (person_key)
         WHERE pr.protected_on <= DATE {to}
         GROUP BY ALL""").fetchall()
@@ -226,14 +240,15 @@ def strata(con, p):
         GROUP BY ALL""").fetchall()
     days = (p["to"] - p["from"]).days + 1
     bands = {b: {"cases_vaccinated": 0, "cases_unvaccinated": 0, "person_days_vaccinated": 0,
-                 "residents": 0, "vaccinated_persons": 0} for b in BANDS}
+                 "residents": 0, "vaccinated_persons": 0, "protected_at_start": 0} for b in BANDS}
     outside = {"cases": 0, "protected_persons": 0, "residents": 0}
-    for band, persons, pd in vacc_pd:
+    for band, persons, pd, at_start in vacc_pd:
         if band is None:
             outside["protected_persons"] += persons
             continue
         bands[band]["person_days_vaccinated"] += int(pd)
         bands[band]["vaccinated_persons"] += persons
+        bands[band]["protected_at_start"] += at_start
     for band, a, b in cases:
         if band is None:
             outside["cases"] += a + b
@@ -260,86 +275,170 @@ def fails(n, threshold):
     return 1 <= n <= threshold - 1
 
 
+def binomial(k, n, p):
+    return math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+
+
+def bisect(f, target, lo, hi, increasing, steps=200):
+    """x in [lo, hi] where the monotone f crosses target."""
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        if (f(mid) < target) == increasing:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def exact(a, b, t1, t0):
+    """(irr, low, high): the conditional binomial interval with Clopper–Pearson bounds."""
+    n = a + b
+    to_irr = lambda p: p / (1 - p) * t0 / t1  # noqa: E731
+    low = high = None
+    if a > 0:
+        low = to_irr(bisect(lambda p: sum(binomial(k, n, p) for k in range(a, n + 1)), 0.025, 0.0, 1.0, True))
+    if b > 0:
+        high = to_irr(bisect(lambda p: sum(binomial(k, n, p) for k in range(0, a + 1)), 0.025, 0.0, 1.0, False))
+    irr = (a / t1) / (b / t0) if a > 0 and b > 0 else None
+    return irr, low, high
+
+
 def rate_ratio(a, b, t1, t0):
-    """(irr, low, high, reason) of the per-band (or crude) estimate."""
+    """(irr, low, high, reason, method) of the per-band (or crude) estimate."""
     if t1 <= 0:
-        return None, None, None, "no vaccinated person-time"
+        return None, None, None, "no vaccinated person-time", None
     if t0 < 0:
-        return None, None, None, "more vaccinated person-time than the population holds"
+        return None, None, None, "more vaccinated person-time than the population holds", None
     if t0 == 0:
-        return None, None, None, "no unvaccinated person-time"
-    if a == 0:
-        return None, None, None, "no cases among the vaccinated"
-    if b == 0:
-        return None, None, None, "no cases among the unvaccinated"
+        return None, None, None, "no unvaccinated person-time", None
+    if a == 0 and b == 0:
+        return None, None, None, "no cases", None
+    if a < 10 or b < 10:
+        irr, low, high = exact(a, b, t1, t0)
+        one_sided = a == 0 or b == 0
+        reason = ("no cases among the vaccinated" if a == 0 else "no cases among the unvaccinated") if one_sided else None
+        return irr, low, high, reason, "exact_conditional_one_sided" if one_sided else "exact_conditional"
     irr = (a / t1) / (b / t0)
     se = math.sqrt(1 / a + 1 / b)
-    return irr, math.exp(math.log(irr) - Z * se), math.exp(math.log(irr) + Z * se), None
+    return irr, math.exp(math.log(irr) - Z * se), math.exp(math.log(irr) + Z * se), None, "wald_log"
 
 
-def mantel_haenszel(bands):
-    """(irr, low, high, reason) over the bands, Greenland–Robins variance of log IRR."""
+def withheld_bands(bands, threshold):
+    """Primary, then complementary suppression across the bands; returns (set, pooled)."""
+    counts = {name: (bands[name]["cases_vaccinated"], bands[name]["cases_unvaccinated"]) for name in BANDS}
+    small = lambda a, b: fails(a, threshold) or fails(b, threshold)  # noqa: E731
+    pooled = small(sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()))
+    hidden = {name for name, (a, b) in counts.items() if a + b > 0 and small(a, b)}
+    if pooled:
+        return hidden, True
+    while hidden and small(sum(counts[n][0] for n in hidden), sum(counts[n][1] for n in hidden)):
+        candidates = [(counts[n][0] + counts[n][1], counts[n][0], BANDS.index(n), n)
+                      for n in BANDS if n not in hidden and sum(counts[n]) > 0]
+        if not candidates:
+            break
+        hidden.add(min(candidates)[3])
+    return hidden, False
+
+
+def stratified_bound(strata, no_vaccinated):
+    """The exact one-sided IRR bound over strata when one group has no case anywhere."""
+    def log_p(log_irr):
+        total = 0.0
+        for a, b, t1, t0 in strata:
+            share = math.exp(log_irr) * t1 / (math.exp(log_irr) * t1 + t0)
+            total += (a + b) * (math.log(1 - share) if no_vaccinated else math.log(share))
+        return total
+    # log P decreases in IRR with no vaccinated case, increases otherwise.
+    return math.exp(bisect(log_p, math.log(0.025), -40.0, 40.0, not no_vaccinated))
+
+
+def mantel_haenszel(bands, hidden):
+    """(irr, low, high, reason, method) over the bands, the withheld ones merged into one."""
     if any(s["person_days_unvaccinated"] < 0 for s in bands.values()):
-        return None, None, None, "more vaccinated person-time than the population holds"
+        return None, None, None, "more vaccinated person-time than the population holds", None
+    keys = ("cases_vaccinated", "cases_unvaccinated", "person_days_vaccinated", "person_days_unvaccinated")
+    strata = [tuple(bands[n][k] for k in keys) for n in BANDS if n not in hidden]
+    if hidden:
+        strata.append(tuple(sum(bands[n][k] for n in hidden) for k in keys))
+    informative = [x for x in strata if x[2] > 0 and x[3] > 0]
+    if not informative:
+        return None, None, None, "no stratum has both vaccinated and unvaccinated person-time", None
     num = den = var = 0.0
-    for s in bands.values():
-        a, b = s["cases_vaccinated"], s["cases_unvaccinated"]
-        t1, t0 = s["person_days_vaccinated"], s["person_days_unvaccinated"]
+    for a, b, t1, t0 in informative:
         t = t1 + t0
-        if t <= 0:
-            continue
         num += a * t0 / t
         den += b * t1 / t
         var += (a + b) * t1 * t0 / (t * t)
-    a = sum(s["cases_vaccinated"] for s in bands.values())
-    b = sum(s["cases_unvaccinated"] for s in bands.values())
-    if sum(s["person_days_vaccinated"] for s in bands.values()) <= 0:
-        return None, None, None, "no vaccinated person-time"
-    if sum(s["person_days_unvaccinated"] for s in bands.values()) <= 0:
-        return None, None, None, "no unvaccinated person-time"
-    if a == 0 or num == 0:
-        return None, None, None, "no cases among the vaccinated"
-    if b == 0 or den == 0:
-        return None, None, None, "no cases among the unvaccinated"
+    if num == 0 and den == 0:
+        return None, None, None, "no cases", None
+    if num == 0:
+        return None, None, stratified_bound(informative, True), "no cases among the vaccinated", "exact_conditional_one_sided"
+    if den == 0:
+        return None, stratified_bound(informative, False), None, "no cases among the unvaccinated", "exact_conditional_one_sided"
     irr = num / den
     se = math.sqrt(var / (num * den))
-    return irr, math.exp(math.log(irr) - Z * se), math.exp(math.log(irr) + Z * se), None
+    return irr, math.exp(math.log(irr) - Z * se), math.exp(math.log(irr) + Z * se), None, "greenland_robins"
 
 
-def estimate(a, b, t1, t0, threshold, irr_ci, over_population=False):
-    irr, low, high, reason = irr_ci
+def screening(a, b, vaccinated, residents, hide):
+    if hide or a + b == 0:
+        return {"pcv": None, "ppv": None, "ve": None}
+    pcv = a / (a + b)
+    ppv = vaccinated / residents if residents > 0 and vaccinated <= residents else None
+    sve = None
+    if ppv is not None and 0 < pcv < 1 and 0 < ppv < 1:
+        sve = 1 - pcv / (1 - pcv) * (1 - ppv) / ppv
+    return {"pcv": pcv, "ppv": ppv, "ve": sve}
+
+
+def estimate(a, b, t1, t0, hide, irr_ci):
+    irr, low, high, reason, method = irr_ci
     out = {"cases_vaccinated": a, "cases_unvaccinated": b,
            "person_days_vaccinated": t1, "person_days_unvaccinated": t0,
            "irr": irr, "ve": None if irr is None else 1 - irr,
            "ci_low": None if high is None else 1 - high, "ci_high": None if low is None else 1 - low,
-           "suppressed": fails(a, threshold) or fails(b, threshold), "reason": reason}
-    # Farrington's screening method: PCV the share of cases vaccinated, PPV the vaccinated
-    # share of the stratum's person-time.
-    pcv = a / (a + b) if a + b > 0 else None
-    ppv = t1 / (t1 + t0) if t1 + t0 > 0 and 0 <= t1 <= t1 + t0 else None
-    sve = None
-    if pcv is not None and ppv is not None and 0 <= pcv < 1 and 0 < ppv < 1:
-        sve = 1 - pcv / (1 - pcv) * (1 - ppv) / ppv
-    out["screening"] = {"pcv": pcv, "ppv": ppv, "ve": sve}
-    if over_population or t0 < 0:
-        # Person-time that is not usable (more vaccinated person-time than residents
-        # somewhere in the pool): no screening figures either.
-        out["screening"] = {"pcv": None, "ppv": None, "ve": None}
-    if out["suppressed"]:
-        out["screening"] = {"pcv": None, "ppv": None, "ve": None}
-        out.update(cases_vaccinated=None, cases_unvaccinated=None, irr=None, ve=None, ci_low=None, ci_high=None)
+           "interval_method": method, "suppressed": hide, "reason": reason}
+    if hide:
+        out.update(cases_vaccinated=None, cases_unvaccinated=None, person_days_vaccinated=None,
+                   person_days_unvaccinated=None, irr=None, ve=None, ci_low=None, ci_high=None,
+                   interval_method=None)
     return out
+
+
+def coverage_withheld(bands, threshold):
+    """The shared coverage rule on (protected at start, residents) per band, complementary
+    against the pooled cell (smallest residents, then vaccinated, then band order)."""
+    def fails_cell(n, d):
+        return fails(n, threshold) or fails(d, threshold) or (d >= n and fails(d - n, threshold))
+    cells = {name: (bands[name]["protected_at_start"], bands[name]["residents"]) for name in BANDS}
+    total = (sum(c[0] for c in cells.values()), sum(c[1] for c in cells.values()))
+    hidden = {name for name, (n, d) in cells.items() if fails_cell(n, d)}
+    if fails_cell(*total):
+        return hidden, True
+    while hidden and fails_cell(sum(cells[n][0] for n in hidden), sum(cells[n][1] for n in hidden)):
+        candidates = [(cells[n][1], cells[n][0], BANDS.index(n), n) for n in BANDS if n not in hidden]
+        if not candidates:
+            break
+        hidden.add(min(candidates)[3])
+    return hidden, False
 
 
 def compute(con, p, threshold):
     p = resolve(con, p)
     bands, ref_year, details = strata(con, p)
+    hidden, pooled_hidden = withheld_bands(bands, threshold)
+    coverage_hidden, coverage_pooled_hidden = coverage_withheld(bands, threshold)
     rows = []
     for name in BANDS:
         s = bands[name]
         a, b = s["cases_vaccinated"], s["cases_unvaccinated"]
         t1, t0 = s["person_days_vaccinated"], s["person_days_unvaccinated"]
-        row = estimate(a, b, t1, t0, threshold, rate_ratio(a, b, t1, t0))
+        hide = name in hidden
+        row = estimate(a, b, t1, t0, hide, rate_ratio(a, b, t1, t0))
+        row["screening"] = screening(a, b, s["protected_at_start"], s["residents"],
+                                     hide)
+        if name in coverage_hidden and not hide and a + b > 0:
+            row["screening"] = {"pcv": row["screening"]["pcv"], "ppv": None, "ve": None}
         row["age_band"] = name
         row["residents"] = s["residents"]
         rows.append(row)
@@ -348,9 +447,12 @@ def compute(con, p, threshold):
     t1 = sum(s["person_days_vaccinated"] for s in bands.values())
     t0 = sum(s["person_days_unvaccinated"] for s in bands.values())
     crude_ci = rate_ratio(a, b, t1, t0)
-    over_population = any(s["person_days_unvaccinated"] < 0 for s in bands.values())
-    if over_population:
-        crude_ci = (None, None, None, "more vaccinated person-time than the population holds")
+    if any(s["person_days_unvaccinated"] < 0 for s in bands.values()):
+        crude_ci = (None, None, None, "more vaccinated person-time than the population holds", None)
+    pooled_screening = screening(a, b, sum(s["protected_at_start"] for s in bands.values()),
+                                 sum(s["residents"] for s in bands.values()), pooled_hidden)
+    if coverage_pooled_hidden and not pooled_hidden and a + b > 0:
+        pooled_screening = {"pcv": pooled_screening["pcv"], "ppv": None, "ve": None}
     return {
         "method": "cohort",
         "antigen": p["antigen"], "disease": p["disease"],
@@ -359,8 +461,9 @@ def compute(con, p, threshold):
         "doses_since": p["doses_since"].isoformat() if p.get("doses_since") else None,
         "population_reference_year": ref_year,
         "suppression_threshold": threshold,
-        "overall": estimate(a, b, t1, t0, threshold, mantel_haenszel(bands), over_population),
-        "crude": estimate(a, b, t1, t0, threshold, crude_ci, over_population),
+        "overall": estimate(a, b, t1, t0, pooled_hidden, mantel_haenszel(bands, hidden if not pooled_hidden else set())),
+        "crude": estimate(a, b, t1, t0, pooled_hidden, crude_ci),
+        "screening": pooled_screening,
         "rows": rows,
         "details": details,
     }
@@ -372,6 +475,18 @@ def compute(con, p, threshold):
 
 COUNTS = ("cases_vaccinated", "cases_unvaccinated", "person_days_vaccinated", "person_days_unvaccinated")
 FLOATS = ("ve", "ci_low", "ci_high", "irr")
+
+
+def compare_screening(name, mine, theirs, differences):
+    if not isinstance(theirs, dict):
+        differences.append(f"{name}: screening missing from vaxlake's answer")
+        return
+    for field in ("pcv", "ppv", "ve"):
+        want, got = mine[field], theirs.get(field)
+        if field == "ppv" and mine["pcv"] is None:
+            continue  # no cases: the screening method has nothing to say
+        if (want is None) != (got is None) or (want is not None and abs(want - got) > TOLERANCE):
+            differences.append(f"{name}: screening {field} vaxlake {got}, expected {want}")
 
 
 def compare_estimate(name, mine, theirs, differences):
@@ -394,14 +509,11 @@ def compare_estimate(name, mine, theirs, differences):
                                    + (f" (vaxlake's reason: {theirs.get('reason')})" if theirs.get("reason") else ""))
         elif abs(want - got) > TOLERANCE:
             differences.append(f"{name}: {field} vaxlake {got}, expected {want}")
-    screening = theirs.get("screening")
-    if isinstance(screening, dict):
-        for field in ("pcv", "ppv", "ve"):
-            want, got = mine["screening"][field], screening.get(field)
-            if field == "ppv" and mine["screening"]["pcv"] is None:
-                continue  # no cases: the screening method has nothing to say
-            if (want is None) != (got is None) or (want is not None and abs(want - got) > TOLERANCE):
-                differences.append(f"{name}: screening {field} vaxlake {got}, expected {want}")
+    if theirs.get("interval_method") != mine["interval_method"]:
+        differences.append(f"{name}: interval_method vaxlake {theirs.get('interval_method')}, "
+                           f"expected {mine['interval_method']}")
+    if "screening" in mine:
+        compare_screening(name, mine["screening"], theirs.get("screening"), differences)
 
 
 def compare(mine, theirs):
@@ -413,7 +525,10 @@ def compare(mine, theirs):
     if mine["population_reference_year"] is not None and str(mine["population_reference_year"]) not in source:
         differences.append(f"population_source {source} does not name reference year "
                            f"{mine['population_reference_year']}")
+    if theirs.get("definition_version") != 2:
+        differences.append(f"definition_version vaxlake {theirs.get('definition_version')}, checked 2")
     compare_estimate("overall", mine["overall"], theirs.get("overall"), differences)
+    compare_screening("pooled", mine["screening"], theirs.get("screening"), differences)
     compare_estimate("crude", mine["crude"], theirs.get("crude"), differences)
     got = {r.get("age_band"): r for r in theirs.get("rows") or []}
     want = {r["age_band"]: r for r in mine["rows"]}
@@ -444,7 +559,7 @@ def table(result):
             return "—" if x is None else format(x, spec)
         ci = "—" if r["ci_low"] is None else f"{r['ci_low']:.3f}..{r['ci_high']:.3f}"
         lines.append(f"{name:>6} {f(r['cases_vaccinated'], 'd'):>8} {f(r['cases_unvaccinated'], 'd'):>8} "
-                     f"{r['person_days_vaccinated']:>14,} {r['person_days_unvaccinated']:>14,} "
+                     f"{f(r['person_days_vaccinated'], ',d'):>14} {f(r['person_days_unvaccinated'], ',d'):>14} "
                      f"{f(r['ve'], '.4f'):>8} {ci:>18}" + (f"  ({r['reason']})" if r.get("reason") else "")
                      + ("  suppressed" if r["suppressed"] else ""))
     for r in result["rows"]:

@@ -245,6 +245,15 @@ fn season(dir: &Path) -> PathBuf {
 
 /// The same registry with other population rows.
 fn season_with(dir: &Path, population: &[&str]) -> PathBuf {
+    season_custom(dir, population, CASES)
+}
+
+/// The same registry with other population rows and cases.
+fn season_custom(
+    dir: &Path,
+    population: &[&str],
+    cases_notified: &[(&str, &str, &str, &str, bool, bool)],
+) -> PathBuf {
     let wh = dir.join("wh");
     let key = key_file(dir, "k");
 
@@ -283,7 +292,7 @@ fn season_with(dir: &Path, population: &[&str]) -> PathBuf {
     let mut cases =
         "case_id,national_id,birth_date,sex,commune,disease,onset_date,hospitalised,died\n"
             .to_string();
-    for (id, person, disease, onset, hospitalised, died) in CASES {
+    for (id, person, disease, onset, hospitalised, died) in cases_notified {
         let p = PERSONS.iter().find(|p| p.id == *person).unwrap();
         cases.push_str(&format!(
             "{id},{},{},{},Wiltz,{disease},{onset},{hospitalised},{died}\n",
@@ -395,17 +404,66 @@ const fn s(a: u64, b: u64, t1: u64, t0: u64) -> S {
     }
 }
 
-/// IRR = (a/T1)/(b/T0) with exp(log IRR ± z·sqrt(1/a + 1/b)).
-fn irr(x: S) -> (f64, f64, f64) {
-    let (a, b) = (x.a as f64, x.b as f64);
-    let irr = (a / x.t1) / (b / x.t0);
-    let se = (1.0 / a + 1.0 / b).sqrt();
-    (irr, (irr.ln() - Z * se).exp(), (irr.ln() + Z * se).exp())
+/// P(X = k) for X ~ Binomial(n, p).
+fn binomial(k: u64, n: u64, p: f64) -> f64 {
+    let choose = (0..k).fold(1.0, |c, i| c * (n - i) as f64 / (i + 1) as f64);
+    choose * p.powi(k as i32) * (1.0 - p).powi((n - k) as i32)
+}
+
+/// The p in (0, 1) where `tail(p)` crosses `target`, `tail` increasing in p, by bisection.
+fn solve_tail(tail: impl Fn(f64) -> f64, target: f64) -> f64 {
+    let (mut low, mut high) = (0.0, 1.0);
+    for _ in 0..200 {
+        let middle = (low + high) / 2.0;
+        if tail(middle) < target {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    (low + high) / 2.0
+}
+
+/// The rate ratio of docs/effectiveness.md written out from the textbook definitions, with
+/// no beta function: (IRR, low, high), `None` where a bound does not exist. Both groups with
+/// 10 cases or more: exp(log IRR ± z·sqrt(1/a + 1/b)). Fewer: the exact conditional interval
+/// — given n = a + b, a ~ Binomial(n, π); Clopper–Pearson's π_L solves P(X ≥ a | π_L) =
+/// 0.025 and π_U solves P(X ≤ a | π_U) = 0.025 (both found here by bisection on the
+/// binomial sums), and IRR = π/(1 − π)·T0/T1; no point estimate when a or b is 0.
+fn irr(x: S) -> (Option<f64>, Option<f64>, Option<f64>) {
+    if x.a >= 10 && x.b >= 10 {
+        let (a, b) = (x.a as f64, x.b as f64);
+        let irr = (a / x.t1) / (b / x.t0);
+        let se = (1.0 / a + 1.0 / b).sqrt();
+        return (
+            Some(irr),
+            Some((irr.ln() - Z * se).exp()),
+            Some((irr.ln() + Z * se).exp()),
+        );
+    }
+    let n = x.a + x.b;
+    let to_irr = |pi: f64| pi / (1.0 - pi) * x.t0 / x.t1;
+    // P(X ≥ a | p) rises with p; so does P(X > a | p) = 1 − P(X ≤ a | p), which is 0.975
+    // where P(X ≤ a | p) is 0.025.
+    let low = (x.a > 0).then(|| {
+        to_irr(solve_tail(
+            |p| (x.a..=n).map(|k| binomial(k, n, p)).sum(),
+            0.025,
+        ))
+    });
+    let high = (x.b > 0).then(|| {
+        to_irr(solve_tail(
+            |p| 1.0 - (0..=x.a).map(|k| binomial(k, n, p)).sum::<f64>(),
+            0.975,
+        ))
+    });
+    let point = (x.a > 0 && x.b > 0).then(|| (x.a as f64 / x.t1) / (x.b as f64 / x.t0));
+    (point, low, high)
 }
 
 /// The Mantel–Haenszel rate ratio of docs/effectiveness.md: Σ a·T0/T / Σ b·T1/T, with
 /// Var(log) = Σ M·T1·T0/T² / (Σ a·T0/T · Σ b·T1/T). Bands without person-time add nothing.
-fn mantel_haenszel(strata: &[S]) -> (f64, f64, f64) {
+fn mantel_haenszel(strata: &[S]) -> (Option<f64>, Option<f64>, Option<f64>) {
     let (mut num, mut den, mut var) = (0.0, 0.0, 0.0);
     for x in strata {
         let t = x.t1 + x.t0;
@@ -418,7 +476,11 @@ fn mantel_haenszel(strata: &[S]) -> (f64, f64, f64) {
     }
     let irr = num / den;
     let se = (var / (num * den)).sqrt();
-    (irr, (irr.ln() - Z * se).exp(), (irr.ln() + Z * se).exp())
+    (
+        Some(irr),
+        Some((irr.ln() - Z * se).exp()),
+        Some((irr.ln() + Z * se).exp()),
+    )
 }
 
 /// An estimate object holding exactly these counts and person-days, not suppressed.
@@ -439,27 +501,44 @@ fn assert_counts(row: &Value, x: S) {
     );
 }
 
-/// IRR, VE = 1 − IRR and the VE interval (1 − upper, 1 − lower) of `expected`.
+/// IRR, VE = 1 − IRR and the VE interval (1 − upper, 1 − lower) of `expected`, computed by
+/// `method`.
 #[track_caller]
-fn assert_ve(row: &Value, (irr, low, high): (f64, f64, f64)) {
-    assert_close(&row["irr"], irr, row);
-    assert_close(&row["ve"], 1.0 - irr, row);
-    assert_close(&row["ci_low"], 1.0 - high, row);
-    assert_close(&row["ci_high"], 1.0 - low, row);
+fn assert_ve_by(
+    row: &Value,
+    (irr, low, high): (Option<f64>, Option<f64>, Option<f64>),
+    method: &str,
+) {
+    assert_close(&row["irr"], irr.expect("a point estimate"), row);
+    assert_close(&row["ve"], 1.0 - irr.unwrap(), row);
+    assert_close(&row["ci_low"], 1.0 - high.expect("an upper IRR bound"), row);
+    assert_close(&row["ci_high"], 1.0 - low.expect("a lower IRR bound"), row);
+    assert_eq!(row["interval_method"], json!(method), "{row}");
     assert!(row["reason"].is_null(), "no reason with an estimate: {row}");
+}
+
+/// A single-stratum (band or crude) estimate: exact below 10 cases in a group.
+#[track_caller]
+fn assert_ve(row: &Value, x: S) {
+    let method = if x.a < 10 || x.b < 10 {
+        "exact_conditional"
+    } else {
+        "wald_log"
+    };
+    assert_ve_by(row, irr(x), method);
 }
 
 /// An unsuppressed band with a single-band estimate.
 #[track_caller]
 fn assert_band(row: &Value, x: S) {
     assert_counts(row, x);
-    assert_ve(row, irr(x));
+    assert_ve(row, x);
 }
 
 /// No estimate: VE, interval and IRR null, and a reason.
 #[track_caller]
 fn assert_no_estimate(row: &Value) {
-    for k in ["ve", "ci_low", "ci_high", "irr"] {
+    for k in ["ve", "ci_low", "ci_high", "irr", "interval_method"] {
         assert_eq!(row.get(k), Some(&Value::Null), "{k} must be null in {row}");
     }
     assert!(
@@ -468,16 +547,53 @@ fn assert_no_estimate(row: &Value) {
     );
 }
 
-/// Withheld: `suppressed: true`, null counts and estimate; person-days stay.
+/// No vaccinated case: no VE (never VE = 1), no IRR, only a lower bound on VE, `ve_low`.
 #[track_caller]
-fn assert_suppressed(row: &Value, t1: u64, t0: u64) {
+fn assert_lower_bound_only(row: &Value, ve_low: f64) {
+    for k in ["ve", "ci_high", "irr"] {
+        assert_eq!(row.get(k), Some(&Value::Null), "{k} must be null in {row}");
+    }
+    assert_close(&row["ci_low"], ve_low, row);
+    assert_eq!(
+        row["interval_method"],
+        json!("exact_conditional_one_sided"),
+        "{row}"
+    );
+    assert!(
+        row["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("lower bound")),
+        "the reason says it is a bound: {row}"
+    );
+}
+
+/// No unvaccinated case: only an upper bound on VE, `ve_high`.
+#[track_caller]
+fn assert_upper_bound_only(row: &Value, ve_high: f64) {
+    for k in ["ve", "ci_low", "irr"] {
+        assert_eq!(row.get(k), Some(&Value::Null), "{k} must be null in {row}");
+    }
+    assert_close(&row["ci_high"], ve_high, row);
+    assert_eq!(
+        row["interval_method"],
+        json!("exact_conditional_one_sided"),
+        "{row}"
+    );
+}
+
+/// Withheld: `suppressed: true`, null counts, person-days and estimate.
+#[track_caller]
+fn assert_suppressed(row: &Value) {
     assert_eq!(row["suppressed"], json!(true), "suppressed: {row}");
-    for k in ["cases_vaccinated", "cases_unvaccinated"] {
+    for k in [
+        "cases_vaccinated",
+        "cases_unvaccinated",
+        "person_days_vaccinated",
+        "person_days_unvaccinated",
+    ] {
         assert_eq!(row.get(k), Some(&Value::Null), "{k} must be null in {row}");
     }
     assert_no_estimate(row);
-    assert_eq!(row["person_days_vaccinated"].as_u64(), Some(t1), "{row}");
-    assert_eq!(row["person_days_unvaccinated"].as_u64(), Some(t0), "{row}");
 }
 
 // The J10 October strata (see the table at the top).
@@ -522,20 +638,25 @@ fn person_days_cases_and_estimates_by_hand() {
 
     // Per band (see the table at the top).
     assert_band(band(&answer, "65-74"), OLD);
-    // 65-74 by hand: IRR = (4/72)/(4/300) = 300/72 = 4.1667, SE = sqrt(1/4 + 1/4) = 0.7071.
-    assert_close(&band(&answer, "65-74")["irr"], 300.0 / 72.0, &answer);
-    assert_close(&band(&answer, "65-74")["ve"], 1.0 - 300.0 / 72.0, &answer);
-    assert_close(
-        &band(&answer, "65-74")["ci_low"],
-        1.0 - 300.0 / 72.0 * (Z * 0.5f64.sqrt()).exp(), // 1 − upper IRR
-        &answer,
-    );
+    // 65-74 by hand: IRR = (4/72)/(4/300) = 300/72 = 4.1667. Four cases a side, fewer than
+    // ten: exact. Given the 8 cases, a ~ Binomial(8, π): π_L solves P(X ≥ 4) = 0.025, π_U
+    // solves P(X ≤ 4) = 0.025 — 0.157013 and 0.842987 (the same bisection in Python, double
+    // precision) — and IRR = π/(1 − π)·300/72: (0.776073, 22.370453); VE (−21.370453,
+    // 0.223927).
+    let old = band(&answer, "65-74");
+    assert_close(&old["irr"], 300.0 / 72.0, old);
+    assert_close(&old["ve"], 1.0 - 300.0 / 72.0, old);
+    assert_close(&old["ci_low"], -21.370453, old);
+    assert_close(&old["ci_high"], 0.223927, old);
+    assert_eq!(old["interval_method"], "exact_conditional", "{old}");
     assert_band(band(&answer, "18-64"), ADULT);
 
-    // A band with no vaccinated case: counts and person-days, no VE, a reason.
+    // A band with no vaccinated case: counts and person-days, no VE (not VE = 1), a lower
+    // bound. One case in all: P(X = 0 | π_U) = 1 − π_U = 0.025, π_U = 0.975, IRR ≤
+    // 39 · 124/31 = 156: VE ≥ −155.
     let elder = band(&answer, "75-84");
     assert_counts(elder, ELDER);
-    assert_no_estimate(elder);
+    assert_lower_bound_only(elder, -155.0);
     // A band without vaccinated person-time.
     let young = band(&answer, "5-17");
     assert_counts(young, YOUNG);
@@ -552,7 +673,13 @@ fn person_days_cases_and_estimates_by_hand() {
     let overall = &answer["overall"];
     assert_eq!(overall["estimator"], "mantel_haenszel", "{overall}");
     assert_counts(overall, POOLED);
-    assert_ve(overall, mantel_haenszel(&[YOUNG, ADULT, OLD, ELDER]));
+    // Greenland–Robins whatever the counts: the Mantel–Haenszel variance holds for sparse
+    // strata.
+    assert_ve_by(
+        overall,
+        mantel_haenszel(&[YOUNG, ADULT, OLD, ELDER]),
+        "greenland_robins",
+    );
     // By hand: Σ a·T0/T = 3·602/620 + 4·300/372 + 0 = 2.91290 + 3.22581 = 6.13871;
     // Σ b·T1/T = 3·18/620 + 4·72/372 + 1·31/155 = 0.08710 + 0.77419 + 0.2 = 1.06129;
     // IRR_MH = 5.78419.
@@ -561,8 +688,11 @@ fn person_days_cases_and_estimates_by_hand() {
     let crude = &answer["crude"];
     assert_eq!(crude["estimator"], "crude", "{crude}");
     assert_counts(crude, POOLED);
-    // (7/121)/(9/1956) = 12.5730.
-    assert_ve(crude, irr(POOLED));
+    // (7/121)/(9/1956) = 12.5730; 7 and 9 cases: exact, (3.979230, 37.939594) by the same
+    // bisection in Python.
+    assert_ve(crude, POOLED);
+    assert_close(&crude["ci_low"], 1.0 - 37.939594, crude);
+    assert_close(&crude["ci_high"], 1.0 - 3.979230, crude);
     assert_close(&crude["irr"], (7.0 / 121.0) / (9.0 / 1956.0), crude);
 
     // Without --by: the same overall and crude, no rows.
@@ -635,14 +765,19 @@ fn disease_prefix_last_season_lag_and_dose_number() {
     // protected 10-24, 8 days. Every case is unvaccinated (c05 on 10-20 is before 10-24).
     let dose2 = october(&wh, "J10", &[&ALL_SHOWN[..], &["--dose", "2"]].concat());
     assert_eq!(dose2["dose"], 2);
+    // No vaccinated case among 8: π_U = 1 − 0.025^(1/8) = 0.369416, IRR ≤
+    // 0.369416/0.630584 · 364/8 = 26.655409, VE ≥ −25.655409.
     let old = band(&dose2, "65-74");
     assert_counts(old, s(0, 8, 8, 364));
-    assert_no_estimate(old);
+    assert_lower_bound_only(old, -25.655409);
     let adult = band(&dose2, "18-64");
     assert_counts(adult, s(0, 6, 0, 620));
     assert_no_estimate(adult);
-    assert_no_estimate(&dose2["overall"]);
-    assert_no_estimate(&dose2["crude"]);
+    // Overall: 65-74 is the one band with person-time on both sides, so the stratified
+    // exact bound is that band's. Crude: 0 of 16 over T1 = 8, T0 = 2,077 − 8 = 2,069:
+    // π_U = 1 − 0.025^(1/16) = 0.205672, IRR ≤ 0.258931 · 2069/8, VE ≥ −66.061122.
+    assert_lower_bound_only(&dose2["overall"], -25.655409);
+    assert_lower_bound_only(&dose2["crude"], -66.061122);
 }
 
 #[test]
@@ -661,7 +796,9 @@ fn outcomes_count_only_hospitalised_or_fatal_cases() {
     assert_band(band(&hosp, "65-74"), s(1, 1, 72, 300));
     let adult = band(&hosp, "18-64");
     assert_counts(adult, s(1, 0, 18, 602));
-    assert_no_estimate(adult); // no unvaccinated case
+    // No unvaccinated case: an upper bound on VE only. 1 case: P(X ≥ 1 | π_L) = π_L = 0.025,
+    // IRR ≥ 0.025/0.975 · 602/18 = 0.857550, VE ≤ 0.142450.
+    assert_upper_bound_only(adult, 0.142450);
     assert_counts(&hosp["crude"], s(2, 1, 121, 1956));
 
     // Died: c07 only.
@@ -672,7 +809,10 @@ fn outcomes_count_only_hospitalised_or_fatal_cases() {
     );
     assert_counts(band(&died, "65-74"), s(0, 1, 72, 300));
     assert_counts(&died["crude"], s(0, 1, 121, 1956));
-    assert_no_estimate(&died["overall"]);
+    // One case, unvaccinated, in 65-74: (1 − π_U)^1 = 0.025, IRR ≤ 39 · 300/72 = 162.5 over
+    // the bands (the others have no case and add nothing), 39 · 1956/121 crude.
+    assert_lower_bound_only(&died["overall"], -161.5);
+    assert_lower_bound_only(&died["crude"], -629.446281);
 }
 
 #[test]
@@ -681,22 +821,21 @@ fn small_case_counts_are_withheld() {
     let wh = season(dir.path());
 
     // Threshold 8: every band with cases has a group with 1..7 cases; pooled a = 7 too.
+    // Withheld rows publish neither counts nor person-days.
     let answer = october(&wh, "J10", &[]);
     assert_eq!(answer["suppression_threshold"], 8);
-    assert_suppressed(band(&answer, "65-74"), 72, 300);
-    assert_suppressed(band(&answer, "18-64"), 18, 602);
-    assert_suppressed(band(&answer, "75-84"), 31, 124);
-    assert_suppressed(band(&answer, "5-17"), 0, 930);
-    assert_suppressed(&answer["overall"], 121, 1956);
-    assert_suppressed(&answer["crude"], 121, 1956);
+    for label in ["65-74", "18-64", "75-84", "5-17"] {
+        assert_suppressed(band(&answer, label));
+    }
+    assert_suppressed(&answer["overall"]);
+    assert_suppressed(&answer["crude"]);
     // No cases at all is not a small count: shown (zeros), no estimate.
     let empty = band(&answer, "85+");
     assert_counts(empty, s(0, 0, 0, 0));
     assert_no_estimate(empty);
     // The screening cross-check does not give the counts back either.
-    for row in [band(&answer, "65-74"), &answer["overall"]] {
-        let screening = &row["screening"];
-        for k in ["ve", "pcv"] {
+    for screening in [&band(&answer, "65-74")["screening"], &answer["screening"]] {
+        for k in ["ve", "pcv", "ppv"] {
             assert!(
                 screening.get(k).is_none_or(Value::is_null),
                 "{k} withheld in {screening}"
@@ -704,39 +843,111 @@ fn small_case_counts_are_withheld() {
         }
     }
 
-    // Threshold 4 with J1: 65-74 holds 5 and 5 (shown), 18-64 3 and 3 (withheld); the
-    // pooled 8 and 10 are shown, and the MH estimate uses every band.
+    // Threshold 4 with J1 (small = 1..3): 18-64 (3 and 3), 75-84 (0 and 1) and 5-17 (0 and
+    // 1) fail; together 3 and 5 still fail (3 is small), so 65-74 (5 and 5), the only other
+    // band with cases, is withheld with them: otherwise it would give their sum by
+    // subtraction. The pooled 8 and 10 are shown; the Mantel–Haenszel sum takes the
+    // withheld bands as one stratum — here all of them, so it is the pooled stratum, whose
+    // Greenland–Robins variance is 1/8 + 1/10.
     let j1 = october(&wh, "J1", &["--suppression-threshold", "4"]);
-    assert_band(band(&j1, "65-74"), s(5, 5, 72, 300));
-    assert_suppressed(band(&j1, "18-64"), 18, 602);
-    assert_suppressed(band(&j1, "75-84"), 31, 124);
-    assert_counts(&j1["crude"], s(8, 10, 121, 1956));
-    assert_ve(&j1["crude"], irr(s(8, 10, 121, 1956)));
-    assert_counts(&j1["overall"], s(8, 10, 121, 1956));
-    assert_ve(
+    for label in ["65-74", "18-64", "75-84", "5-17"] {
+        assert_suppressed(band(&j1, label));
+    }
+    let j1_pooled = s(8, 10, 121, 1956);
+    assert_counts(&j1["crude"], j1_pooled);
+    assert_ve(&j1["crude"], j1_pooled);
+    assert_counts(&j1["overall"], j1_pooled);
+    assert_ve_by(
         &j1["overall"],
-        mantel_haenszel(&[YOUNG, ADULT, s(5, 5, 72, 300), ELDER]),
+        mantel_haenszel(&[j1_pooled]),
+        "greenland_robins",
+    );
+
+    // Threshold 3 (small = 1..2): 75-84 and 5-17 (0 and 1 each) fail, together 0 and 2
+    // still do; 18-64 (6 cases) is the band with the fewest cases left and goes with them
+    // (3 and 5 pass). 65-74 is shown; the Mantel–Haenszel strata are 65-74 and the three
+    // withheld bands merged: a = 3, b = 5, T1 = 18 + 31 + 0 = 49, T0 = 602 + 124 + 930 = 1656.
+    let three = october(&wh, "J1", &["--suppression-threshold", "3"]);
+    assert_band(band(&three, "65-74"), s(5, 5, 72, 300));
+    for label in ["18-64", "75-84", "5-17"] {
+        assert_suppressed(band(&three, label));
+    }
+    assert_counts(&three["overall"], j1_pooled);
+    assert_ve_by(
+        &three["overall"],
+        mantel_haenszel(&[s(5, 5, 72, 300), s(3, 5, 49, 1656)]),
+        "greenland_robins",
     );
 }
 
 #[test]
-fn screening_method_by_hand() {
+fn screening_ppv_is_coverage_on_the_first_day() {
     let dir = tempfile::tempdir().unwrap();
     let wh = season(dir.path());
     let answer = october(&wh, "J10", &ALL_SHOWN);
-    // 65-74: PCV = 4/8 = 0.5, PPV = 72/372; VE = 1 − 1 · (300/372)/(72/372) = 1 − 300/72.
+    // PPV: residents vaccinated on 2024-10-01 — a dose since 2024-09-01 and at least 14
+    // days before, i.e. by 09-17 — over the band's residents. 65-74: B (09-10) only; M's
+    // dose (09-20) is too recent, A's (10-05) later, C's (08-15) last season's: 1 of 12.
+    // Not the person-time share 72/372, which would make the screening estimate the crude
+    // rate ratio again. PCV = 4/8; VE = 1 − 1 · (11/12)/(1/12) = −10.
     let screening = &band(&answer, "65-74")["screening"];
     assert_close(&screening["pcv"], 0.5, screening);
-    assert_close(&screening["ppv"], 72.0 / 372.0, screening);
-    assert_close(&screening["ve"], 1.0 - 300.0 / 72.0, screening);
-    // Pooled: PCV = 7/16, PPV = 121/2077.
-    let pooled = &answer["overall"]["screening"];
-    let (pcv, ppv) = (7.0 / 16.0, 121.0 / 2077.0);
-    assert_close(
-        &pooled["ve"],
-        1.0 - pcv / (1.0 - pcv) * (1.0 - ppv) / ppv,
-        pooled,
+    assert_close(&screening["ppv"], 1.0 / 12.0, screening);
+    assert_close(&screening["ve"], -10.0, screening);
+    assert_eq!(screening["ppv_on"], "2024-10-01", "{screening}");
+    // 18-64: nobody vaccinated by 09-17 (E 10-01, F 10-17, G 10-20; I's was not done):
+    // PPV 0, no estimate.
+    let adult = &band(&answer, "18-64")["screening"];
+    assert_close(&adult["ppv"], 0.0, adult);
+    assert!(
+        adult["ve"].is_null() && adult["reason"].is_string(),
+        "{adult}"
     );
+    // 75-84: J (09-15) of 5, PPV 0.2; no vaccinated case, so no estimate (not VE = 1).
+    let elder = &band(&answer, "75-84")["screening"];
+    assert_close(&elder["ppv"], 0.2, elder);
+    assert!(
+        elder["ve"].is_null() && elder["reason"].is_string(),
+        "{elder}"
+    );
+    // Pooled, in its own field beside the Mantel–Haenszel `overall`: PCV = 7/16, PPV =
+    // 2/67 (B and J of 67 residents); VE = 1 − (7/9)(65/2) = 1 − 455/18.
+    let pooled = &answer["screening"];
+    assert_close(&pooled["pcv"], 7.0 / 16.0, pooled);
+    assert_close(&pooled["ppv"], 2.0 / 67.0, pooled);
+    assert_close(&pooled["ve"], 1.0 - 455.0 / 18.0, pooled);
+    assert!(answer["overall"].get("screening").is_none(), "{answer}");
+    // A 0-day lag counts B, J and M (09-20 ≤ 10-01): 65-74 2 of 12.
+    let lag0 = october(&wh, "J10", &[&ALL_SHOWN[..], &["--lag-days", "0"]].concat());
+    assert_close(&band(&lag0, "65-74")["screening"]["ppv"], 2.0 / 12.0, &lag0);
+}
+
+#[test]
+fn unvaccinated_is_defined_in_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = season(dir.path());
+    let answer = october(&wh, "J10", &ALL_SHOWN);
+    let group = &answer["unvaccinated"];
+    assert_eq!(group["fewer_doses_than"], 1, "{group}");
+    assert_eq!(group["within_lag_days"], 14, "{group}");
+    // Influenza is seasonal: last season's doses do not make anyone vaccinated.
+    assert_eq!(group["doses_before_ignored"], "2024-09-01", "{group}");
+    let words = group["definition"].as_str().unwrap();
+    for part in [
+        "no valid dose",
+        "14 days",
+        "before 2024-09-01",
+        "population person-time",
+    ] {
+        assert!(words.contains(part), "{part:?} in {words}");
+    }
+    let dose2 = october(&wh, "J10", &[&ALL_SHOWN[..], &["--dose", "2"]].concat());
+    assert_eq!(dose2["unvaccinated"]["fewer_doses_than"], 2);
+    assert!(dose2["unvaccinated"]["definition"]
+        .as_str()
+        .unwrap()
+        .contains("fewer than 2 valid doses"));
+    assert_eq!(answer["definition_version"], 2, "{answer}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -847,8 +1058,9 @@ fn rates_per_100000_person_years_by_hand() {
     assert_rates(rate_row(&two, "2024-11", "18-64"), s(0, 0, 88, 512));
     assert_rates(rate_row(&two, "2024-11", "75-84"), s(0, 0, 30, 120));
 
-    // With the default threshold the October 65-74 row (4 and 4 cases) is withheld;
-    // person-years stay.
+    // With the default threshold the October 65-74 row (4 and 4 cases) is withheld, with
+    // its person-years (a withheld band of the effectiveness answer is withheld in every
+    // month).
     let withheld = effectiveness(
         &wh,
         &["--disease", "J10", "--from", FROM, "--to", TO, "--rates"],
@@ -863,7 +1075,30 @@ fn rates_per_100000_person_years_by_hand() {
     ] {
         assert!(old[k].is_null(), "{k} withheld in {old}");
     }
-    assert_close(&old["person_years_vaccinated"], 72.0 / 365.25, old);
+    assert!(old["person_years_vaccinated"].is_null(), "{old}");
+
+    // Months within a published band: J1, October–November, threshold 3. The effectiveness
+    // answer publishes 65-74 over both months (a = 5, b = 5 + 1 = 6: c09 on 11-01). In the
+    // rates, November (0 and 1) is small; alone it would be the band's total minus October,
+    // so October (5 and 5) is withheld with it.
+    let args = [
+        "--disease",
+        "J1",
+        "--from",
+        FROM,
+        "--to",
+        "2024-11-30",
+        "--suppression-threshold",
+        "3",
+    ];
+    let ve = effectiveness(&wh, &[&args[..], &["--by", "age_band"]].concat());
+    assert_counts(band(&ve, "65-74"), s(5, 6, 72 + 90, 300 + 270));
+    let rates = effectiveness(&wh, &[&args[..], &["--rates"]].concat());
+    for month in ["2024-10", "2024-11"] {
+        let row = rate_row(&rates, month, "65-74");
+        assert_eq!(row["suppressed"], json!(true), "{row}");
+        assert!(row["cases_vaccinated"].is_null(), "{row}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -902,7 +1137,7 @@ fn http_effectiveness_is_the_command_line_json() {
     let http: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(http, cli);
     // And it is the hand-counted answer (threshold 8: 65-74 holds 5 and 5 → withheld).
-    assert_suppressed(band(&http, "65-74"), 72, 300);
+    assert_suppressed(band(&http, "65-74"));
     assert_eq!(http["suppression_threshold"], 8);
 
     let (status, body) = http_get(
@@ -971,4 +1206,208 @@ fn more_vaccinated_person_time_than_the_population_gives_a_reason() {
     // nor a crude one, whose pooled unvaccinated time would silently include the −31.
     assert_no_estimate(&answer["overall"]);
     assert_no_estimate(&answer["crude"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Disclosure: an attacker with the published answers
+// ---------------------------------------------------------------------------------------
+
+/// What an outside analyst derives from one published effectiveness answer about its
+/// withheld bands, the way a statistical office audits a table: the withheld bands' counts
+/// together are the overall counts minus the published bands'; a band withheld alone is
+/// then known exactly, and withheld bands sharing a total below the threshold are each
+/// known to lie in a range narrower than it. Returns what was learnt, empty when nothing.
+fn attack(answer: &Value, threshold: u64) -> Vec<String> {
+    let overall = &answer["overall"];
+    if overall["suppressed"] == json!(true) {
+        // The totals are withheld too: nothing to subtract from.
+        return Vec::new();
+    }
+    let rows = answer["rows"].as_array().expect("rows");
+    let withheld: Vec<&Value> = rows
+        .iter()
+        .filter(|row| row["suppressed"] == json!(true))
+        .collect();
+    if withheld.is_empty() {
+        return Vec::new();
+    }
+    let mut learnt = Vec::new();
+    for field in [
+        "cases_vaccinated",
+        "cases_unvaccinated",
+        "person_days_vaccinated",
+        "person_days_unvaccinated",
+    ] {
+        for row in &withheld {
+            assert!(
+                row[field].is_null(),
+                "a withheld band publishes {field}: {row}"
+            );
+        }
+        let published: i64 = rows
+            .iter()
+            .filter(|row| row["suppressed"] != json!(true))
+            .map(|row| row[field].as_i64().expect("a published count"))
+            .sum();
+        let rest = overall[field].as_i64().expect("overall count") - published;
+        if withheld.len() == 1 {
+            learnt.push(format!(
+                "{field} of band {} is {rest} (overall minus the published bands)",
+                withheld[0]["age_band"]
+            ));
+        } else if field.starts_with("cases") && rest > 0 && (rest as u64) < threshold {
+            // Each withheld band holds between 0 and `rest`: a range narrower than the
+            // threshold.
+            learnt.push(format!(
+                "{field} of every withheld band is between 0 and {rest}, fewer than {threshold} apart"
+            ));
+        }
+    }
+    learnt
+}
+
+#[test]
+fn the_attacker_finds_a_lone_withheld_band() {
+    // The attacker is not blind: publish 18-64 of the threshold-3 answer (withheld there only
+    // to protect 75-84 and 5-17) and it recovers both of theirs together, and with one more
+    // band published, a band alone.
+    let dir = tempfile::tempdir().unwrap();
+    let wh = season(dir.path());
+    let mut answer = october(&wh, "J1", &["--suppression-threshold", "3"]);
+    assert!(attack(&answer, 3).is_empty(), "{answer}");
+    let rows = answer["rows"].as_array_mut().unwrap();
+    for row in rows.iter_mut() {
+        if row["age_band"] == "18-64" {
+            // ADULT as it would read, published.
+            row["suppressed"] = json!(false);
+            row["cases_vaccinated"] = json!(3);
+            row["cases_unvaccinated"] = json!(3);
+            row["person_days_vaccinated"] = json!(18);
+            row["person_days_unvaccinated"] = json!(602);
+        }
+    }
+    let learnt = attack(&answer, 3);
+    assert!(
+        learnt
+            .iter()
+            .any(|l| l.contains("cases_unvaccinated") && l.contains("between 0 and 2")),
+        "{learnt:?}"
+    );
+    for row in answer["rows"].as_array_mut().unwrap() {
+        if row["age_band"] == "5-17" {
+            row["suppressed"] = json!(false);
+            row["cases_vaccinated"] = json!(0);
+            row["cases_unvaccinated"] = json!(1);
+            row["person_days_vaccinated"] = json!(0);
+            row["person_days_unvaccinated"] = json!(930);
+        }
+    }
+    let learnt = attack(&answer, 3);
+    assert!(
+        learnt
+            .iter()
+            .any(|l| l.contains("\"75-84\"") && l.contains("is 1")),
+        "{learnt:?}"
+    );
+}
+
+#[test]
+fn no_withheld_band_can_be_recovered_from_the_published_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = season(dir.path());
+    let mut withheld_seen = 0;
+    for threshold in 2..=9u64 {
+        let limit = threshold.to_string();
+        for disease in ["J10", "J1", "J11"] {
+            for outcome in ["any", "hospitalised"] {
+                let answer = october(
+                    &wh,
+                    disease,
+                    &["--suppression-threshold", &limit, "--outcome", outcome],
+                );
+                let learnt = attack(&answer, threshold);
+                assert!(
+                    learnt.is_empty(),
+                    "threshold {threshold}, {disease}, {outcome}: {learnt:?}\n{answer}"
+                );
+                withheld_seen += answer["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|row| row["suppressed"] == json!(true))
+                    .count();
+            }
+        }
+    }
+    assert!(withheld_seen > 20, "the audit must see withheld bands");
+}
+
+#[test]
+fn moving_cases_between_withheld_bands_changes_no_published_figure() {
+    // The strongest form of the audit: two registries that differ only inside the withheld
+    // bands publish the very same answers (effectiveness by band and without, rates), so no
+    // arithmetic on the estimates, intervals, person-days or rates can tell them apart. In
+    // the second registry case c17 (unvaccinated, 18-64) is notified for K (75-84) instead:
+    // threshold 3 with J1 gives 18-64 3 and 2 cases (it was 3 and 3), 75-84 0 and 2 (0 and
+    // 1). Both are withheld either way, with 5-17 (0 and 1); their sums, 3 and 5, are
+    // unchanged, and so are their person-days (the cases' persons are unvaccinated).
+    let moved: Vec<(&str, &str, &str, &str, bool, bool)> = CASES
+        .iter()
+        .map(|case| {
+            if case.0 == "c17" {
+                ("c17", "K", "J10", "2024-10-05", false, false)
+            } else {
+                *case
+            }
+        })
+        .collect();
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let one = season(first.path());
+    let two = season_custom(second.path(), POPULATION, &moved);
+    let threshold = ["--suppression-threshold", "3"];
+    let by_band = october(&one, "J1", &threshold);
+    assert_suppressed(band(&by_band, "18-64"));
+    assert_suppressed(band(&by_band, "75-84"));
+    // The truth differs (asserted with everything shown)...
+    let shown_one = october(&one, "J1", &ALL_SHOWN);
+    let shown_two = october(&two, "J1", &ALL_SHOWN);
+    assert_counts(band(&shown_one, "18-64"), s(3, 3, 18, 602));
+    assert_counts(band(&shown_two, "18-64"), s(3, 2, 18, 602));
+    assert_counts(band(&shown_two, "75-84"), s(0, 2, 31, 124));
+    // ...and nothing published does.
+    assert_eq!(by_band, october(&two, "J1", &threshold));
+    let plain = |wh: &Path| {
+        effectiveness(
+            wh,
+            &[
+                "--disease",
+                "J1",
+                "--from",
+                FROM,
+                "--to",
+                TO,
+                "--suppression-threshold",
+                "3",
+            ],
+        )
+    };
+    assert_eq!(plain(&one), plain(&two));
+    let rates = |wh: &Path| {
+        effectiveness(
+            wh,
+            &[
+                "--disease",
+                "J1",
+                "--from",
+                FROM,
+                "--to",
+                "2024-11-30",
+                "--rates",
+                "--suppression-threshold",
+                "3",
+            ],
+        )
+    };
+    assert_eq!(rates(&one), rates(&two));
 }

@@ -18,6 +18,7 @@ mod question;
 mod select;
 mod table;
 mod timeliness;
+pub(crate) mod vaccinated_on;
 
 pub use answer::{
     CoverageAnswer, CoverageFigures, CurveAnswer, Definition, DropoutAnswer, DropoutFigures,

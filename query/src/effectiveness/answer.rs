@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::estimate::IntervalMethod;
 use super::study::Outcome;
 use crate::answer_cache::TableVersions;
 use crate::output::{Provenance, Tabular};
@@ -22,40 +23,63 @@ pub struct StudyDescription {
     pub outcome: Outcome,
 }
 
-/// VE with its interval (or the reason there is none) and the counts behind it; counts and
-/// estimates are null when withheld.
+/// The version of the effectiveness definitions (docs/effectiveness.md, "Definition
+/// versions"): answers computed under other definitions must not be compared silently.
+pub const DEFINITION_VERSION: u32 = 2;
+
+/// VE with its interval (or the reason there is none), how the interval was computed, and
+/// the counts behind it. Counts, person-days and estimates are null when withheld. With no
+/// case in one group, `ve` is null and only one bound is given (`ci_low` when no vaccinated
+/// case: VE is at least that).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EstimateFigures {
     pub ve: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
     pub irr: Option<f64>,
+    pub interval_method: Option<IntervalMethod>,
     pub cases_vaccinated: Option<u64>,
     pub cases_unvaccinated: Option<u64>,
-    pub person_days_vaccinated: i64,
-    pub person_days_unvaccinated: i64,
+    pub person_days_vaccinated: Option<i64>,
+    pub person_days_unvaccinated: Option<i64>,
     pub suppressed: bool,
     pub reason: Option<String>,
 }
 
-/// Farrington's screening-method cross-check.
+/// Farrington's screening method, a cross-check: PCV from the cases, PPV from coverage (the
+/// share of the band's residents vaccinated on the first day of the period), not from the
+/// person-time of the cohort estimate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Screening {
     pub ve: Option<f64>,
     pub pcv: Option<f64>,
     pub ppv: Option<f64>,
+    /// The day the PPV is the coverage of (the period's first day).
+    pub ppv_on: String,
     pub reason: Option<String>,
 }
 
-/// An estimate over every age band: Mantel–Haenszel (with the screening cross-check) or
-/// crude.
+/// An estimate over every age band: Mantel–Haenszel or crude.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PooledEstimate {
     #[serde(flatten)]
     pub figures: EstimateFigures,
     pub estimator: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub screening: Option<Screening>,
+}
+
+/// Who the comparison group is: the answer says it, because "unvaccinated" here is not
+/// "never vaccinated".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparisonGroup {
+    /// The definition in words.
+    pub definition: String,
+    /// Persons with fewer valid doses than this are unvaccinated (the study's `dose`).
+    pub fewer_doses_than: usize,
+    /// Time and cases within this many days after the `dose`-th dose are unvaccinated.
+    pub within_lag_days: i32,
+    /// Doses given before this day do not count (a seasonal antigen's season start, or
+    /// `doses_since`): persons vaccinated only before it are unvaccinated.
+    pub doses_before_ignored: Option<String>,
 }
 
 /// The estimate of one age band.
@@ -75,8 +99,13 @@ pub struct EffectivenessAnswer {
     pub study: StudyDescription,
     pub overall: PooledEstimate,
     pub crude: PooledEstimate,
+    /// The screening method over every band pooled (crude): apart from `overall`, which is
+    /// the Mantel–Haenszel cohort estimate.
+    pub screening: Screening,
+    pub unvaccinated: ComparisonGroup,
     pub rows: Vec<BandEstimate>,
     pub population_source: Option<String>,
+    pub definition_version: u32,
     pub table_versions: TableVersions,
     pub suppression_threshold: u64,
 }
@@ -115,13 +144,14 @@ impl Tabular for EffectivenessAnswer {
     }
 }
 
-/// An answer's provenance: effectiveness has no indicator definition nor data-until date.
+/// An answer's provenance: effectiveness has no data-until date.
 fn study_provenance(
     population_source: &Option<String>,
     table_versions: &TableVersions,
 ) -> Provenance {
     Provenance {
         population_source: population_source.clone(),
+        definition_version: Some(DEFINITION_VERSION.to_string()),
         table_versions: Some(table_versions.clone()),
         ..Provenance::default()
     }
@@ -155,16 +185,17 @@ impl Tabular for EstimateTable {
     }
 }
 
-/// Cases and rates of one month and age band; counts and rates are null when withheld.
+/// Cases and rates of one month and age band; counts, person-years and rates are null when
+/// withheld.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RateRow {
     pub month: String,
     pub age_band: &'static str,
     pub cases_vaccinated: Option<u64>,
-    pub person_years_vaccinated: f64,
+    pub person_years_vaccinated: Option<f64>,
     pub rate_vaccinated: Option<f64>,
     pub cases_unvaccinated: Option<u64>,
-    pub person_years_unvaccinated: f64,
+    pub person_years_unvaccinated: Option<f64>,
     pub rate_unvaccinated: Option<f64>,
     pub suppressed: bool,
 }
@@ -176,8 +207,10 @@ pub struct RatesAnswer {
     #[serde(flatten)]
     pub study: StudyDescription,
     pub rate_unit: &'static str,
+    pub unvaccinated: ComparisonGroup,
     pub rows: Vec<RateRow>,
     pub population_source: Option<String>,
+    pub definition_version: u32,
     pub table_versions: TableVersions,
     pub suppression_threshold: u64,
 }

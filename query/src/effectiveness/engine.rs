@@ -1,6 +1,7 @@
 //! The effectiveness engine: questions in, typed answers out, each computed once per
 //! (question, table versions).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::answer::{EffectivenessAnswer, RatesAnswer};
@@ -8,6 +9,7 @@ use super::publish::{effectiveness_answer, rates_answer};
 use super::read::{read_study, StudyData};
 use super::study::{EffectivenessQuery, Study};
 use crate::answer_cache::{AnswerCache, TableVersions};
+use crate::coverage::vaccinated_on::{vaccinated_on, VaccinatedOn};
 use crate::coverage::{Catalogue, Kind};
 use crate::disclosure::Suppression;
 use crate::{QueryError, Warehouse};
@@ -46,9 +48,14 @@ impl EffectivenessEngine {
     ) -> Result<Arc<EffectivenessAnswer>, QueryError> {
         let study = Study::check(query, &self.seasonal_antigens)?;
         let rule = self.rule;
-        self.cached(format!("ve|{study:?}"), &study, |study, data, versions| {
-            effectiveness_answer(study, data, versions, rule)
-        })
+        self.cached(
+            format!("ve|{study:?}"),
+            &study,
+            true,
+            |study, data, at_start, versions| {
+                effectiveness_answer(study, data, at_start, versions, rule)
+            },
+        )
         .await
     }
 
@@ -59,18 +66,21 @@ impl EffectivenessEngine {
         self.cached(
             format!("rates|{study:?}"),
             &study,
-            |study, data, versions| rates_answer(study, data, versions, rule),
+            false,
+            |study, data, _, versions| rates_answer(study, data, versions, rule),
         )
         .await
     }
 
-    /// The answer to `question` for the current table versions, reading the study's data and
-    /// computing it when missing.
+    /// The answer to `question` for the current table versions, reading the study's data (and
+    /// `with_coverage`, the residents vaccinated on its first day, by birth year, for the
+    /// screening method) and computing it when missing.
     async fn cached<T: Send + Sync + 'static>(
         &self,
         question: String,
         study: &Study,
-        compute: impl FnOnce(&Study, &StudyData, &TableVersions) -> T,
+        with_coverage: bool,
+        compute: impl FnOnce(&Study, &StudyData, &BTreeMap<i32, u64>, &TableVersions) -> T,
     ) -> Result<Arc<T>, QueryError> {
         self.warehouse.refresh_if_due().await;
         let snapshot = self.warehouse.snapshot();
@@ -79,7 +89,20 @@ impl EffectivenessEngine {
             .get_or_compute(&question, &versions, move || async move {
                 let started = std::time::Instant::now();
                 let data = read_study(&snapshot.ctx, study).await?;
-                let answer = compute(study, &data, &snapshot.versions);
+                let at_start = if with_coverage {
+                    // Vaccinated on the first day: protected by then, as a case would be.
+                    let question = VaccinatedOn {
+                        antigen: study.antigen.clone(),
+                        dose: study.dose,
+                        since: study.doses_since,
+                        by: study.from - study.lag_days,
+                        on: study.from,
+                    };
+                    vaccinated_on(&snapshot.ctx, &question).await?
+                } else {
+                    BTreeMap::new()
+                };
+                let answer = compute(study, &data, &at_start, &snapshot.versions);
                 tracing::info!(
                     antigen = %study.antigen,
                     disease = %study.disease,

@@ -17,11 +17,16 @@ mod person_time;
 mod publish;
 mod read;
 mod study;
+mod withhold;
 
 pub use answer::{
-    BandEstimate, EffectivenessAnswer, EstimateFigures, EstimateRow, EstimateTable, PooledEstimate,
-    RateRow, RatesAnswer, Screening, StudyDescription,
+    BandEstimate, ComparisonGroup, EffectivenessAnswer, EstimateFigures, EstimateRow,
+    EstimateTable, PooledEstimate, RateRow, RatesAnswer, Screening, StudyDescription,
+    DEFINITION_VERSION,
 };
 pub use engine::EffectivenessEngine;
-pub use estimate::{mantel_haenszel, rate_ratio, screening, Estimate, Stratum};
+pub use estimate::{
+    exact_conditional, exact_stratified_bound, mantel_haenszel, rate_ratio, screening, Estimate,
+    IntervalMethod, Stratum, EXACT_BELOW,
+};
 pub use study::{EffectivenessQuery, Outcome};
