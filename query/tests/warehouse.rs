@@ -74,8 +74,10 @@ async fn explain_and_information_schema_are_queries_too() {
         [
             "antigen_doses",
             "communes",
+            "dose_rules",
             "indicators",
             "persons",
+            "schedules",
             "vaccinations",
             "vaccine_antigens",
             "vaccine_series",
