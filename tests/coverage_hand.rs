@@ -948,7 +948,10 @@ fn only_valid_doses_count() {
     r.dose("v2-1", "v2", HEXA, "2023-03-10");
     r.dose("v2-2", "v2", HEXA, "2023-03-25");
     r.dose("v2-3", "v2", HEXA, "2023-04-20");
-    for (n, date) in ["2023-03-10", "2023-04-10", "2023-05-10"].iter().enumerate() {
+    for (n, date) in ["2023-03-10", "2023-04-10", "2023-05-10"]
+        .iter()
+        .enumerate()
+    {
         r.dose(&format!("v3-h{n}"), "v3", HEXA, date);
         r.dose(&format!("v3-p{n}"), "v3", "J07AL02", date);
     }
@@ -964,7 +967,10 @@ fn only_valid_doses_count() {
         .push(named("v4-2", "v4", "J07BH01", "Rotarix", "2023-04-10"));
     r.dose("v5-1", "v5", "J07BH01", "2023-03-10");
     r.dose("v5-2", "v5", "J07BH01", "2023-04-10");
-    for (n, date) in ["2023-05-15", "2023-06-15", "2023-07-15"].iter().enumerate() {
+    for (n, date) in ["2023-05-15", "2023-06-15", "2023-07-15"]
+        .iter()
+        .enumerate()
+    {
         r.immunizations
             .push(named(&format!("v6-{n}"), "v6", "J07BH02", "RotaTeq", date));
     }
@@ -1050,7 +1056,10 @@ fn only_valid_doses_count() {
     assert_eq!(doses("rotavirus", "above_maximum_age"), Some(3));
     assert_eq!(doses("pertussis", "interval_too_short"), Some(1));
     assert_eq!(doses("measles", "below_minimum_age"), Some(1));
-    assert_eq!(doses("pneumococcal_polysaccharide", "below_minimum_age"), Some(1));
+    assert_eq!(
+        doses("pneumococcal_polysaccharide", "below_minimum_age"),
+        Some(1)
+    );
     // Valid pertussis days: v2 2, v3 3.
     assert_eq!(doses("pertussis", "valid"), Some(5));
     assert_eq!(doses("hpv", "interval_too_short"), None);

@@ -29,8 +29,7 @@ mod text;
 
 pub use manifest::{
     CasesBad, CasesManifest, CsvBad, CsvManifest, FhirBad, FhirManifest, InvalidDosesManifest,
-    Manifest,
-    PopulationManifest,
+    Manifest, PopulationManifest,
 };
 
 use date::{Day, Ts};

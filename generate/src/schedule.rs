@@ -343,8 +343,7 @@ fn childhood<R: RngExt>(p: &Person, fx: &CommuneFx, rng: &mut R, out: &mut Vec<D
                     // A second dose too early for the two-dose schedule; most then get the
                     // third dose that completes it.
                     let early = d + plan.rng.between(60, 135);
-                    if let Some(second) = plan.plant(Vax::Hpv9, early, 2, Planted::HpvEarlySecond)
-                    {
+                    if let Some(second) = plan.plant(Vax::Hpv9, early, 2, Planted::HpvEarlySecond) {
                         if plan.rng.chance(0.7) {
                             let third = (d + 183).max(second + 90) + plan.rng.between(0, 90);
                             plan.plant(Vax::Hpv9, third, 3, Planted::HpvThird);

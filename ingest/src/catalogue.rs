@@ -45,7 +45,10 @@ mod tests {
     #[test]
     fn the_product_is_kept_when_the_source_names_a_known_one() {
         let rotarix = vaccine("J07BH01").unwrap();
-        assert_eq!(vaccine_name(rotarix, Some("Rotarix oral suspension")), "Rotarix");
+        assert_eq!(
+            vaccine_name(rotarix, Some("Rotarix oral suspension")),
+            "Rotarix"
+        );
         assert_eq!(vaccine_name(rotarix, Some("Anne's vaccine")), rotarix.name);
         assert_eq!(vaccine_name(rotarix, None), rotarix.name);
         let hexa = vaccine("J07CA09").unwrap();

@@ -117,9 +117,15 @@ impl ReferenceTables {
             vec![
                 schedules.iter().map(|s| s.antigen.clone()).collect(),
                 schedules.iter().map(|s| s.name.clone()).collect(),
-                schedules.iter().map(|s| text(s.start_before_months)).collect(),
+                schedules
+                    .iter()
+                    .map(|s| text(s.start_before_months))
+                    .collect(),
                 schedules.iter().map(|s| s.doses.to_string()).collect(),
-                schedules.iter().map(|s| text(s.first_to_last_months)).collect(),
+                schedules
+                    .iter()
+                    .map(|s| text(s.first_to_last_months))
+                    .collect(),
                 schedules.iter().map(|s| s.source.clone()).collect(),
             ],
         )?;

@@ -10,12 +10,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, StringBuilder, StructArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, StringBuilder, StructArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int32Type};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl};
+use datafusion::logical_expr::{
+    PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
+};
 use vaxlake_catalog::validity::{DoseDay, DoseRules, Judged};
 
 /// The `dose_validity` window function over the builtin dose rules, ready to register.
@@ -62,7 +66,10 @@ impl WindowUDFImpl for DoseValidity {
         &self.signature
     }
 
-    fn partition_evaluator(&self, _args: PartitionEvaluatorArgs) -> Result<Box<dyn PartitionEvaluator>> {
+    fn partition_evaluator(
+        &self,
+        _args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
         Ok(Box::new(Evaluator {
             rules: self.rules.clone(),
         }))
@@ -86,7 +93,9 @@ impl PartitionEvaluator for Evaluator {
     /// One partition is one person's days of one antigen, in date order (the OVER clause).
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         let [antigen, dates, ages] = values else {
-            return exec_err!("dose_validity(antigen, administered_on, age_months_at_dose) takes 3 arguments");
+            return exec_err!(
+                "dose_validity(antigen, administered_on, age_months_at_dose) takes 3 arguments"
+            );
         };
         let antigen = cast(antigen, &DataType::Utf8)?;
         let antigen = antigen.as_string::<i32>();
@@ -119,7 +128,8 @@ impl PartitionEvaluator for Evaluator {
                     ages.is_valid(row).then(|| ages.value(row)),
                 ));
             }
-            self.rules.judge_into(name.unwrap_or_default(), &days, &mut judged);
+            self.rules
+                .judge_into(name.unwrap_or_default(), &days, &mut judged);
             for verdict in &judged {
                 valid.append_value(verdict.valid());
                 reason.append_option(verdict.invalid.map(|r| r.as_str()));
@@ -132,6 +142,10 @@ impl PartitionEvaluator for Evaluator {
             Arc::new(reason.finish()),
             Arc::new(seq.finish()),
         ];
-        Ok(Arc::new(StructArray::try_new(result_fields(), columns, None)?))
+        Ok(Arc::new(StructArray::try_new(
+            result_fields(),
+            columns,
+            None,
+        )?))
     }
 }

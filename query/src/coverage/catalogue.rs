@@ -50,7 +50,12 @@ impl Catalogue {
     /// The series length of a dose of `atc` recorded as `vaccine_name`, for `antigen`: the
     /// product's line, else the code's line without a product (the same rule as
     /// `vaxlake_catalog::Reference::series_doses`).
-    pub fn series_doses(&self, atc: &str, vaccine_name: Option<&str>, antigen: &str) -> Option<u32> {
+    pub fn series_doses(
+        &self,
+        atc: &str,
+        vaccine_name: Option<&str>,
+        antigen: &str,
+    ) -> Option<u32> {
         let lines = || {
             self.series
                 .iter()

@@ -445,7 +445,13 @@ impl DoseCounts {
             if let Some(index) = rules.completion(antigen_name, days, judged) {
                 *self
                     .cohort
-                    .entry((antigen, DoseRule::Schedule, birth_year, group, age(&days[index])))
+                    .entry((
+                        antigen,
+                        DoseRule::Schedule,
+                        birth_year,
+                        group,
+                        age(&days[index]),
+                    ))
                     .or_default() += 1;
             }
         }
@@ -560,9 +566,10 @@ fn count_batch(
             // unknown product, and three are needed).
             let series_doses = run.iter().filter_map(|dose| dose.3).max();
             days.clear();
-            days.extend(run.iter().map(|&(_, date, age, _)| {
-                DoseDay::new(date, (age != i32::MIN).then_some(age))
-            }));
+            days.extend(
+                run.iter()
+                    .map(|&(_, date, age, _)| DoseDay::new(date, (age != i32::MIN).then_some(age))),
+            );
             days.dedup_by_key(|day| day.date);
             rules.judge_into(&plan.names[antigen], &days, &mut judged);
             counts.count(

@@ -137,7 +137,9 @@ const FLAGS_EXPLANATION: &str = "More persons vaccinated than the population est
 /// doses"), by antigen and reason, from `antigen_doses`, with each antigen's valid days
 /// beside them for scale. Counts between 1 and the threshold − 1 are withheld like any
 /// published cell (`suppressed`), since the dashboards show them to the ministry.
-pub(crate) async fn invalid_doses(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+pub(crate) async fn invalid_doses(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Response, ApiError> {
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
     let rule = state
@@ -160,7 +162,11 @@ pub(crate) async fn invalid_doses(State(state): State<Arc<ApiState>>) -> Result<
             object.insert("reason".into(), row["reason"].clone());
             object.insert(
                 "doses".into(),
-                if suppressed { Value::Null } else { json!(doses) },
+                if suppressed {
+                    Value::Null
+                } else {
+                    json!(doses)
+                },
             );
             object.insert("suppressed".into(), Value::Bool(suppressed));
             rows.push(Value::Object(object));
