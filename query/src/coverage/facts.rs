@@ -226,13 +226,15 @@ fn intern_group(groups: &mut Vec<Group>, interner: &mut HashMap<Group, u32>, gro
     })
 }
 
+/// (ATC code, wanted antigen index) → (product or `None`, series length), file order.
+type SeriesLines = HashMap<(String, usize), Vec<(Option<String>, u32)>>;
+
 /// The wanted antigens each vaccine protects against, and the series lengths of the
 /// products of vaccine_series.csv.
 struct VaccineAntigens {
     /// ATC code → indices into the wanted antigens.
     by_atc: HashMap<String, Vec<usize>>,
-    /// (ATC code, wanted antigen index) → (product or `None`, series length), file order.
-    series: HashMap<(String, usize), Vec<(Option<String>, u32)>>,
+    series: SeriesLines,
 }
 
 impl VaccineAntigens {
@@ -255,7 +257,7 @@ impl VaccineAntigens {
             };
             by_atc.entry(atc).or_default().push(index);
         }
-        let mut series: HashMap<(String, usize), Vec<(Option<String>, u32)>> = HashMap::new();
+        let mut series = SeriesLines::new();
         for line in &catalogue.series {
             if let Ok(index) = wanted.binary_search(&line.antigen) {
                 series
