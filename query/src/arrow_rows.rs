@@ -34,6 +34,10 @@ impl Row {
         self.texts[index].clone()
     }
 
+    pub(crate) fn maybe_int(&self, index: usize) -> Option<i64> {
+        self.ints[index]
+    }
+
     /// The integer at `index`, 0 when null.
     pub(crate) fn int(&self, index: usize) -> i64 {
         self.ints[index].unwrap_or_default()
