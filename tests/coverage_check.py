@@ -25,6 +25,14 @@ Usage:
                     [--threshold 8] [--strict-secondary] [--max-listed N]
                     [--dump-expected FILE]
 
+Valid doses (docs/coverage.md, "Valid doses", definition version 2) are judged here in
+Python, written from the documentation and reading sql/reference/dose_rules.csv and
+schedules.csv itself, not the Rust implementation: each person's dose days of an antigen in
+date order, the line of the valid-dose number the day would become (the antigen's last line
+for later doses), minimum and maximum age in completed months, minimum interval in calendar
+months then days after the previous valid dose less 4 days of grace; an invalid day neither
+counts nor advances the numbering.
+
 Interpretations where docs/coverage.md leaves room (change them here if the spec says
 otherwise): a missing recorded_at sorts last; a season or age-band denominator whose
 reference year cohort + 1 is absent and has no earlier year is missing (no_denominator);
@@ -33,8 +41,12 @@ numerator person or a population row, and one national row per cohort.
 """
 
 import argparse
+import bisect
+import calendar
 import csv
+import datetime
 import itertools
+import tempfile
 import math
 import os
 import sys
@@ -108,10 +120,159 @@ def connect_files(vacc, pop, reference_dir):
         WHERE trim(a.antigen) <> ''""")
     con.execute(f"""
         CREATE TEMP TABLE series AS
-        SELECT trim(atc_code) AS atc_code, trim(antigen) AS antigen,
-               CAST(series_doses AS INTEGER) AS series_doses
+        SELECT trim(atc_code) AS atc_code, coalesce(trim(vaccine_name), '') AS product,
+               trim(antigen) AS antigen, CAST(series_doses AS INTEGER) AS series_doses
         FROM read_csv({ref('vaccine_series.csv')}, header = true, all_varchar = true)""")
     return con
+
+
+# --------------------------------------------------------------------------------------
+# Valid doses: sql/reference/dose_rules.csv and schedules.csv, judged in Python
+# --------------------------------------------------------------------------------------
+
+GRACE_DAYS = 4
+
+
+def read_reference(reference_dir, name):
+    with open(os.path.join(reference_dir, name), newline="", encoding="utf-8") as f:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def number(text):
+    return int(text) if text != "" else None
+
+
+def load_rules(reference_dir):
+    """antigen -> {dose number: rule dict}; antigen -> [schedule dicts in file order]."""
+    rules = defaultdict(dict)
+    for row in read_reference(reference_dir, "dose_rules.csv"):
+        rules[row["antigen"]][int(row["dose"])] = {
+            "min_age": number(row["min_age_months"]),
+            "max_age": number(row["max_age_months"]),
+            "months": number(row["min_interval_months"]),
+            "days": number(row["min_interval_days"]),
+        }
+    schedules = defaultdict(list)
+    for row in read_reference(reference_dir, "schedules.csv"):
+        schedules[row["antigen"]].append({
+            "before": number(row["start_before_months"]),
+            "doses": int(row["doses"]),
+            "months": number(row["first_to_last_months"]),
+        })
+    return rules, schedules
+
+
+def plus_months(day, months):
+    """`months` calendar months after `day`, the day clamped to the month's last."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return datetime.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def rule_for(lines, dose):
+    """The line of dose `dose`, else the highest-numbered line below it."""
+    numbers = sorted(lines)
+    at = bisect.bisect_right(numbers, dose)
+    return lines[numbers[at - 1]] if at else None
+
+
+def judge(lines, days):
+    """[(valid, seq or None)] for one person's days [(date, age)] of one antigen, in order."""
+    out, seq, previous = [], 0, None
+    for date, age in days:
+        rule = rule_for(lines, seq + 1) if lines else None
+        valid = True
+        if rule is not None:
+            if rule["min_age"] is not None and age is not None and age < rule["min_age"]:
+                valid = False
+            elif rule["max_age"] is not None and age is not None and age > rule["max_age"]:
+                valid = False
+            elif previous is not None and (rule["months"] is not None or rule["days"] is not None):
+                due = plus_months(previous, rule["months"] or 0) + datetime.timedelta(
+                    days=(rule["days"] or 0) - GRACE_DAYS)
+                valid = date >= due
+        if valid:
+            seq += 1
+            previous = date
+            out.append((True, seq))
+        else:
+            out.append((False, None))
+    return out
+
+
+def schedule_done(schedules, days, verdicts):
+    """Index of the day completing the schedule for the age at the first valid day."""
+    valid = [i for i, (ok, _) in enumerate(verdicts) if ok]
+    if not valid:
+        return None
+    first_date, first_age = days[valid[0]]
+    chosen = next((s for s in schedules
+                   if s["before"] is None or (first_age is not None and first_age < s["before"])),
+                  None)
+    if chosen is None:
+        return None
+    earliest = first_date
+    if chosen["months"] is not None:
+        earliest = plus_months(first_date, chosen["months"]) - datetime.timedelta(days=GRACE_DAYS)
+    for i in valid:
+        if verdicts[i][1] >= chosen["doses"] and days[i][0] >= earliest:
+            return i
+    return None
+
+
+def judge_days(con, reference_dir):
+    """Replaces `days` by its valid days, numbered among themselves (seq), and fills
+    `schedule_done` (person_key, antigen, age_months of the completing day)."""
+    rules, schedules = load_rules(reference_dir)
+    directory = tempfile.mkdtemp(prefix="coverage_check_")
+    valid_path = os.path.join(directory, "valid.csv")
+    done_path = os.path.join(directory, "done.csv")
+    cursor = con.execute(
+        "SELECT person_key, antigen, administered_on, age_months FROM days "
+        "ORDER BY person_key, antigen, administered_on")
+    with open(valid_path, "w", newline="") as valid_file, \
+            open(done_path, "w", newline="") as done_file:
+        valid_out, done_out = csv.writer(valid_file), csv.writer(done_file)
+        valid_out.writerow(["person_key", "antigen", "administered_on", "age_months", "seq"])
+        done_out.writerow(["person_key", "antigen", "age_months"])
+
+        def flush(key, days):
+            verdicts = judge(rules.get(key[1], {}), days)
+            for (date, age), (ok, seq) in zip(days, verdicts):
+                if ok:
+                    valid_out.writerow([key[0], key[1], date.isoformat(),
+                                        "" if age is None else age, seq])
+            if key[1] in schedules:
+                index = schedule_done(schedules[key[1]], days, verdicts)
+                if index is not None:
+                    age = days[index][1]
+                    done_out.writerow([key[0], key[1], "" if age is None else age])
+
+        key, days = None, []
+        while True:
+            batch = cursor.fetchmany(100_000)
+            if not batch:
+                break
+            for person, antigen, date, age in batch:
+                if (person, antigen) != key:
+                    if key is not None:
+                        flush(key, days)
+                    key, days = (person, antigen), []
+                days.append((date, age))
+        if key is not None:
+            flush(key, days)
+    con.execute("DROP TABLE days")
+    con.execute(f"""
+        CREATE TEMP TABLE days AS SELECT * FROM read_csv('{valid_path}', header = true,
+            columns = {{'person_key': 'VARCHAR', 'antigen': 'VARCHAR', 'administered_on': 'DATE',
+                        'age_months': 'INTEGER', 'seq': 'BIGINT'}})""")
+    con.execute(f"""
+        CREATE TEMP TABLE schedule_done AS SELECT * FROM read_csv('{done_path}', header = true,
+            columns = {{'person_key': 'VARCHAR', 'antigen': 'VARCHAR', 'age_months': 'INTEGER'}})""")
+    for path in (valid_path, done_path):
+        os.remove(path)
+    os.rmdir(directory)
 
 
 # --------------------------------------------------------------------------------------
@@ -144,14 +305,19 @@ WHERE v.status = 'completed'
 GROUP BY person_key, antigen, administered_on
 """
 
-# dose = series: the number of days a person needs is the largest series length among the
-# products of the series file they received (completed doses).
+# dose = series: the number of valid days a person needs is the largest series length
+# among the doses they received (completed doses); a dose's length is its product's
+# (vaccine_name, case-insensitive), else its code's line without a product.
 SERIES_NEED = """
 CREATE TEMP TABLE series_need AS
-SELECT v.person_key, s.antigen, max(s.series_doses) AS need
-FROM vacc v JOIN series s ON s.atc_code = v.vaccine_atc
-WHERE v.status = 'completed'
-GROUP BY v.person_key, s.antigen
+WITH per_dose AS (
+    SELECT v.event_key, v.person_key, s.antigen,
+           coalesce(max(s.series_doses) FILTER (WHERE lower(s.product) = lower(v.vaccine_name)),
+                    max(s.series_doses) FILTER (WHERE s.product = '')) AS need
+    FROM vacc v JOIN series s ON s.atc_code = v.vaccine_atc
+    WHERE v.status = 'completed'
+    GROUP BY ALL)
+SELECT person_key, antigen, max(need) AS need FROM per_dose GROUP BY ALL
 """
 
 # The age bands of effectiveness, by age in years (cohort year - birth year).
@@ -176,9 +342,18 @@ JOIN days d ON d.antigen = i.antigen
 JOIN persons p ON p.person_key = d.person_key
 LEFT JOIN series_need sn
        ON i.dose = 'series' AND sn.person_key = d.person_key AND sn.antigen = i.antigen
-WHERE i.kind = 'birth_cohort'
+WHERE i.kind = 'birth_cohort' AND i.dose <> 'schedule'
   AND d.seq = CASE WHEN i.dose = 'series' THEN sn.need ELSE TRY_CAST(i.dose AS INTEGER) END
   AND d.age_months < i.age_months
+  AND (i.sex IS NULL OR p.sex = i.sex)
+UNION ALL
+-- birth_cohort, dose = schedule: the day completing the schedule, at an age < age_months.
+SELECT i.name, p.birth_year, p.person_key, NULL
+FROM ind i
+JOIN schedule_done sd ON sd.antigen = i.antigen
+JOIN persons p ON p.person_key = sd.person_key
+WHERE i.kind = 'birth_cohort' AND i.dose = 'schedule'
+  AND sd.age_months < i.age_months
   AND (i.sex IS NULL OR p.sex = i.sex)
 UNION ALL
 -- season: persons born in or before cohort - min_age_years with a dose in the season
@@ -306,9 +481,12 @@ ORDER BY ALL
 """
 
 
-def expected_cells(con):
+def expected_cells(con, reference_dir):
     """{(indicator, cohort, by, group): (numerator, denominator or None)} per the spec."""
-    for statement in (PERSONS, DAYS, SERIES_NEED, HITS, COHORTS, DENOMINATOR_ROWS):
+    for statement in (PERSONS, DAYS):
+        con.execute(statement)
+    judge_days(con, reference_dir)
+    for statement in (SERIES_NEED, HITS, COHORTS, DENOMINATOR_ROWS):
         con.execute(statement)
     cells = {}
     for indicator, cohort, by, grp, numerator, denominator in con.execute(CELLS).fetchall():
@@ -565,7 +743,7 @@ def main():
                         help="also write the recomputed table, in vaxlake's CSV format, to FILE")
     args = parser.parse_args()
 
-    expected = expected_cells(connect(args.warehouse, args.reference_dir))
+    expected = expected_cells(connect(args.warehouse, args.reference_dir), args.reference_dir)
     if args.dump_expected:
         dump(expected, args.threshold, args.dump_expected)
     differences = []

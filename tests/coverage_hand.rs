@@ -888,3 +888,179 @@ fn http_coverage_is_the_command_line_json() {
         "{refused}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Valid doses (docs/coverage.md, "Valid doses"): only valid doses count
+// ---------------------------------------------------------------------------------------
+//
+// Cohort 2023, all born 2023-01-10 in Wiltz (ages in completed months):
+//
+// | person | sex | doses (age)                                                              |
+// |--------|-----|--------------------------------------------------------------------------|
+// | v1     | F   | MMR 2023-09-20 (8: MCV0, below 9 months), MMR 2024-01-15 (12)             |
+// | v2     | M   | hexa 2023-03-10 (2), 2023-03-25 (15 days later: too soon), 2023-04-20 (3) |
+// | v3     | F   | hexa 2023-03-10, 04-10, 05-10 (2, 3, 4); PCV the same days               |
+// | v4     | M   | Rotarix 2023-03-10 (2), 2023-04-10 (3): a series of 2                     |
+// | v5     | F   | J07BH01, product not recorded, 2023-03-10, 2023-04-10: a series of 3      |
+// | v6     | M   | RotaTeq 2023-05-15 (4), 06-15 (5), 07-15 (6): dose 1 after month 3        |
+// | v7     | F   | PCV 2023-03-10, 2023-05-10; PPSV23 2024-01-15 (12)                        |
+//
+// Cohort 2010, girls born 2010-02-01, HPV 9-valent, first dose 2021-02-01 (132 months):
+// h1 second 2021-05-01 (3 months later: too soon for two doses), third 2021-11-01 (141);
+// h2 second 2021-05-01 only; h3 second 2021-07-01 (5 months: complete at 137).
+//
+// Population 2024: Wiltz female 2023: 4, male 2023: 3 (cohort 2023: 7); female 2010: 3.
+//
+// By hand (version 1 of the definitions in brackets):
+//   MCV1 = 1 (v1 at 12) [1, at 8]; MCV2 = 0 [1: v1's 12-month dose].
+//   DTP1 = 2 (v2, v3); DTP3 = 1 (v3) [2: v2's third day]. Pol3, Hib3, HepB3 = 1 likewise.
+//   RotaC = 1 (v4) [2: v5's two monovalent doses were a series of 2; v6 had 3].
+//   PCV3 = 1 (v3) [2: v7's PPSV23 counted as a third pneumococcal day].
+//   HPVc = 2 of 3 (h1 at 141, h3 at 137) [3: h2's second dose completed it].
+// Invalid dose days in antigen_doses: below_minimum_age 4 (v1's MMR at 8 months for
+// measles, mumps and rubella; v7's PPSV23 before 24 months); interval_too_short 6 (v2's
+// 15-day hexavalent: six antigens); above_maximum_age 3 (v6's three rotavirus doses, each
+// judged as a first dose).
+
+#[test]
+fn only_valid_doses_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "k");
+    let mut r = Registry::default();
+    let w = Some("Wiltz");
+    for (id, sex) in [
+        ("v1", "female"),
+        ("v2", "male"),
+        ("v3", "female"),
+        ("v4", "male"),
+        ("v5", "female"),
+        ("v6", "male"),
+        ("v7", "female"),
+    ] {
+        r.person(id, "2023-01-10", sex, w);
+    }
+    for id in ["h1", "h2", "h3"] {
+        r.person(id, "2010-02-01", "female", w);
+    }
+    r.dose("v1-1", "v1", MMR, "2023-09-20");
+    r.dose("v1-2", "v1", MMR, "2024-01-15");
+    r.dose("v2-1", "v2", HEXA, "2023-03-10");
+    r.dose("v2-2", "v2", HEXA, "2023-03-25");
+    r.dose("v2-3", "v2", HEXA, "2023-04-20");
+    for (n, date) in ["2023-03-10", "2023-04-10", "2023-05-10"]
+        .iter()
+        .enumerate()
+    {
+        r.dose(&format!("v3-h{n}"), "v3", HEXA, date);
+        r.dose(&format!("v3-p{n}"), "v3", "J07AL02", date);
+    }
+    let named = |id: &str, patient: &str, atc: &str, name: &str, date: &str| {
+        immunization(id, patient, atc, date, "completed", V1).replace(
+            &format!(r#""code":"{atc}"}}"#),
+            &format!(r#""code":"{atc}","display":"{name}"}}"#),
+        )
+    };
+    r.immunizations
+        .push(named("v4-1", "v4", "J07BH01", "Rotarix", "2023-03-10"));
+    r.immunizations
+        .push(named("v4-2", "v4", "J07BH01", "Rotarix", "2023-04-10"));
+    r.dose("v5-1", "v5", "J07BH01", "2023-03-10");
+    r.dose("v5-2", "v5", "J07BH01", "2023-04-10");
+    for (n, date) in ["2023-05-15", "2023-06-15", "2023-07-15"]
+        .iter()
+        .enumerate()
+    {
+        r.immunizations
+            .push(named(&format!("v6-{n}"), "v6", "J07BH02", "RotaTeq", date));
+    }
+    r.dose("v7-1", "v7", "J07AL02", "2023-03-10");
+    r.dose("v7-2", "v7", "J07AL02", "2023-05-10");
+    r.dose("v7-3", "v7", "J07AL01", "2024-01-15");
+    r.dose("h1-1", "h1", "J07BM03", "2021-02-01");
+    r.dose("h1-2", "h1", "J07BM03", "2021-05-01");
+    r.dose("h1-3", "h1", "J07BM03", "2021-11-01");
+    r.dose("h2-1", "h2", "J07BM03", "2021-02-01");
+    r.dose("h2-2", "h2", "J07BM03", "2021-05-01");
+    r.dose("h3-1", "h3", "J07BM03", "2021-02-01");
+    r.dose("h3-2", "h3", "J07BM03", "2021-07-01");
+    load(&wh, &key, &r.export(dir.path(), "v"));
+    load(
+        &wh,
+        &key,
+        &population(
+            dir.path(),
+            &[
+                "2024,Wiltz,female,2023,4",
+                "2024,Wiltz,male,2023,3",
+                "2024,Wiltz,female,2010,3",
+            ],
+        ),
+    );
+
+    let numerator = |indicator: &str, cohort: &str| {
+        let mut args = vec!["--indicator", indicator, "--cohort", cohort];
+        args.extend_from_slice(&ALL_SHOWN);
+        let answer = coverage(&wh, &args);
+        let row = national(&answer).clone();
+        assert_eq!(answer["definition_version"], json!(2), "{answer}");
+        row["numerator"].as_u64().unwrap()
+    };
+    for (indicator, cohort, expected) in [
+        ("MCV1", "2023", 1),
+        ("MCV2", "2023", 0),
+        ("DTP1", "2023", 2),
+        ("DTP3", "2023", 1),
+        ("Pol3", "2023", 1),
+        ("Hib3", "2023", 1),
+        ("HepB3", "2023", 1),
+        ("RotaC", "2023", 1),
+        ("PCV3", "2023", 1),
+        ("HPVc", "2010", 2),
+    ] {
+        assert_eq!(numerator(indicator, cohort), expected, "{indicator}");
+    }
+
+    let reasons = sql_csv(
+        &wh,
+        "SELECT invalid_reason, count(*) AS days FROM antigen_doses \
+         WHERE NOT valid GROUP BY 1 ORDER BY 1",
+    );
+    assert_eq!(
+        reasons,
+        "invalid_reason,days\nabove_maximum_age,3\nbelow_minimum_age,4\ninterval_too_short,6\n"
+    );
+    // MCV1 is v1's 12-month dose: dose_seq 1 at 12 months, the 8-month one unnumbered.
+    assert_eq!(
+        sql_csv(
+            &wh,
+            "SELECT age_months_at_dose, dose_seq, valid FROM antigen_doses \
+             WHERE antigen = 'measles' ORDER BY administered_on",
+        ),
+        "age_months_at_dose,dose_seq,valid\n8,,false\n12,1,true\n"
+    );
+
+    // The data-quality endpoint, over HTTP: invalid days by antigen and reason.
+    let server = serve(&wh, &["--suppression-threshold", "1"]);
+    let (status, body) = http_get(server.port, "/api/coverage/invalid_doses").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let doses = |antigen: &str, reason: &str| {
+        answer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["antigen"] == json!(antigen) && row["reason"] == json!(reason))
+            .map(|row| row["doses"].as_u64().unwrap())
+    };
+    assert_eq!(doses("rotavirus", "above_maximum_age"), Some(3));
+    assert_eq!(doses("pertussis", "interval_too_short"), Some(1));
+    assert_eq!(doses("measles", "below_minimum_age"), Some(1));
+    assert_eq!(
+        doses("pneumococcal_polysaccharide", "below_minimum_age"),
+        Some(1)
+    );
+    // Valid pertussis days: v2 2, v3 3.
+    assert_eq!(doses("pertussis", "valid"), Some(5));
+    assert_eq!(doses("hpv", "interval_too_short"), None);
+}

@@ -178,7 +178,7 @@ def coverage_worker(spec: dict) -> None:
         started = time.perf_counter()
         con = cc.connect_files(spec["vacc"], spec["pop"], spec["reference_dir"])
         con.execute(f"SET threads = {THREADS}")
-        expected = cc.expected_cells(con)
+        expected = cc.expected_cells(con, spec["reference_dir"])
         sql_done = time.perf_counter()
         cc.dump(expected, spec["threshold"], spec["out"])
         finished = time.perf_counter()

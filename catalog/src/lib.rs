@@ -7,6 +7,8 @@
 //! - [`keys`]: the key-id table property and the check that every table carries one key.
 //! - [`reference`]: the reference data of `sql/reference/` (vaccines → antigens, communes →
 //!   cantons, indicators, vaccine series), parsed once with line-numbered errors.
+//! - [`validity`]: which doses count (dose_rules.csv, schedules.csv), the one implementation
+//!   the coverage engine and the `antigen_doses` view share.
 //! - [`views`]: the views of `sql/views/`.
 //! - [`sources`]: the column lists of the input formats (CONTRACTS.md "Registry CSV").
 //!
@@ -22,6 +24,7 @@ pub mod keys;
 pub mod reference;
 pub mod sources;
 pub mod tables;
+pub mod validity;
 pub mod views;
 
 pub use column::{Column, ColumnType, Generalise, IdKind, Role};
@@ -29,7 +32,9 @@ pub use error::CatalogError;
 pub use keys::{
     check_keys, key_id, KeyError, StoredKey, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY,
 };
-pub use reference::{builtin, Commune, DoseRule, Indicator, Kind, Reference, Series, Vaccine};
+pub use reference::{
+    builtin, Commune, DoseRule, Indicator, Kind, Reference, Schedule, Series, Vaccine, ValidityRule,
+};
 pub use tables::{
     analyst_tables, birth_decade, table, warehouse_tables, Table, UpsertKeys, AUDIT, CASES,
     INGEST_RUNS, OPTOUT, POPULATION, QUARANTINE, TABLES, VACCINATIONS,

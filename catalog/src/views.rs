@@ -1,7 +1,7 @@
 //! The views of `sql/views/*.sql`, compiled in so a deployed binary cannot drift from the
 //! SQL people read and review, with the columns they offer.
 
-use crate::column::ColumnType::{Date, Int32, Text};
+use crate::column::ColumnType::{Boolean, Date, Int32, Text};
 use crate::column::Generalise::{BirthMonth, Canton, Commune, Suppress};
 use crate::column::Role::{Date as Day, Identity, Measure, QuasiIdentifier};
 use crate::column::{Column, IdKind};
@@ -42,6 +42,8 @@ pub static VIEWS: &[View] = &[
             Column::optional("sex", Text, QuasiIdentifier(Suppress)),
             Column::optional("commune", Text, QuasiIdentifier(Commune)),
             Column::optional("canton", Text, QuasiIdentifier(Canton)),
+            Column::required("valid", Boolean, Measure),
+            Column::optional("invalid_reason", Text, Measure),
         ],
         extracts: true,
     },

@@ -528,6 +528,8 @@ max_suppressed_share = 0.0
                     ("sex", Plain),
                     ("commune", Commune),
                     ("canton", Canton),
+                    ("valid", Plain),
+                    ("invalid_reason", Plain),
                 ],
             ),
             (

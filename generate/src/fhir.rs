@@ -135,6 +135,20 @@ pub struct ChunkPlan {
     pub flu_cases: Vec<CaseRec>,
     /// Residents born 2000–2023 without a current measles-containing dose.
     pub measles_candidates: Vec<u32>,
+    /// Doses planted against the dose rules, of accepted Patients.
+    pub invalid_doses: crate::manifest::InvalidDosesManifest,
+}
+
+fn count_planted(doses: &[Dose], counts: &mut crate::manifest::InvalidDosesManifest) {
+    for dose in doses {
+        match dose.planted {
+            schedule::Planted::No => {}
+            schedule::Planted::Mcv0 => counts.mcv0 += 1,
+            schedule::Planted::DtpTooClose => counts.dtp_too_close += 1,
+            schedule::Planted::HpvEarlySecond => counts.hpv_second_too_early += 1,
+            schedule::Planted::HpvThird => counts.hpv_third_after_early_second += 1,
+        }
+    }
 }
 
 pub fn chunk_count(persons: usize) -> usize {
@@ -152,6 +166,7 @@ pub fn plan_chunk(ctx: &Ctx, chunk: usize) -> ChunkPlan {
         imms: Vec::with_capacity((end - start) * 6),
         flu_cases: Vec::new(),
         measles_candidates: Vec::new(),
+        invalid_doses: Default::default(),
     };
     let mut doses: Vec<Dose> = Vec::with_capacity(40);
     let first_copy = ctx
@@ -167,6 +182,9 @@ pub fn plan_chunk(ctx: &Ctx, chunk: usize) -> ChunkPlan {
         let first = plan.imms.len() as u32;
         if p.in_registry() && p.kind != Kind::Ghost {
             schedule::plan_person(p, &ctx.fx[p.commune as usize], &mut rng, &mut doses);
+            if p.valid_patient() {
+                count_planted(&doses, &mut plan.invalid_doses);
+            }
             person_lines(
                 ctx,
                 p,

@@ -28,8 +28,8 @@ mod schedule;
 mod text;
 
 pub use manifest::{
-    CasesBad, CasesManifest, CsvBad, CsvManifest, FhirBad, FhirManifest, Manifest,
-    PopulationManifest,
+    CasesBad, CasesManifest, CsvBad, CsvManifest, FhirBad, FhirManifest, InvalidDosesManifest,
+    Manifest, PopulationManifest,
 };
 
 use date::{Day, Ts};
@@ -153,6 +153,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<Manifest, Generate
     let mut imm_w = create(&imm_path)?;
     let mut later_versions: Vec<u8> = Vec::new();
     let mut fhir_counts = FhirManifest::default();
+    let mut invalid_doses = manifest::InvalidDosesManifest::default();
     let mut flu_cases = Vec::new();
     let mut measles_candidates = Vec::new();
     let chunks = fhir::chunk_count(persons.len());
@@ -183,6 +184,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<Manifest, Generate
             fhir_counts.add(&b.counts);
         }
         for p in plans {
+            invalid_doses.add(&p.invalid_doses);
             flu_cases.extend(p.flu_cases);
             measles_candidates.extend(p.measles_candidates);
         }
@@ -228,6 +230,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<Manifest, Generate
             - fhir_counts.covid_copies,
         distinct_patients_accepted: fhir_counts.patients_accepted,
         fhir: fhir_counts,
+        invalid_doses,
         csv: covid.manifest,
         population,
         cases,

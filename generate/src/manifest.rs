@@ -20,6 +20,8 @@ pub struct Manifest {
     pub current_events_fhir_and_csv: u64,
     pub population: PopulationManifest,
     pub cases: CasesManifest,
+    /// Doses planted to break the dose rules (sql/reference/dose_rules.csv, schedules.csv).
+    pub invalid_doses: InvalidDosesManifest,
     /// Distinct Patients whose Patient line is accepted.
     pub distinct_patients_accepted: u64,
     /// Plain-language notes on conventions (reference dates, sex values, ...).
@@ -78,6 +80,32 @@ pub struct FhirBad {
     pub dose_in_future: u64,
     /// patient.reference to a Patient that is not in the export.
     pub missing_patient: u64,
+}
+
+/// Completed doses planted against the dose rules, in Immunization.ndjson, of Patients the
+/// ingest accepts (counted as planned: the generator's own corrections, entered-in-error
+/// versions and same-day duplicates, about 1.3 % of lines, may move or remove a few).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvalidDosesManifest {
+    /// Measles-containing doses at 6 to 8 completed months (MCV0; `below_minimum_age`).
+    pub mcv0: u64,
+    /// Hexavalent second doses 10 to 23 days after the first (`interval_too_short` for
+    /// diphtheria, tetanus, pertussis, polio, Hib and hepatitis B).
+    pub dtp_too_close: u64,
+    /// HPV second doses 2 to 4.5 months after the first: valid doses that leave the
+    /// two-dose schedule open.
+    pub hpv_second_too_early: u64,
+    /// Of those, girls and boys given the third dose that completes the schedule.
+    pub hpv_third_after_early_second: u64,
+}
+
+impl InvalidDosesManifest {
+    pub fn add(&mut self, other: &InvalidDosesManifest) {
+        self.mcv0 += other.mcv0;
+        self.dtp_too_close += other.dtp_too_close;
+        self.hpv_second_too_early += other.hpv_second_too_early;
+        self.hpv_third_after_early_second += other.hpv_third_after_early_second;
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

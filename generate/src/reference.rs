@@ -106,8 +106,14 @@ impl Vax {
         }
     }
 
-    /// The name in `vaccines.csv`.
+    /// The name a registry shows: the product for rotavirus (its series length follows the
+    /// product, sql/reference/vaccine_series.csv), else the name in `vaccines.csv`.
     pub fn display(self) -> &'static str {
+        match self {
+            Vax::Rota1 => return "Rotarix",
+            Vax::Rota5 => return "RotaTeq",
+            _ => {}
+        }
         static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
             Vax::ALL
                 .iter()

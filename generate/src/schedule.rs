@@ -17,6 +17,25 @@ pub struct Dose {
     pub dose_no: u8,
     /// 0 = completed, else an index + 1 into `NOT_DONE_REASONS`.
     pub not_done: u8,
+    /// An invalid (or schedule-breaking) dose planted on purpose, for the manifest.
+    pub planted: Planted,
+}
+
+/// Doses planted so that the dose rules (sql/reference/dose_rules.csv, schedules.csv) have
+/// something to find, as registries do: measles before 9 months, DTP doses too close, an
+/// HPV second dose too early (then, for most, a third).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Planted {
+    #[default]
+    No,
+    /// A measles-containing dose at 6 to 8 completed months (MCV0), before the usual MCV1.
+    Mcv0,
+    /// A hexavalent second dose 10 to 23 days after the first (under 28 − 4 days).
+    DtpTooClose,
+    /// An HPV second dose 2 to 4.5 months after the first (under 5 months − 4 days).
+    HpvEarlySecond,
+    /// The third HPV dose that completes the schedule after an early second one.
+    HpvThird,
 }
 
 /// Per-commune behaviour.
@@ -85,7 +104,23 @@ impl<R: RngExt> Plan<'_, R> {
             date,
             dose_no,
             not_done,
+            planted: Planted::No,
         });
+    }
+
+    /// A completed dose planted on purpose on `date` (if the export has it).
+    fn plant(&mut self, vax: Vax, date: Day, dose_no: u8, planted: Planted) -> Option<Day> {
+        if date > EXPORT_DATE {
+            return None;
+        }
+        self.out.push(Dose {
+            vax,
+            date,
+            dose_no,
+            not_done: 0,
+            planted,
+        });
+        Some(date)
     }
 
     /// A dose due on `due`, given with probability `p` after some delay. `None` when it was
@@ -173,7 +208,16 @@ fn childhood<R: RngExt>(p: &Person, fx: &CommuneFx, rng: &mut R, out: &mut Vec<D
 
     // Hexavalent at 2, 3, 4 months, booster at 11–13 months.
     let h1 = plan.dose(Vax::Hexa, m(2), 0.995, 1);
-    let h2 = h1.and_then(|d| plan.dose(Vax::Hexa, m(3).max(d + 28), 0.997, 2));
+    // About 1 child in 100 gets the second dose too soon (a catch-up visit squeezed in);
+    // it does not count, so the third becomes the second valid dose.
+    let h2 = h1.and_then(|d| {
+        if plan.rng.chance(0.01) {
+            let soon = d + plan.rng.between(10, 23);
+            plan.plant(Vax::Hexa, soon, 2, Planted::DtpTooClose)
+        } else {
+            plan.dose(Vax::Hexa, m(3).max(d + 28), 0.997, 2)
+        }
+    });
     let h3 = h2.and_then(|d| plan.dose(Vax::Hexa, m(4).max(d + 28), 0.995, 3));
     let h4 = match h3 {
         Some(d) => {
@@ -245,6 +289,12 @@ fn childhood<R: RngExt>(p: &Person, fx: &CommuneFx, rng: &mut R, out: &mut Vec<D
             Vax::Mmr
         }
     };
+    // About 1 child in 100 gets a measles-containing dose at 6 to 8 months (travel, an
+    // outbreak nearby): MCV0, which never counts as MCV1; the schedule goes on as usual.
+    if cohort >= 2010 && plan.rng.chance(0.01) {
+        let date = m(6) + plan.rng.between(0, 80);
+        plan.plant(Vax::Mmr, date, 1, Planted::Mcv0);
+    }
     let v1 = mmr_vax(plan.rng, 0.10);
     let mcv1 = plan.dose(v1, m(12), 0.985, 1);
     if let Some(d) = mcv1 {
@@ -289,8 +339,20 @@ fn childhood<R: RngExt>(p: &Person, fx: &CommuneFx, rng: &mut R, out: &mut Vec<D
         if due < add_years(b, 15) {
             let p1 = if girl { 0.76 } else { 0.56 } * fx.hpv;
             if let Some(d) = plan.dose(Vax::Hpv9, due, p1.min(0.97), 1) {
-                let due2 = d + 180 + plan.rng.between(0, 180);
-                plan.dose(Vax::Hpv9, due2, 0.90, 2);
+                if plan.rng.chance(0.06) {
+                    // A second dose too early for the two-dose schedule; most then get the
+                    // third dose that completes it.
+                    let early = d + plan.rng.between(60, 135);
+                    if let Some(second) = plan.plant(Vax::Hpv9, early, 2, Planted::HpvEarlySecond) {
+                        if plan.rng.chance(0.7) {
+                            let third = (d + 183).max(second + 90) + plan.rng.between(0, 90);
+                            plan.plant(Vax::Hpv9, third, 3, Planted::HpvThird);
+                        }
+                    }
+                } else {
+                    let due2 = d + 180 + plan.rng.between(0, 180);
+                    plan.dose(Vax::Hpv9, due2, 0.90, 2);
+                }
             }
         }
     }
@@ -306,6 +368,7 @@ fn adult<R: RngExt>(p: &Person, rng: &mut R, out: &mut Vec<Dose>) {
                 date,
                 dose_no,
                 not_done: 0,
+                planted: Planted::No,
             });
         }
     };
@@ -424,6 +487,7 @@ fn influenza<R: RngExt>(p: &Person, rng: &mut R, out: &mut Vec<Dose>) {
                         date: d,
                         dose_no: 1,
                         not_done: PATOBJ,
+                        planted: Planted::No,
                     });
                 }
             }
@@ -451,6 +515,7 @@ fn influenza<R: RngExt>(p: &Person, rng: &mut R, out: &mut Vec<Dose>) {
             date,
             dose_no: 1,
             not_done: 0,
+            planted: Planted::No,
         });
     }
 }

@@ -73,6 +73,9 @@ struct Coding<'a> {
     system: Option<Cow<'a, str>>,
     #[serde(borrow)]
     code: Option<Cow<'a, str>>,
+    /// The product's name, when the registry gives it (the rotavirus series follows it).
+    #[serde(borrow, default)]
+    display: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -367,6 +370,14 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         .and_then(|c| c.code.as_deref())
         .ok_or("vaccineCode has no ATC coding (system http://www.whocc.no/atc)")?;
     let vaccine = vaccine_or_reason(atc)?;
+    let vaccine_name = crate::catalogue::vaccine_name(
+        vaccine,
+        parsed
+            .vaccine_code
+            .iter()
+            .flat_map(|c| &c.coding)
+            .filter_map(|c| c.display.as_deref()),
+    );
     let patient_ref = parsed
         .patient
         .as_ref()
@@ -424,7 +435,7 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         administered_on: days(occurrence),
         age_months_at_dose: age_in_completed_months(person.birth_date, occurrence),
         vaccine_atc: &vaccine.atc_code,
-        vaccine_name: &vaccine.name,
+        vaccine_name,
         lot_number: parsed
             .lot_number
             .as_deref()

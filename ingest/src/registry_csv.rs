@@ -75,7 +75,7 @@ pub fn parse_row(
         administered_on: days(administered),
         age_months_at_dose: age_in_completed_months(birth, administered),
         vaccine_atc: &vaccine.atc_code,
-        vaccine_name: &vaccine.name,
+        vaccine_name: crate::catalogue::vaccine_name(vaccine, f.opt(6)),
         lot_number: f.opt(7).map(str::to_string),
         dose_number_recorded,
         status,

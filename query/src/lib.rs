@@ -30,6 +30,7 @@ mod population;
 mod query_memory;
 mod reference;
 pub mod sandbox;
+mod validity_window;
 mod views;
 mod warehouse;
 

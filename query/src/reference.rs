@@ -67,12 +67,66 @@ impl ReferenceTables {
 
         // Read by the coverage engine (RotaC's last dose) and listed for analysts.
         let series = &reference.series;
+        // `vaccine_name` is the product ('' for "product not recorded", the code's default).
         let series_table = string_table(
-            &["atc_code", "antigen", "series_doses"],
+            &["atc_code", "vaccine_name", "antigen", "series_doses"],
             vec![
                 series.iter().map(|s| s.atc_code.clone()).collect(),
+                series
+                    .iter()
+                    .map(|s| s.vaccine_name.clone().unwrap_or_default())
+                    .collect(),
                 series.iter().map(|s| s.antigen.clone()).collect(),
                 series.iter().map(|s| s.doses.to_string()).collect(),
+            ],
+        )?;
+        // The dose rules and schedules as written ('' for an empty field), so analysts can
+        // read why a dose of antigen_doses is invalid.
+        let text = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        let rules = &reference.dose_rules;
+        let dose_rules_table = string_table(
+            &[
+                "antigen",
+                "dose",
+                "min_age_months",
+                "max_age_months",
+                "min_interval_months",
+                "min_interval_days",
+                "source",
+            ],
+            vec![
+                rules.iter().map(|r| r.antigen.clone()).collect(),
+                rules.iter().map(|r| r.dose.to_string()).collect(),
+                rules.iter().map(|r| text(r.min_age_months)).collect(),
+                rules.iter().map(|r| text(r.max_age_months)).collect(),
+                rules.iter().map(|r| text(r.min_interval_months)).collect(),
+                rules.iter().map(|r| text(r.min_interval_days)).collect(),
+                rules.iter().map(|r| r.source.clone()).collect(),
+            ],
+        )?;
+        let schedules = &reference.schedules;
+        let schedules_table = string_table(
+            &[
+                "antigen",
+                "schedule",
+                "start_before_months",
+                "doses",
+                "first_to_last_months",
+                "source",
+            ],
+            vec![
+                schedules.iter().map(|s| s.antigen.clone()).collect(),
+                schedules.iter().map(|s| s.name.clone()).collect(),
+                schedules
+                    .iter()
+                    .map(|s| text(s.start_before_months))
+                    .collect(),
+                schedules.iter().map(|s| s.doses.to_string()).collect(),
+                schedules
+                    .iter()
+                    .map(|s| text(s.first_to_last_months))
+                    .collect(),
+                schedules.iter().map(|s| s.source.clone()).collect(),
             ],
         )?;
         let lines: Vec<[String; 10]> = reference.indicators.iter().map(|i| i.fields()).collect();
@@ -87,6 +141,8 @@ impl ReferenceTables {
             tables: vec![
                 ("indicators", Arc::new(indicators_table)),
                 ("vaccine_series", Arc::new(series_table)),
+                ("dose_rules", Arc::new(dose_rules_table)),
+                ("schedules", Arc::new(schedules_table)),
                 ("vaccines", Arc::new(vaccines_table)),
                 ("vaccine_antigens", Arc::new(vaccine_antigens)),
                 ("communes", Arc::new(communes_table)),

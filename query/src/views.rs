@@ -14,6 +14,10 @@ pub(crate) use vaxlake_catalog::VIEWS;
 pub(crate) async fn create_views(ctx: &SessionContext) -> Result<(), QueryError> {
     // The views' own functions.
     ctx.register_udaf(crate::latest::latest_by_udaf());
+    let rules = vaxlake_catalog::validity::DoseRules::builtin()?;
+    ctx.register_udwf(crate::validity_window::dose_validity_udwf(
+        std::sync::Arc::new(rules),
+    ));
     for view in VIEWS {
         if ctx.table_exist(view.name)? {
             continue;

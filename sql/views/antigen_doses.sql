@@ -7,8 +7,14 @@
 --   sql/reference/vaccines.csv): one hexavalent dose is a dose of six antigens.
 -- * Two doses sharing an antigen on the same day (hexavalent + DTaP, or one dose recorded
 --   twice) are one dose of that antigen: coverage must not count them twice.
--- * `dose_seq` numbers the days 1, 2, 3, ... in date order per person and antigen; the
---   recorded dose number is ignored because registries get it wrong.
+-- * Every dose day is judged by the dose rules (sql/reference/dose_rules.csv: minimum age,
+--   maximum age, minimum interval since the previous valid dose, 4 days' grace on intervals;
+--   docs/coverage.md, "Valid doses"): `valid`, and `invalid_reason` (below_minimum_age,
+--   above_maximum_age, interval_too_short; null when valid). `dose_seq` numbers the valid
+--   days 1, 2, 3, ... in date order per person and antigen (null for an invalid day, which
+--   does not advance the sequence); the recorded dose number is ignored because registries
+--   get it wrong. `dose_validity` is the coverage engine's own implementation
+--   (query/src/validity_window.rs over vaxlake_catalog::validity), so the two agree.
 -- * The person's attributes come from the latest recorded of the day's events (ties by
 --   event_key; latest_by is first_value(x ORDER BY recorded_at DESC NULLS LAST, event_key)
 --   in one pass, see persons.sql).
@@ -30,15 +36,24 @@ WITH doses_per_day AS (
     JOIN vaccine_antigens AS a ON a.atc_code = v.vaccine_atc
     WHERE v.status = 'completed'
     GROUP BY v.person_key, a.antigen, v.administered_on
+),
+judged AS (
+    SELECT
+        *,
+        dose_validity(antigen, administered_on, age_months_at_dose)
+            OVER (PARTITION BY person_key, antigen ORDER BY administered_on) AS verdict
+    FROM doses_per_day
 )
 SELECT
     person_key,
     antigen,
-    CAST(row_number() OVER (PARTITION BY person_key, antigen ORDER BY administered_on) AS INT) AS dose_seq,
+    verdict['dose_seq'] AS dose_seq,
     administered_on,
     age_months_at_dose,
     birth_month,
     sex,
     commune,
-    canton
-FROM doses_per_day;
+    canton,
+    verdict['valid'] AS valid,
+    verdict['invalid_reason'] AS invalid_reason
+FROM judged;

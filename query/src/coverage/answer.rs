@@ -35,11 +35,12 @@ impl From<&Indicator> for Definition {
             antigen: indicator.antigen.clone(),
             dose: match indicator.dose {
                 DoseRule::Nth(n) => Some(n),
-                DoseRule::Series => None,
+                DoseRule::Series | DoseRule::Schedule => None,
             },
             dose_rule: match indicator.dose {
                 DoseRule::Nth(_) => "nth",
                 DoseRule::Series => "series",
+                DoseRule::Schedule => "schedule",
             },
             age_months: indicator.age_months,
             schedule_age_months: indicator.schedule_age_months,

@@ -2,9 +2,8 @@
 //! `vaxlake_catalog`): adding an indicator is one line in that file, no Rust. See
 //! docs/coverage.md for what each column means.
 
-use std::collections::BTreeMap;
-
-pub use vaxlake_catalog::{DoseRule, Indicator, Kind};
+pub use vaxlake_catalog::validity::DoseRules;
+pub use vaxlake_catalog::{DoseRule, Indicator, Kind, Series};
 
 use crate::QueryError;
 
@@ -27,12 +26,14 @@ pub fn age_band(age: i32) -> Option<&'static str> {
         .map(|(label, _, _)| *label)
 }
 
-/// Every indicator, and the series lengths `DoseRule::Series` needs.
+/// Every indicator, the series lengths `DoseRule::Series` needs, and the dose rules that
+/// say which doses count (`DoseRule::Schedule` reads its schedules there too).
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     pub indicators: Vec<Indicator>,
-    /// ATC code → (antigen, doses in its series).
-    pub series: BTreeMap<String, (String, u32)>,
+    /// By ATC code and product (sql/reference/vaccine_series.csv).
+    pub series: Vec<Series>,
+    pub rules: DoseRules,
 }
 
 impl Catalogue {
@@ -41,8 +42,35 @@ impl Catalogue {
         let reference = vaxlake_catalog::builtin()?;
         Ok(Catalogue {
             indicators: reference.indicators.clone(),
-            series: reference.series_lengths(),
+            series: reference.series.clone(),
+            rules: DoseRules::new(&reference.dose_rules, &reference.schedules),
         })
+    }
+
+    /// The series length of a dose of `atc` recorded as `vaccine_name`, for `antigen`: the
+    /// product's line, else the code's line without a product (the same rule as
+    /// `vaxlake_catalog::Reference::series_doses`).
+    pub fn series_doses(
+        &self,
+        atc: &str,
+        vaccine_name: Option<&str>,
+        antigen: &str,
+    ) -> Option<u32> {
+        let lines = || {
+            self.series
+                .iter()
+                .filter(move |s| s.atc_code == atc && s.antigen == antigen)
+        };
+        vaccine_name
+            .and_then(|name| {
+                lines().find(|s| {
+                    s.vaccine_name
+                        .as_deref()
+                        .is_some_and(|product| product.eq_ignore_ascii_case(name))
+                })
+            })
+            .or_else(|| lines().find(|s| s.vaccine_name.is_none()))
+            .map(|s| s.doses)
     }
 
     /// The indicator called `name` (case-insensitive: `dtp3` is DTP3).
@@ -96,6 +124,9 @@ mod tests {
             ("measles", DoseRule::Nth(1), Some(24))
         );
         assert_eq!(catalogue.get("RotaC").unwrap().dose, DoseRule::Series);
+        assert_eq!(catalogue.get("HPVc").unwrap().dose, DoseRule::Schedule);
+        assert!(catalogue.rules.has_schedule("hpv"));
+        assert_eq!(catalogue.get("PCV3").unwrap().antigen, "pneumococcal");
         assert_eq!(catalogue.get("FLU65").unwrap().min_age_years, Some(65));
     }
 
@@ -144,8 +175,8 @@ mod tests {
                 for (atc, antigen) in &pairs {
                     if *antigen == indicator.antigen {
                         assert!(
-                            catalogue.series.contains_key(atc),
-                            "{atc} contains {antigen} but has no series length"
+                            catalogue.series_doses(atc, None, antigen).is_some(),
+                            "{atc} contains {antigen} but has no series length for an unrecorded product"
                         );
                     }
                 }

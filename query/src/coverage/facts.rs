@@ -5,12 +5,18 @@
 //! dose); every indicator, cohort, age, breakdown, curve, dropout and timeliness answer is
 //! then a sum over these rows in memory. That is what makes cached answers cost microseconds
 //! and a whole indicator table cost one pass over the warehouse.
+//!
+//! Only valid doses count (docs/coverage.md, "Valid doses"): each person's dose days of an
+//! antigen are judged by `vaxlake_catalog::validity`, the implementation the
+//! `antigen_doses` view numbers its `dose_seq` with, and dose N is the N-th valid dose.
 
 use std::collections::HashMap;
 
 use arrow::array::{Array, Date32Array, Int32Array, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
+
+use vaxlake_catalog::validity::{DoseDay, DoseRules, Judged};
 
 use super::catalogue::{Catalogue, DoseRule, Kind};
 use crate::arrow_rows::{as_ints, as_strings, items, list, rows, string_list, Row};
@@ -81,6 +87,7 @@ impl Facts {
 
         let mut cohort_pairs: Vec<(String, u32)> = Vec::new();
         let mut series_antigens: Vec<String> = Vec::new();
+        let mut schedule_antigens: Vec<String> = Vec::new();
         let mut season_antigens: Vec<String> = Vec::new();
         let mut year_pairs: Vec<(String, u32)> = Vec::new();
         for indicator in &catalogue.indicators {
@@ -88,12 +95,17 @@ impl Facts {
             match (indicator.kind, indicator.dose) {
                 (Kind::BirthCohort, DoseRule::Nth(n)) => cohort_pairs.push((antigen, n)),
                 (Kind::BirthCohort, DoseRule::Series) => series_antigens.push(antigen),
+                (Kind::BirthCohort, DoseRule::Schedule) => schedule_antigens.push(antigen),
                 (Kind::Season, _) => season_antigens.push(antigen),
                 (Kind::AgeBand, DoseRule::Nth(n)) => year_pairs.push((antigen, n)),
-                (Kind::AgeBand, DoseRule::Series) => {}
+                (Kind::AgeBand, DoseRule::Series | DoseRule::Schedule) => {}
             }
         }
-        for list in [&mut series_antigens, &mut season_antigens] {
+        for list in [
+            &mut series_antigens,
+            &mut schedule_antigens,
+            &mut season_antigens,
+        ] {
             list.sort();
             list.dedup();
         }
@@ -115,12 +127,13 @@ impl Facts {
             .chain(&year_pairs)
             .map(|(antigen, _)| antigen.clone())
             .chain(series_antigens.iter().cloned())
+            .chain(schedule_antigens.iter().cloned())
             .chain(season_antigens.iter().cloned())
             .collect();
         wanted.sort();
         wanted.dedup();
         if !wanted.is_empty() {
-            let vaccines = VaccineAntigens::load(ctx, &wanted).await?;
+            let vaccines = VaccineAntigens::load(ctx, &wanted, catalogue).await?;
             if !vaccines.by_atc.is_empty() {
                 // The person's attributes are the `persons` view's (sql/views/persons.sql),
                 // computed in the same pass rather than by a second grouping and a join.
@@ -132,7 +145,8 @@ impl Facts {
                                  AS BIGINT) AS birth_year,
                             latest_by(commune, recorded_at, event_key) AS commune,
                             latest_by(canton, recorded_at, event_key) AS canton,
-                            latest_by(sex, recorded_at, event_key) AS sex
+                            latest_by(sex, recorded_at, event_key) AS sex,
+                            array_agg(vaccine_name) FILTER (WHERE counted) AS names
                      FROM (SELECT *, status = 'completed' AND vaccine_atc IN ({}) AS counted
                            FROM vaccinations)
                      GROUP BY person_key
@@ -143,6 +157,7 @@ impl Facts {
                     &wanted,
                     &cohort_pairs,
                     &series_antigens,
+                    &schedule_antigens,
                     &season_antigens,
                     &year_pairs,
                 );
@@ -152,6 +167,7 @@ impl Facts {
                     count_batch(
                         &batch?,
                         &vaccines,
+                        &catalogue.rules,
                         &plan,
                         &mut facts,
                         &mut interner,
@@ -210,24 +226,28 @@ fn intern_group(groups: &mut Vec<Group>, interner: &mut HashMap<Group, u32>, gro
     })
 }
 
-/// The wanted antigens each vaccine protects against, with the length of its series where
-/// `vaccine_series` gives one.
+/// (ATC code, wanted antigen index) → (product or `None`, series length), file order.
+type SeriesLines = HashMap<(String, usize), Vec<(Option<String>, u32)>>;
+
+/// The wanted antigens each vaccine protects against, and the series lengths of the
+/// products of vaccine_series.csv.
 struct VaccineAntigens {
-    /// ATC code → (index into the wanted antigens, series length).
-    by_atc: HashMap<String, Vec<(usize, Option<i64>)>>,
+    /// ATC code → indices into the wanted antigens.
+    by_atc: HashMap<String, Vec<usize>>,
+    series: SeriesLines,
 }
 
 impl VaccineAntigens {
-    async fn load(ctx: &SessionContext, wanted: &[String]) -> Result<Self, QueryError> {
+    async fn load(
+        ctx: &SessionContext,
+        wanted: &[String],
+        catalogue: &Catalogue,
+    ) -> Result<Self, QueryError> {
         let sql = format!(
-            "SELECT DISTINCT a.atc_code, a.antigen, CAST(s.series_doses AS BIGINT)
-             FROM vaccine_antigens AS a
-             LEFT JOIN vaccine_series AS s
-                    ON s.atc_code = a.atc_code AND s.antigen = a.antigen
-             WHERE a.antigen IN ({})",
+            "SELECT DISTINCT atc_code, antigen FROM vaccine_antigens WHERE antigen IN ({})",
             string_list(wanted)
         );
-        let mut by_atc: HashMap<String, Vec<(usize, Option<i64>)>> = HashMap::new();
+        let mut by_atc: HashMap<String, Vec<usize>> = HashMap::new();
         for row in rows(ctx, &sql).await? {
             let (Some(atc), Some(antigen)) = (row.maybe_text(0), row.maybe_text(1)) else {
                 continue;
@@ -235,12 +255,18 @@ impl VaccineAntigens {
             let Ok(index) = wanted.binary_search(&antigen) else {
                 continue;
             };
-            by_atc
-                .entry(atc)
-                .or_default()
-                .push((index, row.maybe_int(2)));
+            by_atc.entry(atc).or_default().push(index);
         }
-        Ok(VaccineAntigens { by_atc })
+        let mut series = SeriesLines::new();
+        for line in &catalogue.series {
+            if let Ok(index) = wanted.binary_search(&line.antigen) {
+                series
+                    .entry((line.atc_code.clone(), index))
+                    .or_default()
+                    .push((line.vaccine_name.clone(), line.doses));
+            }
+        }
+        Ok(VaccineAntigens { by_atc, series })
     }
 
     fn atc_codes(&self) -> Vec<String> {
@@ -248,14 +274,33 @@ impl VaccineAntigens {
         codes.sort();
         codes
     }
+
+    /// The series length a dose of `atc` recorded as `name` gives `antigen`: the product's
+    /// line, else the code's line without a product (as `Catalogue::series_doses`).
+    fn series_doses(&self, atc: &str, name: Option<&str>, antigen: usize) -> Option<u32> {
+        let lines = self.series.get(&(atc.to_string(), antigen))?;
+        name.and_then(|name| {
+            lines.iter().find(|(product, _)| {
+                product
+                    .as_deref()
+                    .is_some_and(|product| product.eq_ignore_ascii_case(name))
+            })
+        })
+        .or_else(|| lines.iter().find(|(product, _)| product.is_none()))
+        .map(|&(_, doses)| doses)
+    }
 }
 
 /// What the catalogue needs of each wanted antigen (by its index in the sorted list).
 struct DosePlan {
+    /// The wanted antigens' names, by index.
+    names: Vec<String>,
     /// Birth-cohort indicators: the dose numbers counted.
     cohort_doses: Vec<Vec<u32>>,
     /// Birth-cohort indicators counting the completed series.
     series: Vec<bool>,
+    /// Birth-cohort indicators counting the completed schedule (schedules.csv).
+    schedule: Vec<bool>,
     /// Season indicators.
     season: Vec<bool>,
     /// Age-band indicators: the dose numbers counted by the year they were given.
@@ -267,13 +312,16 @@ impl DosePlan {
         wanted: &[String],
         cohort_pairs: &[(String, u32)],
         series_antigens: &[String],
+        schedule_antigens: &[String],
         season_antigens: &[String],
         year_pairs: &[(String, u32)],
     ) -> Self {
         let index = |antigen: &String| wanted.binary_search(antigen).ok();
         let mut plan = DosePlan {
+            names: wanted.to_vec(),
             cohort_doses: vec![Vec::new(); wanted.len()],
             series: vec![false; wanted.len()],
+            schedule: vec![false; wanted.len()],
             season: vec![false; wanted.len()],
             year_doses: vec![Vec::new(); wanted.len()],
         };
@@ -285,6 +333,11 @@ impl DosePlan {
         for antigen in series_antigens {
             if let Some(i) = index(antigen) {
                 plan.series[i] = true;
+            }
+        }
+        for antigen in schedule_antigens {
+            if let Some(i) = index(antigen) {
+                plan.schedule[i] = true;
             }
         }
         for antigen in season_antigens {
@@ -349,38 +402,65 @@ impl DoseCounts {
         }
     }
 
-    /// Counts one person's dose days of one antigen: in date order, one per day (the
-    /// youngest age of the day, which is the same age for every dose of a day).
+    /// Counts one person's dose days of one antigen (in date order, one per day, with the
+    /// youngest age of the day) as judged by the dose rules: only valid doses count, and
+    /// dose N is the N-th valid one.
+    #[allow(clippy::too_many_arguments)]
     fn count(
         &mut self,
         plan: &DosePlan,
+        rules: &DoseRules,
+        antigen_name: &str,
         antigen: usize,
-        days: &[(i32, i32)],
-        series_doses: Option<i64>,
+        days: &[DoseDay],
+        judged: &[Judged],
+        series_doses: Option<u32>,
         birth_year: i32,
         group: u32,
     ) {
+        // (date, age) of the valid doses, in order.
+        let valid = || {
+            days.iter()
+                .zip(judged)
+                .filter(|(_, judged)| judged.valid())
+                .map(|(day, _)| day)
+        };
+        let age = |day: &DoseDay| day.age_months.unwrap_or(i32::MAX);
         for &dose in &plan.cohort_doses[antigen] {
-            if let Some(&(_, age)) = days.get(dose as usize - 1) {
+            if let Some(day) = valid().nth(dose as usize - 1) {
                 *self
                     .cohort
-                    .entry((antigen, DoseRule::Nth(dose), birth_year, group, age))
+                    .entry((antigen, DoseRule::Nth(dose), birth_year, group, age(day)))
                     .or_default() += 1;
             }
         }
         if let (true, Some(series_doses)) = (plan.series[antigen], series_doses) {
             let need = series_doses.max(1) as usize;
-            if let Some(&(_, age)) = days.get(need - 1) {
+            if let Some(day) = valid().nth(need - 1) {
                 *self
                     .cohort
-                    .entry((antigen, DoseRule::Series, birth_year, group, age))
+                    .entry((antigen, DoseRule::Series, birth_year, group, age(day)))
+                    .or_default() += 1;
+            }
+        }
+        if plan.schedule[antigen] {
+            if let Some(index) = rules.completion(antigen_name, days, judged) {
+                *self
+                    .cohort
+                    .entry((
+                        antigen,
+                        DoseRule::Schedule,
+                        birth_year,
+                        group,
+                        age(&days[index]),
+                    ))
                     .or_default() += 1;
             }
         }
         if plan.season[antigen] {
             let mut previous = None;
-            for &(date, _) in days {
-                let season = season_of_day(date);
+            for day in valid() {
+                let season = season_of_day(day.date);
                 if previous != Some(season) {
                     *self
                         .season
@@ -391,8 +471,8 @@ impl DoseCounts {
             }
         }
         for &dose in &plan.year_doses[antigen] {
-            if let Some(&(date, _)) = days.get(dose as usize - 1) {
-                let year = civil_from_days(date).0;
+            if let Some(day) = valid().nth(dose as usize - 1) {
+                let year = civil_from_days(day.date).0;
                 *self
                     .year
                     .entry((antigen, dose, year, birth_year, group))
@@ -402,11 +482,12 @@ impl DoseCounts {
     }
 }
 
-/// Counts one batch of (vaccines, dates, ages, birth_year, commune, canton, sex) rows: one
-/// row is one person's completed doses of the wanted vaccines.
+/// Counts one batch of (vaccines, dates, ages, birth_year, commune, canton, sex, names)
+/// rows: one row is one person's completed doses of the wanted vaccines.
 fn count_batch(
     batch: &RecordBatch,
     vaccines: &VaccineAntigens,
+    rules: &DoseRules,
     plan: &DosePlan,
     facts: &mut Facts,
     interner: &mut HashMap<Group, u32>,
@@ -419,21 +500,28 @@ fn count_batch(
     let communes = as_strings(batch.column(4))?;
     let cantons = as_strings(batch.column(5))?;
     let sexes = as_strings(batch.column(6))?;
+    let names = list(batch.column(7))?;
     let text =
         |array: &StringArray, row: usize| array.is_valid(row).then(|| array.value(row).to_string());
 
     let atc_values = as_strings(atcs.values())?;
+    let name_values = as_strings(names.values())?;
     let date_values = items::<Date32Array>(&dates)?;
     let age_values = items::<Int32Array>(&ages)?;
     let offsets = atcs.value_offsets();
-    if dates.value_offsets() != offsets || ages.value_offsets() != offsets {
+    if dates.value_offsets() != offsets
+        || ages.value_offsets() != offsets
+        || names.value_offsets() != offsets
+    {
         return Err(QueryError::Format(
-            "dose vaccines, dates and ages do not line up".into(),
+            "dose vaccines, dates, ages and names do not line up".into(),
         ));
     }
-    // (antigen, date, age, series length) of every dose of the person.
-    let mut doses: Vec<(usize, i32, i32, Option<i64>)> = Vec::new();
-    let mut days: Vec<(i32, i32)> = Vec::new();
+    // (antigen, date, age, series length) of every dose of the person; ages sort nulls
+    // first, so `i32::MIN` stands for an unknown age and is put back as `None` below.
+    let mut doses: Vec<(usize, i32, i32, Option<u32>)> = Vec::new();
+    let mut days: Vec<DoseDay> = Vec::new();
+    let mut judged: Vec<Judged> = Vec::new();
     for row in 0..batch.num_rows() {
         let group = intern_group(
             &mut facts.groups,
@@ -451,22 +539,52 @@ fn count_batch(
             if atc_values.is_null(index) {
                 continue;
             }
-            let Some(antigens) = vaccines.by_atc.get(atc_values.value(index)) else {
+            let atc = atc_values.value(index);
+            let Some(antigens) = vaccines.by_atc.get(atc) else {
                 continue;
             };
-            let (date, age) = (date_values.value(index), age_values.value(index));
-            for &(antigen, series) in antigens {
+            let name = name_values
+                .is_valid(index)
+                .then(|| name_values.value(index));
+            let date = date_values.value(index);
+            let age = if age_values.is_valid(index) {
+                age_values.value(index)
+            } else {
+                i32::MIN
+            };
+            for &antigen in antigens {
+                let series = if plan.series[antigen] {
+                    vaccines.series_doses(atc, name, antigen)
+                } else {
+                    None
+                };
                 doses.push((antigen, date, age, series));
             }
         }
         doses.sort_unstable();
         for run in doses.chunk_by(|a, b| a.0 == b.0) {
             let antigen = run[0].0;
+            // The longest series of any product given (ACIP: one RotaTeq dose, or one of
+            // unknown product, and three are needed).
             let series_doses = run.iter().filter_map(|dose| dose.3).max();
             days.clear();
-            days.extend(run.iter().map(|&(_, date, age, _)| (date, age)));
-            days.dedup_by_key(|(date, _)| *date);
-            counts.count(plan, antigen, &days, series_doses, birth_year, group);
+            days.extend(
+                run.iter()
+                    .map(|&(_, date, age, _)| DoseDay::new(date, (age != i32::MIN).then_some(age))),
+            );
+            days.dedup_by_key(|day| day.date);
+            rules.judge_into(&plan.names[antigen], &days, &mut judged);
+            counts.count(
+                plan,
+                rules,
+                &plan.names[antigen],
+                antigen,
+                &days,
+                &judged,
+                series_doses,
+                birth_year,
+                group,
+            );
         }
     }
     Ok(())

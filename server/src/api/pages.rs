@@ -133,6 +133,58 @@ pub(crate) async fn coverage_flags(
 
 const FLAGS_EXPLANATION: &str = "More persons vaccinated than the population estimate counts: the denominator (the population file's estimate for that birth cohort and place) is smaller than the number of residents the registry saw vaccinated there, e.g. after people moved in since the estimate, or because the registry records a person's latest commune while the estimate counts residents on its reference date. The figure is shown as computed, without a confidence interval.";
 
+/// `GET /api/coverage/invalid_doses`: dose days that do not count (docs/coverage.md, "Valid
+/// doses"), by antigen and reason, from `antigen_doses`, with each antigen's valid days
+/// beside them for scale. Counts between 1 and the threshold − 1 are withheld like any
+/// published cell (`suppressed`), since the dashboards show them to the ministry.
+pub(crate) async fn invalid_doses(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Response, ApiError> {
+    let warehouse = state.warehouse();
+    warehouse.refresh_if_due().await;
+    let rule = state
+        .coverage
+        .as_deref()
+        .map(|engine| engine.suppression())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    if warehouse.versions().contains_key("vaccinations") {
+        let answer = warehouse
+            .sql(
+                "SELECT antigen, coalesce(invalid_reason, 'valid') AS reason, count(*) AS doses                  FROM antigen_doses GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .await?;
+        for row in objects(&answer)? {
+            let doses = row["doses"].as_u64().unwrap_or_default();
+            let suppressed = rule.is_small(doses);
+            let mut object = Map::new();
+            object.insert("antigen".into(), row["antigen"].clone());
+            object.insert("reason".into(), row["reason"].clone());
+            object.insert(
+                "doses".into(),
+                if suppressed {
+                    Value::Null
+                } else {
+                    json!(doses)
+                },
+            );
+            object.insert("suppressed".into(), Value::Bool(suppressed));
+            rows.push(Value::Object(object));
+        }
+    }
+    let count = rows.len() as i64;
+    let mut response = Json(json!({
+        "reasons": vaxlake_catalog::validity::InvalidReason::ALL
+            .iter()
+            .map(|reason| reason.as_str())
+            .collect::<Vec<_>>(),
+        "rows": rows,
+    }))
+    .into_response();
+    response.extensions_mut().insert(AuditRows(count));
+    Ok(response)
+}
+
 /// `GET /api/status` (operators): what `vaxlake status` prints.
 pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let warehouse = state.warehouse();

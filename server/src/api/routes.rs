@@ -52,6 +52,7 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/api/coverage/dropout", ANALYSIS => coverage::dropout),
     route!(GET "/api/coverage/timeliness", ANALYSIS => coverage::timeliness),
     route!(GET "/api/coverage/flags", ANALYSIS => pages::coverage_flags),
+    route!(GET "/api/coverage/invalid_doses", ANALYSIS => pages::invalid_doses),
     route!(GET "/api/effectiveness", ANALYSIS => effectiveness::effectiveness),
     route!(GET "/api/effectiveness/rates", ANALYSIS => effectiveness::rates),
     route!(GET "/api/freshness", ANALYSIS => pages::freshness),

@@ -79,6 +79,7 @@ mod tests {
             "/api/coverage",
             "/api/coverage/curve",
             "/api/coverage/flags",
+            "/api/coverage/invalid_doses",
             "/api/effectiveness",
             "/api/freshness",
             "/",
