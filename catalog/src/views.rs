@@ -45,19 +45,6 @@ pub static VIEWS: &[View] = &[
         ],
         extracts: true,
     },
-    View {
-        name: "persons",
-        requires: &["vaccinations"],
-        sql: include_str!("../../sql/views/persons.sql"),
-        columns: &[
-            Column::required("person_key", Text, Identity(IdKind::Person)),
-            Column::optional("birth_month", Date, QuasiIdentifier(BirthMonth)),
-            Column::optional("sex", Text, QuasiIdentifier(Suppress)),
-            Column::optional("commune", Text, QuasiIdentifier(Commune)),
-            Column::optional("canton", Text, QuasiIdentifier(Canton)),
-        ],
-        extracts: false,
-    },
 ];
 
 /// The view called `name`.
