@@ -31,7 +31,7 @@ pub use keys::{
 };
 pub use reference::{builtin, Commune, DoseRule, Indicator, Kind, Reference, Series, Vaccine};
 pub use tables::{
-    analyst_tables, birth_decade, table, warehouse_tables, Table, UpsertKeys, AUDIT, CASES, PERSONS,
-    INGEST_RUNS, OPTOUT, POPULATION, QUARANTINE, TABLES, VACCINATIONS,
+    analyst_tables, birth_decade, table, warehouse_tables, Table, UpsertKeys, AUDIT, CASES,
+    INGEST_RUNS, OPTOUT, PERSONS, POPULATION, QUARANTINE, TABLES, VACCINATIONS,
 };
 pub use views::{view, View, VIEWS};

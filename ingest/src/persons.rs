@@ -83,7 +83,10 @@ impl PersonRow {
         field(&mut h, self.commune.unwrap_or("").as_bytes());
         field(&mut h, self.canton.unwrap_or("").as_bytes());
         field(&mut h, &[self.resident as u8]);
-        field(&mut h, &self.deceased_month.unwrap_or(i32::MIN).to_le_bytes());
+        field(
+            &mut h,
+            &self.deceased_month.unwrap_or(i32::MIN).to_le_bytes(),
+        );
         field(&mut h, self.known_from.as_str().as_bytes());
         hex::encode(&h.finalize().as_bytes()[..8])
     }
