@@ -231,7 +231,14 @@ fn numerators_count_residents_and_denominators_the_year_after_the_age() {
     );
     let at_24 = coverage(
         &wh,
-        &["--indicator", "DTP1", "--cohort", "2022", "--age-months", "24"],
+        &[
+            "--indicator",
+            "DTP1",
+            "--cohort",
+            "2022",
+            "--age-months",
+            "24",
+        ],
     );
     assert_eq!(
         at_24["population_source"],
@@ -257,7 +264,10 @@ fn age_band_cells_count_the_living_and_flag_more_than_the_population() {
 
     let end_2023 = coverage(&wh, &["--indicator", "COVID19_1", "--cohort", "2023"]);
     let cell = age_band(&end_2023, "65-74");
-    assert_eq!((&cell["numerator"], &cell["denominator"]), (&json!(1), &json!(2)));
+    assert_eq!(
+        (&cell["numerator"], &cell["denominator"]),
+        (&json!(1), &json!(2))
+    );
     assert_eq!(
         end_2023["population_source"],
         json!("population, reference_year 2024")
@@ -265,13 +275,19 @@ fn age_band_cells_count_the_living_and_flag_more_than_the_population() {
 
     let end_2024 = coverage(&wh, &["--indicator", "COVID19_1", "--cohort", "2024"]);
     let cell = age_band(&end_2024, "65-74");
-    assert_eq!((&cell["numerator"], &cell["denominator"]), (&json!(3), &json!(2)));
+    assert_eq!(
+        (&cell["numerator"], &cell["denominator"]),
+        (&json!(3), &json!(2))
+    );
     assert_eq!(cell["coverage"], json!(1.5), "{cell}");
     assert!(
         flags(cell).contains(&"numerator_exceeds_denominator".to_string()),
         "{cell}"
     );
-    assert!(cell["ci_low"].is_null() && cell["ci_high"].is_null(), "{cell}");
+    assert!(
+        cell["ci_low"].is_null() && cell["ci_high"].is_null(),
+        "{cell}"
+    );
 }
 
 #[test]
@@ -306,7 +322,13 @@ fn persons_residence_and_death_from_every_source() {
     let patients = vec![
         patient("P1", &n(b, 1), b, WILTZ, ""),
         patient("P2", &n(b, 2), b, THIONVILLE, ""),
-        patient("P3", &n(b, 3), b, WILTZ, r#","deceasedDateTime":"2024-11-20""#),
+        patient(
+            "P3",
+            &n(b, 3),
+            b,
+            WILTZ,
+            r#","deceasedDateTime":"2024-11-20""#,
+        ),
     ];
     // A registry row of someone else, from a commune not in the list.
     let registry = vec![format!(
@@ -385,7 +407,10 @@ fn effectiveness_registry(dir: &Path) -> PathBuf {
         dose("xb", "XB", FLU, "2024-09-10"),
     ];
     let case = |id: &str, serial: u16, commune: &str, onset: &str| {
-        format!("{id},{},{b},female,{commune},J10,{onset},false,false", n(serial))
+        format!(
+            "{id},{},{b},female,{commune},J10,{onset},false,false",
+            n(serial)
+        )
     };
     let cases = vec![
         case("c1", 1, "Wiltz", "2024-10-05"),

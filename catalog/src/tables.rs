@@ -225,8 +225,9 @@ pub static PERSONS: Table = Table::new(
         req("known_from", Text, Operational),
         // What upserts compare: `last_updated`, except for a person known only from case
         // notifications, whose rank sits 1,000 years earlier so that any Patient or
-        // registry row of the person replaces it whatever its date, while a later
-        // notification still replaces an earlier one.
+        // registry row of the person replaces it whatever its date (a later notification
+        // still replaces an earlier one), and for a row recording a death, 1,000 years
+        // later: a death is final, whatever record comes after it.
         req("ranked_at", Instant, Operational),
         req("ingested_at", Instant, Operational),
         // A hash of the attributes alone (no pseudonym: nothing to redo on key rotation).

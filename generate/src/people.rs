@@ -108,8 +108,9 @@ impl Person {
     }
     /// Where a person living abroad lives: (city, country); `None` for everyone else.
     pub fn abroad(&self) -> Option<(&'static str, &'static str)> {
-        (self.kind == Kind::CrossBorder)
-            .then(|| BORDER_TOWNS[(self.street as usize + self.house as usize) % BORDER_TOWNS.len()])
+        (self.kind == Kind::CrossBorder).then(|| {
+            BORDER_TOWNS[(self.street as usize + self.house as usize) % BORDER_TOWNS.len()]
+        })
     }
     /// Alive on `day`.
     pub fn alive_on(&self, day: Day) -> bool {
@@ -335,8 +336,7 @@ pub fn build(
     let death_rate = |age: i32| (0.000_025 * (0.09 * f64::from(age)).exp()).min(0.3);
     for p in persons.iter_mut() {
         let age = date::age_years(p.birth, date::ymd(2025, 1, 1));
-        if p.kind == Kind::Resident && p.pat_no != 0 && age >= 70 && rng.chance(death_rate(age))
-        {
+        if p.kind == Kind::Resident && p.pat_no != 0 && age >= 70 && rng.chance(death_rate(age)) {
             p.deceased = Some(rng.between(date::ymd(2025, 1, 10), date::ymd(2025, 12, 20)));
             n_deceased += 1;
         }

@@ -4,8 +4,9 @@
 //!
 //! Every source stages a [`PersonRow`] per record it reads; a run keeps the newest per person
 //! ([`LatestPersons`]) and upserts them once it has written its own table, newest wins by
-//! `ranked_at`. A month of death, once known, is kept when a later record says nothing of it
-//! (a registry row has no death field): death is not undone by a vaccination record.
+//! `ranked_at`. A record of death is final: it ranks above every record without one, in
+//! whatever order the sources are ingested (a registry row, which has no death field, dated
+//! after a Patient's last update must not bring the person back to life).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,8 +42,9 @@ impl KnownFrom {
     }
 }
 
-/// How far back a case-derived row is ranked: further than any real record's date, so a
-/// Patient or registry row of the same person always replaces it.
+/// How far a row is ranked from its own date: a case-derived row that far back, so a Patient
+/// or registry row of the same person always replaces it; a row recording a death that far
+/// forward, so no record without one replaces it.
 const CASE_RANK_OFFSET_MICROS: i64 = 1_000 * 365 * 86_400 * 1_000_000;
 
 /// A person as one record describes them, pseudonymised and generalised.
@@ -68,6 +70,7 @@ impl PersonRow {
     pub fn ranked_at(&self) -> i64 {
         match self.known_from {
             KnownFrom::Case => self.last_updated - CASE_RANK_OFFSET_MICROS,
+            _ if self.deceased_month.is_some() => self.last_updated + CASE_RANK_OFFSET_MICROS,
             _ => self.last_updated,
         }
     }
@@ -240,11 +243,16 @@ mod tests {
         // A case in 2030 is still older than a Patient updated in 1990.
         latest.add(row(1, 1_900_000_000_000_000, KnownFrom::Case, None));
         latest.add(row(1, 600_000_000_000_000, KnownFrom::Patient, Some(7000)));
-        // A registry row of 2020 replaces the Patient but keeps its death.
+        // A registry row of 2020 does not replace the Patient recording a death.
         latest.add(row(1, 1_600_000_000_000_000, KnownFrom::Registry, None));
         let rows = latest.into_rows();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].known_from, KnownFrom::Registry);
+        assert_eq!(rows[0].known_from, KnownFrom::Patient);
         assert_eq!(rows[0].deceased_month, Some(7000));
+        // In the other order too.
+        let mut latest = LatestPersons::default();
+        latest.add(row(2, 1_600_000_000_000_000, KnownFrom::Registry, None));
+        latest.add(row(2, 600_000_000_000_000, KnownFrom::Patient, Some(7000)));
+        assert_eq!(latest.into_rows()[0].deceased_month, Some(7000));
     }
 }
