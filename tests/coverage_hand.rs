@@ -477,11 +477,7 @@ fn a_resident_of_a_commune_without_population_counts_nationally_without_denomina
     assert_cell(national(&national_answer), 4, 10); // P7 is in the national numerator
 
     let by_commune = t.coverage(&["--indicator", "DTP3", "--cohort", "2022", "--by", "commune"]);
-    assert_eq!(
-        n_rows(&by_commune),
-        2,
-        "Wiltz and Clervaux: {by_commune}"
-    );
+    assert_eq!(n_rows(&by_commune), 2, "Wiltz and Clervaux: {by_commune}");
     let wiltz = row(&by_commune, "commune", json!("Wiltz"));
     assert_cell(wiltz, 3, 10);
     assert_eq!(flags(wiltz), Vec::<String>::new());
