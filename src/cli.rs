@@ -285,6 +285,10 @@ pub struct EffectivenessArgs {
     /// any, hospitalised or died.
     #[arg(long, default_value = "any")]
     pub outcome: vaxlake_query::effectiveness::Outcome,
+    /// Notifications of one person and disease within this many days of the episode's
+    /// first count once (0: every notification counts).
+    #[arg(long, default_value_t = vaxlake_query::effectiveness::DEFAULT_EPISODE_DAYS)]
+    pub episode_days: u32,
     /// Cases per 100,000 person-years by status, month and age band instead of VE.
     #[arg(long)]
     pub rates: bool,

@@ -2,7 +2,7 @@
 """Independent cross-check of `vaxlake coverage --all --format csv`.
 
 Recomputes every cell of the coverage indicator table in DuckDB, straight from the raw
-Delta tables `vaccinations` and `population` and the reference CSVs, following the
+Delta tables `vaccinations`, `persons` and `population` and the reference CSVs, following the
 definitions of docs/coverage.md, and compares the result with vaxlake's CSV. It shares no
 SQL with vaxlake (sql/views/ is never read): the Delta tables are opened with the
 `deltalake` package only to list the Parquet files of their current version, and DuckDB
@@ -34,8 +34,9 @@ months then days after the previous valid dose less 4 days of grace; an invalid 
 counts nor advances the numbering.
 
 Interpretations where docs/coverage.md leaves room (change them here if the spec says
-otherwise): a missing recorded_at sorts last; a season or age-band denominator whose
-reference year cohort + 1 is absent and has no earlier year is missing (no_denominator);
+otherwise): every denominator comes from the reference year nearest its target 1 January
+(the earlier of two as near); season and age-band numerators count residents alive on that
+1 January;
 a missing or zero denominator gives no_denominator; a row exists for every group with a
 numerator person or a population row, and one national row per cohort.
 """
@@ -87,13 +88,18 @@ def connect(warehouse, reference_dir):
     """
     vacc = table_files(warehouse, "vaccinations")
     pop = table_files(warehouse, "population")
-    return connect_files(vacc, pop, reference_dir)
+    persons = table_files(warehouse, "persons")
+    return connect_files(vacc, pop, reference_dir, persons)
 
 
-def connect_files(vacc, pop, reference_dir):
-    """connect(), from lists of Parquet files (paths or URIs) of `vaccinations` and
-    `population` instead of a warehouse (scripts/bench times it on the files it lists)."""
+def connect_files(vacc, pop, reference_dir, persons=None):
+    """connect(), from lists of Parquet files (paths or URIs) of `vaccinations`,
+    `population` and `persons` instead of a warehouse (scripts/bench times it on the files
+    it lists)."""
+    if not persons:
+        raise SystemExit("coverage_check: the persons table's files are needed (residence)")
     con = duckdb.connect()
+    con.execute(f"CREATE VIEW person_rows AS SELECT * FROM read_parquet({sql_list(persons)})")
     con.execute(
         f"CREATE VIEW vacc AS SELECT * FROM read_parquet({sql_list(vacc)}, hive_partitioning = true)"
     )
@@ -279,17 +285,14 @@ def judge_days(con, reference_dir):
 # The definitions of docs/coverage.md, in DuckDB SQL
 # --------------------------------------------------------------------------------------
 
-# Persons: attributes of the most recently recorded event (recorded_at descending, a
-# missing recorded_at last, then event_key), over every current event, completed or not.
+# Persons: residents only, with the attributes the persons table gives them (ingest keeps
+# one row per person, the latest record's). Persons living abroad are in no numerator.
 PERSONS = """
 CREATE TEMP TABLE persons AS
-SELECT person_key, birth_month, year(birth_month) AS birth_year, sex, commune, canton
-FROM (
-    SELECT *, row_number() OVER (
-        PARTITION BY person_key ORDER BY recorded_at DESC NULLS LAST, event_key) AS rn
-    FROM vacc
-    WHERE status <> 'entered-in-error')
-WHERE rn = 1
+SELECT person_key, birth_month, year(birth_month) AS birth_year, sex, commune, canton,
+       deceased_month
+FROM person_rows
+WHERE resident
 """
 
 # Antigen days: completed doses only, a vaccine counts for each of its antigens, several
@@ -372,6 +375,8 @@ JOIN ind i ON i.name = s.indicator
 WHERE p.birth_year <= s.cohort - s.min_age_years
   AND s.days_in_season >= TRY_CAST(s.dose AS INTEGER)
   AND (i.sex IS NULL OR p.sex = i.sex)
+  -- alive on the season's 1 January (the denominator's date)
+  AND (p.deceased_month IS NULL OR p.deceased_month >= make_date(s.cohort + 1, 1, 1))
 UNION ALL
 -- age_band: status on 31 December of the cohort year; the dose-th day on or before it.
 SELECT i.name, y.cohort, p.person_key, {BAND.format(age='y.cohort - p.birth_year')}
@@ -383,6 +388,8 @@ JOIN (SELECT DISTINCT year(administered_on) AS cohort FROM days) y
 WHERE i.kind = 'age_band'
   AND p.birth_year <= y.cohort
   AND (i.sex IS NULL OR p.sex = i.sex)
+  -- alive on 1 January after the year (the denominator's date)
+  AND (p.deceased_month IS NULL OR p.deceased_month >= make_date(y.cohort + 1, 1, 1))
 """
 
 # Cohorts of each indicator: birth_cohort from the earliest birth year of a numerator
@@ -414,20 +421,27 @@ FROM bounds, range(lo, hi + 1) AS c(cohort)
 WHERE lo IS NOT NULL AND hi IS NOT NULL
 """
 
-# Population rows of each (indicator, cohort) denominator, with the age band.
-#   birth_cohort: the latest reference_year, birth_year = cohort;
-#   season: reference_year cohort + 1, else the latest earlier, else the earliest there is;
-#           birth_year <= cohort - min_age;
-#   age_band: the same reference year; birth_year <= cohort.
+# Population rows of each (indicator, cohort) denominator, with the age band. The
+# reference year is the one nearest to a target 1 January (the earlier of two as near):
+#   birth_cohort: the 1 January after the cohort's youngest (born 31 December) reaches
+#                 age_months, i.e. the year after December of the cohort + age_months;
+#                 birth_year = cohort;
+#   season: target cohort + 1; birth_year <= cohort - min_age;
+#   age_band: target cohort + 1; birth_year <= cohort.
 DENOMINATOR_ROWS = f"""
 CREATE TEMP TABLE denominator_rows AS
-WITH chosen AS (
+WITH targets AS (
     SELECT c.indicator, c.kind, c.cohort, i.sex AS only_sex, i.min_age_years,
-           CASE WHEN c.kind = 'birth_cohort' THEN (SELECT max(reference_year) FROM pop)
-                ELSE coalesce((SELECT max(reference_year) FROM pop
-                               WHERE reference_year <= c.cohort + 1),
-                              (SELECT min(reference_year) FROM pop)) END AS reference_year
-    FROM cohorts c JOIN ind i ON i.name = c.indicator)
+           CASE WHEN c.kind = 'birth_cohort'
+                THEN year(make_date(c.cohort, 12, 1) + to_months(i.age_months)) + 1
+                ELSE c.cohort + 1 END AS target
+    FROM cohorts c JOIN ind i ON i.name = c.indicator),
+years AS (SELECT DISTINCT reference_year FROM pop),
+chosen AS (
+    SELECT t.*, (SELECT y.reference_year FROM years y
+                 ORDER BY abs(y.reference_year - t.target), y.reference_year
+                 LIMIT 1) AS reference_year
+    FROM targets t)
 SELECT ch.indicator, ch.cohort, p.commune, p.canton, p.sex, p.count,
        CASE WHEN ch.kind = 'age_band'
             THEN {BAND.format(age='ch.cohort - p.birth_year')} END AS band

@@ -14,15 +14,21 @@ The definitions, as docs/effectiveness.md gives them:
     a `season` indicator in indicators.csv, it defaults to the 1 September before `from`);
     doses on one day count once; a person's `dose`-th such day + `lag_days` is their
     protected day;
+  * residents only: persons the `persons` table marks resident, vaccinated or notified;
+    a person's person-time ends on the last day of their month of death;
   * bands: year(from) - birth_year (persons: birth month of their most recently recorded
     current event; cases: the case's own birth month; population: birth_year);
-  * vaccinated person-days of a band: Σ (to - max(from, protected day) + 1) over persons
-    protected on or before `to`; population person-days: residents of the band in the
-    reference year of the period's middle (else the latest earlier, else the earliest)
-    × days of the period; unvaccinated = population − vaccinated;
-  * cases: disease = code or LIKE code || '%', onset in the period (each notification
-    counts), `outcome` hospitalised/died filtering on the flag; vaccinated iff the onset is
-    on or after the person's protected day;
+  * vaccinated person-days of a band: Σ (min(to, last day alive) - max(from, protected day)
+    + 1) over resident persons protected on or before that; population person-days:
+    residents of the band in the reference year nearest the period's middle (the earlier of
+    two as near) × days of the period, less the days in the period after the death of
+    residents who died on or after that year's 1 January; unvaccinated = population −
+    vaccinated;
+  * cases: episodes of residents' notifications with disease = code or LIKE code || '%':
+    a notification within `episode_days` (90) of its episode's first onset joins it; an
+    episode counts when its first onset is in the period (notifications are read from
+    `episode_days` before `from`), hospitalised/died when any of its notifications is, for
+    `outcome`; vaccinated iff the first onset is on or after the person's protected day;
   * IRR = (a/T1)/(b/T0), VE = 1 − IRR; 95 % interval exp(log IRR ± 1.959964·sqrt(1/a + 1/b))
     when both a and b are 10 or more, else exact: given n = a + b, a ~ Binomial(n, π) and
     Clopper–Pearson bounds on π (P(X >= a | π_L) = 0.025, P(X <= a | π_U) = 0.025, found here
@@ -116,14 +122,20 @@ def lit(s):
 
 def connect(warehouse, reference_dir, threads=None):
     return connect_files(table_files(warehouse, "vaccinations"), table_files(warehouse, "population"),
-                         table_files(warehouse, "cases"), reference_dir, threads)
+                         table_files(warehouse, "cases"), reference_dir, threads,
+                         persons=table_files(warehouse, "persons"))
 
 
-def connect_files(vacc, pop, cases, reference_dir, threads=None):
-    """A DuckDB connection with the raw inputs as views (vacc, pop, cases) and the
-    reference tables vaccine_antigens (one row per ATC code and antigen) and
-    seasonal (antigens with a `season` indicator)."""
+def connect_files(vacc, pop, cases, reference_dir, threads=None, persons=None):
+    """A DuckDB connection with the raw inputs as views (vacc, pop, cases, residents: the
+    resident rows of `persons`) and the reference tables vaccine_antigens (one row per ATC
+    code and antigen) and seasonal (antigens with a `season` indicator)."""
+    if not persons:
+        raise SystemExit("effectiveness_check: the persons table's files are needed (residence)")
     con = duckdb.connect()
+    con.execute(f"""CREATE VIEW residents AS
+        SELECT person_key, birth_month, deceased_month, last_day(deceased_month) AS last_alive
+        FROM read_parquet({sql_list(persons)}) WHERE resident""")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET TimeZone = 'UTC'")
@@ -169,16 +181,27 @@ def resolve(con, p):
 
 
 def population_year(con, p):
-    """The reference year of the period's middle, else the latest earlier, else the earliest."""
+    """The reference year nearest the period's middle; of two as near, the earlier."""
     years = sorted(r[0] for r in con.execute(
         "SELECT DISTINCT reference_year FROM pop WHERE reference_year IS NOT NULL").fetchall())
     if not years:
         return None
     middle = (p["from"] + dt.timedelta(days=(p["to"] - p["from"]).days // 2)).year
-    if middle in years:
-        return middle
-    earlier = [y for y in years if y < middle]
-    return earlier[-1] if earlier else years[0]
+    return min(years, key=lambda y: (abs(y - middle), y))
+
+
+def episodes(notifications, window):
+    """[(onset, hospitalised, died)] sorted by onset → the episodes' (first onset, any
+    hospitalised, any died): a notification within `window` days of the first onset of the
+    episode in hand joins it (window 0: every notification is one)."""
+    out = []
+    for onset, hospitalised, died in notifications:
+        if out and window > 0 and (onset - out[-1][0]).days <= window:
+            first, h, d = out[-1]
+            out[-1] = (first, h or hospitalised, d or died)
+        else:
+            out.append((onset, hospitalised, died))
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -192,7 +215,6 @@ def strata(con, p):
     frm, to = lit(p["from"].isoformat()), lit(p["to"].isoformat())
     since = f"AND v.administered_on >= DATE {lit(p['doses_since'].isoformat())}" if p.get("doses_since") else ""
     year_from = p["from"].year
-    outcome = {"any": "", "hospitalised": "AND c.hospitalised", "died": "AND c.died"}[p["outcome"]]
     code = p["disease"]
     # Protected persons: the dose-th distinct day of the antigen in [doses_since, to], + lag.
     con.execute(f"""
@@ -206,9 +228,11 @@ def strata(con, p):
             SELECT person_key, administered_on,
                    row_number() OVER (PARTITION BY person_key ORDER BY administered_on) AS seq
             FROM d)
-        SELECT person_key, administered_on AS dose_day,
-               CAST(administered_on + INTERVAL ({int(p['lag_days'])}) DAY AS DATE) AS protected_on
-        FROM n WHERE seq = {int(p['dose'])}""")
+        SELECT n.person_key, administered_on AS dose_day,
+               CAST(administered_on + INTERVAL ({int(p['lag_days'])}) DAY AS DATE) AS protected_on,
+               least(DATE {to}, coalesce(r.last_alive, DATE {to})) AS last_day
+        FROM n JOIN residents r ON r.person_key = n.person_key
+        WHERE seq = {int(p['dose'])}""")
     # A person's birth year: that of their most recently recorded current event.
     vacc_pd = con.execute(f"""
         WITH born AS (
@@ -220,20 +244,46 @@ def strata(con, p):
             GROUP BY person_key)
         SELECT {BAND_SQL.format(age=f'{year_from} - b.birth_year')} AS band,
                count(*) AS persons,
-               sum(date_diff('day', greatest(DATE {frm}, pr.protected_on), DATE {to}) + 1) AS person_days,
+               sum(date_diff('day', greatest(DATE {frm}, pr.protected_on), pr.last_day) + 1) AS person_days,
                count(*) FILTER (WHERE pr.protected_on <= DATE {frm}) AS protected_at_start
         FROM protected pr JOIN born b USING (person_key)
-        WHERE pr.protected_on <= DATE {to}
+        WHERE greatest(DATE {frm}, pr.protected_on) <= pr.last_day
         GROUP BY ALL""").fetchall()
-    cases = con.execute(f"""
-        SELECT {BAND_SQL.format(age=f'{year_from} - year(c.birth_month)')} AS band,
-               count(*) FILTER (WHERE pr.protected_on IS NOT NULL AND c.onset_date >= pr.protected_on) AS vaccinated,
-               count(*) FILTER (WHERE pr.protected_on IS NULL OR c.onset_date < pr.protected_on) AS unvaccinated
-        FROM cases c LEFT JOIN protected pr ON pr.person_key = c.person_key
+    # Residents' notifications from `episode_days` before `from`, made into episodes here.
+    window = int(p.get("episode_days", 90))
+    since_cases = lit((p["from"] - dt.timedelta(days=window)).isoformat())
+    notified = con.execute(f"""
+        SELECT c.person_key, {BAND_SQL.format(age=f'{year_from} - year(c.birth_month)')} AS band,
+               c.onset_date, c.hospitalised, c.died, pr.protected_on
+        FROM cases c JOIN residents r ON r.person_key = c.person_key
+        LEFT JOIN protected pr ON pr.person_key = c.person_key
         WHERE (c.disease = {lit(code)} OR starts_with(c.disease, {lit(code)}))
-          AND c.onset_date BETWEEN DATE {frm} AND DATE {to} {outcome}
-        GROUP BY ALL""").fetchall()
+          AND c.onset_date BETWEEN DATE {since_cases} AND DATE {to}
+        ORDER BY c.person_key, c.onset_date""").fetchall()
+    by_person = {}
+    for person, band, onset, hospitalised, died, protected_on in notified:
+        entry = by_person.setdefault(person, (band, protected_on, []))
+        entry[2].append((onset, bool(hospitalised), bool(died)))
+    counted = {}
+    for band, protected_on, notes in by_person.values():
+        for onset, hospitalised, died in episodes(sorted(notes), window):
+            keep = {"any": True, "hospitalised": hospitalised, "died": died}[p["outcome"]]
+            if not keep or onset < p["from"] or onset > p["to"]:
+                continue
+            vaccinated = protected_on is not None and onset >= protected_on
+            a, b = counted.get(band, (0, 0))
+            counted[band] = (a + vaccinated, b + (not vaccinated))
+    cases = [(band, a, b) for band, (a, b) in counted.items()]
     ref_year = population_year(con, p)
+    # Residents who died on or after the reference date and before `to`: their days in the
+    # period after the month of death leave the population's person-time.
+    after_death = con.execute(f"""
+        SELECT {BAND_SQL.format(age=f'{year_from} - year(r.birth_month)')} AS band,
+               sum(date_diff('day', greatest(DATE {frm}, r.last_alive + 1), DATE {to}) + 1)
+        FROM residents r
+        WHERE r.deceased_month >= make_date({ref_year if ref_year is not None else 0}, 1, 1)
+          AND r.last_alive < DATE {to}
+        GROUP BY ALL""").fetchall() if ref_year is not None else []
     residents = con.execute(f"""
         SELECT {BAND_SQL.format(age=f'{year_from} - birth_year')} AS band, sum(count) AS residents
         FROM pop WHERE reference_year = {ref_year if ref_year is not None else 'NULL'}
@@ -260,8 +310,9 @@ def strata(con, p):
             outside["residents"] += int(n)
             continue
         bands[band]["residents"] += int(n)
-    for s in bands.values():
-        s["person_days"] = s["residents"] * days
+    dead_days = {band: int(n) for band, n in after_death if band is not None}
+    for band, s in bands.items():
+        s["person_days"] = s["residents"] * days - dead_days.get(band, 0)
         s["person_days_unvaccinated"] = s["person_days"] - s["person_days_vaccinated"]
     return bands, ref_year, {"days": days, "outside_every_band": outside}
 
@@ -548,7 +599,8 @@ def compare(mine, theirs):
 def params_from(args):
     return {"antigen": args.antigen, "disease": args.disease, "from": day(args.from_),
             "to": day(args.to), "lag_days": args.lag_days, "dose": args.dose, "outcome": args.outcome,
-            "doses_since": day(args.doses_since) if args.doses_since else None}
+            "doses_since": day(args.doses_since) if args.doses_since else None,
+            "episode_days": args.episode_days}
 
 
 def table(result):
@@ -581,6 +633,7 @@ def main():
     ap.add_argument("--dose", type=int, default=1)
     ap.add_argument("--outcome", choices=["any", "hospitalised", "died"], default="any")
     ap.add_argument("--doses-since")
+    ap.add_argument("--episode-days", type=int, default=90)
     ap.add_argument("--by", choices=["age_band"], default="age_band")
     ap.add_argument("--threshold", "--suppression-threshold", type=int, default=None,
                     help="suppression threshold (default: vaxlake's `suppression_threshold`, else 8)")

@@ -97,6 +97,7 @@ def run_coverage(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
     # DuckDB: P processes computing the table once (cold: a fresh process), then one
     # computing it N times (warm: runs 2..N), each measured like vaxlake.
     spec = {"vacc": [str(f) for f in vacc], "pop": [str(f) for f in pop],
+            "persons": [str(f) for f in active_files(wh / "persons")],
             "reference_dir": str(ROOT / "sql" / "reference"), "threshold": 8, "tmp": str(logs),
             "out": str(logs / "duckdb-coverage-all.csv")}
     log(f"{label} coverage: page cache warm-up read {warm_page_cache(vacc + pop):.1f}s; DuckDB coverage table ...")

@@ -176,7 +176,7 @@ def coverage_worker(spec: dict) -> None:
     runs = []
     for _ in range(spec["repeat"]):
         started = time.perf_counter()
-        con = cc.connect_files(spec["vacc"], spec["pop"], spec["reference_dir"])
+        con = cc.connect_files(spec["vacc"], spec["pop"], spec["reference_dir"], spec.get("persons"))
         con.execute(f"SET threads = {THREADS}")
         expected = cc.expected_cells(con, spec["reference_dir"])
         sql_done = time.perf_counter()
@@ -202,7 +202,8 @@ def effectiveness_worker(spec: dict) -> None:
     runs, result = [], None
     for _ in range(spec["repeat"]):
         started = time.perf_counter()
-        con = ec.connect_files(spec["vacc"], spec["pop"], spec["cases"], spec["reference_dir"], THREADS)
+        con = ec.connect_files(spec["vacc"], spec["pop"], spec["cases"], spec["reference_dir"], THREADS,
+                                 persons=spec.get("persons"))
         result = ec.compute(con, params, spec["threshold"])
         finished = time.perf_counter()
         con.close()

@@ -99,6 +99,7 @@ def run_effectiveness(args, binary: Path, base: Path, wh: Path, logs: Path) -> d
     # DuckDB: P processes computing the answer once (cold), then one computing it N times
     # (warm: runs 2..N), each measured like vaxlake.
     spec = {"vacc": [str(f) for f in vacc], "pop": [str(f) for f in pop], "cases": [str(f) for f in cases],
+            "persons": [str(f) for f in active_files(wh / "persons")],
             "reference_dir": str(ROOT / "sql" / "reference"), "threshold": answer.get("suppression_threshold", 8),
             "tmp": str(logs), "out": str(logs / "duckdb-effectiveness.json"), **EFFECTIVENESS}
     log(f"{label} effectiveness: page cache warm-up read {warm_page_cache(vacc + pop + cases):.1f}s; "

@@ -200,6 +200,49 @@ pub static CASES: Table = Table::new(
     },
 );
 
+/// One row per person: where they live (or that they do not live in Luxembourg), whether
+/// they died, as the latest record of them says (CONTRACTS.md "Validity, residence and
+/// disclosure"). Every ingest source maintains it: FHIR Patients, registry rows, and case
+/// notifications for persons known from nothing else. Coverage numerators and effectiveness
+/// person-time count residents only, and person-time ends at death (docs/coverage.md, "Who
+/// is counted").
+pub static PERSONS: Table = Table::new(
+    "persons",
+    &[
+        req("person_key", Text, Identity(IdKind::Person)),
+        req("birth_month", Date, QuasiIdentifier(BirthMonth)),
+        req("sex", Text, QuasiIdentifier(Suppress)),
+        opt("commune", Text, QuasiIdentifier(Commune)),
+        opt("canton", Text, QuasiIdentifier(Canton)),
+        // The latest address is in a commune of sql/reference/communes.csv.
+        req("resident", Boolean, Measure),
+        // First of the month of death; null when alive or not known to have died.
+        opt("deceased_month", Date, Day),
+        // The instant of the record the row comes from (Patient.meta.lastUpdated, a
+        // registry row's recorded_at, a case's onset date).
+        req("last_updated", Instant, Operational),
+        // patient | registry | case: which kind of record the row comes from.
+        req("known_from", Text, Operational),
+        // What upserts compare: `last_updated`, except for a person known only from case
+        // notifications, whose rank sits 1,000 years earlier so that any Patient or
+        // registry row of the person replaces it whatever its date (a later notification
+        // still replaces an earlier one), and for a row recording a death, 1,000 years
+        // later: a death is final, whatever record comes after it.
+        req("ranked_at", Instant, Operational),
+        req("ingested_at", Instant, Operational),
+        // A hash of the attributes alone (no pseudonym: nothing to redo on key rotation).
+        req("content_hash", Text, Operational),
+    ],
+    Layout {
+        upsert: Some(UpsertKeys {
+            key: "person_key",
+            version: "ranked_at",
+            content_hash: "content_hash",
+        }),
+        ..PLAIN
+    },
+);
+
 /// Rejected records: where they were and why, never what they said. `record_hash` (keyed)
 /// lets an operator confirm which line of a file was meant without storing the line.
 pub static QUARANTINE: Table = Table::new(
@@ -301,6 +344,7 @@ pub static AUDIT: Table = Table::new(
 pub static TABLES: &[&Table] = &[
     &VACCINATIONS,
     &CASES,
+    &PERSONS,
     &QUARANTINE,
     &POPULATION,
     &INGEST_RUNS,
@@ -383,6 +427,7 @@ mod tests {
             [
                 "vaccinations",
                 "cases",
+                "persons",
                 "quarantine",
                 "population",
                 "ingest_runs",

@@ -27,40 +27,25 @@ impl View {
 }
 
 /// In creation order: a view may read the ones before it.
-pub static VIEWS: &[View] = &[
-    View {
-        name: "antigen_doses",
-        requires: &["vaccinations", "vaccine_antigens"],
-        sql: include_str!("../../sql/views/antigen_doses.sql"),
-        columns: &[
-            Column::required("person_key", Text, Identity(IdKind::Person)),
-            Column::required("antigen", Text, Measure),
-            Column::optional("dose_seq", Int32, Measure),
-            Column::required("administered_on", Date, Day),
-            Column::optional("age_months_at_dose", Int32, Measure),
-            Column::optional("birth_month", Date, QuasiIdentifier(BirthMonth)),
-            Column::optional("sex", Text, QuasiIdentifier(Suppress)),
-            Column::optional("commune", Text, QuasiIdentifier(Commune)),
-            Column::optional("canton", Text, QuasiIdentifier(Canton)),
-            Column::required("valid", Boolean, Measure),
-            Column::optional("invalid_reason", Text, Measure),
-        ],
-        extracts: true,
-    },
-    View {
-        name: "persons",
-        requires: &["vaccinations"],
-        sql: include_str!("../../sql/views/persons.sql"),
-        columns: &[
-            Column::required("person_key", Text, Identity(IdKind::Person)),
-            Column::optional("birth_month", Date, QuasiIdentifier(BirthMonth)),
-            Column::optional("sex", Text, QuasiIdentifier(Suppress)),
-            Column::optional("commune", Text, QuasiIdentifier(Commune)),
-            Column::optional("canton", Text, QuasiIdentifier(Canton)),
-        ],
-        extracts: false,
-    },
-];
+pub static VIEWS: &[View] = &[View {
+    name: "antigen_doses",
+    requires: &["vaccinations", "vaccine_antigens"],
+    sql: include_str!("../../sql/views/antigen_doses.sql"),
+    columns: &[
+        Column::required("person_key", Text, Identity(IdKind::Person)),
+        Column::required("antigen", Text, Measure),
+        Column::optional("dose_seq", Int32, Measure),
+        Column::required("administered_on", Date, Day),
+        Column::optional("age_months_at_dose", Int32, Measure),
+        Column::optional("birth_month", Date, QuasiIdentifier(BirthMonth)),
+        Column::optional("sex", Text, QuasiIdentifier(Suppress)),
+        Column::optional("commune", Text, QuasiIdentifier(Commune)),
+        Column::optional("canton", Text, QuasiIdentifier(Canton)),
+        Column::required("valid", Boolean, Measure),
+        Column::optional("invalid_reason", Text, Measure),
+    ],
+    extracts: true,
+}];
 
 /// The view called `name`.
 pub fn view(name: &str) -> Option<&'static View> {

@@ -331,6 +331,8 @@ pub fn write_cases(
         &mut rng,
         &mut cases,
     );
+    // Nothing is notified after a death.
+    cases.retain(|c| persons[c.person as usize].alive_on(c.onset));
     let mut m = CasesManifest {
         true_ve_influenza: 1.0 - TRUE_HAZARD_RATIO,
         influenza_lag_days: LAG_DAYS as u32,
@@ -343,6 +345,10 @@ pub fn write_cases(
     let mut by_disease: BTreeMap<String, u64> = BTreeMap::new();
     for c in &cases {
         *by_disease.entry(c.disease.code().to_string()).or_default() += 1;
+        if persons[c.person as usize].abroad().is_some() {
+            m.cross_border_cases += 1;
+            continue;
+        }
         if matches!(
             c.disease,
             Disease::InfluenzaIdentified | Disease::InfluenzaUnidentified
@@ -360,6 +366,29 @@ pub fn write_cases(
         .iter()
         .map(|c| (*c, None, Onset::Date(c.onset)))
         .collect();
+    // Repeat notifications of one episode (a second laboratory, a hospital after the
+    // doctor): about 3 % of influenza cases notified again 2 to 40 days after the first.
+    // The effectiveness engine counts them once (90-day episodes).
+    for c in &cases {
+        let influenza = matches!(
+            c.disease,
+            Disease::InfluenzaIdentified | Disease::InfluenzaUnidentified
+        );
+        if influenza && rng.chance(0.03) {
+            let onset = c.onset + rng.between(2, 40);
+            if onset <= crate::EXPORT_DATE && persons[c.person as usize].alive_on(onset) {
+                let repeat = CaseRec {
+                    onset,
+                    hospitalised: false,
+                    died: false,
+                    ..*c
+                };
+                rows.push((repeat, None, Onset::Date(onset)));
+                *by_disease.entry(c.disease.code().to_string()).or_default() += 1;
+                m.repeat_notifications += 1;
+            }
+        }
+    }
     let n_bad = ((cases.len() as f64 * 0.003).round() as usize).max(1);
     let mut bad = CasesBad::default();
     if !cases.is_empty() {
@@ -405,7 +434,10 @@ pub fn write_cases(
         buf.push(b',');
         buf.extend_from_slice(p.sex.as_str().as_bytes());
         buf.push(b',');
-        push_csv_field(&mut buf, geo.communes[p.commune as usize].name);
+        match p.abroad() {
+            Some((city, _)) => push_csv_field(&mut buf, city),
+            None => push_csv_field(&mut buf, geo.communes[p.commune as usize].name),
+        }
         buf.push(b',');
         buf.extend_from_slice(c.disease.code().as_bytes());
         buf.push(b',');

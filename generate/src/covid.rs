@@ -206,6 +206,8 @@ pub fn generate_doses(persons: &[Person], seed: u64) -> Vec<CovidDose> {
         out
     });
     let mut all: Vec<CovidDose> = parts.into_iter().flatten().collect();
+    // Nothing is recorded after a death.
+    all.retain(|d| persons[d.person as usize].alive_on(d.date));
     all.sort_by_key(|d| (d.date, d.rec, d.person, d.dose_no));
     all
 }
@@ -241,7 +243,11 @@ fn push_row(buf: &mut Vec<u8>, geo: &Geo, r: &Row) {
     buf.push(b',');
     buf.extend_from_slice(r.person.sex.as_str().as_bytes());
     buf.push(b',');
-    push_csv_field(buf, geo.communes[r.person.commune as usize].name);
+    // A cross-border worker's row names the town abroad, as the vaccinating centre typed it.
+    match r.person.abroad() {
+        Some((city, _)) => push_csv_field(buf, city),
+        None => push_csv_field(buf, geo.communes[r.person.commune as usize].name),
+    }
     buf.push(b',');
     buf.extend_from_slice(r.atc.as_bytes());
     buf.push(b',');

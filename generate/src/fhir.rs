@@ -194,6 +194,20 @@ pub fn plan_chunk(ctx: &Ctx, chunk: usize) -> ChunkPlan {
                 &mut plan.imms,
             );
         }
+        // Nothing is recorded after a death.
+        if let Some(death) = p.deceased {
+            let mut k = first as usize;
+            while k < plan.imms.len() {
+                let imm = &plan.imms[k];
+                let after = imm.date > death
+                    || matches!(imm.fate, Fate::Corrected { date, .. } if date > death);
+                if after {
+                    plan.imms.remove(k);
+                } else {
+                    k += 1;
+                }
+            }
+        }
         let last = plan.imms.len() as u32;
         plan.spans.push((first, last));
         if !p.at_risk() {
@@ -222,7 +236,18 @@ pub fn plan_chunk(ctx: &Ctx, chunk: usize) -> ChunkPlan {
                 }
             }
         }
+        let before = plan.flu_cases.len();
         cases::simulate_flu(p, pi as u32, &flu, &mut rng, &mut plan.flu_cases);
+        if p.deceased.is_some() {
+            let mut k = before;
+            while k < plan.flu_cases.len() {
+                if p.alive_on(plan.flu_cases[k].onset) {
+                    k += 1;
+                } else {
+                    plan.flu_cases.remove(k);
+                }
+            }
+        }
         let cohort = date::year(p.birth);
         if !measles && p.kind == Kind::Resident && !p.invalid_nid && (2000..=2023).contains(&cohort)
         {
@@ -674,8 +699,20 @@ fn push_patient(buf: &mut Vec<u8>, ctx: &Ctx, p: &Person) {
     buf.extend_from_slice(p.sex.as_str().as_bytes());
     buf.extend_from_slice(b"\",\"birthDate\":\"");
     push_date(buf, p.birth);
+    if let Some(death) = p.deceased {
+        buf.extend_from_slice(b"\",\"deceasedDateTime\":\"");
+        push_date(buf, death);
+    }
     buf.extend_from_slice(b"\",\"address\":[{\"line\":[");
     push_json_str(buf, &format!("{} {}", p.house, STREETS[p.street as usize]));
+    if let Some((city, country)) = p.abroad() {
+        buf.extend_from_slice(b"],\"city\":");
+        push_json_str(buf, city);
+        buf.extend_from_slice(b",\"country\":\"");
+        buf.extend_from_slice(country.as_bytes());
+        buf.extend_from_slice(b"\"}]}\n");
+        return;
+    }
     buf.extend_from_slice(b"],\"city\":");
     let commune = &ctx.geo.communes[p.commune as usize];
     push_json_str(buf, commune.name);

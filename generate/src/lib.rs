@@ -221,6 +221,8 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<Manifest, Generate
     finish(w, &pop_path)?;
     population.never_in_registry = people.never_in_registry;
     population.emigrated_patients = people.emigrated;
+    population.cross_border_patients = people.cross_border;
+    population.deceased_patients = people.deceased;
 
     let manifest = Manifest {
         seed,
@@ -250,7 +252,8 @@ fn notes() -> Vec<String> {
         "COVID copies: Immunizations with meta.source covid19 and identifier system urn:vaxlake:source-system:covid19 whose value is a registry.csv event_id; same person, ATC, date, lot and dose number. Their performer is the COVID system's vaccinator id as an identifier.",
         "population.csv reference_year Y counts residents on 1 January of Y: the 2026 rows are the population at the export date (2025 births included). The 2025 rows also count the Patients who emigrated in 2025 and residents who died in 2025, and exclude residents who arrived in 2025.",
         "population.csv sex is as recorded: male, female, and small rows for other and unknown.",
-        "cases.csv persons are residents (in the registry or not) or registry Patients who have since emigrated. Influenza onsets fall between 1 October and 30 April; a person counts as vaccinated from 14 days after the first influenza dose given on or after 1 September of that season.",
+        "Cross-border workers (population.cross_border_patients): Patients whose address[0] is a town in France, Belgium or Germany with that country code, vaccinated in Luxembourg; their registry.csv and cases.csv rows name the town abroad. They are in no population row and not resident. Deceased residents (population.deceased_patients) carry Patient.deceasedDateTime in 2025; nothing of theirs is dated after death; population 2025 counts them, 2026 does not.",
+        "cases.csv persons are residents (in the registry or not), cross-border workers, or registry Patients who have since emigrated. cases.repeat_notifications rows repeat an influenza notification of the same person and disease 2 to 40 days later (one episode). Influenza onsets fall between 1 October and 30 April; a person counts as vaccinated from 14 days after the first influenza dose given on or after 1 September of that season.",
     ]
     .into_iter()
     .map(String::from)

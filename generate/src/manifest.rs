@@ -144,6 +144,13 @@ pub struct PopulationManifest {
     pub never_in_registry: u64,
     /// Registry Patients who are not residents (not in population.csv 2025).
     pub emigrated_patients: u64,
+    /// Patients living abroad (address in France, Belgium or Germany), vaccinated in
+    /// Luxembourg: in no population row, not resident for the warehouse.
+    #[serde(default)]
+    pub cross_border_patients: u64,
+    /// Residents who died in 2025 (`Patient.deceasedDateTime`): counted in 2025, not 2026.
+    #[serde(default)]
+    pub deceased_patients: u64,
     pub reference_years: Vec<i32>,
     /// Sum of the counts per reference year.
     pub totals: BTreeMap<String, u64>,
@@ -164,9 +171,18 @@ pub struct CasesManifest {
     pub influenza_lag_days: u32,
     /// Seasons (1 October to 30 April) with planted influenza cases, e.g. "2021/22".
     pub influenza_seasons: Vec<String>,
-    /// Accepted influenza cases (J10 + J11) with onset ≥ 14 days after that season's dose.
+    /// Accepted influenza cases (J10 + J11) of residents with onset ≥ 14 days after that
+    /// season's dose (first notifications only; cross-border workers' cases apart).
     pub influenza_cases_vaccinated: u64,
     pub influenza_cases_unvaccinated: u64,
+    /// First notifications (any disease) of cross-border workers: rows whose commune is a
+    /// town abroad, in no effectiveness count.
+    #[serde(default)]
+    pub cross_border_cases: u64,
+    /// Second notifications of an influenza episode, 2 to 40 days after the first (rows of
+    /// cases.csv; `by_disease` counts them, the influenza counts above do not).
+    #[serde(default)]
+    pub repeat_notifications: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -40,7 +40,20 @@ pub enum Kind {
     Emigrated,
     /// A Patient whose only line in the export is broken JSON.
     Ghost,
+    /// Lives in France, Belgium or Germany and works in Luxembourg: a registry Patient with
+    /// an address abroad, vaccinated here, in no population of Luxembourg.
+    CrossBorder,
 }
+
+/// Towns across the border where cross-border workers live: (city, ISO country code).
+pub const BORDER_TOWNS: [(&str, &str); 6] = [
+    ("Thionville", "FR"),
+    ("Longwy", "FR"),
+    ("Arlon", "BE"),
+    ("Aubange", "BE"),
+    ("Trier", "DE"),
+    ("Perl", "DE"),
+];
 
 #[derive(Debug, Clone)]
 pub struct Person {
@@ -69,6 +82,8 @@ pub struct Person {
     pub postal: u16,
     /// The usual practitioner (`prac-NNNN`).
     pub prac: u16,
+    /// Died on this day (a resident who died in 2025: `Patient.deceasedDateTime`).
+    pub deceased: Option<Day>,
 }
 
 impl Person {
@@ -90,6 +105,16 @@ impl Person {
         } else {
             self.nid
         }
+    }
+    /// Where a person living abroad lives: (city, country); `None` for everyone else.
+    pub fn abroad(&self) -> Option<(&'static str, &'static str)> {
+        (self.kind == Kind::CrossBorder).then(|| {
+            BORDER_TOWNS[(self.street as usize + self.house as usize) % BORDER_TOWNS.len()]
+        })
+    }
+    /// Alive on `day`.
+    pub fn alive_on(&self, day: Day) -> bool {
+        self.deceased.is_none_or(|death| day <= death)
     }
     pub fn given_names(&self) -> (&'static str, Option<&'static str>) {
         let list = given_list(self.sex, self.birth, self.family);
@@ -168,6 +193,8 @@ pub struct People {
     pub residents: u64,
     pub never_in_registry: u64,
     pub emigrated: u64,
+    pub cross_border: u64,
+    pub deceased: u64,
     pub ghosts: u64,
     pub invalid_patients: u64,
     /// Highest `pat_no` used.
@@ -218,6 +245,7 @@ pub fn build(
         house: 0,
         postal: 0,
         prac: 0,
+        deceased: None,
     };
     let birth_in = |rng: &mut rand_chacha::ChaCha8Rng, y: i32| -> Day {
         let start = date::ymd(y, 1, 1);
@@ -234,6 +262,14 @@ pub fn build(
         let y = cohorts[emig_pick.sample(&mut rng)];
         let b = birth_in(&mut rng, y);
         persons.push(blank(b, Kind::Emigrated));
+    }
+    // Cross-border workers vaccinated in Luxembourg (about 1 % of the Patients; Luxembourg
+    // has some 200,000 cross-border workers, most vaccinated at home): working ages.
+    let n_cross_border = ((residents as f64 * 0.01).round() as u64).max(1);
+    for _ in 0..n_cross_border {
+        let y = rng.between(1965, 2000);
+        let b = birth_in(&mut rng, y);
+        persons.push(blank(b, Kind::CrossBorder));
     }
     // Broken Patient lines: about 0.3 % of the Patient file.
     let n_ghosts = ((residents as f64 * 0.003).round() as u64).max(1);
@@ -292,6 +328,29 @@ pub fn build(
         let c = &geo.communes[p.commune as usize];
         p.postal = rng.between(i32::from(c.postal_lo), i32::from(c.postal_hi)) as u16;
         p.prac = pracs.pick(c.canton, &mut rng);
+    }
+
+    // Deaths in 2025 among registry residents of 70 or more (their Patient says when; the
+    // 2025 population counts them, the 2026 one does not).
+    let mut n_deceased = 0u64;
+    let death_rate = |age: i32| (0.000_025 * (0.09 * f64::from(age)).exp()).min(0.3);
+    for p in persons.iter_mut() {
+        let age = date::age_years(p.birth, date::ymd(2025, 1, 1));
+        if p.kind == Kind::Resident && p.pat_no != 0 && age >= 70 && rng.chance(death_rate(age)) {
+            p.deceased = Some(rng.between(date::ymd(2025, 1, 10), date::ymd(2025, 12, 20)));
+            n_deceased += 1;
+        }
+    }
+    // Even a small export plants one: the oldest registry resident.
+    if n_deceased == 0 {
+        let oldest = persons
+            .iter_mut()
+            .filter(|p| p.kind == Kind::Resident && p.pat_no != 0)
+            .min_by_key(|p| p.birth);
+        if let Some(p) = oldest {
+            p.deceased = Some(date::ymd(2025, 6, 15));
+            n_deceased = 1;
+        }
     }
 
     // Patient file order is unrelated to age or place.
@@ -361,6 +420,8 @@ pub fn build(
         residents,
         never_in_registry: never,
         emigrated: n_emigrated,
+        cross_border: n_cross_border,
+        deceased: n_deceased,
         ghosts: n_ghosts,
         invalid_patients: invalid,
         max_pat_no: next_pat,

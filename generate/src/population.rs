@@ -41,7 +41,10 @@ pub fn write_population(
         let c = cell(p.commune, p.sex, p.birth);
         match p.kind {
             Kind::Resident => {
-                counts[1][c] += 1;
+                // Alive on 1 January 2026, or not (deaths planted in 2025).
+                if p.deceased.is_none() {
+                    counts[1][c] += 1;
+                }
                 if p.birth <= end_2024 {
                     if !p.immigrated_2025 {
                         counts[0][c] += 1;

@@ -386,6 +386,8 @@ fn every_kind_of_bad_record_is_planted() {
         ("csv entered_in_error", m.csv.entered_in_error),
         ("never_in_registry", m.population.never_in_registry),
         ("emigrated_patients", m.population.emigrated_patients),
+        ("cross_border_patients", m.population.cross_border_patients),
+        ("deceased_patients", m.population.deceased_patients),
     ] {
         assert!(n >= 1, "nothing planted for {name}");
     }
@@ -599,8 +601,13 @@ fn population_counts_every_resident() {
         assert!(n > 0);
         *totals.entry(f[0]).or_default() += n;
     }
-    assert_eq!(totals["2026"], 2000);
-    assert_eq!(m.population.residents, 2000);
+    // 1 January 2026: the 2,000 residents generated, less those who died in 2025.
+    assert!(m.population.deceased_patients >= 1);
+    assert_eq!(totals["2026"], 2000 - m.population.deceased_patients);
+    assert_eq!(
+        m.population.residents,
+        2000 - m.population.deceased_patients
+    );
     assert_eq!(totals["2025"], m.population.totals["2025"]);
     assert!(totals["2025"] != totals["2026"]);
 }

@@ -86,6 +86,24 @@ pub fn parse_row(
     })
 }
 
+/// The `persons` row a case notification gives: resident when its commune is in the
+/// reference list, dated by the onset. It is ranked below any Patient or registry row, so it
+/// describes only a person no other record knows (see `persons::KnownFrom::Case`).
+pub fn person_row(case: &Case) -> crate::persons::PersonRow {
+    crate::persons::PersonRow {
+        person_key: case.person_key,
+        birth_month: case.birth_month,
+        sex: case.sex,
+        commune: case.commune,
+        canton: case.canton,
+        resident: case.commune.is_some(),
+        deceased_month: None,
+        last_updated: i64::from(case.onset_date) * 86_400_000_000,
+        known_from: crate::persons::KnownFrom::Case,
+        position: case.position,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

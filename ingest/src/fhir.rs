@@ -47,6 +47,8 @@ struct Address<'a> {
     city: Option<Cow<'a, str>>,
     #[serde(borrow)]
     district: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +67,8 @@ struct PatientJson<'a> {
     gender: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     address: Vec<Address<'a>>,
+    #[serde(borrow, rename = "deceasedDateTime")]
+    deceased: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +145,55 @@ pub struct Person {
     pub sex: &'static str,
     pub commune: Option<&'static str>,
     pub canton: Option<&'static str>,
+    /// The address is in a Luxembourg commune (see [`residence`]).
+    pub resident: bool,
+    /// Days since epoch of the first of the month of death, from `deceasedDateTime`.
+    pub deceased_month: Option<i32>,
     version: i64,
+}
+
+impl Person {
+    /// The person's `persons` row (its version is the Patient's `meta.lastUpdated`).
+    pub fn row(&self, position: u64) -> crate::persons::PersonRow {
+        crate::persons::PersonRow {
+            person_key: self.person_key,
+            birth_month: days(birth_month(self.birth_date)),
+            sex: self.sex,
+            commune: self.commune,
+            canton: self.canton,
+            resident: self.resident,
+            deceased_month: self.deceased_month,
+            last_updated: self.version,
+            known_from: crate::persons::KnownFrom::Patient,
+            position,
+        }
+    }
+}
+
+/// Whether an address `country` is Luxembourg: absent (the registry's own country), or its
+/// ISO 3166 codes or name.
+fn in_luxembourg(country: Option<&str>) -> bool {
+    match country.map(str::trim) {
+        None | Some("") => true,
+        Some(c) => ["LU", "LUX", "Luxembourg", "Luxemburg", "Lëtzebuerg"]
+            .iter()
+            .any(|name| c.eq_ignore_ascii_case(name)),
+    }
+}
+
+/// Commune, canton and residence from an address: a person is resident when the address is
+/// in Luxembourg and its city is a commune of the reference list. Someone living abroad
+/// (a cross-border worker) keeps no commune or canton, whatever the city is called.
+pub fn residence(
+    city: Option<&str>,
+    district: Option<&str>,
+    country: Option<&str>,
+) -> (Option<&'static str>, Option<&'static str>, bool) {
+    if !in_luxembourg(country) {
+        return (None, None, false);
+    }
+    let (commune, canton) = place(city, district);
+    (commune, canton, commune.is_some())
 }
 
 /// Patient resource id (hashed, so even the registry's internal ids are not kept in clear)
@@ -272,10 +324,26 @@ fn patient(
     }
     let sex = sex(parsed.gender.as_deref())?;
     let address = parsed.address.first();
-    let (commune, canton) = place(
+    let (commune, canton, resident) = residence(
         address.and_then(|a| a.city.as_deref()),
         address.and_then(|a| a.district.as_deref()),
+        address.and_then(|a| a.country.as_deref()),
     );
+    // Only the month is kept, like the birth month. A date of death before the birth or in
+    // the future is a data error, quarantined like any other.
+    let deceased_month = match parsed.deceased.as_deref() {
+        None => None,
+        Some(text) => {
+            let day = parse_date(text).ok_or("deceasedDateTime is not a date")?;
+            if day < birth_date {
+                return Err("deceasedDateTime is before the birthDate".into());
+            }
+            if day > today {
+                return Err("deceasedDateTime is in the future".into());
+            }
+            Some(days(birth_month(day)))
+        }
+    };
     let version = parsed
         .meta
         .as_ref()
@@ -288,6 +356,8 @@ fn patient(
         sex,
         commune,
         canton,
+        resident,
+        deceased_month,
         version,
     })
 }

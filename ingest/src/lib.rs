@@ -25,6 +25,7 @@ mod dates;
 mod error;
 mod fhir;
 pub mod maintain;
+pub mod persons;
 mod population;
 pub mod postgres;
 pub mod progress;

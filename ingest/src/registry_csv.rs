@@ -92,6 +92,23 @@ pub fn parse_row(
     })
 }
 
+/// The `persons` row a registry row gives: resident when its commune is in the reference
+/// list, dated by the row's `recorded_at`.
+pub fn person_row(v: &Vaccination) -> crate::persons::PersonRow {
+    crate::persons::PersonRow {
+        person_key: v.person_key,
+        birth_month: v.birth_month,
+        sex: v.sex,
+        commune: v.commune,
+        canton: v.canton,
+        resident: v.commune.is_some(),
+        deceased_month: None,
+        last_updated: v.last_updated,
+        known_from: crate::persons::KnownFrom::Registry,
+        position: v.position,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -671,6 +671,20 @@ mod tests {
                 "last_updated",
                 "ingested_at",
             ],
+            // content_hash covers the attributes alone, no pseudonym.
+            "persons" => &[
+                "birth_month",
+                "sex",
+                "commune",
+                "canton",
+                "resident",
+                "deceased_month",
+                "last_updated",
+                "known_from",
+                "ranked_at",
+                "ingested_at",
+                "content_hash",
+            ],
             "quarantine" => &[
                 "source",
                 "position",

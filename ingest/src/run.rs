@@ -5,13 +5,14 @@ use crate::chunks::{self, Chunk};
 use crate::csv_rows;
 use crate::error::{IngestError, Result};
 use crate::fhir::{self, ImmunizationContext, PatientIndex};
+use crate::persons::{self, LatestPersons, PersonRow};
 use crate::population;
 use crate::postgres::{self, PostgresSource, StopFlag};
 use crate::progress::Progress;
 use crate::registry_csv;
 use crate::row::{self, Parsed, Rejected, Staged};
 use crate::schema::{
-    self, TableSpec, CASES, INGEST_RUNS, OPTOUT, POPULATION, QUARANTINE, VACCINATIONS,
+    self, TableSpec, CASES, INGEST_RUNS, OPTOUT, PERSONS, POPULATION, QUARANTINE, VACCINATIONS,
 };
 use crate::source::Source;
 use crate::table::{warehouse_url, Precedence, Table, UpsertStats};
@@ -146,9 +147,31 @@ struct Run {
     quarantine: Quarantine,
     progress: Progress,
     label: &'static str,
+    /// The newest `persons` row of every person the run's records describe.
+    persons: LatestPersons,
 }
 
 impl Run {
+    /// Upserts the persons the run has seen (newest wins by `ranked_at`), keeping the months
+    /// of death the table already knows.
+    async fn write_persons(&mut self) -> Result<()> {
+        if self.persons.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.persons).into_rows();
+        let mut table =
+            Table::open_or_create(&self.root, &PERSONS, self.pseudonymizer.key_id()).await?;
+        let deaths = persons::known_deaths(&table).await?;
+        for chunk in rows.chunks(self.options.batch_rows) {
+            let batch = persons::persons_batch(chunk, &deaths, self.started_at)?;
+            let stats = table
+                .upsert(batch, &vec![false; chunk.len()], self.commit())
+                .await?;
+            tracing::info!(?stats, "persons committed");
+        }
+        Ok(())
+    }
+
     fn commit(&self) -> CommitProperties {
         CommitProperties::default().with_metadata([
             (
@@ -185,6 +208,7 @@ impl Run {
         mut rx: Receiver<Result<Parsed<T>>>,
         table: Table,
         to_batch: fn(&[T], i64) -> arrow::error::Result<RecordBatch>,
+        person_of: Option<fn(&T) -> PersonRow>,
     ) -> Result<()> {
         let mut writer = Writer {
             table: Some(table),
@@ -194,6 +218,11 @@ impl Run {
         while let Some(part) = rx.recv().await {
             let mut part = part?;
             self.count(&mut part);
+            if let Some(person_of) = person_of {
+                for row in &part.rows {
+                    self.persons.add(person_of(row));
+                }
+            }
             pending.append(&mut part.rows);
             self.flush_quarantine_if_large().await?;
             while pending.len() >= self.options.batch_rows {
@@ -318,6 +347,7 @@ pub async fn ingest(
         quarantine,
         progress: options.progress.clone(),
         label: source.label(),
+        persons: LatestPersons::default(),
     };
     tracing::info!(run_id = %run.report.run_id, source = source.label(), key_id = %key_id, "ingest started");
     match source {
@@ -328,6 +358,7 @@ pub async fn ingest(
         Source::OptOut(path) => ingest_optout(&mut run, path).await?,
         Source::Postgres(source) => ingest_postgres(&mut run, source).await?,
     }
+    run.write_persons().await?;
     let commit = run.commit();
     run.quarantine.flush(commit).await?;
     run.report.accepted = run.report.read - run.report.quarantined;
@@ -390,6 +421,9 @@ async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
         run.flush_quarantine_if_large().await?;
     }
     tracing::info!(patients = patients.len(), "patient index built");
+    for (position, person) in patients.values().flatten().enumerate() {
+        run.persons.add(person.row(position as u64));
+    }
 
     run.progress.set_message("Immunizations");
     let ctx = Arc::new(ImmunizationContext {
@@ -405,7 +439,8 @@ async fn ingest_fhir(run: &mut Run, dir: &Path) -> Result<()> {
         move |c: &Chunk| fhir::parse_immunizations(c, &ctx),
     );
     let table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
-    run.drain(rx, table, row::vaccinations_batch).await
+    // The persons come from the Patients above, not from their Immunizations.
+    run.drain(rx, table, row::vaccinations_batch, None).await
 }
 
 fn hasher(p: &Pseudonymizer) -> impl Fn(&[u8]) -> [u8; 16] + Send + 'static {
@@ -427,7 +462,13 @@ async fn ingest_registry_csv(run: &mut Run, path: &Path) -> Result<()> {
         move |f, line| registry_csv::parse_row(f, line, &p, &system, today),
     )?;
     let table = Table::open_or_create(&run.root, &VACCINATIONS, run.pseudonymizer.key_id()).await?;
-    run.drain(rx, table, row::vaccinations_batch).await
+    run.drain(
+        rx,
+        table,
+        row::vaccinations_batch,
+        Some(registry_csv::person_row),
+    )
+    .await
 }
 
 /// Pulls the registry database above the committed watermark until caught up (or told to
@@ -466,6 +507,13 @@ async fn ingest_postgres(run: &mut Run, source: &PostgresSource) -> Result<()> {
         // above the committed watermark): it supersedes what the table holds, whatever its
         // recorded_at says (an update need not move it forward).
         let rows = postgres::current_states(std::mem::take(&mut batch.parsed.rows));
+        // The batch's persons first: were the run to stop between the two commits, the
+        // batch is read again (its watermark is not committed) and its persons rewritten,
+        // which changes nothing the second time.
+        for row in &rows {
+            run.persons.add(registry_csv::person_row(row));
+        }
+        run.write_persons().await?;
         let deletes: Vec<bool> = rows.iter().map(Staged::deletes).collect();
         let record_batch = row::vaccinations_batch(&rows, run.started_at)?;
         drop(rows);
@@ -503,7 +551,8 @@ async fn ingest_cases(run: &mut Run, path: &Path) -> Result<()> {
         move |f, line| cases::parse_row(f, line, &p, today),
     )?;
     let table = Table::open_or_create(&run.root, &CASES, run.pseudonymizer.key_id()).await?;
-    run.drain(rx, table, row::cases_batch).await
+    run.drain(rx, table, row::cases_batch, Some(cases::person_row))
+        .await
 }
 
 async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {

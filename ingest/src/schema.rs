@@ -3,5 +3,5 @@
 
 pub use vaxlake_catalog::{
     birth_decade, warehouse_tables, Table as TableSpec, UpsertKeys, CASES, INGEST_RUNS, OPTOUT,
-    POPULATION, QUARANTINE, VACCINATIONS,
+    PERSONS, POPULATION, QUARANTINE, VACCINATIONS,
 };

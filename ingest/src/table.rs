@@ -490,6 +490,30 @@ impl Table {
         Ok(())
     }
 
+    /// Runs `sql` over the table, registered as `target` (small reads a writer needs, such
+    /// as the deaths `persons` keeps).
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let df_err = |source| IngestError::DataFusion {
+            table: self.spec.name.to_string(),
+            source,
+        };
+        if !self.has_files() {
+            return Ok(Vec::new());
+        }
+        let ctx = SessionContext::new();
+        self.table
+            .update_datafusion_session(&ctx.state())
+            .map_err(Self::delta_err(self.spec))?;
+        let provider = self.table.table_provider().await.map_err(df_err)?;
+        ctx.register_table("target", provider).map_err(df_err)?;
+        ctx.sql(sql)
+            .await
+            .map_err(df_err)?
+            .collect()
+            .await
+            .map_err(df_err)
+    }
+
     /// The stored version, content hash and partition of every key of `batch` the table holds.
     async fn lookup(&self, batch: &RecordBatch) -> Result<HashMap<String, Existing>> {
         let keys = self.spec.upsert.expect("upsert keys");

@@ -22,6 +22,7 @@ pub async fn run(args: EffectivenessArgs) -> Result<()> {
         by: args.by,
         doses_since: args.doses_since,
         outcome: Some(args.outcome),
+        episode_days: Some(args.episode_days),
     };
     let format = args.format.output();
     let text = if args.rates {

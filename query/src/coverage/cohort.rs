@@ -6,12 +6,28 @@ use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
 use super::publish::{coverage_figures, publish, tabulate, Context, Key, Place};
 use super::question::Breakdown;
 use super::select::{
-    before, cohort_population, keyed_counts, last_birthday, latest_reference_year,
+    before, cohort_population, cohort_reference_year, keyed_counts, last_birthday,
     reference_year_for, season_label, sex_matches,
 };
 use crate::dates::days_from_civil;
 use crate::population::population_source;
 use crate::QueryError;
+
+/// `counted` less `dead`, per key.
+fn living(
+    counted: impl Iterator<Item = (Key, u64)>,
+    dead: impl Iterator<Item = (Key, u64)>,
+) -> Vec<(Key, u64)> {
+    let mut sums: std::collections::BTreeMap<Key, u64> = std::collections::BTreeMap::new();
+    for (key, persons) in counted {
+        *sums.entry(key).or_default() += persons;
+    }
+    for (key, persons) in dead {
+        let sum = sums.entry(key).or_default();
+        *sum = sum.saturating_sub(persons);
+    }
+    sums.into_iter().collect()
+}
 
 pub(super) fn coverage_answer(
     context: &Context,
@@ -33,7 +49,7 @@ pub(super) fn coverage_answer(
                 ));
             }
             header.definition.age_months = Some(months);
-            let reference_year = latest_reference_year(facts);
+            let reference_year = cohort_reference_year(facts, cohort, months);
             let doses = facts
                 .cohort_doses
                 .get(&(indicator.antigen.clone(), indicator.dose))
@@ -82,6 +98,25 @@ pub(super) fn coverage_answer(
                     .filter(|row| row.year == cohort && row.birth_year <= oldest_birth_year)
                     .map(|row| (row.group, row.persons)),
             );
+            // The living on the season's 1 January: not those who died before it.
+            let dead = keyed_counts(
+                facts,
+                indicator,
+                by,
+                facts
+                    .dead_season_doses
+                    .get(&indicator.antigen)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|(death_year, row)| {
+                        *death_year <= cohort
+                            && row.year == cohort
+                            && row.birth_year <= oldest_birth_year
+                    })
+                    .map(|(_, row)| (row.group, row.persons)),
+            );
+            let numerators = living(numerators, dead);
             let denominators = keyed_counts(
                 facts,
                 indicator,
@@ -129,6 +164,20 @@ pub(super) fn coverage_answer(
                 .filter(|row| row.year <= cohort && band(row.birth_year).is_some())
                 .filter(|row| sex_matches(indicator, &facts.groups[row.group as usize]))
                 .map(|row| (band(row.birth_year), row.persons));
+            // Status on 1 January after the year, of the living then: not those who died in
+            // the year or before (docs/coverage.md, "Who is counted").
+            let dead = facts
+                .dead_year_doses
+                .get(&(indicator.antigen.clone(), dose))
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|(death_year, row)| {
+                    *death_year <= cohort && row.year <= cohort && band(row.birth_year).is_some()
+                })
+                .filter(|(_, row)| sex_matches(indicator, &facts.groups[row.group as usize]))
+                .map(|(_, row)| (band(row.birth_year), row.persons));
+            let numerators = living(numerators, dead);
             let denominators = facts
                 .population
                 .iter()

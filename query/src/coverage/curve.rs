@@ -7,8 +7,8 @@ use super::catalogue::Indicator;
 use super::publish::{coverage_figures, Context, Key};
 use super::question::CurveQuery;
 use super::select::{
-    before, birth_cohort_only, cohort_doses, cohort_population, last_birthday,
-    latest_reference_year,
+    before, birth_cohort_only, cohort_doses, cohort_population, cohort_reference_year,
+    last_birthday,
 };
 use crate::disclosure::Cell;
 use crate::population::population_source;
@@ -32,7 +32,8 @@ pub(super) fn curve_answer(
     for (_, age, persons) in cohort_doses(facts, indicator, query.cohort) {
         *by_age.entry(age).or_default() += persons;
     }
-    let reference_year = latest_reference_year(facts);
+    // One denominator for the whole curve: the cohort's at the indicator's age.
+    let reference_year = cohort_reference_year(facts, query.cohort, months);
     let population: Vec<(Key, u64)> =
         cohort_population(facts, indicator, query.cohort, None, reference_year);
     let denominator = (!population.is_empty())

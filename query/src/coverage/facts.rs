@@ -23,7 +23,7 @@ use crate::arrow_rows::{as_ints, as_strings, items, list, rows, string_list, Row
 use crate::dates::{civil_from_days, season_of_day};
 use crate::QueryError;
 
-/// Where a person is counted: the attributes of the `persons` view.
+/// Where a person is counted: their row of the `persons` table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Group {
     pub commune: Option<String>,
@@ -70,6 +70,14 @@ pub struct Facts {
     /// Age-band indicators: (antigen, dose) → persons whose dose was given in `year`.
     pub year_doses: HashMap<(String, u32), Vec<YearCount>>,
     pub population: Vec<PopulationCount>,
+    /// The population's reference years, in order.
+    pub reference_years: Vec<i32>,
+    /// Season indicators: the persons of [`Facts::season_doses`] who died, by the year of
+    /// their death (they are not among the living on any later 1 January).
+    pub dead_season_doses: HashMap<String, Vec<(i32, YearCount)>>,
+    /// Age-band indicators: the persons of [`Facts::year_doses`] who died, by the year of
+    /// their death.
+    pub dead_year_doses: HashMap<(String, u32), Vec<(i32, YearCount)>>,
     /// The newest dose date in the warehouse (ISO), for follow-up checks.
     pub data_until: Option<String>,
 }
@@ -80,6 +88,13 @@ impl Facts {
         if !ctx.table_exist("vaccinations")? {
             return Err(QueryError::Unavailable(
                 "no vaccinations have been ingested into this warehouse yet".into(),
+            ));
+        }
+        if !ctx.table_exist("persons")? {
+            return Err(QueryError::Unavailable(
+                "this warehouse has no persons table (ingested before December 2026): \
+                 ingest the registry export again to build it"
+                    .into(),
             ));
         }
         let mut facts = Facts::default();
@@ -114,14 +129,7 @@ impl Facts {
         year_pairs.sort();
         year_pairs.dedup();
 
-        // One pass over the vaccinations for every indicator. DataFusion groups each
-        // person's completed doses into three lists (vaccine, date, age) and picks the
-        // person's attributes in the same grouping; each vaccine is then expanded into its
-        // antigens and the dose days are sorted, deduplicated and numbered here, per person
-        // and antigen. Grouping by person alone (1.4 million groups at 10 million events)
-        // rather than by person and antigen (8.7 million, after the join multiplied the doses
-        // by their antigens) took the grouping from 11 s to under 3 s; a window function
-        // sorting every dose of the country by person costs more still.
+        // One pass over the residents' doses for every indicator (`resident_doses_sql`).
         let mut wanted: Vec<String> = cohort_pairs
             .iter()
             .chain(&year_pairs)
@@ -135,24 +143,6 @@ impl Facts {
         if !wanted.is_empty() {
             let vaccines = VaccineAntigens::load(ctx, &wanted, catalogue).await?;
             if !vaccines.by_atc.is_empty() {
-                // The person's attributes are the `persons` view's (sql/views/persons.sql),
-                // computed in the same pass rather than by a second grouping and a join.
-                let sql = format!(
-                    "SELECT array_agg(vaccine_atc) FILTER (WHERE counted) AS vaccines,
-                            array_agg(administered_on) FILTER (WHERE counted) AS dates,
-                            array_agg(age_months_at_dose) FILTER (WHERE counted) AS ages,
-                            CAST(date_part('year', latest_by(birth_month, recorded_at, event_key))
-                                 AS BIGINT) AS birth_year,
-                            latest_by(commune, recorded_at, event_key) AS commune,
-                            latest_by(canton, recorded_at, event_key) AS canton,
-                            latest_by(sex, recorded_at, event_key) AS sex,
-                            array_agg(vaccine_name) FILTER (WHERE counted) AS names
-                     FROM (SELECT *, status = 'completed' AND vaccine_atc IN ({}) AS counted
-                           FROM vaccinations)
-                     GROUP BY person_key
-                     HAVING bool_or(counted)",
-                    string_list(&vaccines.atc_codes())
-                );
                 let plan = DosePlan::new(
                     &wanted,
                     &cohort_pairs,
@@ -162,6 +152,7 @@ impl Facts {
                     &year_pairs,
                 );
                 let mut counts = DoseCounts::default();
+                let sql = resident_doses_sql(&vaccines.atc_codes(), false);
                 let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
                 while let Some(batch) = stream.next().await {
                     count_batch(
@@ -175,6 +166,65 @@ impl Facts {
                     )?;
                 }
                 counts.store(&wanted, &mut facts);
+
+                // The residents among them who died, counted again per year of death:
+                // season and age-band coverage count the living on a 1 January, so each
+                // answer takes away those who died before it (docs/coverage.md).
+                let living_matter = season_antigens
+                    .iter()
+                    .chain(year_pairs.iter().map(|(antigen, _)| antigen))
+                    .filter_map(|antigen| wanted.binary_search(antigen).ok())
+                    .collect::<Vec<_>>();
+                if !living_matter.is_empty() {
+                    let mut by_death: HashMap<i32, DoseCounts> = HashMap::new();
+                    let sql = resident_doses_sql(&vaccines.atc_codes(), true);
+                    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+                    while let Some(batch) = stream.next().await {
+                        let batch = batch?;
+                        let death_years = as_ints(batch.column(8))?;
+                        let mut years: Vec<i64> = death_years.values().to_vec();
+                        years.sort_unstable();
+                        years.dedup();
+                        for year in years {
+                            let rows = arrow::compute::kernels::cmp::eq(
+                                &death_years,
+                                &arrow::array::Int64Array::new_scalar(year),
+                            )?;
+                            let part = arrow::compute::filter_record_batch(&batch, &rows)?;
+                            count_batch(
+                                &part,
+                                &vaccines,
+                                &catalogue.rules,
+                                &plan,
+                                &mut facts,
+                                &mut interner,
+                                by_death.entry(year as i32).or_default(),
+                            )?;
+                        }
+                    }
+                    for (death_year, counts) in by_death {
+                        let mut dead = Facts {
+                            groups: std::mem::take(&mut facts.groups),
+                            ..Facts::default()
+                        };
+                        counts.store(&wanted, &mut dead);
+                        facts.groups = std::mem::take(&mut dead.groups);
+                        for (antigen, rows) in dead.season_doses {
+                            facts
+                                .dead_season_doses
+                                .entry(antigen)
+                                .or_default()
+                                .extend(rows.into_iter().map(|row| (death_year, row)));
+                        }
+                        for (pair, rows) in dead.year_doses {
+                            facts
+                                .dead_year_doses
+                                .entry(pair)
+                                .or_default()
+                                .extend(rows.into_iter().map(|row| (death_year, row)));
+                        }
+                    }
+                }
             }
         }
 
@@ -191,6 +241,13 @@ impl Facts {
                     persons: row.int(5) as u64,
                 });
             }
+            facts.reference_years = facts
+                .population
+                .iter()
+                .map(|row| row.reference_year)
+                .collect();
+            facts.reference_years.sort_unstable();
+            facts.reference_years.dedup();
         }
 
         let until = rows(
@@ -201,6 +258,46 @@ impl Facts {
         facts.data_until = until.first().and_then(|row| row.maybe_text(0));
         Ok(facts)
     }
+}
+
+/// One row per resident with a completed dose of the vaccines `atc_codes`: (vaccines, dates,
+/// ages, birth year, commune, canton, sex, product names), then, with `deceased`, only the residents who
+/// died and the year of their death.
+///
+/// One pass over the vaccinations for every indicator. DataFusion groups each person's
+/// completed doses into three lists (vaccine, date, age); each vaccine is then expanded into
+/// its antigens and the dose days are sorted, deduplicated and numbered in Rust, per person
+/// and antigen. Grouping by person alone (1.4 million groups at 10 million events) rather
+/// than by person and antigen (8.7 million, after the join multiplied the doses by their
+/// antigens) took the grouping from 11 s to under 3 s; a window function sorting every dose
+/// of the country by person costs more still. The person's attributes and residence are
+/// those of the `persons` table: persons living abroad (cross-border workers vaccinated in
+/// Luxembourg) are not in any numerator (docs/coverage.md, "Who is counted").
+fn resident_doses_sql(atc_codes: &[String], deceased: bool) -> String {
+    let (death_year, death_filter) = if deceased {
+        (
+            ", CAST(date_part('year', p.deceased_month) AS BIGINT) AS death_year",
+            "AND p.deceased_month IS NOT NULL",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "SELECT d.vaccines, d.dates, d.ages,
+                CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
+                p.commune, p.canton, p.sex, d.names{death_year}
+         FROM (SELECT person_key,
+                      array_agg(vaccine_atc) AS vaccines,
+                      array_agg(administered_on) AS dates,
+                      array_agg(age_months_at_dose) AS ages,
+                      array_agg(vaccine_name) AS names
+               FROM vaccinations
+               WHERE status = 'completed' AND vaccine_atc IN ({})
+               GROUP BY person_key) AS d
+         JOIN persons AS p ON p.person_key = d.person_key
+         WHERE p.resident {death_filter}",
+        string_list(atc_codes)
+    )
 }
 
 /// Interns the (commune, canton, sex) found at `first`, `first + 1`, `first + 2`.

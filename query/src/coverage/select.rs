@@ -37,17 +37,23 @@ pub(super) fn keyed_counts<'a>(
         .map(move |(group, persons)| (group_key(by, group), persons))
 }
 
-/// The newest reference year, which birth-cohort denominators use (CONTRACTS.md).
+/// The newest reference year (the last cohort the `--all` table lists).
 pub(super) fn latest_reference_year(facts: &Facts) -> Option<i32> {
-    facts.population.iter().map(|row| row.reference_year).max()
+    facts.reference_years.last().copied()
 }
 
-/// `target` when the population has it, else the latest earlier year, else the earliest.
+/// The reference year nearest to `target` (see [`choose_reference_year`]).
 pub(super) fn reference_year_for(facts: &Facts, target: i32) -> Option<i32> {
-    choose_reference_year(
-        facts.population.iter().map(|row| row.reference_year),
-        target,
-    )
+    choose_reference_year(facts.reference_years.iter().copied(), target)
+}
+
+/// The denominator year of cohort `cohort` at `months` months (CONTRACTS.md): the reference
+/// year nearest to the 1 January after the whole cohort has reached that age, i.e. after
+/// the youngest of it (born 31 December) has. DTP3 by 12 months of cohort 2022: 1 January
+/// 2024; MCV2 by 24 months: 1 January 2025.
+pub(super) fn cohort_reference_year(facts: &Facts, cohort: i32, months: u32) -> Option<i32> {
+    let reached = crate::dates::civil_from_days(last_birthday(cohort, months)).0;
+    reference_year_for(facts, reached + 1)
 }
 
 /// Whether the warehouse's newest dose is before `day`: some of the population could not
@@ -106,8 +112,8 @@ pub(super) fn cohort_doses<'a>(
         .filter(|(group, _, _)| sex_matches(indicator, group))
 }
 
-/// The cohort's denominator per key in `reference_year` (the latest, which the caller has
-/// already found for the answer's provenance).
+/// The cohort's denominator per key in `reference_year` (from [`cohort_reference_year`],
+/// which the caller has already found for the answer's provenance).
 pub(super) fn cohort_population(
     facts: &Facts,
     indicator: &Indicator,
@@ -133,6 +139,24 @@ mod tests {
         assert_eq!(civil_from_days(last_birthday(2023, 12)), (2024, 12, 31));
         assert_eq!(civil_from_days(last_birthday(2023, 2)), (2024, 2, 29));
         assert_eq!(civil_from_days(last_birthday(2023, 14)), (2025, 2, 28));
+    }
+
+    #[test]
+    fn a_cohort_denominator_is_the_year_after_it_reaches_the_age() {
+        let facts = Facts {
+            reference_years: vec![2023, 2024, 2026],
+            ..Facts::default()
+        };
+        // Cohort 2022 has all turned 12 months on 31 December 2023: 1 January 2024.
+        assert_eq!(cohort_reference_year(&facts, 2022, 12), Some(2024));
+        // By 24 months: 1 January 2025, one year from 2024 and from 2026: the earlier.
+        assert_eq!(cohort_reference_year(&facts, 2022, 24), Some(2024));
+        // Cohort 2024 at 12 months: 1 January 2026, not the newest-but-one.
+        assert_eq!(cohort_reference_year(&facts, 2024, 12), Some(2026));
+        // Cohort 2010 at 15 years: 1 January 2026.
+        assert_eq!(cohort_reference_year(&facts, 2010, 180), Some(2026));
+        // Cohort 2020 at 12 months (1 January 2022): the nearest there is, 2023.
+        assert_eq!(cohort_reference_year(&facts, 2020, 12), Some(2023));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::answer::{GroupValue, TimelinessAnswer, TimelinessFigures};
 use super::catalogue::Indicator;
 use super::publish::{key_order, Context, Key, Place};
 use super::question::TimelinessQuery;
-use super::select::{birth_cohort_only, cohort_doses, group_key};
+use super::select::{before, birth_cohort_only, cohort_doses, group_key, last_birthday};
 use crate::disclosure::{round4, Cell};
 use crate::QueryError;
 
@@ -56,6 +56,20 @@ pub(super) fn timeliness_answer(
         Some(_) => context.rule.apply(&cells, Some(&total)),
         None => (Vec::new(), context.rule.apply(&[], Some(&total)).1),
     };
+    // The youngest of the cohort has not yet reached the indicator's age: children
+    // vaccinated late are still to come, so the median age will rise and the timely share
+    // fall. Flagged like coverage cells are.
+    let incomplete = before(
+        facts,
+        last_birthday(query.cohort, indicator.age_months.unwrap_or(12)),
+    );
+    let flags = || {
+        if incomplete {
+            vec!["incomplete_follow_up"]
+        } else {
+            Vec::new()
+        }
+    };
     let figures = |cell: &Cell, median: Option<f64>, withheld: bool| {
         let interval = cell.denominator.and(cell.wilson());
         TimelinessFigures {
@@ -66,7 +80,7 @@ pub(super) fn timeliness_answer(
             ci_low: shown(withheld, interval.map(|(low, _)| round4(low))),
             ci_high: shown(withheld, interval.map(|(_, high)| round4(high))),
             suppressed: withheld,
-            flags: Vec::new(),
+            flags: flags(),
         }
     };
     let place = Place::cohort(query.cohort);

@@ -21,6 +21,8 @@ pub struct StudyDescription {
     pub dose: usize,
     pub doses_since: Option<String>,
     pub outcome: Outcome,
+    /// Repeat notifications within this many days of an episode's first count once.
+    pub episode_days: i32,
 }
 
 /// The version of the effectiveness definitions (docs/effectiveness.md, "Definition

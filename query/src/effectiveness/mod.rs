@@ -29,4 +29,4 @@ pub use estimate::{
     exact_conditional, exact_stratified_bound, mantel_haenszel, rate_ratio, screening, Estimate,
     IntervalMethod, Stratum, EXACT_BELOW,
 };
-pub use study::{EffectivenessQuery, Outcome};
+pub use study::{EffectivenessQuery, Outcome, DEFAULT_EPISODE_DAYS};

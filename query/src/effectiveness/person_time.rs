@@ -17,11 +17,21 @@ pub(super) fn strata(study: &Study, data: &StudyData, first: i32, last: i32) -> 
             population[band] += persons as f64 * days;
         }
     }
-    for (&(birth_year, protected), &persons) in &data.vaccinated {
+    // The population's person-time ends at death too: the days after a resident's death
+    // are nobody's, vaccinated or not.
+    for (&(birth_year, alive_until), &persons) in &data.deaths {
         if let Some(band) = study.band_of(birth_year) {
-            let start = protected.max(first);
+            let start = (alive_until + 1).max(first);
             if start <= last {
-                strata[band].t1 += persons as f64 * f64::from(last - start + 1);
+                population[band] -= persons as f64 * f64::from(last - start + 1);
+            }
+        }
+    }
+    for (&(birth_year, protected, alive_until), &persons) in &data.vaccinated {
+        if let Some(band) = study.band_of(birth_year) {
+            let (start, end) = (protected.max(first), alive_until.min(last));
+            if start <= end {
+                strata[band].t1 += persons as f64 * f64::from(end - start + 1);
             }
         }
     }
@@ -86,6 +96,7 @@ mod tests {
             by_band: true,
             doses_since: None,
             outcome: Outcome::Any,
+            episode_days: 90,
         }
     }
 
@@ -100,11 +111,12 @@ mod tests {
             vaccinated: BTreeMap::new(),
             cases: BTreeMap::new(),
             population: BTreeMap::from([(1955, 10)]),
+            deaths: BTreeMap::new(),
             reference_year: Some(2025),
         };
         data.vaccinated
-            .insert((1955, parse_iso("2024-10-22").unwrap()), 1);
-        data.vaccinated.insert((1955, study.from), 1);
+            .insert((1955, parse_iso("2024-10-22").unwrap(), study.to), 1);
+        data.vaccinated.insert((1955, study.from, study.to), 1);
         data.cases
             .insert((1955, parse_iso("2024-10-25").unwrap(), true), 1);
         data.cases
@@ -120,6 +132,36 @@ mod tests {
             }
         );
         assert_eq!(strata[2], Stratum::default());
+    }
+
+    #[test]
+    fn person_time_ends_at_death() {
+        // Period 2024-10-01..2024-10-31 (31 days), band 65-74, 10 residents: 310 days. One
+        // vaccinated resident protected from the start died in October (month of death
+        // 2024-10): alive to the month's end, 31 vaccinated days. Another vaccinated resident
+        // protected from the start died in September, before the period (after the
+        // population's reference date, so the population counts them): no vaccinated days.
+        // An unvaccinated resident died in the same September: the two September deaths
+        // take 2 × 31 = 62 days off the population's 310. Then T1 = 31, T0 = 310 - 62 - 31
+        // = 217.
+        let study = study("2024-10-01", "2024-10-31");
+        let day = |text| parse_iso(text).unwrap();
+        let data = StudyData {
+            vaccinated: BTreeMap::from([
+                ((1955, study.from, day("2024-10-31")), 1),
+                ((1955, study.from, day("2024-09-30")), 1),
+            ]),
+            cases: BTreeMap::new(),
+            population: BTreeMap::from([(1955, 10)]),
+            deaths: BTreeMap::from([((1955, day("2024-09-30")), 2)]),
+            reference_year: Some(2024),
+        };
+        let strata = strata(&study, &data, study.from, study.to);
+        assert_eq!(strata[3].t1, 31.0);
+        assert_eq!(strata[3].t0, 217.0);
+        // The first half of the month, for the monthly rates: T1 = 15, T0 = 150 - 30 - 15.
+        let half = super::strata(&study, &data, study.from, day("2024-10-15"));
+        assert_eq!((half[3].t1, half[3].t0), (15.0, 105.0));
     }
 
     #[test]

@@ -47,7 +47,15 @@ pub struct EffectivenessQuery {
     pub by: Option<String>,
     pub doses_since: Option<String>,
     pub outcome: Option<Outcome>,
+    /// Notifications of one person and disease whose onsets lie within this many days of
+    /// the first are one episode (90 by default; 0 counts every notification).
+    #[serde(default)]
+    pub episode_days: Option<u32>,
 }
+
+/// Repeat notifications within this many days of an episode's first are the same episode
+/// (docs/effectiveness.md, "Cases").
+pub const DEFAULT_EPISODE_DAYS: u32 = 90;
 
 /// A request checked and turned into day numbers.
 #[derive(Debug, Clone)]
@@ -61,6 +69,7 @@ pub(super) struct Study {
     pub(super) by_band: bool,
     pub(super) doses_since: Option<i32>,
     pub(super) outcome: Outcome,
+    pub(super) episode_days: i32,
 }
 
 impl Study {
@@ -84,6 +93,7 @@ impl Study {
             dose: self.dose,
             doses_since: self.doses_since.map(format_iso),
             outcome: self.outcome,
+            episode_days: self.episode_days,
         }
     }
 
@@ -136,6 +146,10 @@ impl Study {
         if !(1..=20).contains(&dose) {
             return Err(invalid("dose must be between 1 and 20".into()));
         }
+        let episode_days = query.episode_days.unwrap_or(DEFAULT_EPISODE_DAYS);
+        if episode_days > 3_650 {
+            return Err(invalid("episode_days must be between 0 and 3650".into()));
+        }
         let by_band = match query.by.as_deref() {
             None => false,
             Some("age_band") => true,
@@ -164,6 +178,7 @@ impl Study {
             by_band,
             doses_since,
             outcome: query.outcome.unwrap_or_default(),
+            episode_days: episode_days as i32,
         })
     }
 }
