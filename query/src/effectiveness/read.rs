@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{Array, AsArray, Date32Array, RecordBatch};
+use arrow::array::{Array, AsArray, Date32Array, Int32Array, RecordBatch};
+use vaxlake_catalog::validity::{DoseDay, DoseRules};
 
 use super::study::{Outcome, Study};
 use crate::arrow_rows::{as_ints, as_strings, items, list, quote};
@@ -64,13 +65,36 @@ fn episodes(notifications: &[Notification], window: i32) -> Vec<Notification> {
     out
 }
 
-/// The n-th distinct dose day of a list of dose dates, plus the lag: the first day counted
-/// as vaccinated.
-fn protected_from(dates: &Date32Array, start: usize, end: usize, study: &Study) -> Option<i32> {
-    let mut days: Vec<i32> = (start..end).map(|index| dates.value(index)).collect();
-    days.sort_unstable();
-    days.dedup();
-    days.get(study.dose - 1).map(|day| day + study.lag_days)
+/// The first day counted as vaccinated: the `dose`-th valid dose day given on or after
+/// `doses_since`, plus the lag. Validity is judged on the person's whole history up to the
+/// period's end (the dose rules of sql/reference/dose_rules.csv, the same judge as coverage),
+/// so an invalid dose never makes anyone vaccinated, and a dose before `doses_since` still
+/// counts as the previous valid dose of an interval.
+fn protected_from(
+    dates: &Date32Array,
+    ages: &Int32Array,
+    (start, end): (usize, usize),
+    study: &Study,
+    rules: &DoseRules,
+) -> Option<i32> {
+    let mut days: Vec<DoseDay> = (start..end)
+        .map(|index| {
+            DoseDay::new(
+                dates.value(index),
+                ages.is_valid(index).then(|| ages.value(index)),
+            )
+        })
+        .collect();
+    days.sort_unstable_by_key(|day| (day.date, day.age_months));
+    days.dedup_by_key(|day| day.date);
+    let judged = rules.judge(&study.antigen, &days);
+    days.iter()
+        .zip(&judged)
+        .filter(|(day, judged)| {
+            judged.valid() && study.doses_since.is_none_or(|since| day.date >= since)
+        })
+        .nth(study.dose - 1)
+        .map(|(day, _)| day.date + study.lag_days)
 }
 
 pub(super) async fn read_study(
@@ -84,21 +108,19 @@ pub(super) async fn read_study(
             )));
         }
     }
-    let since = study
-        .doses_since
-        .map(|day| format!("AND v.administered_on >= DATE {}", quote(&format_iso(day))))
-        .unwrap_or_default();
+    let rules = DoseRules::builtin()?;
     // Residents only: a cross-border worker vaccinated in Luxembourg is in no population
     // of Luxembourg, so their person-time would be taken from the residents' unvaccinated.
     let doses = format!(
         "SELECT d.person_key, d.birth_year, d.dates,
-                CAST(p.deceased_month AS INT) AS deceased_month
+                CAST(p.deceased_month AS INT) AS deceased_month, d.ages
          FROM (SELECT v.person_key,
                       CAST(date_part('year', max(v.birth_month)) AS BIGINT) AS birth_year,
-                      array_agg(v.administered_on) AS dates
+                      array_agg(v.administered_on) AS dates,
+                      array_agg(v.age_months_at_dose) AS ages
                FROM vaccinations AS v JOIN vaccine_antigens AS a ON a.atc_code = v.vaccine_atc
                WHERE a.antigen = {antigen} AND v.status = 'completed'
-                 AND v.administered_on <= DATE {to} {since}
+                 AND v.administered_on <= DATE {to}
                GROUP BY v.person_key) AS d
          JOIN persons AS p ON p.person_key = d.person_key
          WHERE p.resident",
@@ -124,6 +146,13 @@ pub(super) async fn read_study(
         let values = items::<Date32Array>(&dates)?;
         let offsets = dates.value_offsets();
         let deceased = as_ints(batch.column(3))?;
+        let ages = list(batch.column(4))?;
+        let age_values = items::<Int32Array>(&ages)?;
+        if ages.value_offsets() != offsets {
+            return Err(QueryError::Format(
+                "dose dates and ages do not line up".into(),
+            ));
+        }
         for row in 0..batch.num_rows() {
             let range = (offsets[row] as usize, offsets[row + 1] as usize);
             let last = if deceased.is_valid(row) {
@@ -131,7 +160,7 @@ pub(super) async fn read_study(
             } else {
                 study.to
             };
-            if let Some(first) = protected_from(values, range.0, range.1, study) {
+            if let Some(first) = protected_from(values, age_values, range, study, &rules) {
                 if first <= last {
                     *data
                         .vaccinated
@@ -294,5 +323,44 @@ mod tests {
         );
         // A window of 0: every notification is its own episode.
         assert_eq!(episodes(&notifications, 0).len(), 5);
+    }
+
+    #[test]
+    fn only_valid_doses_make_a_person_vaccinated() {
+        // A measles study from 2025-01-01, dose 1, lag 14 days. The child's first
+        // measles-containing dose on 2024-03-10 was given at 6 completed months (MCV0:
+        // before the 9 months of dose_rules.csv, invalid); the second, on 2024-09-10 at 12
+        // months, is the first valid dose: protected from 2024-09-24, not 2024-03-24. A
+        // dose-2 study needs a second valid dose, which this child does not have.
+        let day = |text| parse_iso(text).unwrap();
+        let mut study = Study {
+            antigen: "measles".into(),
+            disease: "B05".into(),
+            from: day("2025-01-01"),
+            to: day("2025-06-30"),
+            lag_days: 14,
+            dose: 1,
+            by_band: false,
+            doses_since: None,
+            outcome: Outcome::Any,
+            episode_days: 90,
+        };
+        let dates = Date32Array::from(vec![day("2024-09-10"), day("2024-03-10")]);
+        let ages = Int32Array::from(vec![12, 6]);
+        let rules = DoseRules::builtin().unwrap();
+        assert_eq!(
+            protected_from(&dates, &ages, (0, 2), &study, &rules),
+            Some(day("2024-09-24"))
+        );
+        study.dose = 2;
+        assert_eq!(protected_from(&dates, &ages, (0, 2), &study, &rules), None);
+        // With doses counted only from 2024-06-01, the valid 2024-09-10 dose is still the
+        // first one.
+        study.dose = 1;
+        study.doses_since = Some(day("2024-06-01"));
+        assert_eq!(
+            protected_from(&dates, &ages, (0, 2), &study, &rules),
+            Some(day("2024-09-24"))
+        );
     }
 }
