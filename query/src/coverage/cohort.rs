@@ -3,15 +3,63 @@
 
 use super::answer::CoverageAnswer;
 use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
-use super::publish::{coverage_figures, publish, tabulate, Context, Key, Place};
+use super::facts::Facts;
+use super::plan::{flat_plan, Selection};
+use super::publish::{coverage_figures, publish_planned, tabulate, Context, Key, Place};
 use super::question::Breakdown;
 use super::select::{
-    before, cohort_population, keyed_counts, last_birthday, latest_reference_year,
-    reference_year_for, season_label, sex_matches,
+    before, last_birthday, latest_reference_year, reference_year_for, season_label, sex_matches,
 };
 use crate::dates::days_from_civil;
 use crate::population::population_source;
 use crate::QueryError;
+
+/// Persons of `cohort` (and the indicator's sex) with the indicator's dose before `months`,
+/// over the cohort's population in `reference_year`, per facts group: the cells of one
+/// birth-cohort publication, which every breakdown and the plan are cut from.
+pub(super) fn birth_cohort_selection(
+    facts: &Facts,
+    indicator: &Indicator,
+    cohort: i32,
+    months: u32,
+    reference_year: Option<i32>,
+) -> Selection {
+    let doses = facts
+        .cohort_doses
+        .get(&(indicator.antigen.clone(), indicator.dose))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let of_sex = |group: u32| sex_matches(indicator, &facts.groups[group as usize]);
+    Selection {
+        numerators: doses
+            .iter()
+            .filter(|row| row.cohort == cohort && row.age_months < months as i32)
+            .filter(|row| of_sex(row.group))
+            .map(|row| (row.group, row.persons))
+            .collect(),
+        denominators: facts
+            .population
+            .iter()
+            .filter(|row| Some(row.reference_year) == reference_year && row.birth_year == cohort)
+            .filter(|row| of_sex(row.group))
+            .map(|row| (row.group, row.persons))
+            .collect(),
+    }
+}
+
+/// The age a birth-cohort answer counts doses by: the question's, else the indicator's.
+pub(super) fn answer_months(
+    indicator: &Indicator,
+    age_months: Option<u32>,
+) -> Result<u32, QueryError> {
+    let months = age_months.or(indicator.age_months).unwrap_or(12);
+    if months == 0 || months > 1200 {
+        return Err(QueryError::Invalid(
+            "age_months must be between 1 and 1200".into(),
+        ));
+    }
+    Ok(months)
+}
 
 pub(super) fn coverage_answer(
     context: &Context,
@@ -24,32 +72,15 @@ pub(super) fn coverage_answer(
     let mut header = context.header(indicator);
     let mut place = Place::cohort(cohort);
 
-    let (rows, total, reference_year, incomplete, column) = match indicator.kind {
+    let (rows, total, reference_year, incomplete, column, plan) = match indicator.kind {
         Kind::BirthCohort => {
-            let months = age_months.or(indicator.age_months).unwrap_or(12);
-            if months == 0 || months > 1200 {
-                return Err(QueryError::Invalid(
-                    "age_months must be between 1 and 1200".into(),
-                ));
-            }
+            let months = answer_months(indicator, age_months)?;
             header.definition.age_months = Some(months);
             let reference_year = latest_reference_year(facts);
-            let doses = facts
-                .cohort_doses
-                .get(&(indicator.antigen.clone(), indicator.dose))
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let numerators = keyed_counts(
-                facts,
-                indicator,
-                by,
-                doses
-                    .iter()
-                    .filter(|row| row.cohort == cohort && row.age_months < months as i32)
-                    .map(|row| (row.group, row.persons)),
-            );
-            let denominators = cohort_population(facts, indicator, cohort, by, reference_year);
-            let (rows, total) = tabulate(numerators, denominators);
+            let selection =
+                birth_cohort_selection(facts, indicator, cohort, months, reference_year);
+            let (rows, total) = selection.tabulate(facts, by);
+            let plan = selection.plan(facts, context.rule, &context.order_key);
             let incomplete = before(facts, last_birthday(cohort, months));
             (
                 rows,
@@ -57,6 +88,7 @@ pub(super) fn coverage_answer(
                 reference_year,
                 incomplete,
                 by.map(Breakdown::column),
+                plan,
             )
         }
         Kind::Season => {
@@ -73,29 +105,27 @@ pub(super) fn coverage_answer(
                 .get(&indicator.antigen)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let numerators = keyed_counts(
-                facts,
-                indicator,
-                by,
-                doses
+            let of_sex = |group: u32| sex_matches(indicator, &facts.groups[group as usize]);
+            let selection = Selection {
+                numerators: doses
                     .iter()
                     .filter(|row| row.year == cohort && row.birth_year <= oldest_birth_year)
-                    .map(|row| (row.group, row.persons)),
-            );
-            let denominators = keyed_counts(
-                facts,
-                indicator,
-                by,
-                facts
+                    .filter(|row| of_sex(row.group))
+                    .map(|row| (row.group, row.persons))
+                    .collect(),
+                denominators: facts
                     .population
                     .iter()
                     .filter(|row| {
                         Some(row.reference_year) == reference_year
                             && row.birth_year <= oldest_birth_year
                     })
-                    .map(|row| (row.group, row.persons)),
-            );
-            let (rows, total) = tabulate(numerators, denominators);
+                    .filter(|row| of_sex(row.group))
+                    .map(|row| (row.group, row.persons))
+                    .collect(),
+            };
+            let (rows, total) = selection.tabulate(facts, by);
+            let plan = selection.plan(facts, context.rule, &context.order_key);
             let incomplete = before(facts, days_from_civil(cohort + 1, 8, 31));
             (
                 rows,
@@ -103,6 +133,7 @@ pub(super) fn coverage_answer(
                 reference_year,
                 incomplete,
                 by.map(Breakdown::column),
+                plan,
             )
         }
         Kind::AgeBand => {
@@ -144,16 +175,29 @@ pub(super) fn coverage_answer(
                     .position(|(label, _, _)| Some(*label) == key.as_deref())
             };
             rows.sort_by_key(|(key, _)| order(key));
+            let plan = flat_plan(context.rule, &context.order_key, &rows, &total);
             let incomplete = before(facts, days_from_civil(cohort, 12, 31));
-            (rows, total, reference_year, incomplete, Some("age_band"))
+            (
+                rows,
+                total,
+                reference_year,
+                incomplete,
+                Some("age_band"),
+                plan,
+            )
         }
     };
-    let (rows, total) = publish(
-        context.rule,
+    let withheld = |key: &Key| match (indicator.kind, by) {
+        (Kind::AgeBand, _) => plan.band_withheld(key),
+        (_, by) => plan.withheld(by, key),
+    };
+    let (rows, total) = publish_planned(
         column,
         &rows,
         &total,
         &place,
+        withheld,
+        plan.national,
         |cell, withheld| coverage_figures(cell, withheld, incomplete),
     );
     Ok(CoverageAnswer {

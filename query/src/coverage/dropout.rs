@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 
 use super::answer::{DropoutAnswer, DropoutFigures};
 use super::catalogue::{DoseRule, Indicator};
-use super::publish::{key_order, publish, Context, Key, Place};
+use super::cohort::birth_cohort_selection;
+use super::publish::{key_order, publish_planned, Context, Key, Place};
 use super::question::{Breakdown, DropoutQuery};
-use super::select::{before, birth_cohort_only, cohort_doses, group_key, last_birthday};
+use super::select::{
+    before, birth_cohort_only, cohort_doses, group_key, last_birthday, latest_reference_year,
+};
 use crate::disclosure::{round4, Cell};
 use crate::QueryError;
 
@@ -61,12 +64,32 @@ pub(super) fn dropout_answer(
     let mut header = context.header(to);
     header.definition.age_months = Some(months);
     let incomplete = before(facts, last_birthday(query.cohort, months));
-    let (rows, total) = publish(
-        context.rule,
+    // `started` and `completed` are the two doses' coverage numerators at this age: a row
+    // is withheld wherever either dose's publication plan withholds it (else it would give
+    // away the count that coverage answer withholds), and where its own counts fail the rule.
+    let reference_year = latest_reference_year(facts);
+    let plan = [from, to]
+        .iter()
+        .map(|indicator| {
+            birth_cohort_selection(facts, indicator, query.cohort, months, reference_year).plan(
+                facts,
+                context.rule,
+                &context.order_key,
+            )
+        })
+        .reduce(|a, b| a.union(&b))
+        .unwrap_or_default();
+    let own: BTreeMap<Key, bool> = rows
+        .iter()
+        .map(|(key, cell)| (key.clone(), context.rule.fails(cell)))
+        .collect();
+    let (rows, total) = publish_planned(
         by.map(Breakdown::column),
         &rows,
         &total,
         &Place::cohort(query.cohort),
+        |key| plan.withheld(by, key) || own.get(key).copied().unwrap_or(true),
+        plan.national || context.rule.fails(&total),
         |cell, withheld| dropout_figures(cell, withheld, incomplete),
     );
     Ok(DropoutAnswer {

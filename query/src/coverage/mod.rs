@@ -13,6 +13,7 @@ mod curve;
 mod dropout;
 mod engine;
 pub(crate) mod facts;
+mod plan;
 mod publish;
 mod question;
 mod select;

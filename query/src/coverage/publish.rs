@@ -14,6 +14,8 @@ pub(super) struct Context<'a> {
     pub facts: &'a Facts,
     pub versions: &'a TableVersions,
     pub rule: Suppression,
+    /// The key of the complement order (see [`super::plan`]).
+    pub order_key: [u8; 32],
 }
 
 impl Context<'_> {
@@ -121,32 +123,27 @@ impl Place {
 }
 
 /// Rows (each at `place` with its breakdown value in `column`) and, with a breakdown, the
-/// total, after primary and secondary suppression.
-pub(super) fn publish<F>(
-    rule: Suppression,
+/// total, withheld where the publication plan says so (see [`super::plan`]).
+pub(super) fn publish_planned<F>(
     column: Option<&'static str>,
     rows: &[(Key, Cell)],
     total: &Cell,
     place: &Place,
+    withheld: impl Fn(&Key) -> bool,
+    total_withheld: bool,
     figures: impl Fn(&Cell, bool) -> F,
 ) -> (Vec<Row<F>>, Option<Row<F>>) {
     match column {
-        None => {
-            let (_, withheld) = rule.apply(&[], Some(total));
-            (vec![place.row(None, figures(total, withheld))], None)
-        }
+        None => (vec![place.row(None, figures(total, total_withheld))], None),
         Some(column) => {
-            let cells: Vec<Cell> = rows.iter().map(|(_, cell)| *cell).collect();
-            let (withheld, total_withheld) = rule.apply(&cells, Some(total));
             let published = rows
                 .iter()
-                .zip(withheld)
-                .map(|((key, cell), withheld)| {
+                .map(|(key, cell)| {
                     let group = GroupValue {
                         column,
                         value: key.clone(),
                     };
-                    place.row(Some(group), figures(cell, withheld))
+                    place.row(Some(group), figures(cell, withheld(key)))
                 })
                 .collect();
             let total_row = place.row(None, figures(total, total_withheld));

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use super::answer::{GroupValue, TimelinessAnswer, TimelinessFigures};
 use super::catalogue::Indicator;
+use super::cohort::birth_cohort_selection;
 use super::publish::{key_order, Context, Key, Place};
 use super::question::TimelinessQuery;
-use super::select::{birth_cohort_only, cohort_doses, group_key};
+use super::select::{birth_cohort_only, cohort_doses, group_key, latest_reference_year};
 use crate::disclosure::{round4, Cell};
 use crate::QueryError;
 
@@ -52,10 +53,28 @@ pub(super) fn timeliness_answer(
 
     let total = cell_of(&national);
     let national_median = median(&national);
-    let (withheld, total_withheld) = match by {
+    let (own, own_total) = match by {
         Some(_) => context.rule.apply(&cells, Some(&total)),
         None => (Vec::new(), context.rule.apply(&[], Some(&total)).1),
     };
+    // The vaccinated of a row bound its coverage numerator from above and the timely ones
+    // from below: a row is withheld wherever the indicator's coverage publication withholds
+    // it (docs/coverage.md, "Disclosure control"), besides its own suppression.
+    let months = indicator.age_months.unwrap_or(12);
+    let plan = birth_cohort_selection(
+        facts,
+        indicator,
+        query.cohort,
+        months,
+        latest_reference_year(facts),
+    )
+    .plan(facts, context.rule, &context.order_key);
+    let withheld: Vec<bool> = keyed
+        .iter()
+        .zip(&own)
+        .map(|((key, _, _), own)| *own || plan.withheld(by, key))
+        .collect();
+    let total_withheld = own_total || plan.national;
     let figures = |cell: &Cell, median: Option<f64>, withheld: bool| {
         let interval = cell.denominator.and(cell.wilson());
         TimelinessFigures {
