@@ -7,6 +7,8 @@
 //! Each answer is a type ([`answer`]); [`crate::output`] prints it as JSON, CSV or a table.
 
 mod answer;
+#[cfg(test)]
+mod audit;
 pub mod catalogue;
 mod cohort;
 mod curve;
