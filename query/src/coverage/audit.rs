@@ -343,6 +343,8 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
         versions: &versions,
         rule,
         order_key: [3; 32],
+        catalogue: &catalogue,
+        plans: Default::default(),
     };
     let denominators = denominators();
     let mut model = Model::default();

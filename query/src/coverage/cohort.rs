@@ -4,12 +4,14 @@
 use super::answer::CoverageAnswer;
 use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
 use super::facts::Facts;
-use super::plan::{flat_plan, Selection};
+use super::plan::{flat_plan, Plan, Selection};
 use super::publish::{coverage_figures, publish_planned, tabulate, Context, Key, Place};
 use super::question::Breakdown;
 use super::select::{
     before, last_birthday, latest_reference_year, reference_year_for, season_label, sex_matches,
 };
+use std::sync::Arc;
+
 use crate::dates::days_from_civil;
 use crate::population::population_source;
 use crate::QueryError;
@@ -47,6 +49,54 @@ pub(super) fn birth_cohort_selection(
     }
 }
 
+/// The plan every answer about `indicator`, `cohort` and age `months` reads: its own, joined
+/// with those of the other doses of the same antigen at their ages (a child with dose 3 had
+/// dose 1, so a published DTP1 cell would bound a withheld DTP3 cell; withholding the same
+/// cells in both keeps the moves of docs/coverage.md possible in both at once).
+pub(super) fn publication_plan(
+    context: &Context,
+    indicator: &Indicator,
+    cohort: i32,
+    months: u32,
+) -> Arc<Plan> {
+    let own = single_plan(context, indicator, cohort, months);
+    let linked = context.catalogue.indicators.iter().filter(|other| {
+        other.kind == Kind::BirthCohort
+            && other.antigen == indicator.antigen
+            && other.sex == indicator.sex
+            && !(other.name == indicator.name && other.age_months == Some(months))
+    });
+    let mut plan = (*own).clone();
+    for other in linked {
+        let months = other.age_months.unwrap_or(12);
+        plan = plan.union(&single_plan(context, other, cohort, months));
+    }
+    Arc::new(plan)
+}
+
+/// The plan of one indicator's own counts, made once per answer.
+fn single_plan(context: &Context, indicator: &Indicator, cohort: i32, months: u32) -> Arc<Plan> {
+    let key = (indicator.name.clone(), cohort, months);
+    if let Some(plan) = context.plans.lock().expect("plan cache").get(&key) {
+        return plan.clone();
+    }
+    let facts = context.facts;
+    let selection = birth_cohort_selection(
+        facts,
+        indicator,
+        cohort,
+        months,
+        latest_reference_year(facts),
+    );
+    let plan = Arc::new(selection.plan(facts, context.rule, &context.order_key));
+    context
+        .plans
+        .lock()
+        .expect("plan cache")
+        .insert(key, plan.clone());
+    plan
+}
+
 /// The age a birth-cohort answer counts doses by: the question's, else the indicator's.
 pub(super) fn answer_months(
     indicator: &Indicator,
@@ -80,7 +130,7 @@ pub(super) fn coverage_answer(
             let selection =
                 birth_cohort_selection(facts, indicator, cohort, months, reference_year);
             let (rows, total) = selection.tabulate(facts, by);
-            let plan = selection.plan(facts, context.rule, &context.order_key);
+            let plan = publication_plan(context, indicator, cohort, months);
             let incomplete = before(facts, last_birthday(cohort, months));
             (
                 rows,
@@ -125,7 +175,7 @@ pub(super) fn coverage_answer(
                     .collect(),
             };
             let (rows, total) = selection.tabulate(facts, by);
-            let plan = selection.plan(facts, context.rule, &context.order_key);
+            let plan = Arc::new(selection.plan(facts, context.rule, &context.order_key));
             let incomplete = before(facts, days_from_civil(cohort + 1, 8, 31));
             (
                 rows,
@@ -175,7 +225,7 @@ pub(super) fn coverage_answer(
                     .position(|(label, _, _)| Some(*label) == key.as_deref())
             };
             rows.sort_by_key(|(key, _)| order(key));
-            let plan = flat_plan(context.rule, &context.order_key, &rows, &total);
+            let plan = Arc::new(flat_plan(context.rule, &context.order_key, &rows, &total));
             let incomplete = before(facts, days_from_civil(cohort, 12, 31));
             (
                 rows,

@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 
 use super::answer::{DropoutAnswer, DropoutFigures};
 use super::catalogue::{DoseRule, Indicator};
-use super::cohort::birth_cohort_selection;
+use super::cohort::publication_plan;
 use super::publish::{key_order, publish_planned, Context, Key, Place};
 use super::question::{Breakdown, DropoutQuery};
-use super::select::{
-    before, birth_cohort_only, cohort_doses, group_key, last_birthday, latest_reference_year,
-};
+use super::select::{before, birth_cohort_only, cohort_doses, group_key, last_birthday};
 use crate::disclosure::{round4, Cell};
 use crate::QueryError;
 
@@ -67,18 +65,12 @@ pub(super) fn dropout_answer(
     // `started` and `completed` are the two doses' coverage numerators at this age: a row
     // is withheld wherever either dose's publication plan withholds it (else it would give
     // away the count that coverage answer withholds), and where its own counts fail the rule.
-    let reference_year = latest_reference_year(facts);
-    let plan = [from, to]
-        .iter()
-        .map(|indicator| {
-            birth_cohort_selection(facts, indicator, query.cohort, months, reference_year).plan(
-                facts,
-                context.rule,
-                &context.order_key,
-            )
-        })
-        .reduce(|a, b| a.union(&b))
-        .unwrap_or_default();
+    let plan = publication_plan(context, from, query.cohort, months).union(&publication_plan(
+        context,
+        to,
+        query.cohort,
+        months,
+    ));
     let own: BTreeMap<Key, bool> = rows
         .iter()
         .map(|(key, cell)| (key.clone(), context.rule.fails(cell)))

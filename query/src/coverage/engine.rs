@@ -205,6 +205,8 @@ impl CoverageEngine {
                     versions: &snapshot.versions,
                     rule: self.rule,
                     order_key: self.order_key,
+                    catalogue: &self.catalogue,
+                    plans: Default::default(),
                 })
             })
             .await

@@ -335,26 +335,49 @@ impl Hierarchy {
         )
     }
 
-    /// The best room of another withheld canton than `canton`: (up, down).
-    fn other_canton_room(&self, canton: usize) -> (u64, u64) {
-        let mut best = (0, 0);
-        for other in 0..self.cantons.len() {
-            if other != canton && self.cantons[other].hidden {
-                let (up, down) = self.canton_room(other);
-                best = (best.0.max(up), best.1.max(down));
+    /// Every withheld canton's room through its withheld communes (0 for published ones).
+    fn canton_rooms(&self) -> Vec<(u64, u64)> {
+        let mut best = vec![(0u64, 0u64); self.cantons.len()];
+        for (commune, &canton) in self.communes.iter().zip(&self.canton_of) {
+            if commune.hidden {
+                best[canton] = (
+                    best[canton].0.max(commune.up()),
+                    best[canton].1.max(commune.down()),
+                );
             }
         }
-        best
+        best.iter()
+            .zip(&self.cantons)
+            .map(|(&(up, down), node)| {
+                if node.hidden {
+                    (node.up().min(up), node.down().min(down))
+                } else {
+                    (0, 0)
+                }
+            })
+            .collect()
+    }
+
+    /// The best room of another withheld canton than `canton` (up, down), from `rooms`.
+    fn other_room(rooms: &[(u64, u64)], canton: usize) -> (u64, u64) {
+        rooms
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != canton)
+            .fold((0, 0), |best, (_, &(up, down))| {
+                (best.0.max(up), best.1.max(down))
+            })
     }
 
     fn protect_cantons(&mut self) -> bool {
         let threshold = self.threshold;
+        let rooms = self.canton_rooms();
         for canton in 0..self.cantons.len() {
             if !self.cantons[canton].hidden {
                 continue;
             }
             let (own_up, own_down) = self.canton_room(canton);
-            let (other_up, other_down) = self.other_canton_room(canton);
+            let (other_up, other_down) = Self::other_room(&rooms, canton);
             let up = own_up.min(other_down);
             let down = own_down.min(other_up);
             let need = self.cantons[canton].need(threshold);
@@ -391,6 +414,11 @@ impl Hierarchy {
 
     fn protect_communes(&mut self) -> bool {
         let threshold = self.threshold;
+        let rooms = self.canton_rooms();
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.cantons.len()];
+        for (commune, &canton) in self.canton_of.iter().enumerate() {
+            members[canton].push(commune);
+        }
         for commune in 0..self.communes.len() {
             if !self.communes[commune].hidden {
                 continue;
@@ -398,8 +426,9 @@ impl Hierarchy {
             let canton = self.canton_of[commune];
             let node = &self.communes[commune];
             let (mut sibling_down, mut sibling_up) = (0, 0);
-            for (other, sibling) in self.communes.iter().enumerate() {
-                if other != commune && sibling.hidden && self.canton_of[other] == canton {
+            for &other in &members[canton] {
+                let sibling = &self.communes[other];
+                if other != commune && sibling.hidden {
                     sibling_down = sibling_down.max(sibling.down());
                     sibling_up = sibling_up.max(sibling.up());
                 }
@@ -408,7 +437,7 @@ impl Hierarchy {
             let mut down = node.down().min(sibling_up);
             let parent = &self.cantons[canton];
             if parent.hidden {
-                let (other_up, other_down) = self.other_canton_room(canton);
+                let (other_up, other_down) = Self::other_room(&rooms, canton);
                 up = up.max(node.up().min(parent.up()).min(other_down));
                 down = down.max(node.down().min(parent.down()).min(other_up));
             }
@@ -416,8 +445,7 @@ impl Hierarchy {
                 continue;
             }
             let parent_hidden = parent.hidden;
-            let inside = (0..self.communes.len()).filter(|&c| self.canton_of[c] == canton);
-            if let Some(next) = Self::next(&self.communes, inside) {
+            if let Some(next) = Self::next(&self.communes, members[canton].iter().copied()) {
                 self.communes[next].hidden = true;
                 return true;
             }

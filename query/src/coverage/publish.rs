@@ -1,11 +1,13 @@
 //! From counts to published rows: cells summed per breakdown value, primary and secondary
 //! suppression, and the figures of a coverage cell. Shared by every coverage answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use super::answer::{CoverageFigures, GroupValue, Header, Row};
-use super::catalogue::Indicator;
+use super::catalogue::{Catalogue, Indicator};
 use super::facts::Facts;
+use super::plan::Plan;
 use crate::answer_cache::TableVersions;
 use crate::disclosure::{round4, Cell, Suppression};
 
@@ -16,7 +18,14 @@ pub(super) struct Context<'a> {
     pub rule: Suppression,
     /// The key of the complement order (see [`super::plan`]).
     pub order_key: [u8; 32],
+    /// The indicators whose publications are linked (doses of one antigen).
+    pub catalogue: &'a Catalogue,
+    /// Plans already made for this answer (the `--all` table asks for each many times).
+    pub plans: PlanCache,
 }
+
+/// Publication plans by (indicator, cohort, age in months).
+pub(super) type PlanCache = Mutex<HashMap<(String, i32, u32), Arc<Plan>>>;
 
 impl Context<'_> {
     /// The fields every answer about `indicator` starts with.

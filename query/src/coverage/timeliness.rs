@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use super::answer::{GroupValue, TimelinessAnswer, TimelinessFigures};
 use super::catalogue::Indicator;
-use super::cohort::birth_cohort_selection;
+use super::cohort::publication_plan;
 use super::publish::{key_order, Context, Key, Place};
 use super::question::TimelinessQuery;
-use super::select::{birth_cohort_only, cohort_doses, group_key, latest_reference_year};
+use super::select::{birth_cohort_only, cohort_doses, group_key};
 use crate::disclosure::{round4, Cell};
 use crate::QueryError;
 
@@ -61,14 +61,7 @@ pub(super) fn timeliness_answer(
     // from below: a row is withheld wherever the indicator's coverage publication withholds
     // it (docs/coverage.md, "Disclosure control"), besides its own suppression.
     let months = indicator.age_months.unwrap_or(12);
-    let plan = birth_cohort_selection(
-        facts,
-        indicator,
-        query.cohort,
-        months,
-        latest_reference_year(facts),
-    )
-    .plan(facts, context.rule, &context.order_key);
+    let plan = publication_plan(context, indicator, query.cohort, months);
     let withheld: Vec<bool> = keyed
         .iter()
         .zip(&own)
