@@ -455,7 +455,9 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
         }
         previous = Some(var);
     }
-    previous.map(|last| model.less(last, ever.national));
+    if let Some(last) = previous {
+        model.less(last, ever.national);
+    }
 
     // Every withheld coverage cell of both indicators.
     let mut findings = Vec::new();
