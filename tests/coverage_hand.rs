@@ -707,6 +707,10 @@ fn primary_and_secondary_suppression() {
     // (With the other order, Clervaux would be Wiltz's partner and Capellen would stay; the
     // order is keyed so that nobody outside can tell complements from primary cells.)
     // So every commune, canton and sex row is withheld; the national 37 of 73 is shown.
+    // (DTP3, a later dose of the same antigen, withholds its national cell, 3 of 73, and with
+    // it every row; DTP1 withholds the rows DTP3 withholds, since DTP3 ≤ DTP1 in every cell,
+    // so the rows would go on that ground too. Its national cell stays: 3 ≤ DTP1 tells
+    // nothing about 37.)
     let by_sex = coverage(
         &wh,
         &["--indicator", "DTP1", "--cohort", "2022", "--by", "sex"],

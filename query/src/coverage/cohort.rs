@@ -69,7 +69,7 @@ pub(super) fn publication_plan(
     let mut plan = (*own).clone();
     for other in linked {
         let months = other.age_months.unwrap_or(12);
-        plan = plan.union(&single_plan(context, other, cohort, months));
+        plan = plan.union(&single_plan(context, other, cohort, months), false);
     }
     Arc::new(plan)
 }

@@ -105,17 +105,24 @@ impl Plan {
         self.national || self.bands.get(key).copied().unwrap_or(true)
     }
 
-    /// Withholds, in addition, everything `other` withholds (dropout: the two doses' plans).
-    pub fn union(&self, other: &Plan) -> Plan {
+    /// Withholds, in addition, every row `other` withholds (all of them when `other`
+    /// withholds its national cell); with `national`, also the national cell when `other`
+    /// withholds it. A linked dose's withheld national cell need not withhold this one's:
+    /// a published national DTP3 of N − k (k ≥ threshold) leaves a withheld national DTP1
+    /// anywhere in N − k..N.
+    pub fn union(&self, other: &Plan, national: bool) -> Plan {
         let merge = |a: &BTreeMap<Key, bool>, b: &BTreeMap<Key, bool>| {
             let mut merged = a.clone();
             for (key, hidden) in b {
-                *merged.entry(key.clone()).or_default() |= *hidden;
+                *merged.entry(key.clone()).or_default() |= *hidden || other.national;
+            }
+            for hidden in merged.values_mut() {
+                *hidden |= other.national;
             }
             merged
         };
         Plan {
-            national: self.national || other.national,
+            national: self.national || (national && other.national),
             cantons: merge(&self.cantons, &other.cantons),
             communes: merge(&self.communes, &other.communes),
             sexes: merge(&self.sexes, &other.sexes),
