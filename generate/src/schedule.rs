@@ -32,13 +32,13 @@ pub struct CommuneFx {
 
 /// Share of children of an ordinary commune who get no childhood vaccine: between
 /// `ORDINARY_REFUSAL.0` and `.1` (more in older cohorts), so that DTP3 by 12 months (about
-/// 98.5 % of the others, minus the late) lies between about 88 and 97 % (85 to 98 % observed
+/// 98.5 % of the others, minus the late) lies between about 92 and 97 % (85 to 98 % observed
 /// in a commune of a few dozen births) — the spread of commune-level coverage in
 /// national registries, where a commune of a few dozen births a year moves by several points.
-pub const ORDINARY_REFUSAL: (f64, f64) = (0.005, 0.07);
+pub const ORDINARY_REFUSAL: (f64, f64) = (0.003, 0.05);
 
 /// Share of communes that are pockets of low coverage (DTP3 about 70–82 %).
-pub const POCKET_SHARE: f64 = 0.07;
+pub const POCKET_SHARE: f64 = 0.05;
 
 /// The refusal share from which a commune counts as a pocket (the manifest lists them).
 pub const POCKET_REFUSAL: f64 = 0.15;
