@@ -232,7 +232,6 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<Manifest, Generate
         population,
         cases,
         notes: notes(),
-        low_coverage_communes: schedule::low_coverage_communes(&geo, &fx),
     };
     let manifest_path = out.join("manifest.json");
     let mut text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
@@ -247,7 +246,6 @@ fn notes() -> Vec<String> {
         "Immunization.ndjson holds first versions grouped by Patient, then every later version (corrections, entered-in-error) with a later meta.lastUpdated. registry.csv holds first rows in administration order, then later versions of an event_id (later recorded_at) in recorded_at order.",
         "COVID copies: Immunizations with meta.source covid19 and identifier system urn:vaxlake:source-system:covid19 whose value is a registry.csv event_id; same person, ATC, date, lot and dose number. Their performer is the COVID system's vaccinator id as an identifier.",
         "population.csv reference_year Y counts residents on 1 January of Y: the 2026 rows are the population at the export date (2025 births included). The 2025 rows also count the Patients who emigrated in 2025 and residents who died in 2025, and exclude residents who arrived in 2025.",
-        "Childhood coverage varies by commune: in most communes between 0.3 and 5 % of children get no childhood vaccine (DTP3 by 12 months about 85-98 %); low_coverage_communes lists the pockets where 15-25 % get none (older cohorts refuse more).",
         "population.csv sex is as recorded: male, female, and small rows for other and unknown.",
         "cases.csv persons are residents (in the registry or not) or registry Patients who have since emigrated. Influenza onsets fall between 1 October and 30 April; a person counts as vaccinated from 14 days after the first influenza dose given on or after 1 September of that season.",
     ]

@@ -24,10 +24,6 @@ pub struct Manifest {
     pub distinct_patients_accepted: u64,
     /// Plain-language notes on conventions (reference dates, sex values, ...).
     pub notes: Vec<String>,
-    /// Communes planted as pockets of low childhood coverage (the others lie between about
-    /// 85 and 98 % for DTP3; see `schedule::commune_factors`).
-    #[serde(default)]
-    pub low_coverage_communes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

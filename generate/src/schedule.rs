@@ -30,31 +30,17 @@ pub struct CommuneFx {
     pub hpv: f64,
 }
 
-/// Share of children of an ordinary commune who get no childhood vaccine: between
-/// `ORDINARY_REFUSAL.0` and `.1` (more in older cohorts), so that DTP3 by 12 months (about
-/// 98.5 % of the others, minus the late) lies between about 92 and 97 % (85 to 98 % observed
-/// in a commune of a few dozen births) — the spread of commune-level coverage in
-/// national registries, where a commune of a few dozen births a year moves by several points.
-pub const ORDINARY_REFUSAL: (f64, f64) = (0.003, 0.05);
-
-/// Share of communes that are pockets of low coverage (DTP3 about 70–82 %).
-pub const POCKET_SHARE: f64 = 0.05;
-
-/// The refusal share from which a commune counts as a pocket (the manifest lists them).
-pub const POCKET_REFUSAL: f64 = 0.15;
-
-/// Commune coverage varies as real coverage does: most communes between about 85 and 98 %
-/// for DTP3, a few pockets clearly lower.
+/// Most communes reach the 95 % target for DTP3; a few are clearly below.
 pub fn commune_factors(geo: &Geo, seed: u64) -> Vec<CommuneFx> {
     let mut rng = rng::stream(seed, rng::ids::COMMUNES);
     let mut fx: Vec<CommuneFx> = geo
         .communes
         .iter()
         .map(|_| {
-            let refusal = if rng.chance(POCKET_SHARE) {
-                POCKET_REFUSAL + 0.10 * rng.unit()
+            let refusal = if rng.chance(0.12) {
+                0.02 + 0.02 * rng.unit()
             } else {
-                ORDINARY_REFUSAL.0 + (ORDINARY_REFUSAL.1 - ORDINARY_REFUSAL.0) * rng.unit()
+                0.003 + 0.012 * rng.unit()
             };
             CommuneFx {
                 refusal,
@@ -69,21 +55,11 @@ pub fn commune_factors(geo: &Geo, seed: u64) -> Vec<CommuneFx> {
         .collect();
     for _ in 0..4.min(sizeable.len()) {
         let i = sizeable[rng.below(sizeable.len() as u64) as usize];
-        fx[i].refusal = fx[i].refusal.max(0.06 + 0.05 * rng.unit());
+        fx[i].refusal = 0.06 + 0.05 * rng.unit();
         fx[i].lateness *= 1.4;
         fx[i].hpv *= 0.8;
     }
     fx
-}
-
-/// The communes planted as pockets of low coverage, by name.
-pub fn low_coverage_communes(geo: &Geo, fx: &[CommuneFx]) -> Vec<String> {
-    geo.communes
-        .iter()
-        .zip(fx)
-        .filter(|(_, fx)| fx.refusal >= POCKET_REFUSAL)
-        .map(|(commune, _)| commune.name.to_string())
-        .collect()
 }
 
 struct Plan<'a, R: RngExt> {
