@@ -91,14 +91,20 @@ fn coverage_answers_follow_a_new_ingest() {
     // The same question again comes from the cache and is the same answer.
     assert_eq!(get(port, path), (200, before.clone()));
 
-    // The denominator the population file gives: its latest reference year, births of 2023.
+    // The denominator the population file gives: births of 2023 in the reference year
+    // nearest the 1 January after the whole cohort is 12 months old (the youngest, born
+    // 31 December 2023, is on 31 December 2024): 2025, which the generated file holds.
     let population = std::fs::read_to_string(export.join("population.csv")).unwrap();
     let rows: Vec<Vec<&str>> = population
         .lines()
         .skip(1)
         .map(|line| line.split(',').collect())
         .collect();
-    let latest = rows.iter().map(|r| r[0]).max().unwrap();
+    let latest = "2025";
+    assert!(
+        rows.iter().any(|r| r[0] == latest),
+        "no 2025 population rows"
+    );
     let births: u64 = rows
         .iter()
         .filter(|r| r[0] == latest && r[3] == "2023")

@@ -76,7 +76,8 @@ async fn explain_and_information_schema_are_queries_too() {
             "communes",
             "dose_rules",
             "indicators",
-            "persons",
+            // `persons` is a table written by ingest (December 2026), not a view: this
+            // warehouse holds vaccinations only.
             "schedules",
             "vaccinations",
             "vaccine_antigens",

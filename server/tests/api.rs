@@ -99,7 +99,10 @@ async fn sql_answers_csv() {
     assert!(content_type.starts_with("text/csv"), "{content_type}");
     assert_eq!(
         String::from_utf8(body).unwrap(),
-        "antigen,dose_seq,administered_on\r\nmeasles,1,2023-03-01\r\nmeasles,2,2024-01-15\r\n"
+        // The MMR at 2 months (2023-03-01) is below measles' minimum age of 9 months
+        // (sql/reference/dose_rules.csv): it stays, unnumbered (null sorts last), and the
+        // 12-month MMR is the first valid measles dose.
+        "antigen,dose_seq,administered_on\r\nmeasles,1,2024-01-15\r\nmeasles,,2023-03-01\r\n"
     );
 }
 
