@@ -79,10 +79,7 @@ fn assert_enough_unsuppressed(csv: &str) {
         national_shown * 10 >= national.len() * 8,
         "fewer than 80 % of national rows shown"
     );
-    // 1,000 before December 2026; the publication plan now also withholds complements along
-    // commune ⊂ canton ⊂ national and across sexes (docs/coverage.md, "Disclosure control"),
-    // which leaves 882 of this warehouse's rows shown.
-    assert!(shown >= 750, "only {shown} rows unsuppressed");
+    assert!(shown >= 1000, "only {shown} rows unsuppressed");
     for by in ["commune", "canton", "sex", "age_band"] {
         assert!(
             rows.iter().any(|r| r.2 == by && !r.4),
