@@ -136,7 +136,8 @@ const FLAGS_EXPLANATION: &str = "More persons vaccinated than the population est
 /// `GET /api/coverage/invalid_doses`: dose days that do not count (docs/coverage.md, "Valid
 /// doses"), by antigen and reason, from `antigen_doses`, with each antigen's valid days
 /// beside them for scale. Counts between 1 and the threshold − 1 are withheld like any
-/// published cell (`suppressed`), since the dashboards show them to the ministry.
+/// published cell (`suppressed`), since the dashboards show them to the ministry; the answer
+/// names the threshold like every coverage answer, for the "suppressed (< N)" label.
 pub(crate) async fn invalid_doses(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Response, ApiError> {
@@ -178,6 +179,7 @@ pub(crate) async fn invalid_doses(
             .iter()
             .map(|reason| reason.as_str())
             .collect::<Vec<_>>(),
+        "suppression_threshold": rule.threshold,
         "rows": rows,
     }))
     .into_response();
