@@ -298,30 +298,42 @@ impl Reference {
             .find(|name| text.contains(&name.to_lowercase()))
     }
 
-    /// The series length of a dose of `atc` named `vaccine_name`, for `antigen`: the
-    /// product's line, else the code's line without a product.
+    /// The series length of a dose of `atc` named `vaccine_name`, for `antigen`
+    /// ([`series_doses`]).
     pub fn series_doses(
         &self,
         atc: &str,
         vaccine_name: Option<&str>,
         antigen: &str,
     ) -> Option<u32> {
-        let lines = || {
-            self.series
-                .iter()
-                .filter(move |s| s.atc_code == atc && s.antigen == antigen)
-        };
-        vaccine_name
-            .and_then(|name| {
-                lines().find(|s| {
-                    s.vaccine_name
-                        .as_deref()
-                        .is_some_and(|product| product.eq_ignore_ascii_case(name))
-                })
-            })
-            .or_else(|| lines().find(|s| s.vaccine_name.is_none()))
-            .map(|s| s.doses)
+        series_doses(&self.series, atc, vaccine_name, antigen)
     }
+}
+
+/// The series length of a dose of `atc` named `vaccine_name`, for `antigen`, in `series`:
+/// the product's line, else the code's line without a product. One rule for the catalogue
+/// and the coverage engine, which keeps its own copy of the lines.
+pub fn series_doses(
+    series: &[Series],
+    atc: &str,
+    vaccine_name: Option<&str>,
+    antigen: &str,
+) -> Option<u32> {
+    let lines = || {
+        series
+            .iter()
+            .filter(move |s| s.atc_code == atc && s.antigen == antigen)
+    };
+    vaccine_name
+        .and_then(|name| {
+            lines().find(|s| {
+                s.vaccine_name
+                    .as_deref()
+                    .is_some_and(|product| product.eq_ignore_ascii_case(name))
+            })
+        })
+        .or_else(|| lines().find(|s| s.vaccine_name.is_none()))
+        .map(|s| s.doses)
 }
 
 /// Deserialises every line of a headed CSV (fields trimmed) into `T`, with its line number.

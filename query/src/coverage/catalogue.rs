@@ -47,30 +47,15 @@ impl Catalogue {
         })
     }
 
-    /// The series length of a dose of `atc` recorded as `vaccine_name`, for `antigen`: the
-    /// product's line, else the code's line without a product (the same rule as
-    /// `vaxlake_catalog::Reference::series_doses`).
+    /// The series length of a dose of `atc` recorded as `vaccine_name`, for `antigen`
+    /// (`vaxlake_catalog::reference::series_doses`).
     pub fn series_doses(
         &self,
         atc: &str,
         vaccine_name: Option<&str>,
         antigen: &str,
     ) -> Option<u32> {
-        let lines = || {
-            self.series
-                .iter()
-                .filter(move |s| s.atc_code == atc && s.antigen == antigen)
-        };
-        vaccine_name
-            .and_then(|name| {
-                lines().find(|s| {
-                    s.vaccine_name
-                        .as_deref()
-                        .is_some_and(|product| product.eq_ignore_ascii_case(name))
-                })
-            })
-            .or_else(|| lines().find(|s| s.vaccine_name.is_none()))
-            .map(|s| s.doses)
+        vaxlake_catalog::reference::series_doses(&self.series, atc, vaccine_name, antigen)
     }
 
     /// The indicator called `name` (case-insensitive: `dtp3` is DTP3).
