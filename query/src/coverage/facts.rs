@@ -152,11 +152,17 @@ impl Facts {
                     &year_pairs,
                 );
                 let mut counts = DoseCounts::default();
-                let sql = resident_doses_sql(&vaccines.atc_codes(), false);
+                // The residents who died are counted again per year of death, in the same
+                // pass: season and age-band coverage count the living on a 1 January, so
+                // each answer takes away those who died before it (docs/coverage.md).
+                let living_matter = !season_antigens.is_empty() || !year_pairs.is_empty();
+                let mut by_death: HashMap<i32, DoseCounts> = HashMap::new();
+                let sql = resident_doses_sql(&vaccines.atc_codes());
                 let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
                 while let Some(batch) = stream.next().await {
+                    let batch = batch?;
                     count_batch(
-                        &batch?,
+                        &batch,
                         &vaccines,
                         &catalogue.rules,
                         &plan,
@@ -164,65 +170,51 @@ impl Facts {
                         &mut interner,
                         &mut counts,
                     )?;
+                    let death_years = as_ints(batch.column(8))?;
+                    if !living_matter || death_years.null_count() == death_years.len() {
+                        continue;
+                    }
+                    let mut years: Vec<i64> = death_years.iter().flatten().collect();
+                    years.sort_unstable();
+                    years.dedup();
+                    for year in years {
+                        let rows = arrow::compute::kernels::cmp::eq(
+                            &death_years,
+                            &arrow::array::Int64Array::new_scalar(year),
+                        )?;
+                        let part = arrow::compute::filter_record_batch(&batch, &rows)?;
+                        count_batch(
+                            &part,
+                            &vaccines,
+                            &catalogue.rules,
+                            &plan,
+                            &mut facts,
+                            &mut interner,
+                            by_death.entry(year as i32).or_default(),
+                        )?;
+                    }
                 }
                 counts.store(&wanted, &mut facts);
-
-                // The residents among them who died, counted again per year of death:
-                // season and age-band coverage count the living on a 1 January, so each
-                // answer takes away those who died before it (docs/coverage.md).
-                let living_matter = season_antigens
-                    .iter()
-                    .chain(year_pairs.iter().map(|(antigen, _)| antigen))
-                    .filter_map(|antigen| wanted.binary_search(antigen).ok())
-                    .collect::<Vec<_>>();
-                if !living_matter.is_empty() {
-                    let mut by_death: HashMap<i32, DoseCounts> = HashMap::new();
-                    let sql = resident_doses_sql(&vaccines.atc_codes(), true);
-                    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-                    while let Some(batch) = stream.next().await {
-                        let batch = batch?;
-                        let death_years = as_ints(batch.column(8))?;
-                        let mut years: Vec<i64> = death_years.values().to_vec();
-                        years.sort_unstable();
-                        years.dedup();
-                        for year in years {
-                            let rows = arrow::compute::kernels::cmp::eq(
-                                &death_years,
-                                &arrow::array::Int64Array::new_scalar(year),
-                            )?;
-                            let part = arrow::compute::filter_record_batch(&batch, &rows)?;
-                            count_batch(
-                                &part,
-                                &vaccines,
-                                &catalogue.rules,
-                                &plan,
-                                &mut facts,
-                                &mut interner,
-                                by_death.entry(year as i32).or_default(),
-                            )?;
-                        }
+                for (death_year, counts) in by_death {
+                    let mut dead = Facts {
+                        groups: std::mem::take(&mut facts.groups),
+                        ..Facts::default()
+                    };
+                    counts.store(&wanted, &mut dead);
+                    facts.groups = std::mem::take(&mut dead.groups);
+                    for (antigen, rows) in dead.season_doses {
+                        facts
+                            .dead_season_doses
+                            .entry(antigen)
+                            .or_default()
+                            .extend(rows.into_iter().map(|row| (death_year, row)));
                     }
-                    for (death_year, counts) in by_death {
-                        let mut dead = Facts {
-                            groups: std::mem::take(&mut facts.groups),
-                            ..Facts::default()
-                        };
-                        counts.store(&wanted, &mut dead);
-                        facts.groups = std::mem::take(&mut dead.groups);
-                        for (antigen, rows) in dead.season_doses {
-                            facts
-                                .dead_season_doses
-                                .entry(antigen)
-                                .or_default()
-                                .extend(rows.into_iter().map(|row| (death_year, row)));
-                        }
-                        for (pair, rows) in dead.year_doses {
-                            facts
-                                .dead_year_doses
-                                .entry(pair)
-                                .or_default()
-                                .extend(rows.into_iter().map(|row| (death_year, row)));
-                        }
+                    for (pair, rows) in dead.year_doses {
+                        facts
+                            .dead_year_doses
+                            .entry(pair)
+                            .or_default()
+                            .extend(rows.into_iter().map(|row| (death_year, row)));
                     }
                 }
             }
@@ -261,8 +253,7 @@ impl Facts {
 }
 
 /// One row per resident with a completed dose of the vaccines `atc_codes`: (vaccines, dates,
-/// ages, birth year, commune, canton, sex, product names), then, with `deceased`, only the residents who
-/// died and the year of their death.
+/// ages, birth year, commune, canton, sex, product names, year of death or null).
 ///
 /// One pass over the vaccinations for every indicator. DataFusion groups each person's
 /// completed doses into three lists (vaccine, date, age); each vaccine is then expanded into
@@ -273,19 +264,12 @@ impl Facts {
 /// of the country by person costs more still. The person's attributes and residence are
 /// those of the `persons` table: persons living abroad (cross-border workers vaccinated in
 /// Luxembourg) are not in any numerator (docs/coverage.md, "Who is counted").
-fn resident_doses_sql(atc_codes: &[String], deceased: bool) -> String {
-    let (death_year, death_filter) = if deceased {
-        (
-            ", CAST(date_part('year', p.deceased_month) AS BIGINT) AS death_year",
-            "AND p.deceased_month IS NOT NULL",
-        )
-    } else {
-        ("", "")
-    };
+fn resident_doses_sql(atc_codes: &[String]) -> String {
     format!(
         "SELECT d.vaccines, d.dates, d.ages,
                 CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
-                p.commune, p.canton, p.sex, d.names{death_year}
+                p.commune, p.canton, p.sex, d.names,
+                CAST(date_part('year', p.deceased_month) AS BIGINT) AS death_year
          FROM (SELECT person_key,
                       array_agg(vaccine_atc) AS vaccines,
                       array_agg(administered_on) AS dates,
@@ -295,7 +279,7 @@ fn resident_doses_sql(atc_codes: &[String], deceased: bool) -> String {
                WHERE status = 'completed' AND vaccine_atc IN ({})
                GROUP BY person_key) AS d
          JOIN persons AS p ON p.person_key = d.person_key
-         WHERE p.resident {death_filter}",
+         WHERE p.resident",
         string_list(atc_codes)
     )
 }
