@@ -13,6 +13,7 @@ use crate::coverage::vaccinated_on::{vaccinated_on, VaccinatedOn};
 use crate::coverage::{Catalogue, Kind};
 use crate::disclosure::Suppression;
 use crate::{QueryError, Warehouse};
+use vaxlake_catalog::validity::DoseRules;
 
 const MAX_CACHED_ANSWERS: usize = 5_000;
 
@@ -21,13 +22,16 @@ pub struct EffectivenessEngine {
     warehouse: Warehouse,
     rule: Suppression,
     seasonal_antigens: Vec<String>,
+    /// Which doses count (sql/reference/dose_rules.csv), parsed once.
+    rules: Arc<DoseRules>,
     answers: AnswerCache,
 }
 
 impl EffectivenessEngine {
     pub fn new(warehouse: Warehouse, rule: Suppression) -> Result<EffectivenessEngine, QueryError> {
         // Antigens with a seasonal indicator are the seasonal ones (influenza).
-        let seasonal_antigens = Catalogue::builtin()?
+        let catalogue = Catalogue::builtin()?;
+        let seasonal_antigens = catalogue
             .indicators
             .iter()
             .filter(|indicator| indicator.kind == Kind::Season)
@@ -37,6 +41,7 @@ impl EffectivenessEngine {
             warehouse,
             rule,
             seasonal_antigens,
+            rules: Arc::new(catalogue.rules),
             answers: AnswerCache::new(MAX_CACHED_ANSWERS),
         })
     }
@@ -85,10 +90,11 @@ impl EffectivenessEngine {
         self.warehouse.refresh_if_due().await;
         let snapshot = self.warehouse.snapshot();
         let versions = snapshot.versions.clone();
+        let rules = self.rules.clone();
         self.answers
             .get_or_compute(&question, &versions, move || async move {
                 let started = std::time::Instant::now();
-                let data = read_study(&snapshot.ctx, study).await?;
+                let data = read_study(&snapshot.ctx, study, &rules).await?;
                 let at_start = if with_coverage {
                     // Vaccinated on the first day: protected by then, as a case would be.
                     let question = VaccinatedOn {

@@ -100,6 +100,7 @@ fn protected_from(
 pub(super) async fn read_study(
     ctx: &datafusion::prelude::SessionContext,
     study: &Study,
+    rules: &DoseRules,
 ) -> Result<StudyData, QueryError> {
     for table in ["vaccinations", "cases", "population", "persons"] {
         if !ctx.table_exist(table)? {
@@ -108,7 +109,6 @@ pub(super) async fn read_study(
             )));
         }
     }
-    let rules = DoseRules::builtin()?;
     // Residents only: a cross-border worker vaccinated in Luxembourg is in no population
     // of Luxembourg, so their person-time would be taken from the residents' unvaccinated.
     let doses = format!(
@@ -160,7 +160,7 @@ pub(super) async fn read_study(
             } else {
                 study.to
             };
-            if let Some(first) = protected_from(values, age_values, range, study, &rules) {
+            if let Some(first) = protected_from(values, age_values, range, study, rules) {
                 if first <= last {
                     *data
                         .vaccinated
