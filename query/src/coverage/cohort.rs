@@ -3,22 +3,25 @@
 
 use super::answer::CoverageAnswer;
 use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
-use super::publish::{coverage_figures, publish, tabulate, Context, Key, Place};
+use super::facts::Facts;
+use super::plan::{flat_plan, Plan, Selection};
+use super::publish::{coverage_figures, publish_planned, tabulate, Context, Key, Place};
 use super::question::Breakdown;
 use super::select::{
-    before, cohort_population, cohort_reference_year, keyed_counts, last_birthday,
-    reference_year_for, season_label, sex_matches,
+    before, cohort_reference_year, last_birthday, reference_year_for, season_label, sex_matches,
 };
+use std::sync::Arc;
+
 use crate::dates::days_from_civil;
 use crate::population::population_source;
 use crate::QueryError;
 
 /// `counted` less `dead`, per key.
-fn living(
-    counted: impl Iterator<Item = (Key, u64)>,
-    dead: impl Iterator<Item = (Key, u64)>,
-) -> Vec<(Key, u64)> {
-    let mut sums: std::collections::BTreeMap<Key, u64> = std::collections::BTreeMap::new();
+fn living<K: Ord>(
+    counted: impl Iterator<Item = (K, u64)>,
+    dead: impl Iterator<Item = (K, u64)>,
+) -> Vec<(K, u64)> {
+    let mut sums: std::collections::BTreeMap<K, u64> = std::collections::BTreeMap::new();
     for (key, persons) in counted {
         *sums.entry(key).or_default() += persons;
     }
@@ -27,6 +30,101 @@ fn living(
         *sum = sum.saturating_sub(persons);
     }
     sums.into_iter().collect()
+}
+
+/// Persons of `cohort` (and the indicator's sex) with the indicator's dose before `months`,
+/// over the cohort's population in `reference_year`, per facts group: the cells of one
+/// birth-cohort publication, which every breakdown and the plan are cut from.
+pub(super) fn birth_cohort_selection(
+    facts: &Facts,
+    indicator: &Indicator,
+    cohort: i32,
+    months: u32,
+    reference_year: Option<i32>,
+) -> Selection {
+    let doses = facts
+        .cohort_doses
+        .get(&(indicator.antigen.clone(), indicator.dose))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let of_sex = |group: u32| sex_matches(indicator, &facts.groups[group as usize]);
+    Selection {
+        numerators: doses
+            .iter()
+            .filter(|row| row.cohort == cohort && row.age_months < months as i32)
+            .filter(|row| of_sex(row.group))
+            .map(|row| (row.group, row.persons))
+            .collect(),
+        denominators: facts
+            .population
+            .iter()
+            .filter(|row| Some(row.reference_year) == reference_year && row.birth_year == cohort)
+            .filter(|row| of_sex(row.group))
+            .map(|row| (row.group, row.persons))
+            .collect(),
+    }
+}
+
+/// The plan every answer about `indicator`, `cohort` and age `months` reads: its own, joined
+/// with those of the other doses of the same antigen at their ages (a child with dose 3 had
+/// dose 1, so a published DTP1 cell would bound a withheld DTP3 cell; withholding the same
+/// cells in both keeps the moves of docs/coverage.md possible in both at once).
+pub(super) fn publication_plan(
+    context: &Context,
+    indicator: &Indicator,
+    cohort: i32,
+    months: u32,
+) -> Arc<Plan> {
+    let own = single_plan(context, indicator, cohort, months);
+    let linked = context.catalogue.indicators.iter().filter(|other| {
+        other.kind == Kind::BirthCohort
+            && other.antigen == indicator.antigen
+            && other.sex == indicator.sex
+            && !(other.name == indicator.name && other.age_months == Some(months))
+    });
+    let mut plan = (*own).clone();
+    for other in linked {
+        let months = other.age_months.unwrap_or(12);
+        plan = plan.union(&single_plan(context, other, cohort, months), false);
+    }
+    Arc::new(plan)
+}
+
+/// The plan of one indicator's own counts, made once per answer.
+fn single_plan(context: &Context, indicator: &Indicator, cohort: i32, months: u32) -> Arc<Plan> {
+    let key = (indicator.name.clone(), cohort, months);
+    if let Some(plan) = context.plans.lock().expect("plan cache").get(&key) {
+        return plan.clone();
+    }
+    let facts = context.facts;
+    let selection = birth_cohort_selection(
+        facts,
+        indicator,
+        cohort,
+        months,
+        cohort_reference_year(facts, cohort, months),
+    );
+    let plan = Arc::new(selection.plan(facts, context.rule, &context.order_key));
+    context
+        .plans
+        .lock()
+        .expect("plan cache")
+        .insert(key, plan.clone());
+    plan
+}
+
+/// The age a birth-cohort answer counts doses by: the question's, else the indicator's.
+pub(super) fn answer_months(
+    indicator: &Indicator,
+    age_months: Option<u32>,
+) -> Result<u32, QueryError> {
+    let months = age_months.or(indicator.age_months).unwrap_or(12);
+    if months == 0 || months > 1200 {
+        return Err(QueryError::Invalid(
+            "age_months must be between 1 and 1200".into(),
+        ));
+    }
+    Ok(months)
 }
 
 pub(super) fn coverage_answer(
@@ -40,32 +138,15 @@ pub(super) fn coverage_answer(
     let mut header = context.header(indicator);
     let mut place = Place::cohort(cohort);
 
-    let (rows, total, reference_year, incomplete, column) = match indicator.kind {
+    let (rows, total, reference_year, incomplete, column, plan) = match indicator.kind {
         Kind::BirthCohort => {
-            let months = age_months.or(indicator.age_months).unwrap_or(12);
-            if months == 0 || months > 1200 {
-                return Err(QueryError::Invalid(
-                    "age_months must be between 1 and 1200".into(),
-                ));
-            }
+            let months = answer_months(indicator, age_months)?;
             header.definition.age_months = Some(months);
             let reference_year = cohort_reference_year(facts, cohort, months);
-            let doses = facts
-                .cohort_doses
-                .get(&(indicator.antigen.clone(), indicator.dose))
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let numerators = keyed_counts(
-                facts,
-                indicator,
-                by,
-                doses
-                    .iter()
-                    .filter(|row| row.cohort == cohort && row.age_months < months as i32)
-                    .map(|row| (row.group, row.persons)),
-            );
-            let denominators = cohort_population(facts, indicator, cohort, by, reference_year);
-            let (rows, total) = tabulate(numerators, denominators);
+            let selection =
+                birth_cohort_selection(facts, indicator, cohort, months, reference_year);
+            let (rows, total) = selection.tabulate(facts, by);
+            let plan = publication_plan(context, indicator, cohort, months);
             let incomplete = before(facts, last_birthday(cohort, months));
             (
                 rows,
@@ -73,6 +154,7 @@ pub(super) fn coverage_answer(
                 reference_year,
                 incomplete,
                 by.map(Breakdown::column),
+                plan,
             )
         }
         Kind::Season => {
@@ -89,48 +171,42 @@ pub(super) fn coverage_answer(
                 .get(&indicator.antigen)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let numerators = keyed_counts(
-                facts,
-                indicator,
-                by,
-                doses
-                    .iter()
-                    .filter(|row| row.year == cohort && row.birth_year <= oldest_birth_year)
-                    .map(|row| (row.group, row.persons)),
-            );
-            // The living on the season's 1 January: not those who died before it.
-            let dead = keyed_counts(
-                facts,
-                indicator,
-                by,
-                facts
-                    .dead_season_doses
-                    .get(&indicator.antigen)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|(death_year, row)| {
-                        *death_year <= cohort
-                            && row.year == cohort
-                            && row.birth_year <= oldest_birth_year
-                    })
-                    .map(|(_, row)| (row.group, row.persons)),
-            );
-            let numerators = living(numerators, dead);
-            let denominators = keyed_counts(
-                facts,
-                indicator,
-                by,
-                facts
+            let of_sex = |group: u32| sex_matches(indicator, &facts.groups[group as usize]);
+            let selection = Selection {
+                numerators: living(
+                    doses
+                        .iter()
+                        .filter(|row| row.year == cohort && row.birth_year <= oldest_birth_year)
+                        .filter(|row| of_sex(row.group))
+                        .map(|row| (row.group, row.persons)),
+                    // The living on the season's 1 January: not those who died before it.
+                    facts
+                        .dead_season_doses
+                        .get(&indicator.antigen)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|(death_year, row)| {
+                            *death_year <= cohort
+                                && row.year == cohort
+                                && row.birth_year <= oldest_birth_year
+                        })
+                        .filter(|(_, row)| of_sex(row.group))
+                        .map(|(_, row)| (row.group, row.persons)),
+                ),
+                denominators: facts
                     .population
                     .iter()
                     .filter(|row| {
                         Some(row.reference_year) == reference_year
                             && row.birth_year <= oldest_birth_year
                     })
-                    .map(|row| (row.group, row.persons)),
-            );
-            let (rows, total) = tabulate(numerators, denominators);
+                    .filter(|row| of_sex(row.group))
+                    .map(|row| (row.group, row.persons))
+                    .collect(),
+            };
+            let (rows, total) = selection.tabulate(facts, by);
+            let plan = Arc::new(selection.plan(facts, context.rule, &context.order_key));
             let incomplete = before(facts, days_from_civil(cohort + 1, 8, 31));
             (
                 rows,
@@ -138,6 +214,7 @@ pub(super) fn coverage_answer(
                 reference_year,
                 incomplete,
                 by.map(Breakdown::column),
+                plan,
             )
         }
         Kind::AgeBand => {
@@ -193,16 +270,29 @@ pub(super) fn coverage_answer(
                     .position(|(label, _, _)| Some(*label) == key.as_deref())
             };
             rows.sort_by_key(|(key, _)| order(key));
+            let plan = Arc::new(flat_plan(context.rule, &context.order_key, &rows, &total));
             let incomplete = before(facts, days_from_civil(cohort, 12, 31));
-            (rows, total, reference_year, incomplete, Some("age_band"))
+            (
+                rows,
+                total,
+                reference_year,
+                incomplete,
+                Some("age_band"),
+                plan,
+            )
         }
     };
-    let (rows, total) = publish(
-        context.rule,
+    let withheld = |key: &Key| match (indicator.kind, by) {
+        (Kind::AgeBand, _) => plan.band_withheld(key),
+        (_, by) => plan.withheld(by, key),
+    };
+    let (rows, total) = publish_planned(
         column,
         &rows,
         &total,
         &place,
+        withheld,
+        plan.national,
         |cell, withheld| coverage_figures(cell, withheld, incomplete),
     );
     Ok(CoverageAnswer {

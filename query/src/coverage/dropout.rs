@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::answer::{DropoutAnswer, DropoutFigures};
 use super::catalogue::{DoseRule, Indicator};
-use super::publish::{key_order, publish, Context, Key, Place};
+use super::cohort::publication_plan;
+use super::publish::{key_order, publish_planned, Context, Key, Place};
 use super::question::{Breakdown, DropoutQuery};
 use super::select::{before, birth_cohort_only, cohort_doses, group_key, last_birthday};
 use crate::disclosure::{round4, Cell};
@@ -61,12 +62,23 @@ pub(super) fn dropout_answer(
     let mut header = context.header(to);
     header.definition.age_months = Some(months);
     let incomplete = before(facts, last_birthday(query.cohort, months));
-    let (rows, total) = publish(
-        context.rule,
+    // `started` and `completed` are the two doses' coverage numerators at this age: a row
+    // is withheld wherever either dose's publication plan withholds it (else it would give
+    // away the count that coverage answer withholds), and where its own counts fail the rule.
+    // Either dose's withheld national count withholds the national row here too.
+    let plan = publication_plan(context, from, query.cohort, months)
+        .union(&publication_plan(context, to, query.cohort, months), true);
+    let own: BTreeMap<Key, bool> = rows
+        .iter()
+        .map(|(key, cell)| (key.clone(), context.rule.fails(cell)))
+        .collect();
+    let (rows, total) = publish_planned(
         by.map(Breakdown::column),
         &rows,
         &total,
         &Place::cohort(query.cohort),
+        |key| plan.withheld(by, key) || own.get(key).copied().unwrap_or(true),
+        plan.national || context.rule.fails(&total),
         |cell, withheld| dropout_figures(cell, withheld, incomplete),
     );
     Ok(DropoutAnswer {

@@ -21,6 +21,9 @@ use crate::disclosure::Suppression;
 use crate::warehouse::Snapshot;
 use crate::{QueryError, Warehouse};
 
+/// The key-derivation context of the complement order.
+const ORDER_CONTEXT: &str = "vaxlake 2026-12 coverage complementary suppression order";
+
 /// Answers kept before the cache starts over (a bound on memory, far above what dashboards
 /// ask for).
 const MAX_CACHED_ANSWERS: usize = 20_000;
@@ -32,6 +35,8 @@ pub struct CoverageEngine {
     warehouse: Warehouse,
     catalogue: Arc<Catalogue>,
     rule: Suppression,
+    /// The key of the order complementary suppression takes cells in (see [`super::plan`]).
+    order_key: [u8; 32],
     /// The counts of the current table versions.
     counts: AnswerCache,
     answers: AnswerCache,
@@ -44,9 +49,18 @@ impl CoverageEngine {
             warehouse,
             catalogue: Arc::new(Catalogue::builtin()?),
             rule,
+            order_key: blake3::derive_key(ORDER_CONTEXT, b""),
             counts: AnswerCache::new(1),
             answers: AnswerCache::new(MAX_CACHED_ANSWERS),
         })
+    }
+
+    /// Keys the order in which complementary suppression picks cells with `secret` (e.g.
+    /// the master key): without it the order is public, and an outsider who knows the
+    /// algorithm could tell complements from primary cells (docs/coverage.md).
+    pub fn with_complement_key(mut self, secret: &[u8]) -> Self {
+        self.order_key = blake3::derive_key(ORDER_CONTEXT, secret);
+        self
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -190,6 +204,9 @@ impl CoverageEngine {
                     facts: &facts,
                     versions: &snapshot.versions,
                     rule: self.rule,
+                    order_key: self.order_key,
+                    catalogue: &self.catalogue,
+                    plans: Default::default(),
                 })
             })
             .await

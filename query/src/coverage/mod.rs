@@ -7,12 +7,15 @@
 //! Each answer is a type ([`answer`]); [`crate::output`] prints it as JSON, CSV or a table.
 
 mod answer;
+#[cfg(test)]
+mod audit;
 pub mod catalogue;
 mod cohort;
 mod curve;
 mod dropout;
 mod engine;
 pub(crate) mod facts;
+mod plan;
 mod publish;
 mod question;
 mod select;

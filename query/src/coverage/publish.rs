@@ -1,11 +1,13 @@
 //! From counts to published rows: cells summed per breakdown value, primary and secondary
 //! suppression, and the figures of a coverage cell. Shared by every coverage answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use super::answer::{CoverageFigures, GroupValue, Header, Row};
-use super::catalogue::Indicator;
+use super::catalogue::{Catalogue, Indicator};
 use super::facts::Facts;
+use super::plan::Plan;
 use crate::answer_cache::TableVersions;
 use crate::disclosure::{round4, Cell, Suppression};
 
@@ -14,7 +16,16 @@ pub(super) struct Context<'a> {
     pub facts: &'a Facts,
     pub versions: &'a TableVersions,
     pub rule: Suppression,
+    /// The key of the complement order (see [`super::plan`]).
+    pub order_key: [u8; 32],
+    /// The indicators whose publications are linked (doses of one antigen).
+    pub catalogue: &'a Catalogue,
+    /// Plans already made for this answer (the `--all` table asks for each many times).
+    pub plans: PlanCache,
 }
+
+/// Publication plans by (indicator, cohort, age in months).
+pub(super) type PlanCache = Mutex<HashMap<(String, i32, u32), Arc<Plan>>>;
 
 impl Context<'_> {
     /// The fields every answer about `indicator` starts with.
@@ -121,32 +132,27 @@ impl Place {
 }
 
 /// Rows (each at `place` with its breakdown value in `column`) and, with a breakdown, the
-/// total, after primary and secondary suppression.
-pub(super) fn publish<F>(
-    rule: Suppression,
+/// total, withheld where the publication plan says so (see [`super::plan`]).
+pub(super) fn publish_planned<F>(
     column: Option<&'static str>,
     rows: &[(Key, Cell)],
     total: &Cell,
     place: &Place,
+    withheld: impl Fn(&Key) -> bool,
+    total_withheld: bool,
     figures: impl Fn(&Cell, bool) -> F,
 ) -> (Vec<Row<F>>, Option<Row<F>>) {
     match column {
-        None => {
-            let (_, withheld) = rule.apply(&[], Some(total));
-            (vec![place.row(None, figures(total, withheld))], None)
-        }
+        None => (vec![place.row(None, figures(total, total_withheld))], None),
         Some(column) => {
-            let cells: Vec<Cell> = rows.iter().map(|(_, cell)| *cell).collect();
-            let (withheld, total_withheld) = rule.apply(&cells, Some(total));
             let published = rows
                 .iter()
-                .zip(withheld)
-                .map(|((key, cell), withheld)| {
+                .map(|(key, cell)| {
                     let group = GroupValue {
                         column,
                         value: key.clone(),
                     };
-                    place.row(Some(group), figures(cell, withheld))
+                    place.row(Some(group), figures(cell, withheld(key)))
                 })
                 .collect();
             let total_row = place.row(None, figures(total, total_withheld));

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::facts::Group;
 
 /// A breakdown of an answer's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Breakdown {
     Commune,

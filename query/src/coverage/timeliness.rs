@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::answer::{GroupValue, TimelinessAnswer, TimelinessFigures};
 use super::catalogue::Indicator;
+use super::cohort::publication_plan;
 use super::publish::{key_order, Context, Key, Place};
 use super::question::TimelinessQuery;
 use super::select::{before, birth_cohort_only, cohort_doses, group_key, last_birthday};
@@ -52,17 +53,25 @@ pub(super) fn timeliness_answer(
 
     let total = cell_of(&national);
     let national_median = median(&national);
-    let (withheld, total_withheld) = match by {
+    let (own, own_total) = match by {
         Some(_) => context.rule.apply(&cells, Some(&total)),
         None => (Vec::new(), context.rule.apply(&[], Some(&total)).1),
     };
+    // The vaccinated of a row bound its coverage numerator from above and the timely ones
+    // from below: a row is withheld wherever the indicator's coverage publication withholds
+    // it (docs/coverage.md, "Disclosure control"), besides its own suppression.
+    let months = indicator.age_months.unwrap_or(12);
+    let plan = publication_plan(context, indicator, query.cohort, months);
+    let withheld: Vec<bool> = keyed
+        .iter()
+        .zip(&own)
+        .map(|((key, _, _), own)| *own || plan.withheld(by, key))
+        .collect();
+    let total_withheld = own_total || plan.national;
     // The youngest of the cohort has not yet reached the indicator's age: children
     // vaccinated late are still to come, so the median age will rise and the timely share
     // fall. Flagged like coverage cells are.
-    let incomplete = before(
-        facts,
-        last_birthday(query.cohort, indicator.age_months.unwrap_or(12)),
-    );
+    let incomplete = before(facts, last_birthday(query.cohort, months));
     let flags = || {
         if incomplete {
             vec!["incomplete_follow_up"]

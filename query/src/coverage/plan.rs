@@ -1,0 +1,570 @@
+//! The publication plan of one indicator, cohort and age: which cells of the whole
+//! publication (national, cantons, communes, sexes; or national and age bands) are withheld.
+//! Every coverage answer about that indicator and cohort reads it, whatever its breakdown,
+//! and dropout and timeliness answers withhold at least what it withholds, so that all
+//! answers taken together are protected as one table (docs/coverage.md, "Disclosure
+//! control").
+//!
+//! The rule: primary suppression ([`Suppression::fails`]), then complementary suppression
+//! until every withheld cell can move, up and down, by at least the threshold (or its whole
+//! denominator, when that is smaller) without changing any published cell. A move is proved
+//! by a path of withheld cells between two leaves of the hierarchy whose lowest common
+//! ancestor is the only published cell on it: the cells on one side gain what those on the
+//! other side lose, so every published sum stays put. Each such move is a point of the
+//! auditor's linear programme, so the range the auditor finds is at least as wide as the
+//! moves found here (tests/disclosure_audit.rs checks it with an LP solver).
+//!
+//! Denominators are treated as public (they come from published population statistics and
+//! from other indicators' rows of the same cohort); only numerators are protected.
+
+use std::collections::BTreeMap;
+
+use super::facts::Facts;
+use super::publish::Key;
+use super::question::Breakdown;
+use crate::disclosure::{Cell, Suppression};
+
+/// No upper bound: a cell without a population denominator (persons without a commune).
+const UNBOUNDED: u64 = u64::MAX / 4;
+
+/// One cell of the hierarchy as the plan sees it.
+#[derive(Debug, Clone)]
+struct Node {
+    key: Key,
+    numerator: u64,
+    /// The largest numerator an auditor could assume: the denominator (or the numerator
+    /// when it exceeds it), unbounded without one.
+    cap: u64,
+    /// Public: the denominator, or 0 without one.
+    denominator: u64,
+    hidden: bool,
+    /// The position in the complement order (public denominators, then a keyed hash).
+    order: (bool, [u8; 32]),
+}
+
+impl Node {
+    fn new(key: Key, cell: &Cell, order_key: &[u8; 32]) -> Node {
+        let cap = match cell.denominator {
+            Some(denominator) => denominator.max(cell.numerator),
+            None => UNBOUNDED,
+        };
+        let order =
+            *blake3::keyed_hash(order_key, key.as_deref().unwrap_or("\u{0}none").as_bytes())
+                .as_bytes();
+        Node {
+            key,
+            numerator: cell.numerator,
+            cap,
+            denominator: cell.denominator.unwrap_or(0),
+            hidden: false,
+            order: (false, order),
+        }
+    }
+
+    fn up(&self) -> u64 {
+        self.cap - self.numerator
+    }
+
+    fn down(&self) -> u64 {
+        self.numerator
+    }
+
+    /// The width a withheld cell's range must reach: the threshold, or the whole range of a
+    /// cell smaller than it.
+    fn need(&self, threshold: u64) -> u64 {
+        threshold.min(self.cap)
+    }
+}
+
+/// Which cells of one publication are withheld.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Plan {
+    pub national: bool,
+    pub cantons: BTreeMap<Key, bool>,
+    pub communes: BTreeMap<Key, bool>,
+    pub sexes: BTreeMap<Key, bool>,
+    /// Age bands (age-band indicators) or any other flat breakdown.
+    pub bands: BTreeMap<Key, bool>,
+}
+
+impl Plan {
+    /// Whether the row `key` of an answer broken down `by` is withheld; `None` is the
+    /// national row.
+    pub fn withheld(&self, by: Option<Breakdown>, key: &Key) -> bool {
+        let map = match by {
+            None => return self.national,
+            Some(Breakdown::Commune) => &self.communes,
+            Some(Breakdown::Canton) => &self.cantons,
+            Some(Breakdown::Sex) => &self.sexes,
+        };
+        self.national || map.get(key).copied().unwrap_or(true)
+    }
+
+    /// Whether the age band `key` is withheld.
+    pub fn band_withheld(&self, key: &Key) -> bool {
+        self.national || self.bands.get(key).copied().unwrap_or(true)
+    }
+
+    /// Withholds, in addition, every row `other` withholds (all of them when `other`
+    /// withholds its national cell); with `national`, also the national cell when `other`
+    /// withholds it. A linked dose's withheld national cell need not withhold this one's:
+    /// a published national DTP3 of N − k (k ≥ threshold) leaves a withheld national DTP1
+    /// anywhere in N − k..N.
+    pub fn union(&self, other: &Plan, national: bool) -> Plan {
+        let merge = |a: &BTreeMap<Key, bool>, b: &BTreeMap<Key, bool>| {
+            let mut merged = a.clone();
+            for (key, hidden) in b {
+                *merged.entry(key.clone()).or_default() |= *hidden || other.national;
+            }
+            for hidden in merged.values_mut() {
+                *hidden |= other.national;
+            }
+            merged
+        };
+        Plan {
+            national: self.national || (national && other.national),
+            cantons: merge(&self.cantons, &other.cantons),
+            communes: merge(&self.communes, &other.communes),
+            sexes: merge(&self.sexes, &other.sexes),
+            bands: merge(&self.bands, &other.bands),
+        }
+    }
+}
+
+/// The cells of one publication: counts per facts group, which every breakdown sums.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Selection {
+    pub numerators: Vec<(u32, u64)>,
+    pub denominators: Vec<(u32, u64)>,
+}
+
+impl Selection {
+    /// Rows keyed by `by` (or the total alone) and the total, as [`super::publish::tabulate`]
+    /// sums them.
+    pub fn tabulate(&self, facts: &Facts, by: Option<Breakdown>) -> (Vec<(Key, Cell)>, Cell) {
+        let key = |group: u32| by.and_then(|by| by.key(&facts.groups[group as usize]));
+        super::publish::tabulate(
+            self.numerators
+                .iter()
+                .map(|(group, persons)| (key(*group), *persons)),
+            self.denominators
+                .iter()
+                .map(|(group, persons)| (key(*group), *persons)),
+        )
+    }
+
+    /// The plan of the geographic and sex hierarchy of this selection.
+    pub fn plan(&self, facts: &Facts, rule: Suppression, order_key: &[u8; 32]) -> Plan {
+        let (_, national) = self.tabulate(facts, None);
+        let (cantons, _) = self.tabulate(facts, Some(Breakdown::Canton));
+        let (communes, _) = self.tabulate(facts, Some(Breakdown::Commune));
+        let (sexes, _) = self.tabulate(facts, Some(Breakdown::Sex));
+        // A commune's canton: the one its persons (or population rows) carry first.
+        let mut canton_of: BTreeMap<Key, Key> = BTreeMap::new();
+        for (group, _) in self.numerators.iter().chain(&self.denominators) {
+            let group = &facts.groups[*group as usize];
+            canton_of
+                .entry(group.commune.clone())
+                .or_insert_with(|| group.canton.clone());
+        }
+        let parents: Vec<Key> = communes
+            .iter()
+            .map(|(commune, _)| canton_of.get(commune).cloned().flatten())
+            .collect();
+        Hierarchy::new(
+            rule, order_key, &national, &cantons, &communes, &parents, &sexes,
+        )
+        .solve()
+    }
+}
+
+/// Plans a flat table: a total and rows that add up to it (age bands).
+pub(super) fn flat_plan(
+    rule: Suppression,
+    order_key: &[u8; 32],
+    rows: &[(Key, Cell)],
+    total: &Cell,
+) -> Plan {
+    let mut hierarchy = Hierarchy::new(rule, order_key, total, &[], &[], &[], rows);
+    hierarchy.complete();
+    let mut plan = hierarchy.plan();
+    plan.bands = std::mem::take(&mut plan.sexes);
+    plan
+}
+
+/// National → cantons → communes, and national → sexes.
+struct Hierarchy {
+    threshold: u64,
+    national: Node,
+    cantons: Vec<Node>,
+    communes: Vec<Node>,
+    /// The canton (index into `cantons`) of each commune.
+    canton_of: Vec<usize>,
+    sexes: Vec<Node>,
+}
+
+impl Hierarchy {
+    fn new(
+        rule: Suppression,
+        order_key: &[u8; 32],
+        national: &Cell,
+        cantons: &[(Key, Cell)],
+        communes: &[(Key, Cell)],
+        parents: &[Key],
+        sexes: &[(Key, Cell)],
+    ) -> Hierarchy {
+        let nodes = |cells: &[(Key, Cell)]| -> Vec<Node> {
+            cells
+                .iter()
+                .map(|(key, cell)| {
+                    let mut node = Node::new(key.clone(), cell, order_key);
+                    node.hidden = rule.fails(cell);
+                    // Complements are taken among cells at least as large as the threshold
+                    // first: whether a cell is that large is public.
+                    node.order.0 = node.denominator < rule.threshold;
+                    node
+                })
+                .collect()
+        };
+        let mut cantons = nodes(cantons);
+        let canton_of = parents
+            .iter()
+            .map(|parent| {
+                cantons
+                    .iter()
+                    .position(|canton| &canton.key == parent)
+                    .unwrap_or_else(|| {
+                        // A commune whose canton has no cell of its own (no persons and no
+                        // population there): an empty canton node keeps the tree whole.
+                        cantons.push(Node::new(parent.clone(), &Cell::new(0, Some(0)), order_key));
+                        cantons.len() - 1
+                    })
+            })
+            .collect();
+        let mut national_node = Node::new(None, national, order_key);
+        national_node.hidden = rule.fails(national);
+        Hierarchy {
+            threshold: rule.threshold,
+            national: national_node,
+            cantons,
+            communes: nodes(communes),
+            canton_of,
+            sexes: nodes(sexes),
+        }
+    }
+
+    fn solve(mut self) -> Plan {
+        self.complete();
+        self.plan()
+    }
+
+    fn plan(&self) -> Plan {
+        let map = |nodes: &[Node]| -> BTreeMap<Key, bool> {
+            nodes
+                .iter()
+                .map(|node| (node.key.clone(), node.hidden || self.national.hidden))
+                .collect()
+        };
+        Plan {
+            national: self.national.hidden,
+            cantons: map(&self.cantons),
+            communes: map(&self.communes),
+            sexes: map(&self.sexes),
+            bands: BTreeMap::new(),
+        }
+    }
+
+    /// Adds complements until every withheld cell is protected. A withheld national total
+    /// withholds everything: nothing published could then be subtracted from anything.
+    fn complete(&mut self) {
+        if self.national.hidden {
+            return;
+        }
+        loop {
+            let changed = self.protect_sexes() || self.protect_cantons() || self.protect_communes();
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// The next cell to withhold among `candidates` (indices into `nodes`): the first in the
+    /// public-then-keyed order, so that the choice says nothing about withheld values.
+    fn next(nodes: &[Node], candidates: impl Iterator<Item = usize>) -> Option<usize> {
+        candidates
+            .filter(|&index| !nodes[index].hidden)
+            .min_by(|&a, &b| nodes[a].order.cmp(&nodes[b].order))
+    }
+
+    /// Sexes (or age bands) are one level under the national total: a withheld one needs a
+    /// withheld sibling with room to trade with.
+    fn protect_sexes(&mut self) -> bool {
+        let threshold = self.threshold;
+        for index in 0..self.sexes.len() {
+            if !self.sexes[index].hidden {
+                continue;
+            }
+            let node = &self.sexes[index];
+            let others = || {
+                self.sexes
+                    .iter()
+                    .enumerate()
+                    .filter(move |(other, sibling)| *other != index && sibling.hidden)
+                    .map(|(_, sibling)| sibling)
+            };
+            let up = node.up().min(others().map(Node::down).max().unwrap_or(0));
+            let down = node.down().min(others().map(Node::up).max().unwrap_or(0));
+            if up.saturating_add(down) >= node.need(threshold) {
+                continue;
+            }
+            if let Some(next) = Self::next(&self.sexes, 0..self.sexes.len()) {
+                self.sexes[next].hidden = true;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// How far canton `canton` can move up and down through one of its withheld communes.
+    fn canton_room(&self, canton: usize) -> (u64, u64) {
+        let node = &self.cantons[canton];
+        let communes = || {
+            self.communes
+                .iter()
+                .zip(&self.canton_of)
+                .filter(move |(commune, &parent)| parent == canton && commune.hidden)
+                .map(|(commune, _)| commune)
+        };
+        (
+            node.up().min(communes().map(Node::up).max().unwrap_or(0)),
+            node.down()
+                .min(communes().map(Node::down).max().unwrap_or(0)),
+        )
+    }
+
+    /// Every withheld canton's room through its withheld communes (0 for published ones).
+    fn canton_rooms(&self) -> Vec<(u64, u64)> {
+        let mut best = vec![(0u64, 0u64); self.cantons.len()];
+        for (commune, &canton) in self.communes.iter().zip(&self.canton_of) {
+            if commune.hidden {
+                best[canton] = (
+                    best[canton].0.max(commune.up()),
+                    best[canton].1.max(commune.down()),
+                );
+            }
+        }
+        best.iter()
+            .zip(&self.cantons)
+            .map(|(&(up, down), node)| {
+                if node.hidden {
+                    (node.up().min(up), node.down().min(down))
+                } else {
+                    (0, 0)
+                }
+            })
+            .collect()
+    }
+
+    /// The best room of another withheld canton than `canton` (up, down), from `rooms`.
+    fn other_room(rooms: &[(u64, u64)], canton: usize) -> (u64, u64) {
+        rooms
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != canton)
+            .fold((0, 0), |best, (_, &(up, down))| {
+                (best.0.max(up), best.1.max(down))
+            })
+    }
+
+    fn protect_cantons(&mut self) -> bool {
+        let threshold = self.threshold;
+        let rooms = self.canton_rooms();
+        for canton in 0..self.cantons.len() {
+            if !self.cantons[canton].hidden {
+                continue;
+            }
+            let (own_up, own_down) = self.canton_room(canton);
+            let (other_up, other_down) = Self::other_room(&rooms, canton);
+            let up = own_up.min(other_down);
+            let down = own_down.min(other_up);
+            let need = self.cantons[canton].need(threshold);
+            if up.saturating_add(down) >= need {
+                continue;
+            }
+            // Room inside the canton first (a withheld canton whose communes are all
+            // published is their sum), then another canton to trade with.
+            if own_up.saturating_add(own_down) < need {
+                let inside = (0..self.communes.len()).filter(|&c| self.canton_of[c] == canton);
+                if let Some(next) = Self::next(&self.communes, inside) {
+                    self.communes[next].hidden = true;
+                    return true;
+                }
+            }
+            if let Some(next) = Self::next(&self.cantons, 0..self.cantons.len()) {
+                self.cantons[next].hidden = true;
+                return true;
+            }
+            // Every canton is withheld: the other cantons need withheld communes.
+            for other in 0..self.cantons.len() {
+                let (up, down) = self.canton_room(other);
+                if other != canton && up.saturating_add(down) < need {
+                    let inside = (0..self.communes.len()).filter(|&c| self.canton_of[c] == other);
+                    if let Some(next) = Self::next(&self.communes, inside) {
+                        self.communes[next].hidden = true;
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn protect_communes(&mut self) -> bool {
+        let threshold = self.threshold;
+        let rooms = self.canton_rooms();
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.cantons.len()];
+        for (commune, &canton) in self.canton_of.iter().enumerate() {
+            members[canton].push(commune);
+        }
+        for commune in 0..self.communes.len() {
+            if !self.communes[commune].hidden {
+                continue;
+            }
+            let canton = self.canton_of[commune];
+            let node = &self.communes[commune];
+            let (mut sibling_down, mut sibling_up) = (0, 0);
+            for &other in &members[canton] {
+                let sibling = &self.communes[other];
+                if other != commune && sibling.hidden {
+                    sibling_down = sibling_down.max(sibling.down());
+                    sibling_up = sibling_up.max(sibling.up());
+                }
+            }
+            let mut up = node.up().min(sibling_down);
+            let mut down = node.down().min(sibling_up);
+            let parent = &self.cantons[canton];
+            if parent.hidden {
+                let (other_up, other_down) = Self::other_room(&rooms, canton);
+                up = up.max(node.up().min(parent.up()).min(other_down));
+                down = down.max(node.down().min(parent.down()).min(other_up));
+            }
+            if up.saturating_add(down) >= node.need(threshold) {
+                continue;
+            }
+            let parent_hidden = parent.hidden;
+            if let Some(next) = Self::next(&self.communes, members[canton].iter().copied()) {
+                self.communes[next].hidden = true;
+                return true;
+            }
+            if !parent_hidden {
+                self.cantons[canton].hidden = true;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(numerator: u64, denominator: u64) -> Cell {
+        Cell::new(numerator, Some(denominator))
+    }
+
+    fn named(name: &str, numerator: u64, denominator: u64) -> (Key, Cell) {
+        (Some(name.to_string()), cell(numerator, denominator))
+    }
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn solve(
+        national: Cell,
+        cantons: &[(Key, Cell)],
+        communes: &[(Key, Cell)],
+        parents: &[&str],
+        sexes: &[(Key, Cell)],
+    ) -> Plan {
+        let parents: Vec<Key> = parents.iter().map(|p| Some(p.to_string())).collect();
+        Hierarchy::new(
+            Suppression::default(),
+            &KEY,
+            &national,
+            cantons,
+            communes,
+            &parents,
+            sexes,
+        )
+        .solve()
+    }
+
+    fn hidden(map: &BTreeMap<Key, bool>, name: &str) -> bool {
+        map[&Some(name.to_string())]
+    }
+
+    #[test]
+    fn a_canton_with_one_withheld_commune_withholds_a_second_one() {
+        // Canton A: a1 60/62 (2 unvaccinated: primary), a2 50/60, a3 40/45. Canton B:
+        // b1 100/110. Alone, a1 = A − a2 − a3; so a sibling goes too. a2 gives a1 room
+        // up min(2, 50) = 2 and down min(60, 10) = 10: 12 ≥ 8. a3 gives up min(2, 40) = 2,
+        // down min(60, 5) = 5: 7 < 8, so a3 alone would not do; whichever comes first in
+        // the keyed order, the loop stops only once a1 has room 8.
+        let communes = [
+            named("a1", 60, 62),
+            named("a2", 50, 60),
+            named("a3", 40, 45),
+            named("b1", 100, 110),
+        ];
+        let cantons = [named("A", 150, 167), named("B", 100, 110)];
+        let plan = solve(
+            cell(250, 277),
+            &cantons,
+            &communes,
+            &["A", "A", "A", "B"],
+            &[named("f", 120, 130), named("m", 130, 147)],
+        );
+        assert!(hidden(&plan.communes, "a1"));
+        assert!(hidden(&plan.communes, "a2"), "{plan:?}");
+        assert!(!hidden(&plan.communes, "b1"));
+        assert!(!hidden(&plan.cantons, "A") && !hidden(&plan.cantons, "B"));
+        assert!(!plan.national);
+    }
+
+    #[test]
+    fn a_single_commune_canton_is_protected_through_another_canton() {
+        // Canton T holds one commune t1 (5 of 6: primary, denominator 6 < 8, so its range
+        // must be the whole 0..6). Its canton is the same cell: both go, and another
+        // canton with a withheld commune must trade with it. Canton U: u1 40/50, u2 45/50.
+        let communes = [named("t1", 5, 6), named("u1", 40, 50), named("u2", 45, 50)];
+        let cantons = [named("T", 5, 6), named("U", 85, 100)];
+        let plan = solve(
+            cell(90, 106),
+            &cantons,
+            &communes,
+            &["T", "U", "U"],
+            &[named("f", 45, 53), named("m", 45, 53)],
+        );
+        assert!(hidden(&plan.communes, "t1"));
+        assert!(hidden(&plan.cantons, "T"));
+        assert!(hidden(&plan.cantons, "U"));
+        // One commune of U trades with t1: up to 1 more for t1 (6 − 5) against 1 fewer in
+        // it, and 5 fewer for t1 against 5 more in it (u1 has 10 unvaccinated, u2 5).
+        assert!(hidden(&plan.communes, "u1") || hidden(&plan.communes, "u2"));
+        assert!(!hidden(&plan.sexes, "f") && !hidden(&plan.sexes, "m"));
+    }
+
+    #[test]
+    fn a_withheld_national_total_withholds_everything() {
+        let plan = solve(
+            cell(3, 73),
+            &[named("A", 3, 73)],
+            &[named("a1", 3, 20), named("a2", 0, 53)],
+            &["A", "A"],
+            &[named("f", 0, 20), named("m", 3, 53)],
+        );
+        assert!(plan.national);
+        assert!(plan.withheld(Some(Breakdown::Commune), &Some("a2".into())));
+        assert!(plan.withheld(Some(Breakdown::Sex), &Some("f".into())));
+    }
+}
