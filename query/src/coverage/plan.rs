@@ -8,9 +8,12 @@
 //! The rule: primary suppression ([`Suppression::fails`]), then complementary suppression
 //! until every withheld cell can move, up and down, by at least the threshold (or its whole
 //! denominator, when that is smaller) without changing any published cell. A move is proved
-//! by a path of withheld cells between two leaves of the hierarchy whose lowest common
-//! ancestor is the only published cell on it: the cells on one side gain what those on the
-//! other side lose, so every published sum stays put. Each such move is a point of the
+//! by flows along withheld cells between leaves of the hierarchy whose lowest common
+//! ancestor is the only published cell on each path: the cells on one side gain what those
+//! on the other side lose, so every published sum stays put. A move may be shared among
+//! several withheld siblings (each within its own room), so small cells protect each other
+//! together; counting only the single best sibling withheld whole cantons of small communes
+//! for nothing. Each such move is a point of the
 //! auditor's linear programme, so the range the auditor finds is at least as wide as the
 //! moves found here (tests/disclosure_audit.rs checks it with an LP solver).
 //!
@@ -296,8 +299,8 @@ impl Hierarchy {
             .min_by(|&a, &b| nodes[a].order.cmp(&nodes[b].order))
     }
 
-    /// Sexes (or age bands) are one level under the national total: a withheld one needs a
-    /// withheld sibling with room to trade with.
+    /// Sexes (or age bands) are one level under the national total: a withheld one needs
+    /// withheld siblings with room, together, to trade with.
     fn protect_sexes(&mut self) -> bool {
         let threshold = self.threshold;
         for index in 0..self.sexes.len() {
@@ -312,8 +315,8 @@ impl Hierarchy {
                     .filter(move |(other, sibling)| *other != index && sibling.hidden)
                     .map(|(_, sibling)| sibling)
             };
-            let up = node.up().min(others().map(Node::down).max().unwrap_or(0));
-            let down = node.down().min(others().map(Node::up).max().unwrap_or(0));
+            let up = node.up().min(others().map(Node::down).sum());
+            let down = node.down().min(others().map(Node::up).sum());
             if up.saturating_add(down) >= node.need(threshold) {
                 continue;
             }
@@ -325,7 +328,8 @@ impl Hierarchy {
         false
     }
 
-    /// How far canton `canton` can move up and down through one of its withheld communes.
+    /// How far canton `canton` can move up and down through its withheld communes (a move
+    /// may be shared among them).
     fn canton_room(&self, canton: usize) -> (u64, u64) {
         let node = &self.cantons[canton];
         let communes = || {
@@ -336,9 +340,8 @@ impl Hierarchy {
                 .map(|(commune, _)| commune)
         };
         (
-            node.up().min(communes().map(Node::up).max().unwrap_or(0)),
-            node.down()
-                .min(communes().map(Node::down).max().unwrap_or(0)),
+            node.up().min(communes().map(Node::up).sum()),
+            node.down().min(communes().map(Node::down).sum()),
         )
     }
 
@@ -348,8 +351,8 @@ impl Hierarchy {
         for (commune, &canton) in self.communes.iter().zip(&self.canton_of) {
             if commune.hidden {
                 best[canton] = (
-                    best[canton].0.max(commune.up()),
-                    best[canton].1.max(commune.down()),
+                    best[canton].0.saturating_add(commune.up()),
+                    best[canton].1.saturating_add(commune.down()),
                 );
             }
         }
@@ -365,14 +368,15 @@ impl Hierarchy {
             .collect()
     }
 
-    /// The best room of another withheld canton than `canton` (up, down), from `rooms`.
+    /// The room of the other withheld cantons than `canton` together (up, down), from
+    /// `rooms`.
     fn other_room(rooms: &[(u64, u64)], canton: usize) -> (u64, u64) {
         rooms
             .iter()
             .enumerate()
             .filter(|(other, _)| *other != canton)
-            .fold((0, 0), |best, (_, &(up, down))| {
-                (best.0.max(up), best.1.max(down))
+            .fold((0, 0), |(all_up, all_down), (_, &(up, down))| {
+                (all_up.saturating_add(up), all_down.saturating_add(down))
             })
     }
 
@@ -432,22 +436,25 @@ impl Hierarchy {
             }
             let canton = self.canton_of[commune];
             let node = &self.communes[commune];
-            let (mut sibling_down, mut sibling_up) = (0, 0);
+            let (mut sibling_down, mut sibling_up) = (0u64, 0u64);
             for &other in &members[canton] {
                 let sibling = &self.communes[other];
                 if other != commune && sibling.hidden {
-                    sibling_down = sibling_down.max(sibling.down());
-                    sibling_up = sibling_up.max(sibling.up());
+                    sibling_down += sibling.down();
+                    sibling_up = sibling_up.saturating_add(sibling.up());
                 }
             }
-            let mut up = node.up().min(sibling_down);
-            let mut down = node.down().min(sibling_up);
+            // The siblings absorb part of a move and, through a withheld canton, the
+            // other withheld cantons the rest.
+            let (mut via_up, mut via_down) = (sibling_down, sibling_up);
             let parent = &self.cantons[canton];
             if parent.hidden {
                 let (other_up, other_down) = Self::other_room(&rooms, canton);
-                up = up.max(node.up().min(parent.up()).min(other_down));
-                down = down.max(node.down().min(parent.down()).min(other_up));
+                via_up = via_up.saturating_add(parent.up().min(other_down));
+                via_down = via_down.saturating_add(parent.down().min(other_up));
             }
+            let up = node.up().min(via_up);
+            let down = node.down().min(via_down);
             if up.saturating_add(down) >= node.need(threshold) {
                 continue;
             }
