@@ -215,9 +215,10 @@ pub struct CoverageArgs {
     /// Indicator name from sql/reference/indicators.csv (DTP3, MCV1, FLU65, ...).
     #[arg(long, required_unless_present_any = ["all", "list"])]
     pub indicator: Option<String>,
-    /// Birth year (season start year for seasonal, calendar year for age-band indicators).
+    /// Birth year (season start year for seasonal, calendar year for age-band indicators),
+    /// or consecutive birth years pooled, e.g. 2022-2024 (birth-cohort coverage only).
     #[arg(long, required_unless_present_any = ["all", "list"])]
-    pub cohort: Option<i32>,
+    pub cohort: Option<vaxlake_query::coverage::CohortSpan>,
     /// Count doses given before this age in months instead of the indicator's default.
     #[arg(long)]
     pub age_months: Option<u32>,

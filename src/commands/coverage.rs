@@ -33,9 +33,14 @@ async fn coverage_answer(
         let answer = repeated(repeat, 6, || async { Ok(engine.table().await?) }).await?;
         return Ok(render(answer.as_ref(), format)?);
     }
-    let (Some(indicator), Some(cohort)) = (args.indicator.clone(), args.cohort) else {
+    let (Some(indicator), Some(span)) = (args.indicator.clone(), args.cohort) else {
         bail!("--indicator and --cohort are required (or --all, or --list)");
     };
+    let single_year_only = args.curve || args.dropout_from.is_some() || args.timeliness;
+    if span.is_pooled() && single_year_only {
+        bail!("pooled cohorts ({span}) apply to coverage itself; curves, dropout and timeliness take one birth year");
+    }
+    let cohort = span.first;
     let text = if args.curve {
         let query = cov::CurveQuery {
             indicator,
@@ -65,7 +70,7 @@ async fn coverage_answer(
     } else {
         let query = cov::CoverageQuery {
             indicator,
-            cohort,
+            cohort: span,
             age_months: args.age_months,
             by: args.by,
         };

@@ -93,6 +93,9 @@ impl Serialize for GroupValue {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row<F> {
     pub cohort: i32,
+    /// The last birth year of a pooled cohort (`cohort` is the first); absent for one year.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cohort_last: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub season: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +116,31 @@ pub struct CoverageFigures {
     pub ci_high: Option<f64>,
     pub suppressed: bool,
     pub flags: Vec<&'static str>,
+    /// A withheld pooled cell: the lowest and highest coverage the published cells allow
+    /// (anyone can compute them from what is published; docs/coverage.md, "Pooled cohorts
+    /// and bands"). Absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_low: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_high: Option<f64>,
+}
+
+impl CoverageFigures {
+    /// Sets the band of a withheld cell from its numerator range over `denominator`; a cell
+    /// without a denominator (or the whole 0..100 %) gets none.
+    pub(super) fn band(&mut self, low: u64, high: u64, denominator: Option<u64>) {
+        let Some(denominator) = denominator.filter(|&d| d > 0) else {
+            return;
+        };
+        let share =
+            |count: u64| crate::disclosure::round4((count as f64 / denominator as f64).min(1.0));
+        let (low, high) = (share(low), share(high));
+        if !self.suppressed || (low <= 0.0 && high >= 1.0) {
+            return;
+        }
+        self.band_low = Some(low);
+        self.band_high = Some(high);
+    }
 }
 
 /// The figures of a dropout cell (completed of started).
@@ -165,6 +193,9 @@ pub struct CoverageAnswer {
     #[serde(flatten)]
     pub header: Header,
     pub cohort: i32,
+    /// The last birth year of a pooled cohort; absent for one year.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cohort_last: Option<i32>,
     pub by: Option<Breakdown>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub season: Option<String>,

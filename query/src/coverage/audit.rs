@@ -361,7 +361,7 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
         (&dtp1, dtp1_or_3(&catalogue, 1)),
     ] {
         for by in BREAKDOWNS {
-            let mut answer = coverage_answer(&context, indicator, COHORT, None, by).unwrap();
+            let mut answer = coverage_answer(&context, indicator, COHORT.into(), None, by).unwrap();
             if naive && indicator.name == "DTP3" {
                 naive_suppression(rule, &mut answer.rows, answer.total.as_mut());
             }
@@ -467,7 +467,7 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
         ("DTP1", &dtp1, dtp1_or_3(&catalogue, 1)),
     ] {
         for by in BREAKDOWNS {
-            let mut answer = coverage_answer(&context, indicator, COHORT, None, by).unwrap();
+            let mut answer = coverage_answer(&context, indicator, COHORT.into(), None, by).unwrap();
             if naive && name == "DTP3" {
                 naive_suppression(rule, &mut answer.rows, answer.total.as_mut());
             }

@@ -5,8 +5,9 @@ use super::answer::CoverageAnswer;
 use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
 use super::facts::Facts;
 use super::plan::{flat_plan, Plan, Selection};
+use super::pooled::{pooled_plan, pooled_selection, PooledPlan};
 use super::publish::{coverage_figures, publish_planned, tabulate, Context, Key, Place};
-use super::question::Breakdown;
+use super::question::{Breakdown, CohortSpan};
 use super::select::{
     before, cohort_reference_year, last_birthday, reference_year_for, season_label, sex_matches,
 };
@@ -130,10 +131,14 @@ pub(super) fn answer_months(
 pub(super) fn coverage_answer(
     context: &Context,
     indicator: &Indicator,
-    cohort: i32,
+    span: CohortSpan,
     age_months: Option<u32>,
     by: Option<Breakdown>,
 ) -> Result<CoverageAnswer, QueryError> {
+    if span.is_pooled() {
+        return pooled_answer(context, indicator, span, age_months, by);
+    }
+    let cohort = span.first;
     let facts = context.facts;
     let mut header = context.header(indicator);
     let mut place = Place::cohort(cohort);
@@ -298,9 +303,79 @@ pub(super) fn coverage_answer(
     Ok(CoverageAnswer {
         header,
         cohort,
+        cohort_last: None,
         by,
         season: place.season,
         population_source: population_source(reference_year),
+        rows,
+        total,
+    })
+}
+
+/// Coverage of consecutive birth cohorts pooled: each year's vaccinated over its own
+/// population, summed; withheld cells carry the band the published cells imply (see
+/// [`super::pooled`]).
+fn pooled_answer(
+    context: &Context,
+    indicator: &Indicator,
+    span: CohortSpan,
+    age_months: Option<u32>,
+    by: Option<Breakdown>,
+) -> Result<CoverageAnswer, QueryError> {
+    if indicator.kind != Kind::BirthCohort {
+        return Err(QueryError::Invalid(format!(
+            "{} is not a birth-cohort indicator; only birth cohorts are pooled (cohort=YEAR)",
+            indicator.name
+        )));
+    }
+    let facts = context.facts;
+    let mut header = context.header(indicator);
+    let months = answer_months(indicator, age_months)?;
+    header.definition.age_months = Some(months);
+    let (selection, reference_years) = pooled_selection(facts, indicator, span, months);
+    let (cells, total_cell) = selection.tabulate(facts, by);
+    let PooledPlan { plan, bands } = pooled_plan(context, indicator, span, months);
+    let incomplete = before(facts, last_birthday(span.last, months));
+    let place = Place::cohort(span.first);
+    let (mut rows, mut total) = publish_planned(
+        by.map(Breakdown::column),
+        &cells,
+        &total_cell,
+        &place,
+        |key| plan.withheld(by, key),
+        plan.national,
+        |cell, withheld| coverage_figures(cell, withheld, incomplete),
+    );
+    let denominators: std::collections::BTreeMap<&Key, Option<u64>> = cells
+        .iter()
+        .map(|(key, cell)| (key, cell.denominator))
+        .collect();
+    for row in rows.iter_mut().chain(total.as_mut()) {
+        row.cohort_last = Some(span.last);
+        let (address, denominator) = match &row.group {
+            Some(group) => (
+                (by, group.value.clone()),
+                denominators.get(&group.value).copied().flatten(),
+            ),
+            None => ((None, None), total_cell.denominator),
+        };
+        if let Some(&(low, high)) = bands.get(&address) {
+            row.figures.band(low, high, denominator);
+        }
+    }
+    let mut sources: Vec<String> = Vec::new();
+    for source in reference_years.into_iter().filter_map(population_source) {
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    Ok(CoverageAnswer {
+        header,
+        cohort: span.first,
+        cohort_last: Some(span.last),
+        by,
+        season: None,
+        population_source: (!sources.is_empty()).then(|| sources.join("; ")),
         rows,
         total,
     })

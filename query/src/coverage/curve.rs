@@ -46,6 +46,7 @@ pub(super) fn curve_answer(
             let incomplete = before(facts, last_birthday(query.cohort, age));
             Row {
                 cohort: query.cohort,
+                cohort_last: None,
                 season: None,
                 age_months: Some(age),
                 group: None,

@@ -16,6 +16,9 @@ mod dropout;
 mod engine;
 pub(crate) mod facts;
 mod plan;
+mod pooled;
+#[cfg(test)]
+mod pooled_audit;
 mod publish;
 mod question;
 mod select;
@@ -30,7 +33,9 @@ pub use answer::{
 };
 pub use catalogue::{age_band, Catalogue, DoseRule, Indicator, Kind, AGE_BANDS};
 pub use engine::CoverageEngine;
-pub use question::{Breakdown, CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery};
+pub use question::{
+    Breakdown, CohortSpan, CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery,
+};
 // Disclosure control is shared with the effectiveness engine; re-exported where callers
 // have always found it.
 pub use crate::disclosure::{round4, Cell, Suppression};

@@ -28,16 +28,18 @@ use super::question::Breakdown;
 use crate::disclosure::{Cell, Suppression};
 
 /// No upper bound: a cell without a population denominator (persons without a commune).
-const UNBOUNDED: u64 = u64::MAX / 4;
+const UNBOUNDED: i64 = i64::MAX / 4;
 
 /// One cell of the hierarchy as the plan sees it.
 #[derive(Debug, Clone)]
 struct Node {
     key: Key,
-    numerator: u64,
-    /// The largest numerator an auditor could assume: the denominator (or the numerator
-    /// when it exceeds it), unbounded without one.
-    cap: u64,
+    numerator: i64,
+    /// The largest numerator an auditor could assume: the denominator, unbounded without
+    /// one. A numerator above its denominator (a population estimate below the persons
+    /// counted) stays above it: the auditor's range then ends below the truth, and the
+    /// negative room of [`Node::up`] says so.
+    cap: i64,
     /// Public: the denominator, or 0 without one.
     denominator: u64,
     hidden: bool,
@@ -48,7 +50,7 @@ struct Node {
 impl Node {
     fn new(key: Key, cell: &Cell, order_key: &[u8; 32]) -> Node {
         let cap = match cell.denominator {
-            Some(denominator) => denominator.max(cell.numerator),
+            Some(denominator) => count(denominator),
             None => UNBOUNDED,
         };
         let order =
@@ -56,7 +58,7 @@ impl Node {
                 .as_bytes();
         Node {
             key,
-            numerator: cell.numerator,
+            numerator: count(cell.numerator),
             cap,
             denominator: cell.denominator.unwrap_or(0),
             hidden: false,
@@ -64,19 +66,40 @@ impl Node {
         }
     }
 
-    fn up(&self) -> u64 {
+    /// How far the auditor's largest value lies above the truth (negative when the count
+    /// exceeds its denominator). Signed so that sums over siblings net such cells out.
+    fn up(&self) -> i64 {
         self.cap - self.numerator
     }
 
-    fn down(&self) -> u64 {
+    fn down(&self) -> i64 {
         self.numerator
     }
 
     /// The width a withheld cell's range must reach: the threshold, or the whole range of a
     /// cell smaller than it.
-    fn need(&self, threshold: u64) -> u64 {
-        threshold.min(self.cap)
+    fn need(&self, threshold: u64) -> i64 {
+        count(threshold).min(self.cap.max(0))
     }
+}
+
+/// A sum that stays at the unbounded mark instead of overflowing.
+fn total(values: impl Iterator<Item = i64>) -> i64 {
+    values.fold(0, |sum: i64, value| {
+        sum.saturating_add(value).min(UNBOUNDED)
+    })
+}
+
+/// A count as the plan's signed arithmetic holds it.
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(UNBOUNDED).min(UNBOUNDED)
+}
+
+/// The width of a withheld cell's range: as far up as the others can give way (`via_down`)
+/// and its own room allow, plus as far down as the others can absorb (`via_up`, never below
+/// nothing) and its count allow.
+fn width(node_up: i64, node_down: i64, via_down: i64, via_up: i64) -> i64 {
+    node_up.min(via_down) + node_down.min(via_up.max(0))
 }
 
 /// Which cells of one publication are withheld.
@@ -158,11 +181,24 @@ impl Selection {
 
     /// The plan of the geographic and sex hierarchy of this selection.
     pub fn plan(&self, facts: &Facts, rule: Suppression, order_key: &[u8; 32]) -> Plan {
+        self.hierarchy(facts, rule, order_key).solve()
+    }
+
+    /// The hierarchy of this selection with its primary suppressions, before complements.
+    pub fn hierarchy(&self, facts: &Facts, rule: Suppression, order_key: &[u8; 32]) -> Hierarchy {
         let (_, national) = self.tabulate(facts, None);
         let (cantons, _) = self.tabulate(facts, Some(Breakdown::Canton));
         let (communes, _) = self.tabulate(facts, Some(Breakdown::Commune));
         let (sexes, _) = self.tabulate(facts, Some(Breakdown::Sex));
-        // A commune's canton: the one its persons (or population rows) carry first.
+        let parents = self.parents(facts, &communes);
+        Hierarchy::new(
+            rule, order_key, &national, &cantons, &communes, &parents, &sexes,
+        )
+    }
+
+    /// The canton of each of `communes`: the one its persons (or population rows) carry
+    /// first.
+    pub fn parents(&self, facts: &Facts, communes: &[(Key, Cell)]) -> Vec<Key> {
         let mut canton_of: BTreeMap<Key, Key> = BTreeMap::new();
         for (group, _) in self.numerators.iter().chain(&self.denominators) {
             let group = &facts.groups[*group as usize];
@@ -170,14 +206,10 @@ impl Selection {
                 .entry(group.commune.clone())
                 .or_insert_with(|| group.canton.clone());
         }
-        let parents: Vec<Key> = communes
+        communes
             .iter()
             .map(|(commune, _)| canton_of.get(commune).cloned().flatten())
-            .collect();
-        Hierarchy::new(
-            rule, order_key, &national, &cantons, &communes, &parents, &sexes,
-        )
-        .solve()
+            .collect()
     }
 }
 
@@ -196,7 +228,7 @@ pub(super) fn flat_plan(
 }
 
 /// National → cantons → communes, and national → sexes.
-struct Hierarchy {
+pub(super) struct Hierarchy {
     threshold: u64,
     national: Node,
     cantons: Vec<Node>,
@@ -256,12 +288,57 @@ impl Hierarchy {
         }
     }
 
-    fn solve(mut self) -> Plan {
+    pub fn solve(mut self) -> Plan {
         self.complete();
         self.plan()
     }
 
-    fn plan(&self) -> Plan {
+    /// Withholds the cell `key` of the breakdown `by` (the national cell for `None`), e.g.
+    /// because another publication makes it unsafe to publish; [`Hierarchy::complete`] then
+    /// protects it like a primary one. Whether it was published before.
+    pub fn force(&mut self, by: Option<Breakdown>, key: &Key) -> bool {
+        let node = match by {
+            None => Some(&mut self.national),
+            Some(Breakdown::Canton) => self.cantons.iter_mut().find(|node| &node.key == key),
+            Some(Breakdown::Commune) => self.communes.iter_mut().find(|node| &node.key == key),
+            Some(Breakdown::Sex) => self.sexes.iter_mut().find(|node| &node.key == key),
+        };
+        match node {
+            Some(node) if !node.hidden => {
+                node.hidden = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The canton `key` of the commune `commune`, if the hierarchy knows it.
+    pub fn canton_of(&self, commune: &Key) -> Option<Key> {
+        let index = self.communes.iter().position(|node| &node.key == commune)?;
+        Some(self.cantons[self.canton_of[index]].key.clone())
+    }
+
+    /// The next cell to withhold beside `key` of the breakdown `by`, in the complement order:
+    /// a published sibling (a commune of the same canton, another canton, another sex), or
+    /// none when all are withheld.
+    pub fn next_sibling(&self, by: Option<Breakdown>, key: &Key) -> Option<Key> {
+        match by {
+            None => None,
+            Some(Breakdown::Canton) => Self::next(&self.cantons, 0..self.cantons.len())
+                .map(|i| self.cantons[i].key.clone()),
+            Some(Breakdown::Sex) => {
+                Self::next(&self.sexes, 0..self.sexes.len()).map(|i| self.sexes[i].key.clone())
+            }
+            Some(Breakdown::Commune) => {
+                let index = self.communes.iter().position(|node| &node.key == key)?;
+                let canton = self.canton_of[index];
+                let inside = (0..self.communes.len()).filter(|&c| self.canton_of[c] == canton);
+                Self::next(&self.communes, inside).map(|i| self.communes[i].key.clone())
+            }
+        }
+    }
+
+    pub fn plan(&self) -> Plan {
         let map = |nodes: &[Node]| -> BTreeMap<Key, bool> {
             nodes
                 .iter()
@@ -279,7 +356,7 @@ impl Hierarchy {
 
     /// Adds complements until every withheld cell is protected. A withheld national total
     /// withholds everything: nothing published could then be subtracted from anything.
-    fn complete(&mut self) {
+    pub fn complete(&mut self) {
         if self.national.hidden {
             return;
         }
@@ -315,9 +392,13 @@ impl Hierarchy {
                     .filter(move |(other, sibling)| *other != index && sibling.hidden)
                     .map(|(_, sibling)| sibling)
             };
-            let up = node.up().min(others().map(Node::down).sum());
-            let down = node.down().min(others().map(Node::up).sum());
-            if up.saturating_add(down) >= node.need(threshold) {
+            let room = width(
+                node.up(),
+                node.down(),
+                total(others().map(Node::down)),
+                total(others().map(Node::up)),
+            );
+            if room >= node.need(threshold) {
                 continue;
             }
             if let Some(next) = Self::next(&self.sexes, 0..self.sexes.len()) {
@@ -330,7 +411,7 @@ impl Hierarchy {
 
     /// How far canton `canton` can move up and down through its withheld communes (a move
     /// may be shared among them).
-    fn canton_room(&self, canton: usize) -> (u64, u64) {
+    fn canton_room(&self, canton: usize) -> (i64, i64) {
         let node = &self.cantons[canton];
         let communes = || {
             self.communes
@@ -340,19 +421,19 @@ impl Hierarchy {
                 .map(|(commune, _)| commune)
         };
         (
-            node.up().min(communes().map(Node::up).sum()),
-            node.down().min(communes().map(Node::down).sum()),
+            node.up().min(total(communes().map(Node::up))),
+            node.down().min(total(communes().map(Node::down))),
         )
     }
 
     /// Every withheld canton's room through its withheld communes (0 for published ones).
-    fn canton_rooms(&self) -> Vec<(u64, u64)> {
-        let mut best = vec![(0u64, 0u64); self.cantons.len()];
+    fn canton_rooms(&self) -> Vec<(i64, i64)> {
+        let mut best = vec![(0i64, 0i64); self.cantons.len()];
         for (commune, &canton) in self.communes.iter().zip(&self.canton_of) {
             if commune.hidden {
                 best[canton] = (
-                    best[canton].0.saturating_add(commune.up()),
-                    best[canton].1.saturating_add(commune.down()),
+                    best[canton].0.saturating_add(commune.up()).min(UNBOUNDED),
+                    best[canton].1.saturating_add(commune.down()).min(UNBOUNDED),
                 );
             }
         }
@@ -370,13 +451,16 @@ impl Hierarchy {
 
     /// The room of the other withheld cantons than `canton` together (up, down), from
     /// `rooms`.
-    fn other_room(rooms: &[(u64, u64)], canton: usize) -> (u64, u64) {
+    fn other_room(rooms: &[(i64, i64)], canton: usize) -> (i64, i64) {
         rooms
             .iter()
             .enumerate()
             .filter(|(other, _)| *other != canton)
             .fold((0, 0), |(all_up, all_down), (_, &(up, down))| {
-                (all_up.saturating_add(up), all_down.saturating_add(down))
+                (
+                    all_up.saturating_add(up).min(UNBOUNDED),
+                    all_down.saturating_add(down).min(UNBOUNDED),
+                )
             })
     }
 
@@ -389,10 +473,8 @@ impl Hierarchy {
             }
             let (own_up, own_down) = self.canton_room(canton);
             let (other_up, other_down) = Self::other_room(&rooms, canton);
-            let up = own_up.min(other_down);
-            let down = own_down.min(other_up);
             let need = self.cantons[canton].need(threshold);
-            if up.saturating_add(down) >= need {
+            if width(own_up, own_down, other_down, other_up) >= need {
                 continue;
             }
             // Room inside the canton first (a withheld canton whose communes are all
@@ -436,26 +518,24 @@ impl Hierarchy {
             }
             let canton = self.canton_of[commune];
             let node = &self.communes[commune];
-            let (mut sibling_down, mut sibling_up) = (0u64, 0u64);
-            for &other in &members[canton] {
-                let sibling = &self.communes[other];
-                if other != commune && sibling.hidden {
-                    sibling_down += sibling.down();
-                    sibling_up = sibling_up.saturating_add(sibling.up());
-                }
-            }
-            // The siblings absorb part of a move and, through a withheld canton, the
-            // other withheld cantons the rest.
-            let (mut via_up, mut via_down) = (sibling_down, sibling_up);
+            let nodes = &self.communes;
+            let siblings = || {
+                members[canton]
+                    .iter()
+                    .filter(move |&&other| other != commune && nodes[other].hidden)
+                    .map(move |&other| &nodes[other])
+            };
+            // The siblings give way to part of a move and, through a withheld canton, the
+            // other withheld cantons to the rest.
+            let mut give_down = total(siblings().map(Node::down));
+            let mut give_up = total(siblings().map(Node::up));
             let parent = &self.cantons[canton];
             if parent.hidden {
                 let (other_up, other_down) = Self::other_room(&rooms, canton);
-                via_up = via_up.saturating_add(parent.up().min(other_down));
-                via_down = via_down.saturating_add(parent.down().min(other_up));
+                give_down = give_down.saturating_add(parent.up().min(other_down).max(0));
+                give_up = give_up.saturating_add(parent.down().min(other_up).max(0));
             }
-            let up = node.up().min(via_up);
-            let down = node.down().min(via_down);
-            if up.saturating_add(down) >= node.need(threshold) {
+            if width(node.up(), node.down(), give_down, give_up) >= node.need(threshold) {
                 continue;
             }
             let parent_hidden = parent.hidden;

@@ -91,6 +91,8 @@ pub(super) fn coverage_figures(cell: &Cell, withheld: bool, incomplete: bool) ->
             ci_high: None,
             suppressed: true,
             flags,
+            band_low: None,
+            band_high: None,
         };
     }
     let interval = cell.wilson();
@@ -102,6 +104,8 @@ pub(super) fn coverage_figures(cell: &Cell, withheld: bool, incomplete: bool) ->
         ci_high: interval.map(|(_, high)| round4(high)),
         suppressed: false,
         flags,
+        band_low: None,
+        band_high: None,
     }
 }
 
@@ -123,6 +127,7 @@ impl Place {
     pub fn row<F>(&self, group: Option<GroupValue>, figures: F) -> Row<F> {
         Row {
             cohort: self.cohort,
+            cohort_last: None,
             season: self.season.clone(),
             age_months: None,
             group,

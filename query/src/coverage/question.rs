@@ -46,11 +46,110 @@ impl std::str::FromStr for Breakdown {
     }
 }
 
-/// `/api/coverage` parameters (CONTRACTS.md).
+/// The most birth years one pooled answer sums (statistical offices pool three; five is
+/// already a long span for a coverage figure).
+pub const MAX_POOLED_YEARS: i32 = 5;
+
+/// One birth cohort (`2022`) or consecutive ones pooled (`2022-2024`): small areas show a
+/// figure over three birth years where one year's would be withheld (docs/coverage.md,
+/// "Pooled cohorts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "CohortText")]
+pub struct CohortSpan {
+    pub first: i32,
+    pub last: i32,
+}
+
+impl CohortSpan {
+    pub fn single(year: i32) -> CohortSpan {
+        CohortSpan {
+            first: year,
+            last: year,
+        }
+    }
+
+    pub fn is_pooled(&self) -> bool {
+        self.last > self.first
+    }
+
+    pub fn years(&self) -> std::ops::RangeInclusive<i32> {
+        self.first..=self.last
+    }
+}
+
+impl From<i32> for CohortSpan {
+    fn from(year: i32) -> CohortSpan {
+        CohortSpan::single(year)
+    }
+}
+
+impl std::fmt::Display for CohortSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_pooled() {
+            write!(f, "{}-{}", self.first, self.last)
+        } else {
+            write!(f, "{}", self.first)
+        }
+    }
+}
+
+impl std::str::FromStr for CohortSpan {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let year = |part: &str| {
+            part.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|year| (1800..=2200).contains(year))
+                .ok_or_else(|| {
+                    "cohort must be a birth year (2022) or a span of consecutive years \
+                     (2022-2024)"
+                        .to_string()
+                })
+        };
+        let span = match text.split_once('-') {
+            Some((first, last)) => CohortSpan {
+                first: year(first)?,
+                last: year(last)?,
+            },
+            None => CohortSpan::single(year(text)?),
+        };
+        if span.last < span.first {
+            return Err("a cohort span runs from the earlier year to the later one".into());
+        }
+        if span.last - span.first >= MAX_POOLED_YEARS {
+            return Err(format!(
+                "a pooled cohort spans at most {MAX_POOLED_YEARS} birth years"
+            ));
+        }
+        Ok(span)
+    }
+}
+
+/// How a cohort arrives: a number in JSON, text in a query string or on the command line.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CohortText {
+    Year(i32),
+    Text(String),
+}
+
+impl TryFrom<CohortText> for CohortSpan {
+    type Error = String;
+    fn try_from(text: CohortText) -> Result<Self, Self::Error> {
+        match text {
+            CohortText::Year(year) => year.to_string().parse(),
+            CohortText::Text(text) => text.parse(),
+        }
+    }
+}
+
+/// `/api/coverage` parameters (CONTRACTS.md). `cohort` may pool consecutive birth years
+/// (birth-cohort indicators only).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CoverageQuery {
     pub indicator: String,
-    pub cohort: i32,
+    pub cohort: CohortSpan,
     pub age_months: Option<u32>,
     pub by: Option<Breakdown>,
 }

@@ -103,7 +103,7 @@ fn table_rows(
         };
         for cohort in cohorts_of(context.facts, indicator) {
             for &by in breakdowns {
-                let answer = coverage_answer(context, indicator, cohort, None, by)?;
+                let answer = coverage_answer(context, indicator, cohort.into(), None, by)?;
                 let by_name = match (indicator.kind, by) {
                     (Kind::AgeBand, _) => "age_band",
                     (_, None) => "national",

@@ -1,0 +1,460 @@
+//! Pooled birth cohorts (`cohort=2022-2024`): the coverage of small areas over several birth
+//! years, protected together with every single year's publication of the same indicator.
+//!
+//! Publishing a commune's three-year figure beside its single-year figures invites
+//! differencing: 2022-2024 minus the published 2022 and 2023 is 2024, which the single-year
+//! publication withheld. So the pooled plan is not made alone. It starts as the plan of the
+//! pooled table (primary and complementary suppression along the hierarchy, as for one
+//! year), and then the auditor's linear programme is solved over everything both
+//! publications give away — every single year's published cells and the pooled published
+//! cells, with their sums along the hierarchy — and a pooled cell is withheld wherever the
+//! programme narrows a withheld cell (of any year, or pooled) below its protection width
+//! that the single-year publication alone left it. This repeats until no cell is narrowed.
+//!
+//! A withheld pooled cell gets a band: the smallest and largest numerator that the published
+//! cells allow, which is what anyone can compute from them, so it tells nothing new — but it
+//! tells the reader, honestly, how much the published figures already say
+//! (docs/coverage.md, "Pooled cohorts and bands").
+//!
+//! Solver: `microlp`, a pure-Rust simplex; the programmes have one variable per withheld cell
+//! (a few hundred at most), and a pooled answer is computed once per table version.
+
+use std::collections::BTreeMap;
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem};
+
+use super::catalogue::{Indicator, Kind};
+use super::cohort::{birth_cohort_selection, publication_plan};
+use super::facts::Facts;
+use super::plan::{Hierarchy, Plan, Selection};
+use super::publish::{Context, Key};
+use super::question::{Breakdown, CohortSpan};
+use super::select::cohort_reference_year;
+use crate::disclosure::Cell;
+
+/// Where a cell is: its breakdown (none for the national cell) and its key.
+pub(super) type Address = (Option<Breakdown>, Key);
+
+const BREAKDOWNS: [Breakdown; 3] = [Breakdown::Canton, Breakdown::Commune, Breakdown::Sex];
+
+/// Margin for comparing the solver's floating-point answers with whole counts.
+const MARGIN: f64 = 1e-6;
+
+/// Bounds the plan's rounds (each withholds at least one more pooled cell, so a few hundred
+/// would always end; a pooled table rarely needs more than three).
+const MAX_ROUNDS: usize = 64;
+
+/// What a pooled answer publishes and withholds.
+#[derive(Debug, Clone, Default)]
+pub(super) struct PooledPlan {
+    pub plan: Plan,
+    /// Every withheld pooled cell's numerator range as the published cells imply it.
+    pub bands: BTreeMap<Address, (u64, u64)>,
+}
+
+/// The persons of every year of `span`, each year over its own cohort population (the
+/// reference year nearest to when that cohort reaches the age), and those reference years.
+pub(super) fn pooled_selection(
+    facts: &Facts,
+    indicator: &Indicator,
+    span: CohortSpan,
+    months: u32,
+) -> (Selection, Vec<Option<i32>>) {
+    let mut pooled = Selection::default();
+    let mut years = Vec::new();
+    for cohort in span.years() {
+        let reference_year = cohort_reference_year(facts, cohort, months);
+        let selection = birth_cohort_selection(facts, indicator, cohort, months, reference_year);
+        pooled.numerators.extend(selection.numerators);
+        pooled.denominators.extend(selection.denominators);
+        years.push(reference_year);
+    }
+    (pooled, years)
+}
+
+/// The cells of one publication by address, and each commune's canton.
+struct Cells {
+    cells: BTreeMap<Address, Cell>,
+    parents: BTreeMap<Key, Key>,
+}
+
+impl Cells {
+    fn of(selection: &Selection, facts: &Facts) -> Cells {
+        let mut cells = BTreeMap::new();
+        let (_, national) = selection.tabulate(facts, None);
+        cells.insert((None, None), national);
+        let mut parents = BTreeMap::new();
+        for by in BREAKDOWNS {
+            let (rows, _) = selection.tabulate(facts, Some(by));
+            if by == Breakdown::Commune {
+                let cantons = selection.parents(facts, &rows);
+                parents = rows
+                    .iter()
+                    .map(|(key, _)| key.clone())
+                    .zip(cantons)
+                    .collect();
+            }
+            cells.extend(rows.into_iter().map(|(key, cell)| ((Some(by), key), cell)));
+        }
+        Cells { cells, parents }
+    }
+}
+
+fn withheld(plan: &Plan, (by, key): &Address) -> bool {
+    plan.withheld(*by, key)
+}
+
+/// The pooled plan of `indicator` over `span` at age `months`, joined (as single years are)
+/// with the pooled plans of the other doses of its antigen.
+pub(super) fn pooled_plan(
+    context: &Context,
+    indicator: &Indicator,
+    span: CohortSpan,
+    months: u32,
+) -> PooledPlan {
+    let own = own_pooled_plan(context, indicator, span, months);
+    let linked = context.catalogue.indicators.iter().filter(|other| {
+        other.kind == Kind::BirthCohort
+            && other.antigen == indicator.antigen
+            && other.sex == indicator.sex
+            && !(other.name == indicator.name && other.age_months == Some(months))
+    });
+    let mut plan = own.plan;
+    for other in linked {
+        let months = other.age_months.unwrap_or(12);
+        plan = plan.union(&own_pooled_plan(context, other, span, months).plan, false);
+    }
+    // The bands of the joined plan: its published cells are fewer, so ranges only widen.
+    let singles = singles(context, indicator, span, months);
+    let (selection, _) = pooled_selection(context.facts, indicator, span, months);
+    let pooled = Cells::of(&selection, context.facts);
+    let bands = match Auditor::new(&singles, Some((&pooled, &plan))) {
+        Some(auditor) => auditor.pooled_ranges(&pooled, &plan),
+        None => BTreeMap::new(),
+    };
+    PooledPlan { plan, bands }
+}
+
+/// Every single year's cells and published plan.
+fn singles(
+    context: &Context,
+    indicator: &Indicator,
+    span: CohortSpan,
+    months: u32,
+) -> Vec<(Cells, Plan)> {
+    span.years()
+        .map(|cohort| {
+            let reference_year = cohort_reference_year(context.facts, cohort, months);
+            let selection =
+                birth_cohort_selection(context.facts, indicator, cohort, months, reference_year);
+            let plan = publication_plan(context, indicator, cohort, months);
+            (Cells::of(&selection, context.facts), (*plan).clone())
+        })
+        .collect()
+}
+
+fn own_pooled_plan(
+    context: &Context,
+    indicator: &Indicator,
+    span: CohortSpan,
+    months: u32,
+) -> PooledPlan {
+    let facts = context.facts;
+    let singles = singles(context, indicator, span, months);
+    let (selection, _) = pooled_selection(facts, indicator, span, months);
+    let pooled = Cells::of(&selection, facts);
+    let mut hierarchy: Hierarchy = selection.hierarchy(facts, context.rule, &context.order_key);
+    hierarchy.complete();
+    let threshold = context.rule.threshold;
+
+    // What each single year's withheld cells keep without the pooled table.
+    let Some(alone) = Auditor::new(&singles, None) else {
+        return everything_withheld(&hierarchy);
+    };
+    let widths: Vec<BTreeMap<Address, f64>> = (0..singles.len())
+        .map(|year| alone.single_widths(&singles, year))
+        .collect();
+
+    for _ in 0..MAX_ROUNDS {
+        let plan = hierarchy.plan();
+        if plan.national {
+            return PooledPlan {
+                plan,
+                bands: BTreeMap::new(),
+            };
+        }
+        let Some(auditor) = Auditor::new(&singles, Some((&pooled, &plan))) else {
+            return everything_withheld(&hierarchy);
+        };
+        let mut narrowed: Vec<Address> = Vec::new();
+        for (year, (cells, _)) in singles.iter().enumerate() {
+            for (address, width) in auditor.single_widths(&singles, year) {
+                let before = widths[year].get(&address).copied().unwrap_or(f64::INFINITY);
+                let need = protection(&cells.cells[&address], threshold).min(before);
+                if width + MARGIN < need {
+                    narrowed.push(address);
+                }
+            }
+        }
+        for (address, (low, high)) in auditor.pooled_ranges(&pooled, &plan) {
+            let need = protection(&pooled.cells[&address], threshold);
+            if ((high - low) as f64) + MARGIN < need {
+                narrowed.push(address);
+            }
+        }
+        if narrowed.is_empty() {
+            return PooledPlan {
+                plan,
+                bands: BTreeMap::new(),
+            };
+        }
+        for address in narrowed {
+            withhold_beside(&mut hierarchy, &address);
+        }
+        hierarchy.complete();
+    }
+    everything_withheld(&hierarchy)
+}
+
+/// Withholds the pooled cell at `address`, or, when it is withheld already, the next
+/// published cell beside it (a sibling, else its parent).
+fn withhold_beside(hierarchy: &mut Hierarchy, (by, key): &Address) {
+    if hierarchy.force(*by, key) {
+        return;
+    }
+    if let Some(sibling) = hierarchy.next_sibling(*by, key) {
+        hierarchy.force(*by, &sibling);
+        return;
+    }
+    match by {
+        Some(Breakdown::Commune) => match hierarchy.canton_of(key) {
+            Some(canton) if hierarchy.force(Some(Breakdown::Canton), &canton) => {}
+            _ => {
+                hierarchy.force(None, &None);
+            }
+        },
+        _ => {
+            hierarchy.force(None, &None);
+        }
+    }
+}
+
+fn everything_withheld(hierarchy: &Hierarchy) -> PooledPlan {
+    let mut plan = hierarchy.plan();
+    plan.national = true;
+    PooledPlan {
+        plan,
+        bands: BTreeMap::new(),
+    }
+}
+
+/// The width a withheld cell's range must reach (docs/coverage.md, "Disclosure control").
+fn protection(cell: &Cell, threshold: u64) -> f64 {
+    match cell.denominator {
+        Some(denominator) => threshold.min(denominator) as f64,
+        None => threshold as f64,
+    }
+}
+
+/// A cell in the programme: a published count plus withheld unknowns.
+#[derive(Debug, Clone, Default)]
+struct Sum {
+    known: f64,
+    unknowns: Vec<usize>,
+}
+
+impl Sum {
+    fn add(&mut self, other: &Sum) {
+        self.known += other.known;
+        self.unknowns.extend(&other.unknowns);
+    }
+}
+
+/// The auditor's linear programme over the single years' publications and, optionally, the
+/// pooled one: one unknown per withheld single-year cell, the sums along the hierarchy and
+/// over the years as equalities.
+struct Auditor {
+    bounds: Vec<(f64, f64)>,
+    equalities: Vec<(Vec<(usize, f64)>, f64)>,
+    /// Every single year's cells as sums of unknowns.
+    years: Vec<BTreeMap<Address, Sum>>,
+}
+
+impl Auditor {
+    /// The programme, or none when the published cells contradict each other (a commune
+    /// filed under two cantons): the caller then withholds the whole pooled table.
+    fn new(singles: &[(Cells, Plan)], pooled: Option<(&Cells, &Plan)>) -> Option<Auditor> {
+        let mut auditor = Auditor {
+            bounds: Vec::new(),
+            equalities: Vec::new(),
+            years: Vec::new(),
+        };
+        for (cells, plan) in singles {
+            let mut year = BTreeMap::new();
+            for (address, cell) in &cells.cells {
+                let sum = if withheld(plan, address) {
+                    // An outsider's bounds: 0 to the denominator. A count above its
+                    // denominator keeps its own value as the bound, or the truth would lie
+                    // outside the programme.
+                    let high = cell
+                        .denominator
+                        .map_or(f64::INFINITY, |d| d.max(cell.numerator) as f64);
+                    auditor.bounds.push((0.0, high));
+                    Sum {
+                        known: 0.0,
+                        unknowns: vec![auditor.bounds.len() - 1],
+                    }
+                } else {
+                    Sum {
+                        known: cell.numerator as f64,
+                        unknowns: Vec::new(),
+                    }
+                };
+                year.insert(address.clone(), sum);
+            }
+            auditor.hierarchy_sums(&year, &cells.parents);
+            auditor.years.push(year);
+        }
+        if let Some((cells, plan)) = pooled {
+            for (address, cell) in &cells.cells {
+                if withheld(plan, address) {
+                    continue;
+                }
+                let mut sum = Sum::default();
+                for year in &auditor.years {
+                    if let Some(part) = year.get(address) {
+                        sum.add(part);
+                    }
+                }
+                auditor.equal(&sum, &Sum::default(), cell.numerator as f64);
+            }
+        }
+        auditor.feasible().then_some(auditor)
+    }
+
+    /// Communes add up to their canton, cantons and sexes to the nation.
+    fn hierarchy_sums(&mut self, year: &BTreeMap<Address, Sum>, parents: &BTreeMap<Key, Key>) {
+        let national = year.get(&(None, None)).cloned().unwrap_or_default();
+        let mut cantons: BTreeMap<Key, Sum> = BTreeMap::new();
+        let mut all_cantons = Sum::default();
+        let mut sexes = Sum::default();
+        for ((by, key), sum) in year {
+            match by {
+                Some(Breakdown::Commune) => {
+                    let canton = parents.get(key).cloned().flatten();
+                    cantons.entry(canton).or_default().add(sum);
+                }
+                Some(Breakdown::Canton) => all_cantons.add(sum),
+                Some(Breakdown::Sex) => sexes.add(sum),
+                None => {}
+            }
+        }
+        for (canton, communes) in cantons {
+            let cell = year
+                .get(&(Some(Breakdown::Canton), canton))
+                .cloned()
+                .unwrap_or_default();
+            self.equal(&cell, &communes, 0.0);
+        }
+        self.equal(&national, &all_cantons, 0.0);
+        self.equal(&national, &sexes, 0.0);
+    }
+
+    /// `left − right = rhs` over the unknowns (the known parts move to the right-hand side).
+    fn equal(&mut self, left: &Sum, right: &Sum, rhs: f64) {
+        let mut terms: BTreeMap<usize, f64> = BTreeMap::new();
+        for &unknown in &left.unknowns {
+            *terms.entry(unknown).or_default() += 1.0;
+        }
+        for &unknown in &right.unknowns {
+            *terms.entry(unknown).or_default() -= 1.0;
+        }
+        terms.retain(|_, coefficient| *coefficient != 0.0);
+        if terms.is_empty() {
+            return;
+        }
+        self.equalities
+            .push((terms.into_iter().collect(), rhs - left.known + right.known));
+    }
+
+    fn problem(&self, direction: OptimizationDirection, objective: &[usize]) -> Problem {
+        let mut problem = Problem::new(direction);
+        let vars: Vec<_> = self
+            .bounds
+            .iter()
+            .enumerate()
+            .map(|(index, bounds)| {
+                let weight = objective.iter().filter(|&&v| v == index).count() as f64;
+                problem.add_var(weight, *bounds)
+            })
+            .collect();
+        for (terms, rhs) in &self.equalities {
+            let expression: Vec<_> = terms.iter().map(|&(v, c)| (vars[v], c)).collect();
+            problem.add_constraint(expression.as_slice(), ComparisonOp::Eq, *rhs);
+        }
+        problem
+    }
+
+    fn feasible(&self) -> bool {
+        self.problem(OptimizationDirection::Minimize, &[])
+            .solve()
+            .is_ok()
+    }
+
+    /// The smallest and largest value of `sum`; an unbounded side is infinite.
+    fn range(&self, sum: &Sum) -> (f64, f64) {
+        if sum.unknowns.is_empty() {
+            return (sum.known, sum.known);
+        }
+        let solve = |direction, unbounded: f64| match self.problem(direction, &sum.unknowns).solve()
+        {
+            Ok(solution) => sum.known + solution.objective(),
+            Err(_) => unbounded,
+        };
+        (
+            solve(OptimizationDirection::Minimize, f64::NEG_INFINITY),
+            solve(OptimizationDirection::Maximize, f64::INFINITY),
+        )
+    }
+
+    /// The range width of every withheld cell of year `year`.
+    fn single_widths(&self, singles: &[(Cells, Plan)], year: usize) -> BTreeMap<Address, f64> {
+        let plan = &singles[year].1;
+        self.years[year]
+            .iter()
+            .filter(|(address, _)| withheld(plan, address))
+            .map(|(address, sum)| {
+                let (low, high) = self.range(sum);
+                (address.clone(), high - low)
+            })
+            .collect()
+    }
+
+    /// The numerator range of every withheld pooled cell in whole persons.
+    fn pooled_ranges(&self, pooled: &Cells, plan: &Plan) -> BTreeMap<Address, (u64, u64)> {
+        pooled
+            .cells
+            .iter()
+            .filter(|(address, _)| withheld(plan, address))
+            .map(|(address, cell)| {
+                let mut sum = Sum::default();
+                for year in &self.years {
+                    if let Some(part) = year.get(address) {
+                        sum.add(part);
+                    }
+                }
+                let (low, high) = self.range(&sum);
+                // Counts are whole: the smallest whole count at or above the programme's
+                // minimum, the largest at or below its maximum, never above the denominator.
+                let ceiling = cell.denominator.unwrap_or(u64::MAX);
+                let low = ((low - MARGIN).ceil().max(0.0) as u64).min(ceiling);
+                let high = if high.is_finite() {
+                    ((high + MARGIN).floor().max(0.0) as u64).min(ceiling)
+                } else {
+                    ceiling
+                };
+                (address.clone(), (low, high))
+            })
+            .collect()
+    }
+}
