@@ -124,10 +124,11 @@ pub(super) fn pooled_plan(
         let months = other.age_months.unwrap_or(12);
         plan = plan.union(&own_pooled_plan(context, other, span, months).plan, false);
     }
-    // The bands of the joined plan: its published cells are fewer, so ranges only widen.
     let singles = singles(context, indicator, span, months);
     let (selection, _) = pooled_selection(context.facts, indicator, span, months);
     let pooled = Cells::of(&selection, context.facts);
+    publish_derivable(&mut plan, &pooled, &singles);
+    // The bands of the joined plan: its published cells are fewer, so ranges only widen.
     let bands = match Auditor::new(&singles, Some((&pooled, &plan))) {
         Some(auditor) => auditor.pooled_ranges(&pooled, &plan),
         None => BTreeMap::new(),
@@ -169,7 +170,7 @@ fn own_pooled_plan(
 
     // What each single year's withheld cells keep without the pooled table.
     let Some(alone) = Auditor::new(&singles, None) else {
-        return everything_withheld(&hierarchy);
+        return everything_withheld(&hierarchy, &singles);
     };
     let widths: Vec<BTreeMap<Address, f64>> = (0..singles.len())
         .map(|year| alone.single_widths(&singles, year))
@@ -184,23 +185,32 @@ fn own_pooled_plan(
             };
         }
         let Some(auditor) = Auditor::new(&singles, Some((&pooled, &plan))) else {
-            return everything_withheld(&hierarchy);
+            return everything_withheld(&hierarchy, &singles);
         };
-        let mut narrowed: Vec<Address> = Vec::new();
+        // Each address once: a second failure of the same cell in the same round must not
+        // withhold a sibling as well (that escalation is for cells withheld already).
+        let mut narrowed: std::collections::BTreeSet<Address> = Default::default();
         for (year, (cells, _)) in singles.iter().enumerate() {
             for (address, width) in auditor.single_widths(&singles, year) {
                 let before = widths[year].get(&address).copied().unwrap_or(f64::INFINITY);
                 let need = protection(&cells.cells[&address], threshold).min(before);
                 if width + MARGIN < need {
-                    narrowed.push(address);
+                    narrowed.insert(address);
                 }
             }
         }
         for (address, (low, high)) in auditor.pooled_ranges(&pooled, &plan) {
-            let need = protection(&pooled.cells[&address], threshold);
+            // What the single years alone leave of it: nothing to protect in a sum of
+            // published cells.
+            let cell = &pooled.cells[&address];
+            let (alone_low, alone_high) = alone.pooled_range(&address, cell);
+            let need = protection(cell, threshold).min((alone_high - alone_low) as f64);
             if ((high - low) as f64) + MARGIN < need {
-                narrowed.push(address);
+                narrowed.insert(address);
             }
+        }
+        if std::env::var_os("VAXLAKE_DEBUG_POOL").is_some() {
+            eprintln!("round: {} narrowed: {:?}", indicator.name, narrowed);
         }
         if narrowed.is_empty() {
             return PooledPlan {
@@ -208,40 +218,82 @@ fn own_pooled_plan(
                 bands: BTreeMap::new(),
             };
         }
-        for address in narrowed {
-            withhold_beside(&mut hierarchy, &address);
+        let mut changed = false;
+        for address in &narrowed {
+            changed |= match address {
+                // A single year's withheld national count next to a pooled one.
+                (None, _) => hierarchy.force(None, &None),
+                address => withhold_beside(&mut hierarchy, address),
+            };
+        }
+        if !changed {
+            break;
         }
         hierarchy.complete();
     }
-    everything_withheld(&hierarchy)
+    everything_withheld(&hierarchy, &singles)
 }
 
 /// Withholds the pooled cell at `address`, or, when it is withheld already, the next
-/// published cell beside it (a sibling, else its parent).
-fn withhold_beside(hierarchy: &mut Hierarchy, (by, key): &Address) {
+/// published cell beside it: a sibling, else (for a commune) its canton, else another
+/// canton. Never the national cell: the pooled national count is the sum of the single
+/// years' national counts, published or not, so withholding it protects nothing. Whether
+/// anything changed.
+fn withhold_beside(hierarchy: &mut Hierarchy, (by, key): &Address) -> bool {
     if hierarchy.force(*by, key) {
-        return;
+        return true;
     }
     if let Some(sibling) = hierarchy.next_sibling(*by, key) {
-        hierarchy.force(*by, &sibling);
+        return hierarchy.force(*by, &sibling);
+    }
+    let Some(Breakdown::Commune) = by else {
+        return false;
+    };
+    let Some(canton) = hierarchy.canton_of(key) else {
+        return false;
+    };
+    let by = Some(Breakdown::Canton);
+    if hierarchy.force(by, &canton) {
+        return true;
+    }
+    match hierarchy.next_sibling(by, &canton) {
+        Some(other) => hierarchy.force(by, &other),
+        None => false,
+    }
+}
+
+/// Publishes again every withheld pooled cell whose single years are all published: anyone
+/// can add those up, so withholding it hides nothing and only blanks the map.
+fn publish_derivable(plan: &mut Plan, pooled: &Cells, singles: &[(Cells, Plan)]) {
+    if plan.national {
         return;
     }
-    match by {
-        Some(Breakdown::Commune) => match hierarchy.canton_of(key) {
-            Some(canton) if hierarchy.force(Some(Breakdown::Canton), &canton) => {}
-            _ => {
-                hierarchy.force(None, &None);
+    for (by, key) in pooled.cells.keys() {
+        let Some(by) = by else { continue };
+        let derivable = singles.iter().all(|(cells, single)| {
+            !cells.cells.contains_key(&(Some(*by), key.clone())) || !single.withheld(Some(*by), key)
+        });
+        if derivable {
+            let map = match by {
+                Breakdown::Commune => &mut plan.communes,
+                Breakdown::Canton => &mut plan.cantons,
+                Breakdown::Sex => &mut plan.sexes,
+            };
+            if let Some(hidden) = map.get_mut(key) {
+                *hidden = false;
             }
-        },
-        _ => {
-            hierarchy.force(None, &None);
         }
     }
 }
 
-fn everything_withheld(hierarchy: &Hierarchy) -> PooledPlan {
+/// Every pooled cell below the national one withheld (the fallback when the rounds do not
+/// settle); the national one too when a single year withholds its own.
+fn everything_withheld(hierarchy: &Hierarchy, singles: &[(Cells, Plan)]) -> PooledPlan {
     let mut plan = hierarchy.plan();
-    plan.national = true;
+    for map in [&mut plan.communes, &mut plan.cantons, &mut plan.sexes] {
+        map.values_mut().for_each(|hidden| *hidden = true);
+    }
+    plan.national |= singles.iter().any(|(_, single)| single.national);
     PooledPlan {
         plan,
         bands: BTreeMap::new(),
@@ -436,7 +488,14 @@ impl Auditor {
             .cells
             .iter()
             .filter(|(address, _)| withheld(plan, address))
-            .map(|(address, cell)| {
+            .map(|(address, cell)| (address.clone(), self.pooled_range(address, cell)))
+            .collect()
+    }
+
+    /// The numerator range of the pooled cell at `address` in whole persons.
+    fn pooled_range(&self, address: &Address, cell: &Cell) -> (u64, u64) {
+        {
+            {
                 let mut sum = Sum::default();
                 for year in &self.years {
                     if let Some(part) = year.get(address) {
@@ -453,8 +512,8 @@ impl Auditor {
                 } else {
                     ceiling
                 };
-                (address.clone(), (low, high))
-            })
-            .collect()
+                (low, high)
+            }
+        }
     }
 }
