@@ -71,9 +71,10 @@ pub const POCKET_REFUSAL: (f64, f64) = (0.12, 0.22);
 /// (a pocket in the capital would pull the nation down by itself).
 pub const POCKET_POPULATION: (u32, u32) = (3000, 12_000);
 
-/// An ordinary commune's refusal is the ordinary scale times a log-normal factor
-/// exp(0.7 z), kept within these bounds: about 0.25 % to 4 % refusal, DTP3 about 92–96 %
-/// in expectation (85–98 % observed in a commune of a few dozen children).
+/// An ordinary commune's refusal is the ordinary scale (about 0.9 %, what the pockets leave
+/// of `NATIONAL_REFUSAL`) times a log-normal factor exp(0.7 z) kept within these bounds:
+/// about 0.2 % to 3.5 % refusal, DTP3 by 12 months about 93–96 % in expectation (85–98 %
+/// observed in a commune of a few dozen children).
 const ORDINARY_SPREAD: (f64, f64) = (0.25, 4.0);
 
 /// Commune coverage varies as real coverage does: a few pockets of hesitancy (about 4 % of
