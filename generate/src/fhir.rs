@@ -4,6 +4,7 @@
 //! one random stream per chunk), then, once the Immunization ids of earlier chunks are
 //! known, `write_chunk` formats them (in parallel again) and counts what it wrote.
 
+use crate::broken_rules;
 use crate::cases::{self, CaseRec};
 use crate::covid::Copy;
 use crate::date::{self, add_months, local_ts, push_date, push_local, push_utc, ymd, Day, Ts};
@@ -101,7 +102,7 @@ impl Imm {
         matches!(self.code, Code::Vax(v) if v.has_measles())
     }
     /// The date of the current version if this line ends up a current completed dose.
-    fn current_completed_date(&self) -> Option<Day> {
+    pub(crate) fn current_completed_date(&self) -> Option<Day> {
         if self.not_done != 0 || !matches!(self.origin, Origin::Registry | Origin::Duplicate) {
             return None;
         }
@@ -207,6 +208,13 @@ pub fn plan_chunk(ctx: &Ctx, chunk: usize) -> ChunkPlan {
                     k += 1;
                 }
             }
+        }
+        if p.valid_patient() {
+            broken_rules::count(
+                p.birth,
+                &plan.imms[first as usize..],
+                &mut plan.invalid_doses.in_the_files,
+            );
         }
         let last = plan.imms.len() as u32;
         plan.spans.push((first, last));

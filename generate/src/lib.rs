@@ -14,7 +14,9 @@
 //! assert_eq!(manifest.persons, 2000);
 //! ```
 
+mod broken_rules;
 mod cases;
+mod communes;
 mod covid;
 mod date;
 mod fhir;
@@ -28,8 +30,9 @@ mod schedule;
 mod text;
 
 pub use manifest::{
-    CasesBad, CasesManifest, CsvBad, CsvManifest, FhirBad, FhirManifest, InvalidDosesManifest,
-    Manifest, PopulationManifest,
+    CasesBad, CasesManifest, CommunesManifest, CsvBad, CsvManifest, FhirBad, FhirManifest,
+    InvalidDosesFound, InvalidDosesManifest, Manifest, PocketCommune, PopulationManifest,
+    TinyCommune,
 };
 
 use date::{Day, Ts};
@@ -237,6 +240,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<Manifest, Generate
         population,
         cases,
         notes: notes(),
+        communes: communes::manifest(&geo, &fx, persons),
     };
     let manifest_path = out.join("manifest.json");
     let mut text = serde_json::to_string_pretty(&manifest).expect("the manifest serialises");
@@ -251,6 +255,8 @@ fn notes() -> Vec<String> {
         "Immunization.ndjson holds first versions grouped by Patient, then every later version (corrections, entered-in-error) with a later meta.lastUpdated. registry.csv holds first rows in administration order, then later versions of an event_id (later recorded_at) in recorded_at order.",
         "COVID copies: Immunizations with meta.source covid19 and identifier system urn:vaxlake:source-system:covid19 whose value is a registry.csv event_id; same person, ATC, date, lot and dose number. Their performer is the COVID system's vaccinator id as an identifier.",
         "population.csv reference_year Y counts residents on 1 January of Y: the 2026 rows are the population at the export date (2025 births included). The 2025 rows also count the Patients who emigrated in 2025 and residents who died in 2025, and exclude residents who arrived in 2025.",
+        "Childhood coverage varies by commune: communes.pockets lists the pockets of low coverage (about 4 % of communes, 12-22 % of children get no childhood vaccine, DTP3 by 12 months about 75-85 %); the other communes spread around a lower refusal (communes.ordinary_refusal) so that the population-weighted mean is communes.national_refusal for every seed. Older cohorts (2000-2012) and cohorts 2020-2021 refuse 1.25 to 1.6 times more.",
+        "communes.tiny: no canton of Luxembourg has two communes, so the synthetic population makes one: in the canton with the fewest communes, the smallest commune gets a handful of births a year (about 3 at 670,000 persons), the canton's seat keeps its reference size, and its other communes get no synthetic resident (they stay valid communes of sql/reference/communes.csv). Publishing the canton and the seat would reveal the tiny commune's suppressed cells by subtraction.",
         "population.csv sex is as recorded: male, female, and small rows for other and unknown.",
         "Cross-border workers (population.cross_border_patients): Patients whose address[0] is a town in France, Belgium or Germany with that country code, vaccinated in Luxembourg; their registry.csv and cases.csv rows name the town abroad. They are in no population row and not resident. Deceased residents (population.deceased_patients) carry Patient.deceasedDateTime in 2025; nothing of theirs is dated after death; population 2025 counts them, 2026 does not.",
         "cases.csv persons are residents (in the registry or not), cross-border workers, or registry Patients who have since emigrated. cases.repeat_notifications rows repeat an influenza notification of the same person and disease 2 to 40 days later (one episode). Influenza onsets fall between 1 October and 30 April; a person counts as vaccinated from 14 days after the first influenza dose given on or after 1 September of that season.",

@@ -26,6 +26,56 @@ pub struct Manifest {
     pub distinct_patients_accepted: u64,
     /// Plain-language notes on conventions (reference dates, sex values, ...).
     pub notes: Vec<String>,
+    /// Communes planted for coverage maps and disclosure control: pockets of low coverage
+    /// and a canton with one tiny commune.
+    #[serde(default)]
+    pub communes: CommunesManifest,
+}
+
+/// How childhood coverage varies by commune, and the canton whose tiny commune disclosure
+/// control must protect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommunesManifest {
+    /// Share of children planted to get no childhood vaccine at all, averaged over the
+    /// communes weighted by their synthetic residents (the same for every seed; cohorts
+    /// 2000–2012 and 2020–2021 refuse 1.25 to 1.6 times more).
+    pub national_refusal: f64,
+    /// Lowest and highest refusal share of the communes that are not pockets.
+    pub ordinary_refusal: [f64; 2],
+    /// Pockets of low coverage (a hesitant community), by name.
+    pub pockets: Vec<PocketCommune>,
+    pub tiny: TinyCommune,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PocketCommune {
+    pub name: String,
+    pub canton: String,
+    /// Share of children planted to get no childhood vaccine (before the cohort factor).
+    pub refusal: f64,
+    /// 1 − `refusal`: the planted coverage factor. Childhood coverage in the commune is
+    /// about this times what the other children reach (DTP3 by 12 months ≈ 96 %).
+    pub coverage_factor: f64,
+    /// Residents on 1 January 2026 (population.csv).
+    pub residents: u64,
+}
+
+/// The commune that a canton total minus its other commune would reveal: the only canton
+/// of the export with exactly two communes that have residents, one of them tiny.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TinyCommune {
+    pub name: String,
+    pub canton: String,
+    /// Residents on 1 January 2026 (population.csv).
+    pub residents: u64,
+    /// Residents born 2016–2025, on 1 January 2026, per birth year.
+    pub births_per_year: f64,
+    /// The canton's other commune with residents (its seat, at its reference size).
+    pub partner: String,
+    /// The canton's communes with residents (the tiny one and its partner).
+    pub canton_communes_with_residents: Vec<String>,
+    /// The canton's communes of the reference list left without synthetic residents.
+    pub communes_without_residents: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -97,6 +147,35 @@ pub struct InvalidDosesManifest {
     pub hpv_second_too_early: u64,
     /// Of those, girls and boys given the third dose that completes the schedule.
     pub hpv_third_after_early_second: u64,
+    /// The same situations as a correct ingest finds them in the current versions of the
+    /// lines (corrections applied, entered-in-error removed): the planted ones plus the
+    /// few that a corrected date creates, less the few a correction or removal undoes.
+    #[serde(default)]
+    pub in_the_files: InvalidDosesFound,
+}
+
+/// Doses against the three planted rules among the current completed doses of accepted
+/// Patients (dose days: same-day lines count once).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InvalidDosesFound {
+    /// Measles-containing dose days before 9 completed months.
+    pub mcv0: u64,
+    /// Hexavalent dose days less than 24 days (28 − 4 days of grace) after the previous
+    /// valid hexavalent dose.
+    pub dtp_too_close: u64,
+    /// Persons whose second HPV dose day is less than 5 months − 4 days after the first.
+    pub hpv_second_too_early: u64,
+    /// Of those, persons with a third HPV dose day.
+    pub hpv_third_after_early_second: u64,
+}
+
+impl InvalidDosesFound {
+    pub fn add(&mut self, other: &InvalidDosesFound) {
+        self.mcv0 += other.mcv0;
+        self.dtp_too_close += other.dtp_too_close;
+        self.hpv_second_too_early += other.hpv_second_too_early;
+        self.hpv_third_after_early_second += other.hpv_third_after_early_second;
+    }
 }
 
 impl InvalidDosesManifest {
@@ -105,6 +184,7 @@ impl InvalidDosesManifest {
         self.dtp_too_close += other.dtp_too_close;
         self.hpv_second_too_early += other.hpv_second_too_early;
         self.hpv_third_after_early_second += other.hpv_third_after_early_second;
+        self.in_the_files.add(&other.in_the_files);
     }
 }
 

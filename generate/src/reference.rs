@@ -211,15 +211,88 @@ pub const IMMUNE: u8 = 4;
 pub struct Geo {
     pub communes: Vec<CommuneInfo>,
     pub cantons: Vec<&'static str>,
+    /// Draws a resident's commune by `CommuneInfo::weight`.
     pub weights: Weighted,
+    pub tiny: TinyCanton,
 }
 
 pub struct CommuneInfo {
     pub name: &'static str,
     pub canton: usize,
+    /// The population the reference list gives.
     pub population: u32,
+    /// The synthetic population's share of residents (relative): `population`, except in the
+    /// canton of the tiny commune (see `TinyCanton`).
+    pub weight: f64,
     pub postal_lo: u16,
     pub postal_hi: u16,
+}
+
+/// Residents (at 670,000 persons) planted in the tiny commune: about three births a year
+/// (residents of age 0 are 0.95 % of the pyramid), so that its cohort cells fall under the
+/// suppression threshold of 8 almost every year.
+pub const TINY_COMMUNE_RESIDENTS: f64 = 300.0;
+
+/// A canton with exactly two communes that have residents, one of them tiny: the case where
+/// publishing the canton and the larger commune would reveal the tiny commune's suppressed
+/// cell by subtraction, unless disclosure control suppresses a complement.
+///
+/// No canton of Luxembourg has two communes (the smallest, Vianden, has three), and the
+/// generator must not invent communes nor alter sql/reference/communes.csv. So the synthetic
+/// population, not the reference list, makes the case: in the canton with the fewest
+/// communes (Vianden), the smallest commune (Putscheid) gets `TINY_COMMUNE_RESIDENTS`
+/// instead of its reference population, the canton's seat (Vianden; else the largest commune)
+/// keeps its own, and the others (Tandel) get no synthetic resident at all. They stay valid communes: a record naming them
+/// is resident, only the synthetic registry has nobody there.
+pub struct TinyCanton {
+    pub canton: usize,
+    /// The tiny commune (index into `Geo::communes`).
+    pub tiny: usize,
+    /// The canton's other commune with residents.
+    pub partner: usize,
+    /// The canton's communes left without synthetic residents.
+    pub empty: Vec<usize>,
+}
+
+impl TinyCanton {
+    fn choose(communes: &[CommuneInfo], cantons_names: &[&str]) -> TinyCanton {
+        let cantons = cantons_names.len();
+        let members = |k: usize| -> Vec<usize> {
+            (0..communes.len())
+                .filter(|&i| communes[i].canton == k)
+                .collect()
+        };
+        let canton_population = |k: usize| -> u64 {
+            members(k)
+                .iter()
+                .map(|&i| u64::from(communes[i].population))
+                .sum()
+        };
+        let canton = (0..cantons)
+            .filter(|&k| members(k).len() >= 2)
+            .min_by_key(|&k| (members(k).len(), canton_population(k), k))
+            .expect("the reference list has a canton of two communes or more");
+        let mut by_size = members(canton);
+        by_size.sort_by_key(|&i| (communes[i].population, i));
+        let tiny = by_size[0];
+        // The canton's seat (the commune that gives the canton its name), else its largest.
+        let partner = by_size
+            .iter()
+            .copied()
+            .find(|&i| i != tiny && communes[i].name == cantons_names[canton])
+            .unwrap_or(by_size[by_size.len() - 1]);
+        let empty = by_size
+            .iter()
+            .copied()
+            .filter(|&i| i != tiny && i != partner)
+            .collect();
+        TinyCanton {
+            canton,
+            tiny,
+            partner,
+            empty,
+        }
+    }
 }
 
 /// Postal-code ranges of each canton (Luxembourg codes are regional: L-1xxx/2xxx the city,
@@ -266,15 +339,22 @@ impl Geo {
                 name: c.name,
                 canton: cantons.iter().position(|n| *n == c.canton).unwrap_or(0),
                 population: c.population,
+                weight: f64::from(c.population.max(1)),
                 postal_lo,
                 postal_hi: (u32::from(postal_lo) + width - 1) as u16,
             });
         }
-        let weights = Weighted::new(communes.iter().map(|c| f64::from(c.population.max(1))));
+        let tiny = TinyCanton::choose(&communes, &cantons);
+        communes[tiny.tiny].weight = TINY_COMMUNE_RESIDENTS;
+        for &i in &tiny.empty {
+            communes[i].weight = 0.0;
+        }
+        let weights = Weighted::new(communes.iter().map(|c| c.weight));
         Geo {
             communes,
             cantons,
             weights,
+            tiny,
         }
     }
 }
@@ -422,6 +502,36 @@ mod tests {
                 "{}",
                 c.name
             );
+        }
+    }
+
+    #[test]
+    fn the_smallest_canton_has_two_communes_with_residents_one_tiny() {
+        let geo = Geo::new();
+        let t = &geo.tiny;
+        assert_eq!(geo.cantons[t.canton], "Vianden");
+        assert_eq!(geo.communes[t.tiny].name, "Putscheid");
+        assert_eq!(geo.communes[t.partner].name, "Vianden");
+        let empty: Vec<&str> = t.empty.iter().map(|&i| geo.communes[i].name).collect();
+        assert_eq!(empty, ["Tandel"]);
+        let populated: Vec<&str> = geo
+            .communes
+            .iter()
+            .filter(|c| c.canton == t.canton && c.weight > 0.0)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(populated.len(), 2, "{populated:?}");
+        // Births a year at 670,000 persons: the tiny commune's share of residents times the
+        // 6,300 residents of age 0 (people::PYRAMID) — about 3, always under 8 on average.
+        let total: f64 = geo.communes.iter().map(|c| c.weight).sum();
+        let births = 6300.0 * geo.communes[t.tiny].weight / total;
+        assert!((2.0..5.0).contains(&births), "{births}");
+        let partner_births = 6300.0 * geo.communes[t.partner].weight / total;
+        assert!(partner_births > 15.0, "{partner_births}");
+        // Sampling never lands on an empty commune.
+        let mut rng = crate::rng::stream(1, 99);
+        for _ in 0..20_000 {
+            assert!(!t.empty.contains(&geo.weights.sample(&mut rng)));
         }
     }
 

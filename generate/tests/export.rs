@@ -74,6 +74,28 @@ fn small() -> &'static Generated {
     G.get_or_init(|| generated(2000, 1))
 }
 
+/// An export large enough for commune figures and planted counts: 30,000 persons, seed 1
+/// (about 300 births a year; a commune of 5,000 residents holds some 30 children of
+/// twelve birth cohorts).
+fn medium() -> &'static Generated {
+    static G: OnceLock<Generated> = OnceLock::new();
+    G.get_or_init(|| generated(30_000, 1))
+}
+
+/// Commune → canton, read from the reference list.
+fn reference_communes() -> HashMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/reference/communes.csv");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect()
+}
+
 fn read(g: &Generated, file: &str) -> String {
     std::fs::read_to_string(g.path.join(file)).unwrap()
 }
@@ -308,6 +330,10 @@ fn manifest_file_is_the_returned_manifest() {
         &["cases", "true_ve_influenza"],
         &["current_events_fhir_and_csv"],
         &["distinct_patients_accepted"],
+        &["communes", "national_refusal"],
+        &["communes", "pockets"],
+        &["communes", "tiny", "name"],
+        &["communes", "tiny", "canton_communes_with_residents"],
     ] {
         assert!(
             path.iter().try_fold(&v, |v, k| v.get(k)).is_some(),
@@ -626,16 +652,18 @@ fn options_are_checked() {
     );
 }
 
-/// Coverage and demography within what an epidemiologist expects (wide bounds: 5000 persons).
-#[test]
-fn realism_at_5000_persons() {
-    let g = generated(5000, 3);
-    let m = &g.manifest;
-    let never = m.population.never_in_registry as f64 / 5000.0;
-    assert!((0.015..0.045).contains(&never), "never in registry {never}");
+/// What an analyst reads of the FHIR folder for childhood coverage, without the generator's
+/// code: accepted Patients and the dates of their current completed doses per ATC code.
+struct Childhood {
+    /// Patient id → (birthDate, gender, address city).
+    births: HashMap<String, (String, String, String)>,
+    /// (Patient id, ATC code) → dates of completed doses (latest versions only).
+    doses: HashMap<(String, String), Vec<String>>,
+}
 
-    let mut births: HashMap<String, (String, String)> = HashMap::new();
-    for line in read(&g, "fhir/Patient.ndjson").lines() {
+fn childhood(g: &Generated) -> Childhood {
+    let mut births: HashMap<String, (String, String, String)> = HashMap::new();
+    for line in read(g, "fhir/Patient.ndjson").lines() {
         if let Ok(p) = serde_json::from_str::<Value>(line) {
             if patient_nid(&p).is_some_and(|n| national_id::validate(&n).is_ok()) {
                 let id = p["id"].as_str().unwrap().to_string();
@@ -644,15 +672,14 @@ fn realism_at_5000_persons() {
                     (
                         p["birthDate"].as_str().unwrap().into(),
                         p["gender"].as_str().unwrap().into(),
+                        p["address"][0]["city"].as_str().unwrap().into(),
                     ),
                 );
             }
         }
     }
-    // Completed current doses per (patient, vaccine), as dates.
-    let mut doses: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut latest: HashMap<String, (String, Value)> = HashMap::new();
-    for line in read(&g, "fhir/Immunization.ndjson").lines() {
+    for line in read(g, "fhir/Immunization.ndjson").lines() {
         let Ok(imm) = serde_json::from_str::<Value>(line) else {
             continue;
         };
@@ -662,11 +689,17 @@ fn realism_at_5000_persons() {
             latest.insert(id, (updated, imm));
         }
     }
+    let mut doses: HashMap<(String, String), Vec<String>> = HashMap::new();
     for (_, imm) in latest.values() {
         let pid = str_at(imm, &["patient", "reference"])
             .unwrap()
             .trim_start_matches("Patient/");
-        if imm["status"] != "completed" || !births.contains_key(pid) {
+        let Some((birth, _, _)) = births.get(pid) else {
+            continue;
+        };
+        // The ingest quarantines doses dated before birth or after the export.
+        let day = imm["occurrenceDateTime"].as_str().unwrap();
+        if imm["status"] != "completed" || day < birth.as_str() || day > EXPORT_DATE {
             continue;
         }
         let atc = atc_of(imm).unwrap().to_string();
@@ -675,22 +708,84 @@ fn realism_at_5000_persons() {
             .or_default()
             .push(imm["occurrenceDateTime"].as_str().unwrap().to_string());
     }
-    let months = |birth: &str, d: &str| {
-        let b = chrono::NaiveDate::parse_from_str(birth, "%Y-%m-%d").unwrap();
-        let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
-        vaxlake_pseudonymize::age_in_completed_months(b, d)
-    };
-    // Distinct dose days of a vaccine group before `age_months`.
+    Childhood { births, doses }
+}
+
+fn months_between(birth: &str, day: &str) -> i32 {
+    let b = chrono::NaiveDate::parse_from_str(birth, "%Y-%m-%d").unwrap();
+    let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+    vaxlake_pseudonymize::age_in_completed_months(b, d)
+}
+
+/// Distinct dose days of a vaccine group before `age_months` (completed months).
+fn dose_days_before(
+    doses: &HashMap<(String, String), Vec<String>>,
+    pid: &str,
+    birth: &str,
+    atcs: &[&str],
+    age_months: i32,
+) -> usize {
+    let mut days: Vec<&String> = atcs
+        .iter()
+        .filter_map(|a| doses.get(&(pid.to_string(), a.to_string())))
+        .flatten()
+        .filter(|d| months_between(birth, d) < age_months)
+        .collect();
+    days.sort();
+    days.dedup();
+    days.len()
+}
+
+const HEXAVALENT: [&str; 1] = ["J07CA09"];
+const MEASLES: [&str; 2] = ["J07BD52", "J07BD54"];
+
+/// Childhood coverage of one commune: children of some birth cohorts in population.csv
+/// (reference year 2025) and, of the Patients living there, those with DTP3 by 12 months
+/// and MCV1 by 24 months.
+#[derive(Debug, Default, Clone, Copy)]
+struct CommuneCoverage {
+    children: u64,
+    dtp3: u64,
+    mcv1: u64,
+}
+
+fn coverage_by_commune(
+    g: &Generated,
+    cohorts: std::ops::RangeInclusive<i32>,
+) -> HashMap<String, CommuneCoverage> {
+    let mut out: HashMap<String, CommuneCoverage> = HashMap::new();
+    for line in read(g, "population.csv").lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[0] == "2025" && cohorts.contains(&f[3].parse::<i32>().unwrap()) {
+            out.entry(f[1].to_string()).or_default().children += f[4].parse::<u64>().unwrap();
+        }
+    }
+    let Childhood { births, doses } = childhood(g);
+    for (pid, (birth, _, city)) in &births {
+        if !cohorts.contains(&birth[..4].parse::<i32>().unwrap()) {
+            continue;
+        }
+        // Patients abroad or emigrated are in no commune's denominator.
+        let Some(c) = out.get_mut(city) else {
+            continue;
+        };
+        c.dtp3 += u64::from(dose_days_before(&doses, pid, birth, &HEXAVALENT, 12) >= 3);
+        c.mcv1 += u64::from(dose_days_before(&doses, pid, birth, &MEASLES, 24) >= 1);
+    }
+    out
+}
+
+/// Coverage and demography within what an epidemiologist expects (wide bounds: 5000 persons).
+#[test]
+fn realism_at_5000_persons() {
+    let g = generated(5000, 3);
+    let m = &g.manifest;
+    let never = m.population.never_in_registry as f64 / 5000.0;
+    assert!((0.015..0.045).contains(&never), "never in registry {never}");
+
+    let Childhood { births, doses } = childhood(&g);
     let count_by = |pid: &str, birth: &str, atcs: &[&str], age_months: i32| {
-        let mut days: Vec<&String> = atcs
-            .iter()
-            .filter_map(|a| doses.get(&(pid.to_string(), a.to_string())))
-            .flatten()
-            .filter(|d| months(birth, d) < age_months)
-            .collect();
-        days.sort();
-        days.dedup();
-        days.len()
+        dose_days_before(&doses, pid, birth, atcs, age_months)
     };
     // Cohorts 2015–2022, denominators from population.csv.
     let pop = read(&g, "population.csv");
@@ -702,7 +797,7 @@ fn realism_at_5000_persons() {
         .map(|l| l.split(',').nth(4).unwrap().parse::<u64>().unwrap())
         .sum();
     let (mut dtp3, mut mcv1, mut mcv2) = (0u64, 0u64, 0u64);
-    for (pid, (birth, _)) in &births {
+    for (pid, (birth, _, _)) in &births {
         if !("2015".."2023").contains(&&birth[..4]) {
             continue;
         }
@@ -711,6 +806,12 @@ fn realism_at_5000_persons() {
         mcv2 += u64::from(count_by(pid, birth, &["J07BD52", "J07BD54"], 36) >= 2);
     }
     let rate = |n: u64| n as f64 / denominator as f64;
+    eprintln!(
+        "REALISM dtp3 {} mcv1 {} mcv2 {}",
+        rate(dtp3),
+        rate(mcv1),
+        rate(mcv2)
+    );
     assert!(
         (8.0 * 30.0..8.0 * 70.0).contains(&(denominator as f64)),
         "cohorts 2015–2022: {denominator}"
@@ -722,7 +823,7 @@ fn realism_at_5000_persons() {
 
     // Influenza 2024/25 coverage among patients aged 65+.
     let (mut old, mut vaccinated) = (0u64, 0u64);
-    for (pid, (birth, _)) in &births {
+    for (pid, (birth, _, _)) in &births {
         if birth.as_str() > "1959-09-01" {
             continue;
         }
@@ -740,4 +841,278 @@ fn realism_at_5000_persons() {
     // Influenza cases: vaccinated persons are a minority of cases (coverage < 50 % and VE 0.5).
     assert!(m.cases.influenza_cases_vaccinated < m.cases.influenza_cases_unvaccinated);
     assert!(m.cases.by_disease.get("J10").copied().unwrap_or(0) > 50);
+}
+
+/// Commune coverage as an analyst computes it from the files (DTP3 by 12 months, MCV1 by
+/// 24 months, cohorts 2012–2023 pooled as small-area statistics do): most communes between
+/// 85 and 98 %, the planted pockets lower, the nation where it was.
+#[test]
+fn commune_coverage_varies_like_real_coverage() {
+    let g = medium();
+    let m = &g.manifest;
+    let cov = coverage_by_commune(g, 2012..=2023);
+    let pockets: HashSet<&str> = m.communes.pockets.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(pockets.len(), 4, "{:?}", m.communes.pockets);
+    let rate = |n: u64, d: u64| n as f64 / d as f64;
+
+    // National figures in the realism window of `realism_at_5000_persons`.
+    let total = cov
+        .values()
+        .fold(CommuneCoverage::default(), |a, c| CommuneCoverage {
+            children: a.children + c.children,
+            dtp3: a.dtp3 + c.dtp3,
+            mcv1: a.mcv1 + c.mcv1,
+        });
+    let national_dtp3 = rate(total.dtp3, total.children);
+    let national_mcv1 = rate(total.mcv1, total.children);
+    assert!(
+        (0.91..0.99).contains(&national_dtp3),
+        "DTP3 {national_dtp3}"
+    );
+    assert!(
+        (0.92..0.995).contains(&national_mcv1),
+        "MCV1 {national_mcv1}"
+    );
+
+    // Most ordinary communes with 30 children or more lie between 85 and 98 %.
+    let sized: Vec<(&String, &CommuneCoverage)> =
+        cov.iter().filter(|(_, c)| c.children >= 30).collect();
+    let ordinary: Vec<f64> = sized
+        .iter()
+        .filter(|(name, _)| !pockets.contains(name.as_str()))
+        .map(|(_, c)| rate(c.dtp3, c.children))
+        .collect();
+    let within = ordinary
+        .iter()
+        .filter(|r| (0.85..=0.98).contains(*r))
+        .count();
+    assert!(
+        ordinary.len() >= 20,
+        "{} communes of 30 children",
+        ordinary.len()
+    );
+    assert!(
+        within as f64 >= 0.7 * ordinary.len() as f64,
+        "{within} of {} ordinary communes within 85-98 %: {ordinary:?}",
+        ordinary.len()
+    );
+
+    // The pockets: at least one measurable pocket below 85 %, and together clearly below
+    // the other communes (refusal 12-22 % against about 1 %).
+    let measured: Vec<(String, f64)> = sized
+        .iter()
+        .filter(|(name, _)| pockets.contains(name.as_str()))
+        .map(|(name, c)| (name.to_string(), rate(c.dtp3, c.children)))
+        .collect();
+    assert!(
+        measured.iter().any(|(_, r)| *r < 0.85),
+        "no pocket with 30 children below 85 %: {measured:?}"
+    );
+    let pooled = |in_pockets: bool| {
+        let (n, d) = cov
+            .iter()
+            .filter(|(name, _)| pockets.contains(name.as_str()) == in_pockets)
+            .fold((0, 0), |(n, d), (_, c)| (n + c.dtp3, d + c.children));
+        rate(n, d)
+    };
+    let (pocket_dtp3, other_dtp3) = (pooled(true), pooled(false));
+    assert!(
+        pocket_dtp3 < 0.87 && other_dtp3 - pocket_dtp3 > 0.08,
+        "pockets {pocket_dtp3}, other communes {other_dtp3}"
+    );
+    for p in &m.communes.pockets {
+        assert!((0.78..=0.88).contains(&p.coverage_factor), "{p:?}");
+        assert_eq!(reference_communes()[&p.name], p.canton);
+    }
+    assert!((m.communes.national_refusal - 0.0155).abs() < 1e-9);
+    assert!(m.communes.ordinary_refusal[1] < 0.06);
+}
+
+/// The tiny commune: its canton has residents in exactly two communes, one of them tiny,
+/// recounted from population.csv and the Patients' addresses.
+#[test]
+fn tiny_commune_recounted_from_the_files() {
+    let g = medium();
+    let t = &g.manifest.communes.tiny;
+    let reference = reference_communes();
+    assert_eq!(reference[&t.name], t.canton);
+    assert_eq!(reference[&t.partner], t.canton);
+    // Residents on 1 January 2026 per commune of the canton, and those born 2016-2025.
+    let mut residents: HashMap<String, u64> = HashMap::new();
+    let mut recent = 0u64;
+    for line in read(g, "population.csv").lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[0] != "2026" || reference[f[1]] != t.canton {
+            continue;
+        }
+        let n: u64 = f[4].parse().unwrap();
+        *residents.entry(f[1].to_string()).or_default() += n;
+        if f[1] == t.name && f[3].parse::<i32>().unwrap() >= 2016 {
+            recent += n;
+        }
+    }
+    let mut with_residents: Vec<&String> = residents.keys().collect();
+    with_residents.sort();
+    let mut expected = vec![&t.name, &t.partner];
+    expected.sort();
+    assert_eq!(with_residents, expected);
+    let mut listed = t.canton_communes_with_residents.clone();
+    listed.sort();
+    assert_eq!(with_residents, listed.iter().collect::<Vec<_>>());
+    assert_eq!(residents[&t.name], t.residents);
+    assert_eq!(recent as f64 / 10.0, t.births_per_year);
+    // Tiny beside its partner (300 against 2,200 reference residents).
+    assert!(t.residents >= 1);
+    assert!(
+        (t.residents as f64) < 0.25 * residents[&t.partner] as f64,
+        "{residents:?}"
+    );
+    // The canton's other communes: in the reference list, in no file of the export.
+    assert!(!t.communes_without_residents.is_empty());
+    for empty in &t.communes_without_residents {
+        assert_eq!(reference[empty], t.canton);
+        for file in [
+            "population.csv",
+            "fhir/Patient.ndjson",
+            "registry.csv",
+            "cases.csv",
+        ] {
+            let text = read(g, file);
+            assert!(
+                !text.contains(&format!(",{empty},")) && !text.contains(&format!("\"{empty}\"")),
+                "{empty} in {file}"
+            );
+        }
+    }
+}
+
+/// Each planted situation recounted from the written files, without the generator's code:
+/// cross-border workers and their cases, deaths, repeat notifications, and the doses that
+/// break the dose rules (MCV0, DTP doses too close, early second HPV doses).
+#[test]
+fn planted_situations_recounted_from_the_files() {
+    let g = medium();
+    let m = &g.manifest;
+
+    let (mut abroad, mut deceased) = (0u64, 0u64);
+    for line in read(g, "fhir/Patient.ndjson").lines() {
+        let Ok(p) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        abroad += u64::from(p["address"][0]["country"] != "LU");
+        deceased += u64::from(p.get("deceasedDateTime").is_some());
+    }
+    assert_eq!(abroad, m.population.cross_border_patients);
+    assert_eq!(deceased, m.population.deceased_patients);
+    assert!(abroad >= 100 && deceased >= 50, "{abroad} {deceased}");
+
+    // Cases: accepted rows; a notification of the same person and disease within 90 days
+    // of the episode's first is a repeat.
+    let communes = reference_communes();
+    let mut episodes: HashMap<(String, String), Vec<(chrono::NaiveDate, bool)>> = HashMap::new();
+    for line in read(g, "cases.csv").lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let Ok(onset) = chrono::NaiveDate::parse_from_str(f[6], "%Y-%m-%d") else {
+            continue;
+        };
+        if national_id::validate(f[1]).is_err() {
+            continue;
+        }
+        let abroad = !communes.contains_key(f[4]);
+        episodes
+            .entry((f[1].to_string(), f[5].to_string()))
+            .or_default()
+            .push((onset, abroad));
+    }
+    let (mut repeats, mut cross_border_cases) = (0u64, 0u64);
+    for rows in episodes.values_mut() {
+        rows.sort();
+        let mut start: Option<chrono::NaiveDate> = None;
+        for &(onset, abroad) in rows.iter() {
+            if start.is_some_and(|s| (onset - s).num_days() <= 90) {
+                repeats += 1;
+            } else {
+                start = Some(onset);
+                cross_border_cases += u64::from(abroad);
+            }
+        }
+    }
+    assert_eq!(repeats, m.cases.repeat_notifications);
+    assert_eq!(cross_border_cases, m.cases.cross_border_cases);
+    assert!(
+        repeats >= 5 && cross_border_cases >= 5,
+        "{repeats} {cross_border_cases}"
+    );
+
+    // Doses against the dose rules, from the current completed doses of accepted Patients.
+    let Childhood { births, doses } = childhood(g);
+    let date = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    let days_of = |pid: &str, atcs: &[&str]| {
+        let mut days: Vec<chrono::NaiveDate> = atcs
+            .iter()
+            .filter_map(|a| doses.get(&(pid.to_string(), a.to_string())))
+            .flatten()
+            .map(|d| date(d))
+            .collect();
+        days.sort();
+        days.dedup();
+        days
+    };
+    let (mut mcv0, mut dtp_too_close, mut hpv_early, mut hpv_third) = (0u64, 0u64, 0u64, 0u64);
+    for (pid, (birth, _, _)) in &births {
+        // Measles before 9 completed months.
+        mcv0 += days_of(pid, &MEASLES)
+            .iter()
+            .filter(|d| months_between(birth, &d.to_string()) < 9)
+            .count() as u64;
+        // A DTP dose less than 28 - 4 days after the previous valid one.
+        let mut last_valid: Option<chrono::NaiveDate> = None;
+        for d in days_of(pid, &HEXAVALENT) {
+            match last_valid {
+                Some(v) if (d - v).num_days() < 24 => dtp_too_close += 1,
+                _ => last_valid = Some(d),
+            }
+        }
+        // A second HPV dose less than 5 months - 4 days after the first.
+        let hpv = days_of(pid, &["J07BM03"]);
+        if hpv.len() >= 2 {
+            let five_months = hpv[0].checked_add_months(chrono::Months::new(5)).unwrap();
+            if hpv[1] < five_months - chrono::Days::new(4) {
+                hpv_early += 1;
+                hpv_third += u64::from(hpv.len() >= 3);
+            }
+        }
+    }
+    // What the files hold, exactly; the planted counts differ by the few doses that the
+    // generator's own corrections move or remove (about 1.3 % of lines).
+    let planted = &m.invalid_doses;
+    let found = &planted.in_the_files;
+    for (name, recount, found, planted) in [
+        ("mcv0", mcv0, found.mcv0, planted.mcv0),
+        (
+            "dtp_too_close",
+            dtp_too_close,
+            found.dtp_too_close,
+            planted.dtp_too_close,
+        ),
+        (
+            "hpv_second_too_early",
+            hpv_early,
+            found.hpv_second_too_early,
+            planted.hpv_second_too_early,
+        ),
+        (
+            "hpv_third",
+            hpv_third,
+            found.hpv_third_after_early_second,
+            planted.hpv_third_after_early_second,
+        ),
+    ] {
+        assert!(planted >= 10, "{name}: only {planted} planted");
+        assert_eq!(recount, found, "{name}: in the files, in the manifest");
+        assert!(
+            found.abs_diff(planted) <= (planted / 3).max(3),
+            "{name}: {found} found, {planted} planted"
+        );
+    }
 }
