@@ -1097,3 +1097,106 @@ fn only_valid_doses_count() {
     assert_eq!(doses("pertussis", "valid"), Some(5));
     assert_eq!(doses("hpv", "interval_too_short"), None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Pooled cohorts (docs/coverage.md, "Pooled cohorts and bands")
+// ---------------------------------------------------------------------------------------
+//
+// Wiltz (canton Wiltz) and Clervaux (canton Clervaux), 20 children born in each of 2021 and
+// 2022, each cohort's population 20 (in the reference years 2023 and 2024). DTP1 at 2 months to: Wiltz 10 (2021) and 11 (2022),
+// Clervaux 10 (2021) and 9 (2022). Every single-year cell has at least 8 with and 8
+// without, so both years publish everything, and the pool 2021-2022 is their sum:
+// Wiltz 21 of 40, Clervaux 19 of 40, national 40 of 80.
+
+fn pooled_registry(dir: &Path) -> std::path::PathBuf {
+    let wh = dir.join("wh");
+    let key = key_file(dir, "k");
+    let mut r = Registry::default();
+    for (commune, year, vaccinated) in [
+        ("Wiltz", 2021, 10),
+        ("Wiltz", 2022, 11),
+        ("Clervaux", 2021, 10),
+        ("Clervaux", 2022, 9),
+    ] {
+        for i in 1..=20 {
+            let p = format!("{commune}-{year}-{i}");
+            r.person(&p, &format!("{year}-01-{i:02}"), "female", Some(commune));
+            if i <= vaccinated {
+                r.dose(&format!("{p}-1"), &p, HEXA, &format!("{year}-03-{i:02}"));
+            }
+        }
+    }
+    r.dose("late", "Wiltz-2022-20", MMR, "2025-01-15"); // data_until after every follow-up
+    load(&wh, &key, &r.export(dir, "fhir"));
+    load(
+        &wh,
+        &key,
+        &population(
+            dir,
+            &[
+                "2023,Wiltz,female,2021,20",
+                "2023,Clervaux,female,2021,20",
+                "2024,Wiltz,female,2022,20",
+                "2024,Clervaux,female,2022,20",
+            ],
+        ),
+    );
+    wh
+}
+
+#[test]
+fn pooled_cohorts_sum_each_years_cells_over_http_and_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = pooled_registry(dir.path());
+    let cli = coverage(
+        &wh,
+        &[
+            "--indicator",
+            "DTP1",
+            "--cohort",
+            "2021-2022",
+            "--by",
+            "commune",
+        ],
+    );
+    assert_eq!(
+        (cli["cohort"].clone(), cli["cohort_last"].clone()),
+        (json!(2021), json!(2022))
+    );
+    let wiltz = row(&cli, "commune", json!("Wiltz"));
+    assert_cell(wiltz, 21, 40);
+    assert_eq!(wiltz["cohort_last"], json!(2022));
+    assert_cell(row(&cli, "commune", json!("Clervaux")), 19, 40);
+    assert_cell(&cli["total"], 40, 80);
+    // Each year from its own reference year: the 1 January after the cohort's youngest
+    // turns 1 (2021 → 2023, 2022 → 2024).
+    assert_eq!(
+        cli["population_source"],
+        json!("population, reference_year 2023; population, reference_year 2024")
+    );
+    // One year alone is unchanged: Wiltz 2022 is 11 of 20.
+    let single = coverage(
+        &wh,
+        &["--indicator", "DTP1", "--cohort", "2022", "--by", "commune"],
+    );
+    assert_cell(row(&single, "commune", json!("Wiltz")), 11, 20);
+    assert!(single.get("cohort_last").is_none(), "{single}");
+
+    let server = serve(&wh, &[]);
+    let (status, body) = http_get(
+        server.port,
+        "/api/coverage?indicator=DTP1&cohort=2021-2022&by=commune",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), cli);
+    for refused in [
+        "/api/coverage?indicator=DTP1&cohort=2022-2021",
+        "/api/coverage?indicator=DTP1&cohort=2015-2022",
+        "/api/coverage?indicator=FLU65&cohort=2021-2022",
+        "/api/coverage/curve?indicator=DTP1&cohort=2021-2022",
+    ] {
+        let (status, body) = http_get(server.port, refused).unwrap();
+        assert_eq!(status, 400, "{refused}: {body}");
+    }
+}
