@@ -209,9 +209,11 @@ fn own_pooled_plan(
                 narrowed.insert(address);
             }
         }
-        if std::env::var_os("VAXLAKE_DEBUG_POOL").is_some() {
-            eprintln!("round: {} narrowed: {:?}", indicator.name, narrowed);
-        }
+        tracing::debug!(
+            indicator = %indicator.name,
+            narrowed = narrowed.len(),
+            "pooled plan round"
+        );
         if narrowed.is_empty() {
             return PooledPlan {
                 plan,

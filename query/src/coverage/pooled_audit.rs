@@ -32,7 +32,9 @@ const BREAKDOWNS: [Option<Breakdown>; 4] = [
 
 /// (commune, canton, [(born, with DTP3 by 12 months) per year of `YEARS`]). Every cell but
 /// Kehlen 2020 and tiny Troisvierges has at least 8 children with and 8 without the dose.
-const COMMUNES: &[(&str, &str, [(u64, u64); 3])] = &[
+type Commune = (&'static str, &'static str, [(u64, u64); 3]);
+
+const COMMUNES: &[Commune] = &[
     ("Kehlen", "Capellen", [(40, 38), (40, 30), (40, 30)]),
     ("Steinfort", "Capellen", [(50, 40), (50, 41), (52, 42)]),
     ("Mamer", "Capellen", [(60, 50), (62, 52), (58, 48)]),
