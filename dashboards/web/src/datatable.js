@@ -58,7 +58,9 @@ function fillCell(cell, column, row) {
     return;
   }
   if (fields.length === 2) {
-    cell.textContent = values.some((value) => value == null)
+    // A one-sided interval (e.g. a VE bound when no vaccinated case was seen) keeps its
+    // known end and marks the open one with a dash; two unknown ends are one dash.
+    cell.textContent = values.every((value) => value == null)
       ? '—'
       : t('ci_range', { low: byFormat(column.format, values[0]), high: byFormat(column.format, values[1]) });
     return;
