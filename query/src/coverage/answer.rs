@@ -116,31 +116,12 @@ pub struct CoverageFigures {
     pub ci_high: Option<f64>,
     pub suppressed: bool,
     pub flags: Vec<&'static str>,
-    /// A withheld pooled cell: the lowest and highest coverage the published cells allow
-    /// (anyone can compute them from what is published; docs/coverage.md, "Pooled cohorts
-    /// and bands"). Absent elsewhere.
+    /// A withheld cell's band of coverage from the public grid: at least `band_low`, below
+    /// `band_high` (or at most 100 %); docs/coverage.md, "Bands". Absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub band_low: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub band_high: Option<f64>,
-}
-
-impl CoverageFigures {
-    /// Sets the band of a withheld cell from its numerator range over `denominator`; a cell
-    /// without a denominator (or the whole 0..100 %) gets none.
-    pub(super) fn band(&mut self, low: u64, high: u64, denominator: Option<u64>) {
-        let Some(denominator) = denominator.filter(|&d| d > 0) else {
-            return;
-        };
-        let share =
-            |count: u64| crate::disclosure::round4((count as f64 / denominator as f64).min(1.0));
-        let (low, high) = (share(low), share(high));
-        if !self.suppressed || (low <= 0.0 && high >= 1.0) {
-            return;
-        }
-        self.band_low = Some(low);
-        self.band_high = Some(high);
-    }
 }
 
 /// The figures of a dropout cell (completed of started).

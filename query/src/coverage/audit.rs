@@ -196,6 +196,20 @@ impl Model {
         self.equalities.push((terms, 0.0));
     }
 
+    /// A published band of coverage (`low` ≤ share, share < `high`, or ≤ 100 %) of a
+    /// variable over `denominator`, in whole counts.
+    fn band(&mut self, var: usize, low: f64, high: f64, denominator: u64) {
+        let d = denominator as f64;
+        let lowest = (low * d - 1e-9).ceil();
+        let highest = if high >= 1.0 {
+            d
+        } else {
+            (high * d - 1e-9).ceil() - 1.0
+        };
+        self.at_most.push((vec![(var, 1.0)], highest));
+        self.at_most.push((vec![(var, -1.0)], -lowest));
+    }
+
     fn less(&mut self, small: usize, large: usize) {
         self.at_most.push((vec![(small, 1.0), (large, -1.0)], 0.0));
     }
@@ -335,7 +349,8 @@ struct Finding {
 /// Publishes everything for cohort 2020 under `rule` and audits it. With `naive`, DTP3's
 /// coverage rows are withheld by the rule before December 2026 instead (the negative
 /// control: answers protected one by one).
-fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
+/// Also returns how many bands were published (and audited) beside the withheld cells.
+fn audit(rule: Suppression, naive: bool) -> (Vec<Finding>, usize) {
     let facts = facts();
     let catalogue = Catalogue::builtin().unwrap();
     let versions = TableVersions::new();
@@ -348,6 +363,7 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
         plans: Default::default(),
     };
     let denominators = denominators();
+    let mut bands = 0;
     let mut model = Model::default();
     let dtp1 = Table::new(&mut model, "DTP1");
     let dtp3 = Table::new(&mut model, "DTP3");
@@ -373,6 +389,11 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
                 |model, by, key, figures: &CoverageFigures| {
                     if let Some(numerator) = figures.numerator {
                         model.fix(table.get(by, key), numerator);
+                    }
+                    if let (Some(low), Some(high)) = (figures.band_low, figures.band_high) {
+                        let denominator = denominators[&(by, key.clone())];
+                        model.band(table.get(by, key), low, high, denominator);
+                        bands += 1;
                     }
                 },
             );
@@ -494,7 +515,7 @@ fn audit(rule: Suppression, naive: bool) -> Vec<Finding> {
             }
         }
     }
-    findings
+    (findings, bands)
 }
 
 fn dtp1_or_3(catalogue: &Catalogue, dose: u32) -> &super::catalogue::Indicator {
@@ -548,7 +569,11 @@ fn naive_suppression(
 
 #[test]
 fn no_withheld_cell_is_narrower_than_the_threshold() {
-    let findings = audit(Suppression::default(), false);
+    let (findings, bands) = audit(Suppression::default(), false);
+    assert!(
+        bands > 0,
+        "withheld cells carry bands, and the audit counts them as published"
+    );
     assert!(
         findings.iter().any(|f| f.cell.contains("Kehlen")),
         "Kehlen (38 of 40) is withheld"
@@ -573,7 +598,7 @@ fn no_withheld_cell_is_narrower_than_the_threshold() {
 /// so Kehlen = 128 − 40 − 50 = 38 exactly. The auditor must find it.
 #[test]
 fn the_auditor_finds_the_single_withheld_commune_of_a_canton() {
-    let findings = audit(Suppression::default(), true);
+    let (findings, _) = audit(Suppression::default(), true);
     let kehlen = findings
         .iter()
         .find(|f| f.cell.starts_with("DTP3") && f.cell.contains("Kehlen"))

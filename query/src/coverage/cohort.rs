@@ -1,7 +1,7 @@
 //! Coverage of one cohort (`GET /api/coverage`): a birth cohort by an age, a season's
 //! vaccinated of an age, or a calendar year's status per age band.
 
-use super::answer::CoverageAnswer;
+use super::answer::{CoverageAnswer, CoverageFigures, Row};
 use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
 use super::facts::Facts;
 use super::plan::{flat_plan, Plan, Selection};
@@ -143,6 +143,7 @@ pub(super) fn coverage_answer(
     let mut header = context.header(indicator);
     let mut place = Place::cohort(cohort);
 
+    let mut bands = Bands::new();
     let (rows, total, reference_year, incomplete, column, plan) = match indicator.kind {
         Kind::BirthCohort => {
             let months = answer_months(indicator, age_months)?;
@@ -153,6 +154,7 @@ pub(super) fn coverage_answer(
             let (rows, total) = selection.tabulate(facts, by);
             let plan = publication_plan(context, indicator, cohort, months);
             let incomplete = before(facts, last_birthday(cohort, months));
+            bands = selection_bands(context, &selection, &plan);
             (
                 rows,
                 total,
@@ -213,6 +215,7 @@ pub(super) fn coverage_answer(
             let (rows, total) = selection.tabulate(facts, by);
             let plan = Arc::new(selection.plan(facts, context.rule, &context.order_key));
             let incomplete = before(facts, days_from_civil(cohort + 1, 8, 31));
+            bands = selection_bands(context, &selection, &plan);
             (
                 rows,
                 total,
@@ -291,7 +294,7 @@ pub(super) fn coverage_answer(
         (Kind::AgeBand, _) => plan.band_withheld(key),
         (_, by) => plan.withheld(by, key),
     };
-    let (rows, total) = publish_planned(
+    let (mut rows, total) = publish_planned(
         column,
         &rows,
         &total,
@@ -300,6 +303,7 @@ pub(super) fn coverage_answer(
         plan.national,
         |cell, withheld| coverage_figures(cell, withheld, incomplete),
     );
+    attach_bands(&mut rows, by, &bands);
     Ok(CoverageAnswer {
         header,
         cohort,
@@ -310,6 +314,29 @@ pub(super) fn coverage_answer(
         rows,
         total,
     })
+}
+
+/// Bands of withheld cells by breakdown and key, as shares.
+type Bands = std::collections::BTreeMap<(Breakdown, Key), (f64, f64)>;
+
+/// The bands of the withheld cells of `selection`'s publication under `plan` (see
+/// [`super::bands`]).
+fn selection_bands(context: &Context, selection: &Selection, plan: &Plan) -> Bands {
+    let mut hierarchy = selection.hierarchy(context.facts, context.rule, &context.order_key);
+    hierarchy.impose(plan);
+    hierarchy.bands()
+}
+
+/// Sets the band of every withheld row that has one.
+fn attach_bands(rows: &mut [Row<CoverageFigures>], by: Option<Breakdown>, bands: &Bands) {
+    let Some(by) = by else { return };
+    for row in rows.iter_mut().filter(|row| row.figures.suppressed) {
+        let key = row.group.as_ref().and_then(|group| group.value.clone());
+        if let Some(&(low, high)) = bands.get(&(by, key)) {
+            row.figures.band_low = Some(low);
+            row.figures.band_high = Some(high);
+        }
+    }
 }
 
 /// Coverage of consecutive birth cohorts pooled: each year's vaccinated over its own
@@ -346,23 +373,14 @@ fn pooled_answer(
         plan.national,
         |cell, withheld| coverage_figures(cell, withheld, incomplete),
     );
-    let denominators: std::collections::BTreeMap<&Key, Option<u64>> = cells
-        .iter()
-        .map(|(key, cell)| (key, cell.denominator))
-        .collect();
     for row in rows.iter_mut().chain(total.as_mut()) {
         row.cohort_last = Some(span.last);
-        let (address, denominator) = match &row.group {
-            Some(group) => (
-                (by, group.value.clone()),
-                denominators.get(&group.value).copied().flatten(),
-            ),
-            None => ((None, None), total_cell.denominator),
-        };
-        if let Some(&(low, high)) = bands.get(&address) {
-            row.figures.band(low, high, denominator);
-        }
     }
+    let bands: Bands = bands
+        .into_iter()
+        .filter_map(|((by, key), band)| Some(((by?, key), band)))
+        .collect();
+    attach_bands(&mut rows, by, &bands);
     let mut sources: Vec<String> = Vec::new();
     for source in reference_years.into_iter().filter_map(population_source) {
         if !sources.contains(&source) {

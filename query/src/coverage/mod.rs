@@ -9,6 +9,7 @@
 mod answer;
 #[cfg(test)]
 mod audit;
+mod bands;
 pub mod catalogue;
 mod cohort;
 mod curve;

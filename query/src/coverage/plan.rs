@@ -40,9 +40,15 @@ struct Node {
     /// counted) stays above it: the auditor's range then ends below the truth, and the
     /// negative room of [`Node::up`] says so.
     cap: i64,
+    /// The smallest numerator an auditor could assume: 0, or the low end of a published band.
+    low: i64,
+    /// The auditor's upper bound before any band: the denominator, unbounded without one.
+    limit: i64,
     /// Public: the denominator, or 0 without one.
     denominator: u64,
     hidden: bool,
+    /// The published band of a withheld cell, as grid indices (see [`super::bands`]).
+    band: Option<(usize, usize)>,
     /// The position in the complement order (public denominators, then a keyed hash).
     order: (bool, [u8; 32]),
 }
@@ -60,8 +66,11 @@ impl Node {
             key,
             numerator: count(cell.numerator),
             cap,
+            low: 0,
+            limit: cap,
             denominator: cell.denominator.unwrap_or(0),
             hidden: false,
+            band: None,
             order: (false, order),
         }
     }
@@ -73,13 +82,25 @@ impl Node {
     }
 
     fn down(&self) -> i64 {
-        self.numerator
+        self.numerator - self.low
     }
 
     /// The width a withheld cell's range must reach: the threshold, or the whole range of a
     /// cell smaller than it.
     fn need(&self, threshold: u64) -> i64 {
-        count(threshold).min(self.cap.max(0))
+        count(threshold).min(self.limit.max(0))
+    }
+
+    /// Publishes `band` (grid indices) for this withheld cell, or none: the auditor's bounds
+    /// become the band's whole counts.
+    fn set_band(&mut self, band: Option<(usize, usize)>) {
+        self.band = band;
+        let (low, high) = match band {
+            Some(band) => super::bands::counts(self.denominator, band),
+            None => (0, u64::MAX),
+        };
+        self.low = count(low).min(self.numerator);
+        self.cap = self.limit.min(count(high));
     }
 }
 
@@ -378,27 +399,29 @@ impl Hierarchy {
 
     /// Sexes (or age bands) are one level under the national total: a withheld one needs
     /// withheld siblings with room, together, to trade with.
+    fn sex_width(&self, index: usize) -> i64 {
+        let node = &self.sexes[index];
+        let others = || {
+            self.sexes
+                .iter()
+                .enumerate()
+                .filter(move |(other, sibling)| *other != index && sibling.hidden)
+                .map(|(_, sibling)| sibling)
+        };
+        width(
+            node.up(),
+            node.down(),
+            total(others().map(Node::down)),
+            total(others().map(Node::up)),
+        )
+    }
+
     fn protect_sexes(&mut self) -> bool {
         let threshold = self.threshold;
         for index in 0..self.sexes.len() {
-            if !self.sexes[index].hidden {
-                continue;
-            }
-            let node = &self.sexes[index];
-            let others = || {
-                self.sexes
-                    .iter()
-                    .enumerate()
-                    .filter(move |(other, sibling)| *other != index && sibling.hidden)
-                    .map(|(_, sibling)| sibling)
-            };
-            let room = width(
-                node.up(),
-                node.down(),
-                total(others().map(Node::down)),
-                total(others().map(Node::up)),
-            );
-            if room >= node.need(threshold) {
+            if !self.sexes[index].hidden
+                || self.sex_width(index) >= self.sexes[index].need(threshold)
+            {
                 continue;
             }
             if let Some(next) = Self::next(&self.sexes, 0..self.sexes.len()) {
@@ -464,6 +487,14 @@ impl Hierarchy {
             })
     }
 
+    /// The range width of withheld canton `canton`: its communes' room, traded with the
+    /// other withheld cantons' (`rooms`).
+    fn canton_width(&self, canton: usize, rooms: &[(i64, i64)]) -> i64 {
+        let (own_up, own_down) = self.canton_room(canton);
+        let (other_up, other_down) = Self::other_room(rooms, canton);
+        width(own_up, own_down, other_down, other_up)
+    }
+
     fn protect_cantons(&mut self) -> bool {
         let threshold = self.threshold;
         let rooms = self.canton_rooms();
@@ -472,9 +503,8 @@ impl Hierarchy {
                 continue;
             }
             let (own_up, own_down) = self.canton_room(canton);
-            let (other_up, other_down) = Self::other_room(&rooms, canton);
             let need = self.cantons[canton].need(threshold);
-            if width(own_up, own_down, other_down, other_up) >= need {
+            if self.canton_width(canton, &rooms) >= need {
                 continue;
             }
             // Room inside the canton first (a withheld canton whose communes are all
@@ -505,50 +535,191 @@ impl Hierarchy {
         false
     }
 
-    fn protect_communes(&mut self) -> bool {
-        let threshold = self.threshold;
-        let rooms = self.canton_rooms();
+    /// The communes of each canton.
+    fn members(&self) -> Vec<Vec<usize>> {
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.cantons.len()];
         for (commune, &canton) in self.canton_of.iter().enumerate() {
             members[canton].push(commune);
         }
+        members
+    }
+
+    /// The range width of withheld commune `commune`: the withheld siblings give way to part
+    /// of a move and, through a withheld canton, the other withheld cantons to the rest.
+    fn commune_width(&self, commune: usize, rooms: &[(i64, i64)], members: &[Vec<usize>]) -> i64 {
+        let canton = self.canton_of[commune];
+        let node = &self.communes[commune];
+        let nodes = &self.communes;
+        let siblings = || {
+            members[canton]
+                .iter()
+                .filter(move |&&other| other != commune && nodes[other].hidden)
+                .map(move |&other| &nodes[other])
+        };
+        let mut give_down = total(siblings().map(Node::down));
+        let mut give_up = total(siblings().map(Node::up));
+        let parent = &self.cantons[canton];
+        if parent.hidden {
+            let (other_up, other_down) = Self::other_room(rooms, canton);
+            give_down = give_down.saturating_add(parent.up().min(other_down).max(0));
+            give_up = give_up.saturating_add(parent.down().min(other_up).max(0));
+        }
+        width(node.up(), node.down(), give_down, give_up)
+    }
+
+    fn protect_communes(&mut self) -> bool {
+        let threshold = self.threshold;
+        let rooms = self.canton_rooms();
+        let members = self.members();
         for commune in 0..self.communes.len() {
-            if !self.communes[commune].hidden {
+            if !self.communes[commune].hidden
+                || self.commune_width(commune, &rooms, &members)
+                    >= self.communes[commune].need(threshold)
+            {
                 continue;
             }
             let canton = self.canton_of[commune];
-            let node = &self.communes[commune];
-            let nodes = &self.communes;
-            let siblings = || {
-                members[canton]
-                    .iter()
-                    .filter(move |&&other| other != commune && nodes[other].hidden)
-                    .map(move |&other| &nodes[other])
-            };
-            // The siblings give way to part of a move and, through a withheld canton, the
-            // other withheld cantons to the rest.
-            let mut give_down = total(siblings().map(Node::down));
-            let mut give_up = total(siblings().map(Node::up));
-            let parent = &self.cantons[canton];
-            if parent.hidden {
-                let (other_up, other_down) = Self::other_room(&rooms, canton);
-                give_down = give_down.saturating_add(parent.up().min(other_down).max(0));
-                give_up = give_up.saturating_add(parent.down().min(other_up).max(0));
-            }
-            if width(node.up(), node.down(), give_down, give_up) >= node.need(threshold) {
-                continue;
-            }
-            let parent_hidden = parent.hidden;
             if let Some(next) = Self::next(&self.communes, members[canton].iter().copied()) {
                 self.communes[next].hidden = true;
                 return true;
             }
-            if !parent_hidden {
+            if !self.cantons[canton].hidden {
                 self.cantons[canton].hidden = true;
                 return true;
             }
         }
         false
+    }
+
+    /// Withholds, besides its own, every cell `plan` withholds (a plan joined with linked
+    /// doses' plans), so that bands are checked against what is really published.
+    pub fn impose(&mut self, plan: &Plan) {
+        self.national.hidden |= plan.national;
+        for (nodes, map) in [
+            (&mut self.cantons, &plan.cantons),
+            (&mut self.communes, &plan.communes),
+            (&mut self.sexes, &plan.sexes),
+        ] {
+            for node in nodes.iter_mut() {
+                node.hidden |= plan.national || map.get(&node.key).copied().unwrap_or(true);
+            }
+        }
+    }
+
+    /// The withheld cells whose range is narrower than they need, each as its breakdown and
+    /// key (the check of [`Hierarchy::complete`] without adding complements).
+    fn unprotected(&self) -> Vec<(Breakdown, usize)> {
+        let threshold = self.threshold;
+        let rooms = self.canton_rooms();
+        let members = self.members();
+        let mut short = Vec::new();
+        for index in 0..self.sexes.len() {
+            let node = &self.sexes[index];
+            if node.hidden && self.sex_width(index) < node.need(threshold) {
+                short.push((Breakdown::Sex, index));
+            }
+        }
+        for canton in 0..self.cantons.len() {
+            let node = &self.cantons[canton];
+            if node.hidden && self.canton_width(canton, &rooms) < node.need(threshold) {
+                short.push((Breakdown::Canton, canton));
+            }
+        }
+        for commune in 0..self.communes.len() {
+            let node = &self.communes[commune];
+            if node.hidden && self.commune_width(commune, &rooms, &members) < node.need(threshold) {
+                short.push((Breakdown::Commune, commune));
+            }
+        }
+        short
+    }
+
+    fn nodes_mut(&mut self, by: Breakdown) -> &mut Vec<Node> {
+        match by {
+            Breakdown::Sex => &mut self.sexes,
+            Breakdown::Canton => &mut self.cantons,
+            Breakdown::Commune => &mut self.communes,
+        }
+    }
+
+    /// Bands for the withheld cells (docs/coverage.md, "Bands"): each starts as the band of
+    /// the public grid holding its coverage, widened until it spans twice what the cell
+    /// needs (a choice made from the band and the public denominator alone); then, while
+    /// some withheld cell's range falls short with the bands published, the bands of it and
+    /// of the withheld cells it trades with widen one step (a band of 0-100 % is none).
+    /// None when the national cell is withheld: nothing is published to band against.
+    pub fn bands(&mut self) -> BTreeMap<(Breakdown, Key), (f64, f64)> {
+        if self.national.hidden {
+            return BTreeMap::new();
+        }
+        let threshold = self.threshold;
+        // Cells short before any band (withheld only because a linked dose withholds them)
+        // are not the bands' doing; they are left out of the check.
+        let already: Vec<(Breakdown, usize)> = self.unprotected();
+        for by in [Breakdown::Sex, Breakdown::Canton, Breakdown::Commune] {
+            for node in self.nodes_mut(by).iter_mut().filter(|node| node.hidden) {
+                let need = node.need(threshold);
+                let band = super::bands::initial(node.numerator, node.denominator, need);
+                node.set_band(band);
+            }
+        }
+        let short_now = |hierarchy: &Hierarchy| -> Vec<(Breakdown, usize)> {
+            let mut short = hierarchy.unprotected();
+            short.retain(|cell| !already.contains(cell));
+            short
+        };
+        for _ in 0..super::bands::MAX_WIDENINGS {
+            let short = short_now(self);
+            if short.is_empty() {
+                break;
+            }
+            let members = self.members();
+            let mut widen: Vec<(Breakdown, usize)> = Vec::new();
+            for (by, index) in short {
+                match by {
+                    // A commune trades with its canton's communes (and, through the canton,
+                    // with every other canton's).
+                    Breakdown::Commune => {
+                        let canton = self.canton_of[index];
+                        widen.extend(members[canton].iter().map(|&c| (by, c)));
+                        widen.extend((0..self.cantons.len()).map(|c| (Breakdown::Canton, c)));
+                    }
+                    Breakdown::Canton => {
+                        widen.extend((0..self.cantons.len()).map(|c| (by, c)));
+                        let inside =
+                            (0..self.communes.len()).filter(|&c| self.canton_of[c] == index);
+                        widen.extend(inside.map(|c| (Breakdown::Commune, c)).collect::<Vec<_>>());
+                    }
+                    Breakdown::Sex => widen.extend((0..self.sexes.len()).map(|c| (by, c))),
+                }
+            }
+            widen.sort_unstable_by_key(|(by, index)| (*by, *index));
+            widen.dedup();
+            for (by, index) in widen {
+                let node = &mut self.nodes_mut(by)[index];
+                if node.hidden {
+                    let wider = node.band.and_then(super::bands::wider);
+                    node.set_band(wider);
+                }
+            }
+        }
+        if !short_now(self).is_empty() {
+            // The widening ran out of steps: no band at all.
+            for by in [Breakdown::Sex, Breakdown::Canton, Breakdown::Commune] {
+                self.nodes_mut(by)
+                    .iter_mut()
+                    .for_each(|node| node.set_band(None));
+            }
+        }
+        let mut bands = BTreeMap::new();
+        for by in [Breakdown::Sex, Breakdown::Canton, Breakdown::Commune] {
+            for node in self.nodes_mut(by).iter() {
+                if let (true, Some(band)) = (node.hidden, node.band) {
+                    bands.insert((by, node.key.clone()), super::bands::shares(band));
+                }
+            }
+        }
+        bands
     }
 }
 

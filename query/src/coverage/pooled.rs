@@ -48,8 +48,9 @@ const MAX_ROUNDS: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub(super) struct PooledPlan {
     pub plan: Plan,
-    /// Every withheld pooled cell's numerator range as the published cells imply it.
-    pub bands: BTreeMap<Address, (u64, u64)>,
+    /// Every withheld pooled cell's band (shares): the smallest band of the grid that holds
+    /// the numerator range the published cells imply.
+    pub bands: BTreeMap<Address, (f64, f64)>,
 }
 
 /// The persons of every year of `span`, each year over its own cohort population (the
@@ -76,6 +77,8 @@ pub(super) fn pooled_selection(
 struct Cells {
     cells: BTreeMap<Address, Cell>,
     parents: BTreeMap<Key, Key>,
+    /// The bands a single year's answers publish for its withheld cells (shares).
+    bands: BTreeMap<Address, (f64, f64)>,
 }
 
 impl Cells {
@@ -96,7 +99,11 @@ impl Cells {
             }
             cells.extend(rows.into_iter().map(|(key, cell)| ((Some(by), key), cell)));
         }
-        Cells { cells, parents }
+        Cells {
+            cells,
+            parents,
+            bands: BTreeMap::new(),
+        }
     }
 }
 
@@ -129,14 +136,22 @@ pub(super) fn pooled_plan(
     let pooled = Cells::of(&selection, context.facts);
     publish_derivable(&mut plan, &pooled, &singles);
     // The bands of the joined plan: its published cells are fewer, so ranges only widen.
-    let bands = match Auditor::new(&singles, Some((&pooled, &plan))) {
+    let ranges = match Auditor::new(&singles, Some((&pooled, &plan))) {
         Some(auditor) => auditor.pooled_ranges(&pooled, &plan),
         None => BTreeMap::new(),
     };
+    let bands = ranges
+        .into_iter()
+        .filter_map(|(address, (lowest, highest))| {
+            let denominator = pooled.cells[&address].denominator?;
+            let band = super::bands::enclosing(denominator, lowest, highest)?;
+            Some((address, super::bands::shares(band)))
+        })
+        .collect();
     PooledPlan { plan, bands }
 }
 
-/// Every single year's cells and published plan.
+/// Every single year's cells, published plan and the bands its answers publish.
 fn singles(
     context: &Context,
     indicator: &Indicator,
@@ -149,7 +164,16 @@ fn singles(
             let selection =
                 birth_cohort_selection(context.facts, indicator, cohort, months, reference_year);
             let plan = publication_plan(context, indicator, cohort, months);
-            (Cells::of(&selection, context.facts), (*plan).clone())
+            let mut cells = Cells::of(&selection, context.facts);
+            let mut hierarchy =
+                selection.hierarchy(context.facts, context.rule, &context.order_key);
+            hierarchy.impose(&plan);
+            cells.bands = hierarchy
+                .bands()
+                .into_iter()
+                .map(|((by, key), band)| ((Some(by), key), band))
+                .collect();
+            (cells, (*plan).clone())
         })
         .collect()
 }
@@ -347,13 +371,20 @@ impl Auditor {
             let mut year = BTreeMap::new();
             for (address, cell) in &cells.cells {
                 let sum = if withheld(plan, address) {
-                    // An outsider's bounds: 0 to the denominator. A count above its
-                    // denominator keeps its own value as the bound, or the truth would lie
-                    // outside the programme.
+                    // An outsider's bounds: 0 to the denominator, or the published band. A
+                    // count above its denominator keeps its own value as the bound, or the
+                    // truth would lie outside the programme.
                     let high = cell
                         .denominator
                         .map_or(f64::INFINITY, |d| d.max(cell.numerator) as f64);
-                    auditor.bounds.push((0.0, high));
+                    let bounds = match (cells.bands.get(address), cell.denominator) {
+                        (Some(&band), Some(denominator)) => {
+                            let (low, high) = super::bands::share_counts(denominator, band);
+                            (low as f64, high as f64)
+                        }
+                        _ => (0.0, high),
+                    };
+                    auditor.bounds.push(bounds);
                     Sum {
                         known: 0.0,
                         unknowns: vec![auditor.bounds.len() - 1],
