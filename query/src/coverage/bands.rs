@@ -18,7 +18,7 @@ const GRID: [u64; 8] = [0, 500, 700, 800, 850, 900, 950, 1000];
 pub(super) const MAX_WIDENINGS: usize = 16;
 
 /// The band of the grid holding `numerator` of `denominator`, widened until its whole counts
-/// span at least twice `need` — a choice made from the grid step and the public denominator
+/// span at least `need` — a choice made from the grid step and the public denominator
 /// alone. None without a denominator, above 100 %, or when only the full 0-100 % would do.
 pub(super) fn initial(numerator: i64, denominator: u64, need: i64) -> Option<(usize, usize)> {
     let numerator = u64::try_from(numerator).ok()?;
@@ -33,7 +33,7 @@ pub(super) fn initial(numerator: i64, denominator: u64, need: i64) -> Option<(us
     let need = u64::try_from(need.max(0)).unwrap_or(0);
     loop {
         let (low, high) = counts(denominator, band);
-        if high.saturating_sub(low) >= 2 * need {
+        if high.saturating_sub(low) >= need {
             return Some(band);
         }
         band = wider(band)?;
@@ -107,16 +107,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_band_is_the_grid_step_of_the_figure_widened_downwards_to_twice_the_need() {
-        // 58 of 60 (96.7 %): step 95-100 % holds 57..60, a span of 3 < 16; 90-100 %: 54..60,
-        // 6; 85-100 %: 51..60, 9; 80-100 %: 48..60, 12; 70-100 %: 42..60, 18 ≥ 16.
-        assert_eq!(shares(initial(58, 60, 8).unwrap()), (0.7, 1.0));
+    fn a_band_is_the_grid_step_of_the_figure_widened_to_the_need() {
+        // 58 of 60 (96.7 %): step 95-100 % holds 57..60, a span of 3 < 8; 90-100 %: 54..60,
+        // 6; 85-100 %: 51..60, 9 ≥ 8.
+        assert_eq!(shares(initial(58, 60, 8).unwrap()), (0.85, 1.0));
         // 950 of 1000: 95-100 % holds 950..1000, a span of 50 ≥ 16.
         assert_eq!(shares(initial(950, 1000, 8).unwrap()), (0.95, 1.0));
         // 949 of 1000 lies below 95 %: 90-95 % holds 900..949.
         assert_eq!(shares(initial(949, 1000, 8).unwrap()), (0.9, 0.95));
         assert_eq!(counts(1000, (5, 6)), (900, 949));
-        // 5 of 6 (need 6): no band short of 0-100 % spans 12.
+        // 5 of 6 (need 6): no band short of 0-100 % spans 6.
         assert_eq!(initial(5, 6, 6), None);
         // Above 100 % or without a denominator: none.
         assert_eq!(initial(61, 60, 8), None);

@@ -643,8 +643,8 @@ impl Hierarchy {
     }
 
     /// Bands for the withheld cells (docs/coverage.md, "Bands"): each starts as the band of
-    /// the public grid holding its coverage, widened until it spans twice what the cell
-    /// needs (a choice made from the band and the public denominator alone); then, while
+    /// the public grid holding its coverage, widened until it spans what the cell needs (a
+    /// choice made from the band and the public denominator alone); then, while
     /// some withheld cell's range falls short with the bands published, the bands of it and
     /// of the withheld cells it trades with widen one step (a band of 0-100 % is none).
     /// None when the national cell is withheld: nothing is published to band against.

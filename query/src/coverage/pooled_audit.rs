@@ -51,13 +51,13 @@ fn halves(count: u64) -> [u64; 2] {
     [count / 2, count - count / 2]
 }
 
-fn facts() -> Facts {
+fn facts(communes: &[Commune]) -> Facts {
     let mut facts = Facts {
         data_until: Some("2025-06-30".into()),
         ..Facts::default()
     };
     let mut doses = Vec::new();
-    for (commune, canton, years) in COMMUNES {
+    for (commune, canton, years) in communes {
         for (sex, index) in [("female", 0), ("male", 1)] {
             let group = facts.groups.len() as u32;
             facts.groups.push(Group {
@@ -112,26 +112,28 @@ struct Model {
     communes: BTreeMap<(i32, &'static str), usize>,
     /// (year, sex index) → variable.
     sexes: BTreeMap<(i32, usize), usize>,
+    list: Vec<Commune>,
 }
 
 impl Model {
-    fn new() -> Model {
+    fn new(communes: &[Commune]) -> Model {
         let mut model = Model {
             bounds: Vec::new(),
             equalities: Vec::new(),
             bands: Vec::new(),
             communes: BTreeMap::new(),
             sexes: BTreeMap::new(),
+            list: communes.to_vec(),
         };
         for (position, year) in YEARS.iter().enumerate() {
-            for (commune, _, years) in COMMUNES {
+            for (commune, _, years) in communes {
                 model.bounds.push((0.0, years[position].0 as f64));
                 model
                     .communes
                     .insert((*year, commune), model.bounds.len() - 1);
             }
             for index in 0..2 {
-                let born: u64 = COMMUNES
+                let born: u64 = communes
                     .iter()
                     .map(|(_, _, years)| halves(years[position].0)[index])
                     .sum();
@@ -139,11 +141,11 @@ impl Model {
                 model.sexes.insert((*year, index), model.bounds.len() - 1);
             }
             // The sexes and the communes are two splits of one national count.
-            let communes: Vec<usize> = COMMUNES
+            let variables: Vec<usize> = communes
                 .iter()
                 .map(|(commune, _, _)| model.communes[&(*year, *commune)])
                 .collect();
-            let mut terms = communes;
+            let mut terms = variables;
             terms.extend([model.sexes[&(*year, 0)], model.sexes[&(*year, 1)]]);
             model.equalities.push((terms, f64::NAN));
         }
@@ -160,7 +162,7 @@ impl Model {
                     vars.push(self.sexes[&(*year, index)]);
                 }
                 _ => {
-                    for (commune, canton, _) in COMMUNES {
+                    for (commune, canton, _) in &self.list {
                         let inside = match by {
                             None => true,
                             Some(Breakdown::Commune) => key.as_deref() == Some(*commune),
@@ -238,9 +240,10 @@ fn key_of(row: &Row<CoverageFigures>) -> (Option<Breakdown>, Key) {
 
 /// Every answer of the four publications: each year and the pool, by each breakdown.
 fn answers(
+    communes: &[Commune],
     pooled: impl Fn(&Context, Option<Breakdown>) -> CoverageAnswer,
 ) -> Vec<(Vec<i32>, CoverageAnswer)> {
-    let facts = facts();
+    let facts = facts(communes);
     let catalogue = Catalogue::builtin().unwrap();
     let versions = TableVersions::new();
     let context = Context {
@@ -264,8 +267,8 @@ fn answers(
 }
 
 /// (cell, low, high, need) of every withheld cell, after fixing every published one.
-fn audit(all: &[(Vec<i32>, CoverageAnswer)]) -> Vec<(String, f64, f64, f64)> {
-    let mut model = Model::new();
+fn audit(communes: &[Commune], all: &[(Vec<i32>, CoverageAnswer)]) -> Vec<(String, f64, f64, f64)> {
+    let mut model = Model::new(communes);
     for (years, answer) in all {
         for row in answer.rows.iter().chain(answer.total.as_ref()) {
             let (by, key) = key_of(row);
@@ -313,11 +316,11 @@ fn span() -> CohortSpan {
 
 #[test]
 fn pooled_cohorts_pin_no_withheld_cell_of_any_year() {
-    let all = answers(|context, by| {
+    let all = answers(COMMUNES, |context, by| {
         let dtp3 = context.catalogue.get("DTP3").unwrap();
         coverage_answer(context, dtp3, span(), None, by).unwrap()
     });
-    let findings = audit(&all);
+    let findings = audit(COMMUNES, &all);
     assert!(findings
         .iter()
         .any(|(cell, ..)| cell == "[2020] Some(Commune) Some(\"Kehlen\")"));
@@ -352,11 +355,11 @@ fn pooled_cohorts_pin_no_withheld_cell_of_any_year() {
 
 #[test]
 fn a_withheld_pooled_cell_shows_a_band_that_holds_what_the_published_cells_imply() {
-    let all = answers(|context, by| {
+    let all = answers(COMMUNES, |context, by| {
         let dtp3 = context.catalogue.get("DTP3").unwrap();
         coverage_answer(context, dtp3, span(), None, by).unwrap()
     });
-    let findings = audit(&all);
+    let findings = audit(COMMUNES, &all);
     let mut banded = 0;
     for (years, answer) in &all {
         for row in answer.rows.iter().filter(|row| row.figures.suppressed) {
@@ -407,7 +410,7 @@ fn a_withheld_pooled_cell_shows_a_band_that_holds_what_the_published_cells_imply
 /// pins Kehlen 2020 at 98 − 30 − 30 = 38.
 #[test]
 fn the_auditor_pins_a_year_when_the_pool_is_planned_alone() {
-    let all = answers(|context, by| {
+    let all = answers(COMMUNES, |context, by| {
         let dtp3 = context.catalogue.get("DTP3").unwrap();
         let mut answer = coverage_answer(context, dtp3, span(), None, by).unwrap();
         let (selection, _) = super::pooled::pooled_selection(context.facts, dtp3, span(), 12);
@@ -429,7 +432,7 @@ fn the_auditor_pins_a_year_when_the_pool_is_planned_alone() {
         }
         answer
     });
-    let findings = audit(&all);
+    let findings = audit(COMMUNES, &all);
     let (_, low, high, _) = findings
         .iter()
         .find(|(cell, ..)| cell == "[2020] Some(Commune) Some(\"Kehlen\")")
@@ -437,5 +440,66 @@ fn the_auditor_pins_a_year_when_the_pool_is_planned_alone() {
     assert!(
         (low - 38.0).abs() < 1e-6 && (high - 38.0).abs() < 1e-6,
         "{low}..{high}"
+    );
+}
+
+/// Communes drawn from `seed` (a small linear congruential generator: the test needs
+/// variety, not quality): four cantons of two to seven communes, 3 to 90 births a year,
+/// coverage 75-100 %, so that many cells fail the rule, in every pattern.
+fn drawn(seed: u64) -> Vec<Commune> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |below: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % below
+    };
+    let mut communes = Vec::new();
+    for canton in 0..4 {
+        let canton_name: &'static str = Box::leak(format!("K{canton}").into_boxed_str());
+        for commune in 0..2 + next(6) {
+            let name: &'static str = Box::leak(format!("K{canton}c{commune}").into_boxed_str());
+            let size = 3 + next(88);
+            let years = [0, 1, 2].map(|_| {
+                let born = (size + next(7)).saturating_sub(3).max(2);
+                let coverage = 750 + next(251);
+                (born, (born * coverage / 1000).min(born))
+            });
+            communes.push((name, canton_name, years));
+        }
+    }
+    communes
+}
+
+/// The same audit on drawn registries: single years with their bands, and the pool with
+/// its bands, never narrow a withheld cell below what it needs.
+#[test]
+fn drawn_registries_pin_no_withheld_cell() {
+    let mut withheld = 0;
+    let mut banded = 0;
+    for seed in 1..=6 {
+        let communes = drawn(seed);
+        let all = answers(&communes, |context, by| {
+            let dtp3 = context.catalogue.get("DTP3").unwrap();
+            coverage_answer(context, dtp3, span(), None, by).unwrap()
+        });
+        banded += all
+            .iter()
+            .flat_map(|(_, answer)| &answer.rows)
+            .filter(|row| row.figures.band_low.is_some())
+            .count();
+        for (cell, low, high, need) in audit(&communes, &all) {
+            withheld += 1;
+            assert!(
+                high - low >= need - 1e-6,
+                "seed {seed}: {cell}: {low}..{high} narrower than {need}"
+            );
+        }
+    }
+    assert!(
+        withheld > 100 && banded > 20,
+        "{withheld} withheld, {banded} banded"
     );
 }
