@@ -12,6 +12,7 @@ use super::cohort::coverage_answer;
 use super::curve::curve_answer;
 use super::dropout::dropout_answer;
 use super::facts::Facts;
+use super::invalid_doses::{invalid_doses_answer, read_counts, InvalidDosesAnswer};
 use super::publish::Context;
 use super::question::{CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery};
 use super::table::{flags_answer, table_answer};
@@ -176,6 +177,26 @@ impl CoverageEngine {
         // The rows' sources on one line (each row says which is its own); null without rows.
         answer.population_source = (!sources.is_empty()).then(|| sources.join("; "));
         Ok(answer)
+    }
+
+    /// Dose days by antigen and reason, valid or not, protected as one table
+    /// (`GET /api/coverage/invalid_doses`; docs/coverage.md, "Invalid doses: disclosure
+    /// control"). Complements follow the same keyed order as the coverage plans.
+    pub async fn invalid_doses(&self) -> Result<Arc<InvalidDosesAnswer>, QueryError> {
+        self.warehouse.refresh_if_due().await;
+        let snapshot = self.warehouse.snapshot();
+        let versions = snapshot.versions.clone();
+        self.answers
+            .get_or_compute("invalid_doses", &versions, || async {
+                let counts = read_counts(&snapshot.ctx, &snapshot.versions).await?;
+                Ok(invalid_doses_answer(
+                    self.rule,
+                    &self.order_key,
+                    &counts,
+                    &snapshot.versions,
+                ))
+            })
+            .await
     }
 
     fn indicator(&self, name: &str) -> Result<&Indicator, QueryError> {

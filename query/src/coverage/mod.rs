@@ -16,6 +16,9 @@ mod curve;
 mod dropout;
 mod engine;
 pub(crate) mod facts;
+mod invalid_doses;
+#[cfg(test)]
+mod invalid_doses_audit;
 mod plan;
 mod pooled;
 #[cfg(test)]
@@ -34,6 +37,9 @@ pub use answer::{
 };
 pub use catalogue::{age_band, Catalogue, DoseRule, Indicator, Kind, AGE_BANDS};
 pub use engine::CoverageEngine;
+pub use invalid_doses::{
+    invalid_doses_answer, InvalidDoseCount, InvalidDosesAnswer, InvalidDosesRow, InvalidDosesTotal,
+};
 pub use question::{
     Breakdown, CohortSpan, CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery,
 };

@@ -135,54 +135,21 @@ const FLAGS_EXPLANATION: &str = "More persons vaccinated than the population est
 
 /// `GET /api/coverage/invalid_doses`: dose days that do not count (docs/coverage.md, "Valid
 /// doses"), by antigen and reason, from `antigen_doses`, with each antigen's valid days
-/// beside them for scale. Counts between 1 and the threshold − 1 are withheld like any
-/// published cell (`suppressed`), since the dashboards show them to the ministry; the answer
-/// names the threshold like every coverage answer, for the "suppressed (< N)" label.
+/// beside them for scale and its total (`totals`). The dashboards show them to the ministry,
+/// so the table is protected as one publication (docs/coverage.md, "Invalid doses:
+/// disclosure control"): counts between 1 and the threshold − 1 are withheld, and with them
+/// enough other cells of the antigen that no withheld count follows from its total. The
+/// answer names the threshold like every coverage answer, for the "suppressed (< N)" label.
 pub(crate) async fn invalid_doses(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Response, ApiError> {
-    let warehouse = state.warehouse();
-    warehouse.refresh_if_due().await;
-    let rule = state
+    let engine = state
         .coverage
         .as_deref()
-        .map(|engine| engine.suppression())
-        .unwrap_or_default();
-    let mut rows = Vec::new();
-    if warehouse.versions().contains_key("vaccinations") {
-        let answer = warehouse
-            .sql(
-                "SELECT antigen, coalesce(invalid_reason, 'valid') AS reason, count(*) AS doses                  FROM antigen_doses GROUP BY 1, 2 ORDER BY 1, 2",
-            )
-            .await?;
-        for row in objects(&answer)? {
-            let doses = row["doses"].as_u64().unwrap_or_default();
-            let suppressed = rule.is_small(doses);
-            let mut object = Map::new();
-            object.insert("antigen".into(), row["antigen"].clone());
-            object.insert("reason".into(), row["reason"].clone());
-            object.insert(
-                "doses".into(),
-                if suppressed {
-                    Value::Null
-                } else {
-                    json!(doses)
-                },
-            );
-            object.insert("suppressed".into(), Value::Bool(suppressed));
-            rows.push(Value::Object(object));
-        }
-    }
-    let count = rows.len() as i64;
-    let mut response = Json(json!({
-        "reasons": vaxlake_catalog::validity::InvalidReason::ALL
-            .iter()
-            .map(|reason| reason.as_str())
-            .collect::<Vec<_>>(),
-        "suppression_threshold": rule.threshold,
-        "rows": rows,
-    }))
-    .into_response();
+        .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))?;
+    let answer = engine.invalid_doses().await?;
+    let count = answer.rows.len() as i64;
+    let mut response = Json(vaxlake_query::output::to_json(answer.as_ref())?).into_response();
     response.extensions_mut().insert(AuditRows(count));
     Ok(response)
 }
