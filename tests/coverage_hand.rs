@@ -1096,6 +1096,87 @@ fn only_valid_doses_count() {
     // Valid pertussis days: v2 2, v3 3.
     assert_eq!(doses("pertussis", "valid"), Some(5));
     assert_eq!(doses("hpv", "interval_too_short"), None);
+    let total = |antigen: &str| {
+        answer["totals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["antigen"] == json!(antigen))
+            .map(|row| row["doses"].as_u64().unwrap())
+    };
+    assert_eq!(total("pertussis"), Some(6));
+    drop(server);
+
+    // The same table at threshold 4, protected as one table (docs/coverage.md, "Invalid
+    // doses: disclosure control"). Each antigen's days by reason:
+    //   measles, mumps, rubella: below_minimum_age 1, valid 1 (total 2: below 4, so the
+    //     total and both rows are withheld);
+    //   the six hexavalent antigens: interval_too_short 1, valid 5 (total 6);
+    //   rotavirus: above_maximum_age 3, valid 4 (total 7);
+    //   pneumococcal: valid 5; pneumococcal_polysaccharide: below_minimum_age 1 (total 1);
+    //   hpv: valid 7.
+    // The primary rule alone withheld pertussis' 1 and rotavirus' 3 but published valid 5
+    // and 4 beside totals of 6 and 7 (the hexavalent and rotavirus doses given): 6 − 5 = 1
+    // and 7 − 4 = 3 exactly. Now each antigen's only other cell, valid, goes too: the
+    // withheld cells hold 6 and 7 together, each anywhere in 0..6 and 0..7 (≥ 4).
+    let server = serve(&wh, &["--suppression-threshold", "4"]);
+    let (status, body) = http_get(server.port, "/api/coverage/invalid_doses").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["suppression_threshold"], json!(4));
+    let cell = |antigen: &str, reason: &str| {
+        let row = answer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["antigen"] == json!(antigen) && row["reason"] == json!(reason))
+            .unwrap_or_else(|| panic!("{antigen} {reason}: {body}"));
+        assert_eq!(row["suppressed"].as_bool().unwrap(), row["doses"].is_null());
+        row["doses"].as_u64()
+    };
+    let total = |antigen: &str| {
+        let row = answer["totals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["antigen"] == json!(antigen))
+            .unwrap_or_else(|| panic!("{antigen}: {body}"));
+        assert_eq!(row["suppressed"].as_bool().unwrap(), row["doses"].is_null());
+        row["doses"].as_u64()
+    };
+    for antigen in [
+        "diphtheria",
+        "tetanus",
+        "pertussis",
+        "polio",
+        "hib",
+        "hepatitis_b",
+    ] {
+        assert_eq!(cell(antigen, "interval_too_short"), None, "{antigen}");
+        assert_eq!(cell(antigen, "valid"), None, "{antigen}");
+        assert_eq!(total(antigen), Some(6), "{antigen}");
+    }
+    assert_eq!(cell("rotavirus", "above_maximum_age"), None);
+    assert_eq!(cell("rotavirus", "valid"), None);
+    assert_eq!(total("rotavirus"), Some(7));
+    for antigen in ["measles", "mumps", "rubella"] {
+        assert_eq!(cell(antigen, "below_minimum_age"), None, "{antigen}");
+        assert_eq!(cell(antigen, "valid"), None, "{antigen}");
+        assert_eq!(total(antigen), None, "{antigen}");
+    }
+    assert_eq!(
+        cell("pneumococcal_polysaccharide", "below_minimum_age"),
+        None
+    );
+    assert_eq!(total("pneumococcal_polysaccharide"), None);
+    assert_eq!(cell("pneumococcal", "valid"), Some(5));
+    assert_eq!(total("pneumococcal"), Some(5));
+    assert_eq!(cell("hpv", "valid"), Some(7));
+    assert_eq!(total("hpv"), Some(7));
+    assert_eq!(
+        answer["rows"].as_array().unwrap().len(),
+        3 * 2 + 6 * 2 + 2 + 1 + 1 + 1
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -196,7 +196,10 @@ mod tests {
     /// What the endpoint withheld before: only the counts from 1 to threshold − 1.
     fn primary_only(table: &[(&str, &str, u64)]) -> Vec<bool> {
         let rule = Suppression::default();
-        table.iter().map(|(_, _, doses)| rule.is_small(*doses)).collect()
+        table
+            .iter()
+            .map(|(_, _, doses)| rule.is_small(*doses))
+            .collect()
     }
 
     #[test]
@@ -240,7 +243,11 @@ mod tests {
         assert_eq!(row(&published, "measles", "valid").doses, None);
         assert_eq!(
             published.reasons,
-            ["below_minimum_age", "above_maximum_age", "interval_too_short"]
+            [
+                "below_minimum_age",
+                "above_maximum_age",
+                "interval_too_short"
+            ]
         );
     }
 
