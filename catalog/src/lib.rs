@@ -5,6 +5,7 @@
 //!   pseudonym kind, quasi-identifier, date, measure, ...), Arrow types and nullability,
 //!   partitioning and upsert keys.
 //! - [`keys`]: the key-id table property and the check that every table carries one key.
+//! - [`order_secret`]: the warehouse's complement-order secret (its object name and type).
 //! - [`reference`]: the reference data of `sql/reference/` (vaccines → antigens, communes →
 //!   cantons, indicators, vaccine series), parsed once with line-numbered errors.
 //! - [`validity`]: which doses count (dose_rules.csv, schedules.csv), the one implementation
@@ -21,6 +22,7 @@
 pub mod column;
 pub mod error;
 pub mod keys;
+pub mod order_secret;
 pub mod reference;
 pub mod sources;
 pub mod tables;
@@ -32,6 +34,7 @@ pub use error::CatalogError;
 pub use keys::{
     check_keys, key_id, KeyError, StoredKey, KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY,
 };
+pub use order_secret::{OrderSecret, OrderSecretError, ORDER_SECRET_LEN, ORDER_SECRET_OBJECT};
 pub use reference::{
     builtin, Commune, DoseRule, Indicator, Kind, Reference, Schedule, Series, Vaccine, ValidityRule,
 };

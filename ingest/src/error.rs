@@ -54,6 +54,10 @@ pub enum IngestError {
     },
     #[error("building Arrow data: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// The warehouse's complement-order secret could not be read or created (the reason
+    /// never quotes its bytes).
+    #[error("complement-order secret of the warehouse {warehouse}: {reason}")]
+    OrderSecret { warehouse: String, reason: String },
     #[error("worker thread failed: {0}")]
     Worker(String),
 }

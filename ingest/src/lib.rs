@@ -25,6 +25,7 @@ mod dates;
 mod error;
 mod fhir;
 pub mod maintain;
+mod order_secret;
 pub mod persons;
 mod population;
 pub mod postgres;
@@ -42,6 +43,7 @@ pub use error::IngestError;
 pub use maintain::{
     maintain, rewrite_lock, LockMode, MaintainOptions, MaintainReport, TableMaintenance,
 };
+pub use order_secret::ensure_order_secret;
 pub use postgres::{PostgresSource, StopFlag};
 pub use progress::{Progress, ProgressObserver};
 pub use rekey::{rekey, RekeyOptions, RekeyOutcome, RekeyReport, TableRekey};

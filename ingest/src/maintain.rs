@@ -158,6 +158,9 @@ pub struct TableMaintenance {
 #[derive(Debug, Clone, Default)]
 pub struct MaintainReport {
     pub dry_run: bool,
+    /// Whether this run created the warehouse's complement-order secret (a warehouse
+    /// written before it existed; see [`crate::ensure_order_secret`]).
+    pub order_secret_created: bool,
     pub tables: Vec<TableMaintenance>,
 }
 
@@ -228,8 +231,13 @@ pub async fn maintain(warehouse: &str, options: &MaintainOptions) -> Result<Main
     let root = warehouse_url(warehouse)?;
     let mut report = MaintainReport {
         dry_run: options.dry_run,
+        order_secret_created: false,
         tables: Vec::new(),
     };
+    // A warehouse from before the secret existed gets one here, not only at the next ingest.
+    if !options.dry_run {
+        report.order_secret_created = crate::order_secret::ensure_order_secret(&root).await?;
+    }
     for spec in warehouse_tables() {
         let Some(table) = open(&root, spec).await? else {
             tracing::debug!(table = spec.name, "absent, skipped");

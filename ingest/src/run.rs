@@ -322,6 +322,9 @@ pub async fn ingest(
     let pseudonymizer = Pseudonymizer::new(key);
     let key_id = pseudonymizer.key_id().to_string();
     check_key_everywhere(&root, &key_id).await?;
+    // Before the first commit: a reader that sees this run's tables sees the secret too, so
+    // the complement order never changes under a table version already answered.
+    crate::order_secret::ensure_order_secret(&root).await?;
     let started_at = now_micros();
     let run_id = {
         let mut h = blake3::Hasher::new();

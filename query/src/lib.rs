@@ -25,6 +25,7 @@ mod error;
 pub mod latest;
 #[cfg(test)]
 mod logic_tests;
+mod order_secret;
 pub mod output;
 mod population;
 mod query_memory;

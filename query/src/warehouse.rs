@@ -14,8 +14,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
+use vaxlake_catalog::OrderSecret;
+
 use crate::bounded::bound_growing_functions;
 use crate::cooperative::CooperativeRowMultipliers;
+use crate::order_secret::read_order_secret;
 use crate::reference::ReferenceTables;
 use crate::sandbox::{self, QueryLimits};
 use crate::views::create_views;
@@ -177,10 +180,14 @@ struct Inner {
     refresh: tokio::sync::Mutex<RefreshState>,
 }
 
-/// A session with every table registered at one version each.
+/// A session with every table registered at one version each, and the warehouse's
+/// complement-order secret as of then.
 pub(crate) struct Snapshot {
     pub ctx: SessionContext,
     pub versions: BTreeMap<String, i64>,
+    /// `None` for a warehouse without one yet (the coverage engine then takes complements
+    /// in the public order, and says so). Once read it is kept: the ingest never replaces it.
+    pub order_secret: Option<OrderSecret>,
 }
 
 struct RefreshState {
@@ -220,7 +227,9 @@ impl Warehouse {
                 tables.insert(name.clone(), load_table(&url).await?);
             }
         }
-        let snapshot = build_snapshot(&options, &runtime, &reference, &tables).await?;
+        let order_secret = read_order_secret(&root_url).await?;
+        let snapshot =
+            build_snapshot(&options, &runtime, &reference, &tables, order_secret).await?;
         tracing::info!(root = %root_url, versions = ?snapshot.versions, "warehouse opened");
 
         Ok(Warehouse {
@@ -351,11 +360,40 @@ impl Warehouse {
                 }
             }
         }
-        if changed.is_empty() {
-            return Ok(false);
+        // A warehouse without a secret gets one from its next ingest (before that ingest's
+        // first commit) or from `vaxlake maintain`: look for it until it is there, so that
+        // every door switches to it within a refresh interval of the others.
+        let current = self.snapshot();
+        let order_secret = match &current.order_secret {
+            Some(secret) => Some(secret.clone()),
+            None => read_order_secret(&inner.root).await?,
+        };
+        let secret_appeared = current.order_secret.is_none() && order_secret.is_some();
+        if secret_appeared {
+            tracing::info!("the warehouse's complement-order secret is there now");
         }
-        let snapshot =
-            build_snapshot(&inner.options, &inner.runtime, &inner.reference, &tables).await?;
+        if changed.is_empty() {
+            if secret_appeared {
+                let snapshot = Snapshot {
+                    ctx: current.ctx.clone(),
+                    versions: current.versions.clone(),
+                    order_secret,
+                };
+                *inner
+                    .current
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(snapshot);
+            }
+            return Ok(secret_appeared);
+        }
+        let snapshot = build_snapshot(
+            &inner.options,
+            &inner.runtime,
+            &inner.reference,
+            &tables,
+            order_secret,
+        )
+        .await?;
         tracing::info!(tables = ?changed, versions = ?snapshot.versions, "new table versions registered");
         *inner
             .current
@@ -424,6 +462,7 @@ async fn build_snapshot(
     runtime: &Arc<RuntimeEnv>,
     reference: &ReferenceTables,
     tables: &BTreeMap<String, DeltaTable>,
+    order_secret: Option<OrderSecret>,
 ) -> Result<Snapshot, QueryError> {
     let config = SessionConfig::new()
         .with_target_partitions(options.target_partitions)
@@ -455,5 +494,9 @@ async fn build_snapshot(
         versions.insert(name.clone(), i64::try_from(version).unwrap_or(i64::MAX));
     }
     create_views(&ctx).await?;
-    Ok(Snapshot { ctx, versions })
+    Ok(Snapshot {
+        ctx,
+        versions,
+        order_secret,
+    })
 }

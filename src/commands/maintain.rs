@@ -18,6 +18,9 @@ pub async fn run(
         .with_compact(!no_compact)
         .with_vacuum(!no_vacuum);
     let report = vaxlake_ingest::maintain(&warehouse.warehouse, &options).await?;
+    if report.order_secret_created {
+        println!("created the warehouse's complement-order secret (docs/coverage.md, \"Disclosure control\")");
+    }
     for table in &report.tables {
         println!(
             "{} version {} -> {}: files {} -> {} (compaction +{} -{}{}), vacuumed {} files, {} bytes{}",

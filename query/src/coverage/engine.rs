@@ -1,6 +1,7 @@
 //! The coverage engine: questions in, typed answers out, each computed once per table
 //! version from counts read once per table version.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::answer::{
@@ -36,8 +37,12 @@ pub struct CoverageEngine {
     warehouse: Warehouse,
     catalogue: Arc<Catalogue>,
     rule: Suppression,
-    /// The key of the order complementary suppression takes cells in (see [`super::plan`]).
-    order_key: [u8; 32],
+    /// The key of the order complementary suppression takes cells in (see [`super::plan`])
+    /// when set with [`CoverageEngine::with_complement_key`]; otherwise it comes from the
+    /// warehouse's secret.
+    order_key: Option<[u8; 32]>,
+    /// Whether the public order has been warned about (once per engine).
+    warned_public_order: AtomicBool,
     /// The counts of the current table versions.
     counts: AnswerCache,
     answers: AnswerCache,
@@ -50,18 +55,44 @@ impl CoverageEngine {
             warehouse,
             catalogue: Arc::new(Catalogue::builtin()?),
             rule,
-            order_key: blake3::derive_key(ORDER_CONTEXT, b""),
+            order_key: None,
+            warned_public_order: AtomicBool::new(false),
             counts: AnswerCache::new(1),
             answers: AnswerCache::new(MAX_CACHED_ANSWERS),
         })
     }
 
-    /// Keys the order in which complementary suppression picks cells with `secret` (e.g.
-    /// the master key): without it the order is public, and an outsider who knows the
-    /// algorithm could tell complements from primary cells (docs/coverage.md).
+    /// Keys the order in which complementary suppression picks cells with `secret` instead
+    /// of the warehouse's own secret (`vaxlake_catalog::order_secret`), which every door
+    /// uses by default. For tests and comparisons: a publication whose doors took
+    /// complements in different orders would give cells away (docs/coverage.md,
+    /// "Disclosure control"). An empty `secret` is the public order.
     pub fn with_complement_key(mut self, secret: &[u8]) -> Self {
-        self.order_key = blake3::derive_key(ORDER_CONTEXT, secret);
+        self.order_key = Some(blake3::derive_key(ORDER_CONTEXT, secret));
         self
+    }
+
+    /// The order key for `snapshot` and a word for the answer cache's question, so that an
+    /// answer computed before the warehouse's secret appeared is not served after.
+    fn order_key(&self, snapshot: &Snapshot) -> ([u8; 32], &'static str) {
+        if let Some(key) = self.order_key {
+            return (key, "given");
+        }
+        match &snapshot.order_secret {
+            Some(secret) => (blake3::derive_key(ORDER_CONTEXT, secret.expose()), "keyed"),
+            None => {
+                if !self.warned_public_order.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "this warehouse has no complement-order secret yet: complementary \
+                         suppression takes cells in the public order, which lets an outsider \
+                         who replays it tell complements from primary cells; run an ingest \
+                         or `vaxlake maintain` to create the secret (docs/coverage.md, \
+                         \"Disclosure control\")"
+                    );
+                }
+                (blake3::derive_key(ORDER_CONTEXT, b""), "public")
+            }
+        }
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -218,6 +249,8 @@ impl CoverageEngine {
         self.warehouse.refresh_if_due().await;
         let snapshot = self.warehouse.snapshot();
         let versions = snapshot.versions.clone();
+        let (order_key, order) = self.order_key(&snapshot);
+        let question = format!("{question}|{order}");
         self.answers
             .get_or_compute(&question, &versions, move || async move {
                 let facts = self.facts(&snapshot).await?;
@@ -225,7 +258,7 @@ impl CoverageEngine {
                     facts: &facts,
                     versions: &snapshot.versions,
                     rule: self.rule,
-                    order_key: self.order_key,
+                    order_key,
                     catalogue: &self.catalogue,
                     plans: Default::default(),
                 })
