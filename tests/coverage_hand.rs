@@ -923,6 +923,336 @@ fn http_coverage_is_the_command_line_json() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The complement order: one secret per warehouse, the same for every door
+// ---------------------------------------------------------------------------------------
+//
+// docs/coverage.md, "The order complements are taken in". Cohort 2022, all girls, each
+// vaccinated one with a hexavalent dose at 2 months (DTP1 by 12 months); threshold 3 (a cell
+// fails when its denominator, numerator or difference is 1 or 2):
+//
+//   canton Clervaux: Clervaux 9/10 (1 unvaccinated: primary), Troisvierges 5/10, Wincrange 5/10
+//   canton Wiltz:    Wiltz 5/10
+//   national 24/40, female 24/40, canton Clervaux 19/30: all pass.
+//
+// Clervaux alone would be canton Clervaux minus its two published siblings, so one sibling
+// goes with it. Either gives it room up min(1, 5) + down min(9, 5) = 6 ≥ 3 and gets
+// min(5, 9) + min(5, 1) = 6 back; both denominators are ≥ 3. So the order alone decides:
+// the sibling whose name has the smaller BLAKE3 keyed hash under the order key, which is
+// derived from the warehouse's secret (or from nothing: the public order). Nothing else
+// is withheld (DTP3, 0 of 10 everywhere, passes).
+
+/// The key-derivation context of the order (query/src/coverage/engine.rs), restated.
+const ORDER_CONTEXT: &str = "vaxlake 2026-12 coverage complementary suppression order";
+
+/// Which of Troisvierges and Wincrange the order keyed by `secret` takes first.
+fn first_sibling(secret: &[u8]) -> &'static str {
+    let key = blake3::derive_key(ORDER_CONTEXT, secret);
+    let hash = |name: &str| *blake3::keyed_hash(&key, name.as_bytes()).as_bytes();
+    if hash("Troisvierges") < hash("Wincrange") {
+        "Troisvierges"
+    } else {
+        "Wincrange"
+    }
+}
+
+/// A secret (random-looking bytes) whose order differs from the public one on this case.
+fn secret_against_the_public_order() -> [u8; 32] {
+    (0u32..)
+        .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+        .find(|secret| first_sibling(secret) != first_sibling(b""))
+        .unwrap()
+}
+
+/// The registry above in `dir/wh`, its secret `secret` placed before the first ingest (as
+/// a restored backup would be); returns the warehouse and every ingest's stdout and stderr.
+fn order_registry(dir: &Path, secret: &[u8; 32]) -> (std::path::PathBuf, Vec<Vec<u8>>) {
+    let wh = dir.join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    std::fs::write(wh.join("_vaxlake_order.secret"), secret).unwrap();
+    let key = key_file(dir, "k");
+    let mut r = Registry::default();
+    for (commune, vaccinated) in [
+        ("Clervaux", 9),
+        ("Troisvierges", 5),
+        ("Wincrange", 5),
+        ("Wiltz", 5),
+    ] {
+        for i in 1..=10 {
+            let p = format!("{}{i}", &commune[..3]);
+            r.person(&p, &format!("2022-01-{i:02}"), "female", Some(commune));
+            if i <= vaccinated {
+                r.dose(&format!("{p}-1"), &p, HEXA, &format!("2022-03-{i:02}"));
+            }
+        }
+    }
+    r.dose("Wil1-mmr", "Wil1", MMR, "2025-01-15"); // data_until after every 24-month birthday
+    let mut outputs = Vec::new();
+    for source in [
+        r.export(dir, "fhir"),
+        population(
+            dir,
+            &[
+                "2023,Clervaux,female,2022,10",
+                "2023,Troisvierges,female,2022,10",
+                "2023,Wincrange,female,2022,10",
+                "2023,Wiltz,female,2022,10",
+            ],
+        ),
+    ] {
+        let out = run(&[
+            "ingest",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--source",
+            &source,
+            "--key-file",
+            key.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.extend([out.stdout, out.stderr]);
+    }
+    (wh, outputs)
+}
+
+/// The communes an answer withholds, sorted.
+fn withheld(answer: &Value, key: &str) -> Vec<String> {
+    let mut names: Vec<String> = answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["suppressed"] == json!(true))
+        .map(|r| r[key].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Fails if any of `outputs` holds `secret`: raw, in hex (either case) or as a Rust byte
+/// list (what `{:?}` of the bytes would print).
+#[track_caller]
+fn assert_no_secret(secret: &[u8; 32], outputs: &[Vec<u8>]) {
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let decimal = format!("{:?}", &secret[..8]);
+    let decimal = decimal.trim_end_matches(']');
+    let needles: [&[u8]; 4] = [
+        secret,
+        hex.as_bytes(),
+        &hex.to_uppercase().into_bytes(),
+        decimal.as_bytes(),
+    ];
+    for (index, output) in outputs.iter().enumerate() {
+        for needle in needles {
+            assert!(
+                !output.windows(needle.len()).any(|w| w == needle),
+                "output {index} holds the complement-order secret"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_on_one_warehouse_takes_complements_in_its_secret_order() {
+    use vaxlake_query::coverage::{CoverageEngine, CoverageQuery, Suppression};
+    use vaxlake_query::{QueryOptions, Warehouse};
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_against_the_public_order();
+    let (wh, _) = order_registry(dir.path(), &secret);
+    // The ingest kept the secret it found (it creates one only where there is none).
+    assert_eq!(
+        std::fs::read(wh.join("_vaxlake_order.secret")).unwrap(),
+        secret
+    );
+
+    let query: CoverageQuery =
+        serde_json::from_value(json!({"indicator": "DTP1", "cohort": "2022", "by": "commune"}))
+            .unwrap();
+    let rule = Suppression { threshold: 3 };
+    let answer = |engine: CoverageEngine| {
+        let query = query.clone();
+        async move {
+            let answer = engine.coverage(&query).await.unwrap();
+            vaxlake_query::output::to_json(answer.as_ref()).unwrap()
+        }
+    };
+    let open = || async {
+        Warehouse::open(wh.to_str().unwrap(), QueryOptions::default())
+            .await
+            .unwrap()
+    };
+    let keyed = vec!["Clervaux".to_string(), first_sibling(&secret).to_string()];
+    let public = vec!["Clervaux".to_string(), first_sibling(b"").to_string()];
+    assert_ne!(keyed, public, "the case distinguishes the two orders");
+
+    // Two engines on two openings of the warehouse: the same plan, the secret's.
+    let first = answer(CoverageEngine::new(open().await, rule).unwrap()).await;
+    let second = answer(CoverageEngine::new(open().await, rule).unwrap()).await;
+    assert_eq!(withheld(&first, "commune"), keyed, "{first}");
+    assert_eq!(first["rows"], second["rows"]);
+    // The public order (an empty secret) withholds the other sibling: the key is used.
+    let unkeyed = CoverageEngine::new(open().await, rule)
+        .unwrap()
+        .with_complement_key(b"");
+    let unkeyed = answer(unkeyed).await;
+    assert_eq!(withheld(&unkeyed, "commune"), public, "{unkeyed}");
+
+    // The doors: the command line and the HTTP API withhold what the engine does.
+    let threshold = ["--suppression-threshold", "3"];
+    let mut args = vec!["--indicator", "DTP1", "--cohort", "2022", "--by", "commune"];
+    args.extend(threshold);
+    let cli = coverage(&wh, &args);
+    assert_eq!(withheld(&cli, "commune"), keyed, "{cli}");
+    let server = serve(&wh, &threshold);
+    let (status, body) = http_get(
+        server.port,
+        "/api/coverage?indicator=DTP1&cohort=2022&by=commune",
+    )
+    .expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    let http: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(http, cli);
+}
+
+/// Every door of one generated warehouse withholds the same rows: `vaxlake coverage --by
+/// commune`, `GET /api/coverage?...&by=commune` and the `--all` table; and the secret the
+/// first ingest created never shows in anything they print, log or answer.
+#[test]
+fn the_doors_of_a_generated_warehouse_withhold_the_same_rows_and_never_show_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let wh = dir.path().join("wh");
+    let key = key_file(dir.path(), "master.key");
+    generate(&export, 2000, 5);
+    let mut outputs: Vec<Vec<u8>> = Vec::new();
+    for source in [
+        format!("fhir:{}", export.join("fhir").display()),
+        format!("population:{}", export.join("population.csv").display()),
+    ] {
+        let out = run(&[
+            "ingest",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--source",
+            &source,
+            "--key-file",
+            key.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.extend([out.stdout, out.stderr]);
+    }
+    let secret: [u8; 32] = std::fs::read(wh.join("_vaxlake_order.secret"))
+        .expect("the first ingest created the secret")
+        .try_into()
+        .expect("32 bytes");
+
+    let all_out = run(&[
+        "coverage",
+        "--warehouse",
+        wh.to_str().unwrap(),
+        "--all",
+        "--format",
+        "json",
+    ]);
+    assert!(all_out.status.success());
+    let all: Value = serde_json::from_slice(&all_out.stdout).unwrap();
+    outputs.extend([all_out.stdout.clone(), all_out.stderr.clone()]);
+    // The birth-cohort publications whose commune rows are partly withheld, partly shown:
+    // where complementary suppression had choices to make.
+    let mut mixed: std::collections::BTreeMap<(String, i64), (usize, usize)> = Default::default();
+    for r in all["rows"].as_array().expect("rows") {
+        if r["by"] != json!("commune") {
+            continue;
+        }
+        let entry = mixed
+            .entry((
+                r["indicator"].as_str().unwrap().to_string(),
+                r["cohort"].as_i64().unwrap(),
+            ))
+            .or_default();
+        if r["suppressed"] == json!(true) {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+    }
+    let cases: Vec<(String, i64)> = mixed
+        .into_iter()
+        .filter(|(_, (hidden, shown))| *hidden > 0 && *shown > 0)
+        .map(|(case, _)| case)
+        .filter(|(indicator, _)| ["DTP1", "DTP3", "MCV1", "MCV2"].contains(&indicator.as_str()))
+        .take(6)
+        .collect();
+    assert!(
+        !cases.is_empty(),
+        "no commune answer is partly withheld: {all}"
+    );
+
+    let log = dir.path().join("serve.log");
+    let server = serve_logged(&wh, &[], Some(&log));
+    for (indicator, cohort) in &cases {
+        let out = run(&[
+            "coverage",
+            "--warehouse",
+            wh.to_str().unwrap(),
+            "--format",
+            "json",
+            "--indicator",
+            indicator,
+            "--cohort",
+            &cohort.to_string(),
+            "--by",
+            "commune",
+        ]);
+        assert!(out.status.success());
+        let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+        outputs.extend([out.stdout, out.stderr]);
+        let (status, body) = http_get(
+            server.port,
+            &format!("/api/coverage?indicator={indicator}&cohort={cohort}&by=commune"),
+        )
+        .expect("an answer");
+        assert_eq!(status, 200, "{body}");
+        let http: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(http, cli, "{indicator} {cohort}");
+        // The --all table's commune rows of the same publication withhold the same communes.
+        let mut from_all: Vec<String> = all["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["by"] == json!("commune")
+                    && r["indicator"] == json!(indicator)
+                    && r["cohort"] == json!(cohort)
+                    && r["suppressed"] == json!(true)
+            })
+            .map(|r| r["group"].as_str().unwrap().to_string())
+            .collect();
+        from_all.sort();
+        assert_eq!(withheld(&cli, "commune"), from_all, "{indicator} {cohort}");
+        outputs.push(body.into_bytes());
+    }
+    for path in [
+        "/api/health",
+        "/api/coverage/indicators",
+        "/api/coverage/flags",
+    ] {
+        let (_, body) = http_get(server.port, path).expect("an answer");
+        outputs.push(body.into_bytes());
+    }
+    drop(server);
+    outputs.push(std::fs::read(&log).unwrap());
+    assert_no_secret(&secret, &outputs);
+}
+
+// ---------------------------------------------------------------------------------------
 // Valid doses (docs/coverage.md, "Valid doses"): only valid doses count
 // ---------------------------------------------------------------------------------------
 //

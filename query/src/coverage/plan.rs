@@ -812,6 +812,69 @@ mod tests {
         assert!(!hidden(&plan.sexes, "f") && !hidden(&plan.sexes, "m"));
     }
 
+    /// Canton A: a1 60/62 (2 unvaccinated: primary), a2 50/60, a3 48/60; canton B: b1
+    /// 100/110. Either sibling alone gives a1 room enough: a2 up min(2, 50) + down
+    /// min(60, 10) = 12, a3 2 + 12 = 14, both ≥ 8 (and a1 gives the complement room back:
+    /// a2 10 + 2, a3 12 + 2). Both have denominators ≥ 8, so only the keyed hash of their
+    /// names decides which one goes: the one whose hash under the order key is smaller.
+    fn two_candidates(order_key: &[u8; 32]) -> (bool, bool) {
+        let communes = [
+            named("a1", 60, 62),
+            named("a2", 50, 60),
+            named("a3", 48, 60),
+            named("b1", 100, 110),
+        ];
+        let parents: Vec<Key> = ["A", "A", "A", "B"]
+            .iter()
+            .map(|p| Some(p.to_string()))
+            .collect();
+        let plan = Hierarchy::new(
+            Suppression::default(),
+            order_key,
+            &cell(258, 292),
+            &[named("A", 158, 182), named("B", 100, 110)],
+            &communes,
+            &parents,
+            &[named("f", 130, 146), named("m", 128, 146)],
+        )
+        .solve();
+        assert!(hidden(&plan.communes, "a1"));
+        assert!(!hidden(&plan.communes, "b1") && !plan.national, "{plan:?}");
+        let (a2, a3) = (hidden(&plan.communes, "a2"), hidden(&plan.communes, "a3"));
+        assert!(a2 != a3, "exactly one complement: {plan:?}");
+        (a2, a3)
+    }
+
+    /// Which of a2 and a3 the order `order_key` takes first, computed here from the
+    /// definition (a BLAKE3 keyed hash of the commune's name, smaller first).
+    fn expected_first(order_key: &[u8; 32]) -> &'static str {
+        let hash = |name: &str| *blake3::keyed_hash(order_key, name.as_bytes()).as_bytes();
+        if hash("a2") < hash("a3") {
+            "a2"
+        } else {
+            "a3"
+        }
+    }
+
+    #[test]
+    fn the_order_key_and_nothing_else_picks_between_equal_complements() {
+        // The public order (an empty secret, what a warehouse without a secret uses) and
+        // the first secret [s; 32] whose order disagrees with it: the key decides.
+        let context = "vaxlake 2026-12 coverage complementary suppression order";
+        let public = blake3::derive_key(context, b"");
+        let keyed = (1..=u8::MAX)
+            .map(|s| blake3::derive_key(context, &[s; 32]))
+            .find(|key| expected_first(key) != expected_first(&public))
+            .expect("some secret orders a2 and a3 the other way");
+        for key in [public, keyed] {
+            let (a2, _) = two_candidates(&key);
+            assert_eq!(a2, expected_first(&key) == "a2");
+        }
+        assert_ne!(two_candidates(&public), two_candidates(&keyed));
+        // The same key always gives the same plan.
+        assert_eq!(two_candidates(&keyed), two_candidates(&keyed));
+    }
+
     #[test]
     fn a_withheld_national_total_withholds_everything() {
         let plan = solve(
