@@ -698,15 +698,17 @@ fn primary_and_secondary_suppression() {
     // - commune Clervaux then has room up min(18, Troisvierges' 0 down) = 0 and down
     //   min(12, Troisvierges' 3 up) = 3 < 8, and no sibling left: canton Clervaux goes.
     // - canton Wiltz has one commune: it must trade with another withheld canton through a
-    //   withheld commune there. The engine's keyed order (default key) offers Capellen
-    //   before Clervaux: Capellen goes, and Kehlen 10/20 with it (a withheld canton whose
-    //   communes were all published would be their sum). Wiltz then moves up min(5, 10) = 5
-    //   and down min(15, 10) = 10 against Capellen.
-    // - canton Clervaux (withheld for its commune) trades with Wiltz or Capellen: up
-    //   min(18, 15) = 15, down min(12, 10) = 10.
-    // (With the other order, Clervaux would be Wiltz's partner and Capellen would stay; the
-    // order is keyed so that nobody outside can tell complements from primary cells.)
-    // So every commune, canton and sex row is withheld; the national 37 of 73 is shown.
+    //   withheld commune there. The order keyed by the warehouse's secret (random: the first
+    //   ingest creates it) offers Capellen or Clervaux first. Capellen first: Capellen goes,
+    //   and Kehlen 10/20 with it (a withheld canton whose communes were all published would
+    //   be their sum); Wiltz then moves up min(5, 10) = 5 and down min(15, 10) = 10 against
+    //   Capellen, and canton Clervaux trades with Wiltz or Capellen: up min(18, 15) = 15,
+    //   down min(12, 10) = 10. Clervaux first: Clervaux is Wiltz's partner and, by DTP1's
+    //   own plan, Capellen and Kehlen stay (the order is keyed so that nobody outside can
+    //   tell complements from primary cells; see
+    //   every_engine_on_one_warehouse_takes_complements_in_its_secret_order).
+    // Either way every commune, canton and sex row is withheld (DTP3, below); the national
+    // 37 of 73 is shown.
     // (DTP3, a later dose of the same antigen, withholds its national cell, 3 of 73, and with
     // it every row; DTP1 withholds the rows DTP3 withholds, since DTP3 ≤ DTP1 in every cell,
     // so the rows would go on that ground too. Its national cell stays: 3 ≤ DTP1 tells
