@@ -1189,13 +1189,11 @@ fn the_doors_of_a_generated_warehouse_withhold_the_same_rows_and_never_show_the_
         .into_iter()
         .filter(|(_, (hidden, shown))| *hidden > 0 && *shown > 0)
         .map(|(case, _)| case)
-        .filter(|(indicator, _)| ["DTP1", "DTP3", "MCV1", "MCV2"].contains(&indicator.as_str()))
         .take(6)
         .collect();
-    assert!(
-        !cases.is_empty(),
-        "no commune answer is partly withheld: {all}"
-    );
+    // (On 2,000 persons a birth cohort's communes are mostly all withheld; FLU65's seasons,
+    // over everyone aged 65 and more, are partly shown.)
+    assert!(!cases.is_empty(), "no commune answer is partly withheld");
 
     let log = dir.path().join("serve.log");
     let server = serve_logged(&wh, &[], Some(&log));
