@@ -522,3 +522,50 @@ async fn the_watermark_survives_compaction_and_vacuum() {
         .unwrap();
     assert_eq!(watermark, Some(4242));
 }
+
+/// A warehouse written before the complement-order secret existed gets one from `maintain`
+/// (not from a dry run); one that has it keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintain_creates_a_missing_order_secret_and_keeps_an_existing_one() {
+    let (_dir, exp, wh) = setup();
+    let source = Source::parse(&format!("fhir:{}", exp.join("fhir").display())).unwrap();
+    ingest(
+        wh.to_str().unwrap(),
+        &source,
+        &new_key(),
+        &IngestOptions::default(),
+    )
+    .await
+    .unwrap();
+    let secret_path = wh.join(vaxlake_catalog::ORDER_SECRET_OBJECT);
+    let created_by_ingest = std::fs::read(&secret_path).unwrap();
+    assert_eq!(created_by_ingest.len(), 32);
+
+    let options = MaintainOptions::default().with_compact(false);
+    let report = maintain(wh.to_str().unwrap(), &options).await.unwrap();
+    assert!(!report.order_secret_created);
+    assert_eq!(std::fs::read(&secret_path).unwrap(), created_by_ingest);
+
+    // As before December 2026: no secret.
+    std::fs::remove_file(&secret_path).unwrap();
+    let dry = options.clone().with_dry_run(true);
+    assert!(
+        !maintain(wh.to_str().unwrap(), &dry)
+            .await
+            .unwrap()
+            .order_secret_created
+    );
+    assert!(!secret_path.exists(), "a dry run writes nothing");
+    assert!(
+        maintain(wh.to_str().unwrap(), &options)
+            .await
+            .unwrap()
+            .order_secret_created
+    );
+    let created_by_maintain = std::fs::read(&secret_path).unwrap();
+    assert_eq!(created_by_maintain.len(), 32);
+    assert_ne!(
+        created_by_maintain, created_by_ingest,
+        "a fresh random secret"
+    );
+}

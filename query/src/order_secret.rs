@@ -30,3 +30,46 @@ pub(crate) async fn read_order_secret(root: &Url) -> Result<Option<OrderSecret>,
         .map(Some)
         .map_err(|error| failed(&error))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{QueryOptions, Warehouse};
+    use vaxlake_catalog::ORDER_SECRET_OBJECT;
+
+    async fn open(dir: &std::path::Path) -> Result<Warehouse, crate::QueryError> {
+        Warehouse::open(dir.to_str().unwrap(), QueryOptions::default()).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_secret_written_later_is_picked_up_by_the_next_refresh_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = open(dir.path()).await.unwrap();
+        assert!(warehouse.snapshot().order_secret.is_none());
+        assert!(!warehouse.refresh().await.unwrap());
+
+        std::fs::write(dir.path().join(ORDER_SECRET_OBJECT), [9u8; 32]).unwrap();
+        assert!(warehouse.refresh().await.unwrap(), "the secret is news");
+        let secret = warehouse.snapshot().order_secret.clone().unwrap();
+        assert_eq!(secret.expose(), &[9u8; 32]);
+
+        // Read once, kept: a reader never switches orders under the same tables.
+        std::fs::write(dir.path().join(ORDER_SECRET_OBJECT), [7u8; 32]).unwrap();
+        assert!(!warehouse.refresh().await.unwrap());
+        assert_eq!(warehouse.snapshot().order_secret, Some(secret));
+        // A new opening reads what is there now.
+        let reopened = open(dir.path()).await.unwrap();
+        assert_eq!(
+            reopened.snapshot().order_secret.as_ref().unwrap().expose(),
+            &[7u8; 32]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_that_is_not_a_secret_refuses_the_opening_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ORDER_SECRET_OBJECT), b"hunter2").unwrap();
+        let error = open(dir.path()).await.unwrap_err().to_string();
+        assert!(error.contains("holds 7 bytes, not 32"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}
