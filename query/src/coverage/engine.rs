@@ -217,12 +217,14 @@ impl CoverageEngine {
         self.warehouse.refresh_if_due().await;
         let snapshot = self.warehouse.snapshot();
         let versions = snapshot.versions.clone();
+        let (order_key, order) = self.order_key(&snapshot);
+        let question = format!("invalid_doses|{order}");
         self.answers
-            .get_or_compute("invalid_doses", &versions, || async {
+            .get_or_compute(&question, &versions, || async {
                 let counts = read_counts(&snapshot.ctx, &snapshot.versions).await?;
                 Ok(invalid_doses_answer(
                     self.rule,
-                    &self.order_key,
+                    &order_key,
                     &counts,
                     &snapshot.versions,
                 ))
