@@ -37,6 +37,14 @@ function checkDashboard(file, dashboard) {
       check(Array.isArray(selector.options) && selector.options.length > 0, file, `selector "${selector.id}" needs "options"`);
       for (const option of selector.options) checkText(option.label, file, `selector "${selector.id}" option "${option.value}"`);
     }
+    if (selector.pool != null) {
+      // A pooling choice: its values are how many birth years end with the named cohort
+      // selector's year (the API pools at most five); only birth cohorts pool.
+      const cohort = (dashboard.selectors ?? []).find((s) => s.id === selector.pool);
+      check(selector.type === 'choice' && cohort?.type === 'cohort', file, `selector "${selector.id}": "pool" must name a cohort selector, on a choice selector`);
+      check(selector.options.every((o) => /^[1-5]$/.test(String(o.value))), file, `selector "${selector.id}": pooling options are 1 to 5 (birth years)`);
+      check(Array.isArray(selector.kinds) && selector.kinds.length === 1 && selector.kinds[0] === 'birth_cohort', file, `selector "${selector.id}": a pooling selector needs "kinds": ["birth_cohort"]`);
+    }
     selectorIds.add(selector.id);
   }
   const panelIds = new Set();
@@ -50,7 +58,7 @@ function checkDashboard(file, dashboard) {
       check(panel.api && typeof panel.api.path === 'string' && panel.api.path.startsWith('/api/'), file, `panel "${panel.id}" needs "api": {"path": "/api/...", "params": {...}}`);
       for (const template of Object.values(panel.api.params ?? {})) {
         for (const [, name] of String(template).matchAll(/\{(\w+)[\w.]*\}/g)) {
-          check(selectorIds.has(name) || name === 'item' || hasOptionParam(dashboard, name), file, `panel "${panel.id}": placeholder {${name}} names no selector`);
+          check(selectorIds.has(name) || name === 'item' || hasOptionParam(dashboard, name) || isSpan(dashboard, name), file, `panel "${panel.id}": placeholder {${name}} names no selector`);
         }
       }
     }
@@ -59,6 +67,11 @@ function checkDashboard(file, dashboard) {
       checkText(column.label, file, `panel "${panel.id}" column "${column.field ?? column.fields}"`);
     }
   }
+}
+
+/** {S_span}: the span of cohort selector S (pooled birth years, or S itself). */
+function isSpan(dashboard, name) {
+  return (dashboard.selectors ?? []).some((s) => s.type === 'cohort' && name === `${s.id}_span`);
 }
 
 function hasOptionParam(dashboard, name) {

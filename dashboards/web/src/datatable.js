@@ -2,14 +2,15 @@
 // place where tests read what is shown. Each row names the API answer it comes from
 // (data-api, data-path) and each figure its field and raw value (data-field, data-value).
 
-import { byFormat } from './format.js';
+import { band, byFormat } from './format.js';
 import { lookup } from './declared.js';
 import { pick, t } from './i18n.js';
 
 /**
  * A table of `rows` under `columns`.
  * columns: [{label, field | fields | text(row), format}]; `field` is a dotted path into the
- * row's data, `fields` two paths shown as an interval, `text` a label computed from the row.
+ * row's data, `fields` two paths shown as an interval (format `band`: a withheld cell's band,
+ * "85–100%"), `text` a label computed from the row.
  * rows: [{data, api, path, suppressed, threshold}].
  */
 export function dataTable({ caption, columns, rows }) {
@@ -55,6 +56,11 @@ function fillCell(cell, column, row) {
   if (column.format && column.format !== 'text') cell.className = 'num';
   if (row.suppressed && values.every((value) => value == null)) {
     cell.textContent = t('suppressed', { n: row.threshold ?? '?' });
+    return;
+  }
+  if (fields.length === 2 && column.format === 'band') {
+    // A withheld cell's published band ("85–100%"): the only figure a withheld row may show.
+    cell.textContent = values.some((value) => value == null) ? '—' : band(values[0], values[1]);
     return;
   }
   if (fields.length === 2) {

@@ -51,6 +51,23 @@ export function date(value) {
   return new Intl.DateTimeFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'medium', timeZone: 'UTC' }).format(day);
 }
 
+/**
+ * A published band of a withheld cell (shares 0.85, 1.0) as readers write a range of
+ * percentages: "85–100%" (en) or "85–100 %" (fr). The grid's limits are whole percents;
+ * a finer limit would keep its decimal.
+ */
+export function band(low, high) {
+  if (low == null || high == null) return '—';
+  const plain = numberFormat({ minimumFractionDigits: 0, maximumFractionDigits: 1 }).format(low * 100);
+  return `${plain}–${percentLimit(high)}`;
+}
+
+/** A band's limit as a percentage without needless decimals: 0.85 → "85%", 0.975 → "97.5%". */
+export function percentLimit(value) {
+  if (value == null) return '—';
+  return numberFormat({ style: 'percent', minimumFractionDigits: 0, maximumFractionDigits: 1 }).format(value);
+}
+
 /** Formats `value` by a declared format name (percent, count, decimal, rate, date, datetime, text). */
 export function byFormat(format, value) {
   switch (format) {

@@ -36,6 +36,7 @@ export class Page {
     }
     words.cohort = this.values.cohort ?? '';
     words.cohort_label = this.values.cohort ? cohortLabel(meta, this.values.cohort) : t('all');
+    this.bindSpans(bound, words, meta);
     words.age = bound.age_months || meta?.age_months || '';
     return {
       ...bound,
@@ -51,6 +52,30 @@ export class Page {
       band: bound.band || null,
       words,
     };
+  }
+
+  /**
+   * Every cohort selector S also binds {S_span} and the word {S_span_label}: the cohort
+   * itself ("2024", "born 2024"), or, when a choice selector declares `"pool": "S"` and
+   * applies to the indicator, that many birth years ending with the chosen one ("2022-2024",
+   * "born 2022–2024 (three birth years pooled)"). Panels that accept pooled cohorts ask with
+   * {cohort_span}; the others keep {cohort}, the last year of the span.
+   */
+  bindSpans(bound, words, meta) {
+    const selectors = this.dashboard.selectors ?? [];
+    for (const selector of selectors.filter((s) => s.type === 'cohort')) {
+      const value = bound[selector.id] ?? '';
+      bound[`${selector.id}_span`] = value;
+      words[`${selector.id}_span_label`] = !value ? t('all') : meta?.kind === 'birth_cohort' ? t('cohort_born', { year: value }) : cohortLabel(meta, value);
+      // Only birth cohorts pool (the API refuses pooled seasons and age bands).
+      const pool = meta?.kind === 'birth_cohort' ? selectors.find((s) => s.pool === selector.id && applies(s, meta.kind)) : null;
+      const years = pool ? Number(this.values[pool.id]) : 1;
+      const last = Number(value);
+      if (!value || !Number.isInteger(last) || !(years > 1)) continue;
+      const first = last - years + 1;
+      bound[`${selector.id}_span`] = `${first}-${last}`;
+      words[`${selector.id}_span_label`] = t('cohort_pooled', { first, last, n: t(`number_${years}`) });
+    }
   }
 
   render(main, onSelection) {

@@ -1,12 +1,14 @@
 // Horizontal bars with 95% intervals, one per group (commune, canton, sex, age band), against
 // the target; or, in counts mode, the counts side by side. Withheld groups are hatched bands
-// saying "suppressed (< N)". Declared fields pick the measure (coverage, dropout, timeliness).
+// saying "suppressed (< N)"; one with a published band (band_low, band_high) is hatched over
+// that band only and says it ("85–100%"). Declared fields pick the measure (coverage,
+// dropout, timeliness).
 
 import { baseOptions, chartIn, SUPPRESSED_DECAL, TARGET_COLOUR } from '../charts.js';
 import { count, percent } from '../format.js';
 import { lookup } from '../declared.js';
 import { pick, t } from '../i18n.js';
-import { escapeHtml, groupLabel, suppressedText, valueWithInterval } from './common.js';
+import { bandText, escapeHtml, groupLabel, hasBand, suppressedText, valueWithInterval, withheldText } from './common.js';
 
 const DEFAULT_FIELDS = { value: 'coverage', low: 'ci_low', high: 'ci_high', counts: ['numerator', 'denominator'] };
 
@@ -86,13 +88,32 @@ export function draw(panel, answer, context) {
       },
     ];
   }
-  // Withheld groups: a hatched band across the whole axis saying "suppressed (< N)". It is a
-  // bar (ECharts draws its hatching as one pattern, cheap for a hundred communes), overlaid
-  // on the value bars' slot, never a value.
+  // Withheld groups: a hatched band across the whole axis saying "suppressed (< N)", or, for
+  // a group with a published band, across that band only, saying it. It is a bar (ECharts
+  // draws its hatching as one pattern, cheap for a hundred communes), stacked on an unseen
+  // bar reaching the band's lower limit, overlaid on the value bars' slot, never a value.
+  const banded = (r) => !countsMode && hasBand(r.row);
+  if (!countsMode) series.push({
+    type: 'bar',
+    name: `${suppressedText(body)} `,
+    stack: 'withheld',
+    data: rows.map((r) => (banded(r) ? r.row.band_low * 100 : null)),
+    barMaxWidth: 16,
+    silent: true,
+    z: 1,
+    itemStyle: { color: 'transparent' },
+  });
   series.push({
     type: 'bar',
     name: suppressedText(body),
-    data: rows.map((r) => (r.row.suppressed ? (countsMode ? null : axisMax) : null)),
+    stack: 'withheld',
+    data: rows.map((r) => {
+      if (!r.row.suppressed || countsMode) return null;
+      if (!banded(r)) return axisMax;
+      // The band's text sits left of the hatching (inside it when the band starts at 0).
+      const position = r.row.band_low > 0 ? 'left' : 'insideLeft';
+      return { value: (r.row.band_high - r.row.band_low) * 100, label: { position, formatter: bandText(r.row) } };
+    }),
     barGap: '-100%',
     barMaxWidth: 16,
     silent: true,
@@ -138,7 +159,7 @@ export function draw(panel, answer, context) {
         formatter: (items) => {
           const r = rows[items[0]?.dataIndex ?? 0] ?? rows.find((x) => x.label === items[0]?.name);
           if (!r) return '';
-          if (r.row.suppressed) return `${escapeHtml(r.label)}<br>${escapeHtml(suppressedText(body))}`;
+          if (r.row.suppressed) return `${escapeHtml(r.label)}<br>${escapeHtml(withheldText(r.row, body))}`;
           const main = valueWithInterval(valueOf(r, fields.value), valueOf(r, fields.low), valueOf(r, fields.high), false, body);
           const counts = (fields.counts ?? []).map((f) => count(valueOf(r, f))).join(' / ');
           return `${escapeHtml(r.label)}<br>${escapeHtml(main)}<br>${escapeHtml(counts)}`;

@@ -1,6 +1,6 @@
 // Helpers shared by the chart types: row labels, suppression wording, hatched bands.
 
-import { percent } from '../format.js';
+import { band, percent, percentLimit } from '../format.js';
 import { t } from '../i18n.js';
 
 /** The group a row of a coverage-like answer stands for (commune, canton, sex, age band...). */
@@ -17,6 +17,30 @@ export function groupLabel(row, by) {
 /** "suppressed (< 8)": the only thing shown for a withheld cell, never a number. */
 export function suppressedText(body) {
   return t('suppressed', { n: body?.suppression_threshold ?? '?' });
+}
+
+/** Whether a row is withheld but carries a published band (band_low, band_high). */
+export function hasBand(row) {
+  return row?.suppressed === true && row.band_low != null && row.band_high != null;
+}
+
+/** A withheld row's band as shown in a tile or a bar: "85–100%". */
+export function bandText(row) {
+  return band(row.band_low, row.band_high);
+}
+
+/**
+ * What a band means, for tooltips: "coverage between 85% and 100%: a published band, the
+ * figure itself is withheld" (a band below 100 % excludes its upper limit).
+ */
+export function bandSentence(row) {
+  const words = { low: percentLimit(row.band_low), high: percentLimit(row.band_high) };
+  return row.band_high >= 1 ? t('band_between', words) : t('band_at_least', words);
+}
+
+/** "suppressed (< 8)", and for a banded row "; coverage between 85% and 100%: ...". */
+export function withheldText(row, body) {
+  return hasBand(row) ? `${suppressedText(body)}; ${bandSentence(row)}` : suppressedText(body);
 }
 
 /** "92.2% (95% CI 87.6% to 95.2%)", or the suppression label. */

@@ -1,11 +1,12 @@
 // A schematic tile map of Luxembourg: each canton a block of square tiles, one per commune,
 // placed roughly where the canton lies (the declared `layout`: canton → [column, row]).
 // Tiles are coloured by coverage class against the target; withheld cells are hatched and
-// say "suppressed" with no number, in the tile, its tooltip and the table.
+// say "suppressed" with no number, in the tile, its tooltip and the table — unless the API
+// gives the cell a published band, which the hatched tile then shows ("85–100%").
 
 import { count, percent } from '../format.js';
 import { t } from '../i18n.js';
-import { groupLabel, suppressedText } from './common.js';
+import { bandText, groupLabel, hasBand, withheldText } from './common.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const TILE = 58;
@@ -99,14 +100,14 @@ export function draw(panel, answer, context) {
   const describe = (name, cell) => {
     if (!cell) return `${name}: ${t('no_data')}`;
     const { row } = cell;
-    if (row.suppressed) return `${name}: ${suppressedText(body)}`;
+    if (row.suppressed) return `${name}: ${withheldText(row, body)}`;
     if (row.coverage == null) return `${name}: ${t('no_value')}`;
     const ci = row.ci_low == null ? '' : ` (${t('ci')} ${t('ci_range', { low: percent(row.ci_low), high: percent(row.ci_high) })})`;
     return `${name}: ${percent(row.coverage)}${ci}, ${count(row.numerator)} / ${count(row.denominator)}`;
   };
   const styleOf = (cell) => {
     if (!cell || (!cell.row.suppressed && cell.row.coverage == null)) return { fill: '#e5e7eb', text: '#1f2933', kind: 'nodata' };
-    if (cell.row.suppressed) return { fill: `url(#hatch-${decl.id})`, text: '#111111', kind: 'suppressed' };
+    if (cell.row.suppressed) return { fill: `url(#hatch-${decl.id})`, text: '#111111', kind: hasBand(cell.row) ? 'band' : 'suppressed' };
     // Above 100 %: the population source counts fewer residents than were vaccinated (moves,
     // cross-border children); not "on target", so not the target's colour.
     if (cell.row.coverage > 1) return { fill: OVER.fill, text: OVER.text, kind: 'value' };
@@ -115,6 +116,9 @@ export function draw(panel, answer, context) {
   };
   /** The tile's figure, named for tests like a table cell (data-field, data-value, data-format). */
   const valueAttributes = (cell) => {
+    if (cell && hasBand(cell.row)) {
+      return { 'data-field': 'band_low,band_high', 'data-value': JSON.stringify([cell.row.band_low, cell.row.band_high]), 'data-format': 'band' };
+    }
     if (!cell || cell.row.suppressed || cell.row.coverage == null) return {};
     return countsMode
       ? { 'data-field': 'numerator,denominator', 'data-value': JSON.stringify([cell.row.numerator, cell.row.denominator]), 'data-format': 'count' }
@@ -124,6 +128,7 @@ export function draw(panel, answer, context) {
     cell ? { 'data-api': answer.url, 'data-path': `rows.${cell.index}`, 'data-suppressed': String(cell.row.suppressed === true) } : {};
   const valueText = (cell) => {
     if (!cell || (!cell.row.suppressed && cell.row.coverage == null)) return '—';
+    if (hasBand(cell.row)) return bandText(cell.row);
     if (cell.row.suppressed) return t('suppressed_short');
     if (countsMode) return `${count(cell.row.numerator)}/${count(cell.row.denominator)}`;
     return percent(cell.row.coverage, 0);
@@ -139,7 +144,7 @@ export function draw(panel, answer, context) {
       const tile = el('g', { class: 'tilemap__tile', 'data-name': block.canton, 'data-kind': style.kind, ...sourceAttributes(cell) });
       tile.append(el('title', {}, describe(block.canton, cell)));
       tile.append(el('rect', { x: block.x, y: block.y + LABEL, width: block.width, height: boxHeight, fill: style.fill, stroke: '#374151', 'stroke-width': 1, rx: 4 }));
-      tile.append(el('text', { x: block.x + block.width / 2, y: block.y + LABEL + boxHeight / 2 + 7, 'text-anchor': 'middle', class: 'tilemap__value tilemap__value--big', fill: style.text, ...valueAttributes(cell), ...(style.kind === 'suppressed' ? { 'paint-order': 'stroke', stroke: '#f3f4f6', 'stroke-width': 4 } : {}) }, valueText(cell)));
+      tile.append(el('text', { x: block.x + block.width / 2, y: block.y + LABEL + boxHeight / 2 + 7, 'text-anchor': 'middle', class: 'tilemap__value tilemap__value--big', fill: style.text, ...valueAttributes(cell), ...(style.kind === 'suppressed' || style.kind === 'band' ? { 'paint-order': 'stroke', stroke: '#f3f4f6', 'stroke-width': 4 } : {}) }, valueText(cell)));
       group.append(tile);
     } else {
       for (const tileBox of block.tiles) {
@@ -148,9 +153,10 @@ export function draw(panel, answer, context) {
         const tile = el('g', { class: 'tilemap__tile', 'data-name': tileBox.commune, 'data-kind': style.kind, ...sourceAttributes(cell) });
         tile.append(el('title', {}, describe(tileBox.commune, cell)));
         tile.append(el('rect', { x: tileBox.x, y: tileBox.y, width: TILE, height: TILE, fill: style.fill, stroke: '#374151', 'stroke-width': 1, rx: 3 }));
-        const halo = style.kind === 'suppressed' ? { 'paint-order': 'stroke', stroke: '#f3f4f6', 'stroke-width': 3 } : {};
+        const halo = style.kind === 'suppressed' || style.kind === 'band' ? { 'paint-order': 'stroke', stroke: '#f3f4f6', 'stroke-width': 3 } : {};
+        const valueClass = style.kind === 'band' ? 'tilemap__value tilemap__value--band' : 'tilemap__value';
         tile.append(el('text', { x: tileBox.x + TILE / 2, y: tileBox.y + 20, 'text-anchor': 'middle', class: 'tilemap__name', fill: style.text, ...halo }, shortName(tileBox.commune)));
-        tile.append(el('text', { x: tileBox.x + TILE / 2, y: tileBox.y + 42, 'text-anchor': 'middle', class: 'tilemap__value', fill: style.text, ...valueAttributes(cell), ...halo }, valueText(cell)));
+        tile.append(el('text', { x: tileBox.x + TILE / 2, y: tileBox.y + 42, 'text-anchor': 'middle', class: valueClass, fill: style.text, ...valueAttributes(cell), ...halo }, valueText(cell)));
         group.append(tile);
       }
     }
@@ -163,6 +169,7 @@ export function draw(panel, answer, context) {
     ...palette.map((p) => ({ swatch: p.fill, label: p.label })),
     { swatch: OVER.fill, label: t('legend_over') },
     { swatch: 'hatch', label: t('legend_suppressed', { n: body.suppression_threshold ?? '?' }) },
+    { swatch: 'hatch', label: t('legend_band') },
     { swatch: '#e5e7eb', label: t('legend_no_data') },
   ];
   for (const item of legendItems) {
