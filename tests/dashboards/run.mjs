@@ -7,8 +7,11 @@
 //
 // Checks: every dashboard loads with no console error and no request to another host; every
 // figure in a data table equals the same API answer the page used; changing a filter changes
-// the figures; suppressed cells show no number (table, map, downloads); operators-only panels
-// say so to other roles; with --token, pages need sign-in (303 to /login, then the form).
+// the figures; suppressed cells show no number but their published band, if any (table, map,
+// downloads); the map, bars and table pool three complete birth years by default and say so,
+// one birth year on request, and the panels that need one year never ask a pooled cohort;
+// operators-only panels say so to other roles; with --token, pages need sign-in (303 to
+// /login, then the form).
 // Writes one screenshot per page (1280x800) and a full-page one to DIR. Exit 1 on any failure.
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -39,6 +42,9 @@ const coveragePanels = new Set(
 );
 const notes = [];
 let checkedFigures = 0;
+/** Every API call the page made (path and query), and those answered with an HTTP error. */
+const apiRequests = [];
+const apiErrors = [];
 
 function parseArgs(list) {
   const parsed = {};
@@ -85,12 +91,22 @@ function shownNumber(text, format) {
   const match = /-?[\d,]*\.?\d+/.exec(cleaned);
   if (!match) return null;
   const value = Number(match[0].replace(/,/g, ''));
-  return format.startsWith('percent') ? value / 100 : value;
+  return format.startsWith('percent') || format === 'band' ? value / 100 : value;
+}
+
+/**
+ * How a published band of shares must read, written here independently of the page:
+ * (0.85, 1) → "85–100%" (English; the limits are whole percents of the public grid).
+ */
+function bandWords(low, high) {
+  const pct = (share) => String(Math.round(share * 1000) / 10);
+  return `${pct(low)}–${pct(high)}%`;
 }
 
 function tolerance(format) {
   if (format === 'percent') return 0.0005 + 1e-9;
   if (format === 'percent0') return 0.005 + 1e-9;
+  if (format === 'band') return 0.0005 + 1e-9; // a band's limits are shown as they are
   if (format === 'count') return 0.5;
   return 0.05 + 1e-9; // decimal, rate, years: one digit after the point
 }
@@ -102,6 +118,8 @@ const FORMAT_OF_FIELD = {
   coverage: 'percent',
   ci_low: 'percent',
   ci_high: 'percent',
+  band_low: 'band',
+  band_high: 'band',
   dropout: 'percent',
   timely_share: 'percent',
   ve: 'percent',
@@ -181,9 +199,18 @@ async function verifyRows(context, rows, label) {
         if (!suppressedLabel.test(cell.text)) fail(`${label}: ${row.panel} suppressed cell ${cell.field} shows “${cell.text}”`);
         continue;
       }
-      if (['percent', 'percent0', 'count', 'decimal', 'rate', 'years'].includes(cell.format)) {
+      // A withheld coverage row shows no number but its published band.
+      const isBand = cell.format === 'band' && cell.field === 'band_low,band_high';
+      if (row.suppressed && row.api.startsWith('/api/coverage') && !isBand && cell.format !== 'text' && /\d/.test(cell.text)) {
+        fail(`${label}: ${row.panel} ${row.api} ${row.path}: withheld row shows ${cell.field} “${cell.text}”`);
+        continue;
+      }
+      if (isBand && row.suppressed && cell.text !== bandWords(apiValue[0], apiValue[1])) {
+        fail(`${label}: ${row.panel} ${row.api} ${row.path}: band shows “${cell.text}”, not “${bandWords(apiValue[0], apiValue[1])}”`);
+      }
+      if (['percent', 'percent0', 'count', 'decimal', 'rate', 'years', 'band'].includes(cell.format)) {
         const values = Array.isArray(apiValue) ? apiValue : [apiValue];
-        const texts = Array.isArray(apiValue) ? cell.text.split(/ to | à |\//) : [cell.text];
+        const texts = Array.isArray(apiValue) ? cell.text.split(/ to | à |\/|–/) : [cell.text];
         values.forEach((value, i) => {
           const shown = shownNumber(texts[i] ?? '', cell.format);
           if (value === null) {
@@ -326,6 +353,12 @@ async function main() {
       if (url.startsWith('data:') || url.startsWith('blob:') || url.startsWith('about:')) return;
       if (new URL(url).origin !== origin) offHost.push(url);
     });
+    p.on('response', (response) => {
+      const url = new URL(response.url());
+      if (url.origin !== origin || !url.pathname.startsWith('/api/')) return;
+      apiRequests.push(`${url.pathname}${url.search}`);
+      if (response.status() >= 400) apiErrors.push(`${url.pathname}${url.search}: ${response.status()}`);
+    });
     p.on('requestfailed', (request) => {
       if (!request.url().startsWith('blob:')) failedRequests.push(`${request.url()}: ${request.failure()?.errorText}`);
     });
@@ -338,6 +371,7 @@ async function main() {
     check(ids.length >= 4, `${ids.length} dashboards declared (${ids.join(', ')})`);
     for (const id of ids) await visit(page, context, id);
     await coverageChecks(page, context);
+    await pooledChecks(page, context);
     await languageAndKeyboard(page);
     await timing(page);
     if (args['researcher-token']) await researcherRefused();
@@ -347,6 +381,13 @@ async function main() {
     check(consoleErrors.length === 0, `no console errors${consoleErrors.length ? `: ${consoleErrors.join(' | ')}` : ''}`);
     check(offHost.length === 0, `no request left ${origin}${offHost.length ? `: ${offHost.join(', ')}` : ''}`);
     check(failedRequests.length === 0, `no failed request${failedRequests.length ? `: ${failedRequests.join(', ')}` : ''}`);
+    check(apiErrors.length === 0, `no API call answered with an error${apiErrors.length ? `: ${apiErrors.join(', ')}` : ''}`);
+    // Curves, dropout and timeliness take one birth year: a pooled span there is refused (400).
+    const oneYearOnly = apiRequests.filter((u) => /^\/api\/coverage\/(curve|dropout|timeliness)\?/.test(u));
+    const pooledThere = oneYearOnly.filter((u) => /-/.test(new URLSearchParams(u.split('?')[1]).get('cohort') ?? ''));
+    check(oneYearOnly.length > 0 && pooledThere.length === 0, `${oneYearOnly.length} calls to curve, dropout and timeliness, none with a pooled cohort${pooledThere.length ? `: ${pooledThere.slice(0, 3).join(', ')}` : ''}`);
+    const pooledCalls = apiRequests.filter((u) => /^\/api\/coverage\?/.test(u) && /-/.test(new URLSearchParams(u.split('?')[1]).get('cohort') ?? ''));
+    check(pooledCalls.length > 0, `${pooledCalls.length} coverage calls with a pooled cohort (e.g. ${pooledCalls[0]})`);
     await context.close();
     rmSync(profile, { recursive: true, force: true });
   }
@@ -440,7 +481,9 @@ async function coverageChecks(page, context) {
   if (hovered === null) notes.push('no suppressed bar to hover in the bars panel');
   else {
     const { name, tooltip } = hovered;
-    check(tooltip === `${name}suppressed (< ${tooltip.match(/< (\d+)/)?.[1]})`, `${label}: the tooltip of ${name}'s hatched bar says only “suppressed” (“${tooltip}”)`);
+    // Only "suppressed", or, for a group with a published band, what the band means.
+    const plain = `${name}suppressed (< ${tooltip.match(/< (\d+)/)?.[1]})`;
+    check(tooltip === plain || (tooltip.startsWith(`${plain}; coverage `) && / withheld$/.test(tooltip)), `${label}: the tooltip of ${name}'s hatched bar says only “suppressed” or its band (“${tooltip}”)`);
   }
 
   // Downloads carry the API's answer: suppressed rows have no numbers there either.
@@ -492,6 +535,108 @@ async function coverageChecks(page, context) {
   const forestAfter = await tableRows(page, '[data-panel=forest]');
   check(forestBefore[0]?.api !== forestAfter[0]?.api && /outcome=hospitalised/.test(forestAfter[0]?.api ?? ''), '#/effectiveness: the outcome selector asks for hospitalisations');
   await verifyRows(context, await tableRows(page), '#/effectiveness hospitalised');
+}
+
+/**
+ * The newest birth year whose youngest child (born 31 December) has reached `months` months
+ * by `dataUntil` (the newest dose in the warehouse): the month in which that child reaches
+ * the age must have ended. Written here independently of the page's cohorts.js.
+ */
+function newestCompleteBirthYear(dataUntil, months) {
+  const until = new Date(`${dataUntil}T00:00:00Z`);
+  for (let year = until.getUTCFullYear(); year > until.getUTCFullYear() - 30; year -= 1) {
+    const month = year * 12 + 11 + months; // months since year 0 of the month the age is reached
+    const lastDay = new Date(Date.UTC(Math.floor(month / 12), (month % 12) + 1, 0));
+    if (lastDay <= until) return year;
+  }
+  return null;
+}
+
+/** The cohort a panel asked the API for ("2022-2024" or "2024"), from its first figure's data-api. */
+async function askedCohort(page, panel) {
+  const api = await page.$eval(`[data-panel=${panel}] [data-api]`, (element) => element.dataset.api).catch(() => null);
+  return api ? new URLSearchParams(api.split('?')[1]).get('cohort') : null;
+}
+
+async function pooledChecks(page, context) {
+  const label = '#/coverage pooled';
+  await page.goto(`${origin}/#/coverage?indicator=DTP3&by=commune`);
+  if (!(await waitReady(page, label))) return;
+  const freshness = await (await context.request.get(`${origin}/api/freshness`)).json();
+  const catalogue = await (await context.request.get(`${origin}/api/coverage/indicators`)).json();
+  const dtp3 = catalogue.indicators.find((entry) => entry.indicator === 'DTP3');
+  const newest = newestCompleteBirthYear(freshness.data_until, dtp3.age_months);
+  const span = `${newest - 2}-${newest}`;
+
+  // (a) By default the map, bars and table pool the three newest complete birth years...
+  check(Number(await page.$eval('#select-cohort', (s) => s.value)) === newest && (await page.$eval('#select-years', (s) => s.value)) === '3', `${label}: by default the cohort is ${newest}, the newest complete for DTP3 at ${dtp3.age_months} months (data until ${freshness.data_until}), three birth years pooled`);
+  for (const panel of ['map', 'bars', 'table']) {
+    const asked = await askedCohort(page, panel);
+    check(asked === span, `${label}: ${panel} asks the API for cohort ${asked} (expected ${span}, all complete)`);
+  }
+  const title = await page.$eval('[data-panel=map] h2', (h) => h.textContent);
+  check(title === `Map of DTP3 coverage, born ${newest - 2}–${newest} (three birth years pooled)`, `${label}: the map's title says so (“${title}”)`);
+  // ...while the panels that need one birth year ask for the last year of the span.
+  for (const panel of ['curve', 'dropout', 'timeliness']) {
+    const asked = await askedCohort(page, panel);
+    check(asked === String(newest), `${label}: ${panel} asks for the single birth year ${asked}`);
+  }
+  await page.screenshot({ path: join(out, 'coverage-pooled.png'), fullPage: true });
+
+  // (b) One birth year on request.
+  await selectAndWait(page, 'years', '1');
+  const single = await askedCohort(page, 'map');
+  const singleTitle = await page.$eval('[data-panel=map] h2', (h) => h.textContent);
+  check(single === String(newest) && singleTitle === `Map of DTP3 coverage, born ${newest}`, `${label}: “one birth year” asks for cohort ${single} (“${singleTitle}”)`);
+  check((await askedCohort(page, 'table')) === String(newest), `${label}: the table asks for one birth year too`);
+  await verifyRows(context, [...(await tableRows(page)), ...(await tableRows(page, 'main', 'figures'))], `${label} one birth year`);
+  await selectAndWait(page, 'years', '3');
+
+  // (c) A withheld commune with a published band shows it on its tile, in its tooltip and in
+  // the tables. The test registry is small: find a cohort whose pooled DTP3 by commune has a
+  // band at all (asking the API), rather than assume one.
+  const offered = await page.$$eval('#select-cohort option', (options) => options.map((o) => o.value));
+  let banded = null;
+  for (const year of offered) {
+    const url = `/api/coverage?indicator=DTP3&cohort=${Number(year) - 2}-${year}&by=commune`;
+    const answer = await apiAnswer(context, url, new Map());
+    const rows = answer.rows.filter((row) => row.suppressed && row.band_low != null);
+    if (rows.length) {
+      banded = { year, rows, threshold: answer.suppression_threshold };
+      break;
+    }
+  }
+  if (!banded) {
+    notes.push('no withheld commune of DTP3 carries a band on this registry, for any offered cohort pooled over three years: the band display was not checked');
+  } else {
+    await selectAndWait(page, 'cohort', banded.year);
+    const tiles = await page.$$eval('[data-panel=map] .tilemap__tile[data-kind=band]', (list) =>
+      list.map((g) => ({ name: g.dataset.name, text: g.querySelector('.tilemap__value')?.textContent ?? '', title: g.querySelector('title')?.textContent ?? '' })),
+    );
+    check(tiles.length === banded.rows.length, `${label}: cohort ${banded.year}: ${tiles.length} hatched tiles show a band, as many as the API's banded communes (${banded.rows.length})`);
+    const wrong = banded.rows.filter((row) => {
+      const tile = tiles.find((x) => x.name === row.commune);
+      const words = bandWords(row.band_low, row.band_high);
+      const [low, high] = words.replace('%', '').split('–');
+      const rest = tile?.title.replace(`(< ${banded.threshold})`, '').replace(`${low}%`, '').replace(`${high}%`, '');
+      return !tile || tile.text !== words || !tile.title.startsWith(`${row.commune}: suppressed (< ${banded.threshold}); coverage `) || /\d/.test(rest);
+    });
+    check(wrong.length === 0, `${label}: each banded tile shows the API's band (e.g. ${banded.rows[0].commune} “${tiles.find((x) => x.name === banded.rows[0].commune)?.text}”) and its tooltip says what it means, with no other number${wrong.length ? `; not: ${wrong.map((r) => r.commune).join(', ')}` : ''}`);
+    const legend = await page.$eval('[data-panel=map] .legend', (l) => l.textContent);
+    check(/withheld, but the coverage is known to lie in that band/.test(legend), `${label}: the legend explains bands`);
+    await verifyRows(context, [...(await tableRows(page)), ...(await tableRows(page, 'main', 'figures'))], `${label} cohort ${banded.year} with bands`);
+    await page.$eval('[data-panel=map]', (p) => p.scrollIntoView());
+    await page.screenshot({ path: join(out, 'coverage-bands.png') });
+  }
+
+  // Seasonal indicators never pool: the selector is off and the map asks for one season.
+  await selectAndWait(page, 'indicator', 'FLU65');
+  const season = await askedCohort(page, 'map');
+  const seasonTitle = await page.$eval('[data-panel=map] h2', (h) => h.textContent);
+  check(
+    (await page.$eval('#select-years', (s) => s.disabled)) && /^\d{4}$/.test(season ?? '') && !/pooled/.test(seasonTitle),
+    `${label}: FLU65 is not pooled (cohort ${season}, “${seasonTitle}”)`,
+  );
 }
 
 /**
