@@ -1,10 +1,11 @@
 // The communes whose published coverage is below the target, lowest first, with their
-// intervals; withheld communes are counted, never listed with a figure.
+// intervals; withheld communes are counted, never listed with a figure — except those whose
+// published band lies wholly below the target, which are named with their band.
 
 import { baseOptions, chartIn, TARGET_COLOUR } from '../charts.js';
 import { count, percent } from '../format.js';
 import { t } from '../i18n.js';
-import { escapeHtml, valueWithInterval } from './common.js';
+import { bandText, cantonOf, escapeHtml, hasBand, valueWithInterval } from './common.js';
 
 export async function load(panel, context) {
   const url = panel.url(context);
@@ -20,6 +21,10 @@ export function draw(panel, answer, context) {
     .filter(({ row }) => !row.suppressed && row.coverage != null && row.coverage < target && row.commune != null)
     .sort((a, b) => a.row.coverage - b.row.coverage || a.row.commune.localeCompare(b.row.commune));
   const suppressedCount = all.filter(({ row }) => row.suppressed).length;
+  // A band is "below" only when its upper limit is at or under the target (it excludes it).
+  const bandedBelow = all
+    .filter(({ row }) => hasBand(row) && row.band_high <= target && row.commune != null)
+    .sort((a, b) => a.row.band_high - b.row.band_high || a.row.commune.localeCompare(b.row.commune));
 
   const messages = document.createElement('div');
   messages.className = 'panel__messages';
@@ -32,6 +37,12 @@ export function draw(panel, answer, context) {
     const p = document.createElement('p');
     p.className = 'suppressed-note';
     p.textContent = t('communes_suppressed', { n: suppressedCount });
+    messages.append(p);
+  }
+  if (bandedBelow.length) {
+    const p = document.createElement('p');
+    p.className = 'suppressed-note';
+    p.textContent = t('communes_band_below', { n: bandedBelow.length, list: bandedBelow.map(({ row }) => `${row.commune} (${bandText(row)})`).join(', ') });
     messages.append(p);
   }
   panel.body.querySelector('.panel__messages')?.remove();
@@ -55,7 +66,7 @@ export function draw(panel, answer, context) {
             const entry = below[items[0]?.dataIndex];
             if (!entry) return '';
             const { row } = entry;
-            return `${escapeHtml(row.commune)} (${escapeHtml(row.canton ?? '')})<br>${escapeHtml(valueWithInterval(row.coverage, row.ci_low, row.ci_high, false, body))}<br>${count(row.numerator)} / ${count(row.denominator)}`;
+            return `${escapeHtml(row.commune)} (${escapeHtml(cantonOf(row, context.geography))})<br>${escapeHtml(valueWithInterval(row.coverage, row.ci_low, row.ci_high, false, body))}<br>${count(row.numerator)} / ${count(row.denominator)}`;
           },
         },
         series: [
@@ -82,10 +93,10 @@ export function draw(panel, answer, context) {
     {
       columns: [
         { label: t('commune'), text: (row) => row.commune },
-        { label: t('canton'), text: (row) => row.canton ?? '' },
+        { label: t('canton'), text: (row) => cantonOf(row, context.geography) },
         ...(decl.columns ?? []),
       ],
-      rows: below.map(({ row, index }) => ({ data: row, api: answer.url, path: `rows.${index}`, suppressed: false, threshold: body.suppression_threshold })),
+      rows: [...below, ...bandedBelow].map(({ row, index }) => ({ data: row, api: answer.url, path: `rows.${index}`, suppressed: row.suppressed === true, threshold: body.suppression_threshold })),
     },
     answer,
   );

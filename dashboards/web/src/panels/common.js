@@ -14,6 +14,12 @@ export function groupLabel(row, by) {
   return t('national');
 }
 
+/** The canton of a commune row: the row's own, else the public geography's (/api/geography). */
+export function cantonOf(row, geography) {
+  if (row.canton != null) return row.canton;
+  return (geography?.cantons ?? []).find((entry) => entry.communes.includes(row.commune))?.canton ?? '';
+}
+
 /** "suppressed (< 8)": the only thing shown for a withheld cell, never a number. */
 export function suppressedText(body) {
   return t('suppressed', { n: body?.suppression_threshold ?? '?' });
@@ -40,7 +46,7 @@ export function bandSentence(row) {
 
 /** "suppressed (< 8)", and for a banded row "; coverage between 85% and 100%: ...". */
 export function withheldText(row, body) {
-  return hasBand(row) ? `${suppressedText(body)}; ${bandSentence(row)}` : suppressedText(body);
+  return hasBand(row) ? t('withheld_band', { suppressed: suppressedText(body), band: bandSentence(row) }) : suppressedText(body);
 }
 
 /** "92.2% (95% CI 87.6% to 95.2%)", or the suppression label. */

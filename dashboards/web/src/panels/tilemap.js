@@ -6,7 +6,7 @@
 
 import { count, percent } from '../format.js';
 import { t } from '../i18n.js';
-import { bandText, groupLabel, hasBand, withheldText } from './common.js';
+import { bandText, cantonOf, groupLabel, hasBand, withheldText } from './common.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const TILE = 58;
@@ -190,7 +190,7 @@ export function draw(panel, answer, context) {
     {
       columns: [
         { label: byCanton ? t('canton') : t('commune'), text: (row) => groupLabel(row, body.by) },
-        ...(byCanton ? [] : [{ label: t('canton'), text: (row) => row.canton ?? '' }]),
+        ...(byCanton ? [] : [{ label: t('canton'), text: (row) => cantonOf(row, context.geography) }]),
         ...(decl.columns ?? []),
       ],
       rows: (body.rows ?? []).map((row, index) => ({
