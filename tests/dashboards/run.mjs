@@ -494,6 +494,10 @@ async function coverageChecks(page, context) {
   const withheld = csv.slice(1).filter((row) => row[column('suppressed')] === 'true');
   const leaks = withheld.filter((row) => ['numerator', 'denominator', 'coverage', 'ci_low', 'ci_high'].some((name) => row[column(name)] !== ''));
   check(withheld.length > 0 && leaks.length === 0, `${label}: CSV download has ${withheld.length} suppressed rows, all without numbers`);
+  // Nor any other number than the cohort and the published band.
+  const allowed = new Set(['cohort', 'cohort_last', 'band_low', 'band_high', 'suppressed', 'flags', 'commune', 'canton', 'sex']);
+  const stray = withheld.flatMap((row) => header.filter((name, i) => !allowed.has(name) && /\d/.test(row[i] ?? '')));
+  check(stray.length === 0, `${label}: suppressed CSV rows carry no number besides cohort and band${stray.length ? `: ${[...new Set(stray)].join(', ')}` : ''}`);
 
   // A filter change changes the figures (and they still equal the API's).
   const before = await tableRows(page, '[data-panel=table]');
@@ -628,6 +632,21 @@ async function pooledChecks(page, context) {
     await page.$eval('[data-panel=map]', (p) => p.scrollIntoView());
     await page.screenshot({ path: join(out, 'coverage-bands.png') });
   }
+
+  // The overview's commune list pools too, and names the withheld communes whose band lies
+  // wholly below the target (MenB3: coverage is low, so bands below 95 % are likely).
+  await page.goto(`${origin}/#/overview?indicator=MenB3`);
+  if (await waitReady(page, '#/overview MenB3')) {
+    const listed = await askedCohort(page, 'below-target');
+    const answer = listed ? await apiAnswer(context, `/api/coverage?indicator=MenB3&cohort=${listed}&by=commune`, new Map()) : { rows: [] };
+    const below = answer.rows.filter((row) => row.suppressed && row.band_high != null && row.band_high <= 0.95);
+    const rows = (await tableRows(page, '[data-panel=below-target]')).filter((row) => row.suppressed);
+    check(/^\d{4}-\d{4}$/.test(listed ?? '') && rows.length === below.length, `#/overview: the MenB3 commune list asks for ${listed} and lists ${rows.length} withheld communes by their band below the target (API: ${below.length})`);
+    if (!below.length) notes.push('no MenB3 commune band lies below the target on this registry: the overview band list was not exercised');
+    await verifyRows(context, await tableRows(page), '#/overview MenB3 pooled');
+  }
+  await page.goto(`${origin}/#/coverage?indicator=DTP3&by=commune`);
+  await waitReady(page, label);
 
   // Seasonal indicators never pool: the selector is off and the map asks for one season.
   await selectAndWait(page, 'indicator', 'FLU65');
