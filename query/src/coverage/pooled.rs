@@ -334,6 +334,27 @@ fn protection(cell: &Cell, threshold: u64) -> f64 {
     }
 }
 
+/// The component of each of `count` unknowns under `equalities` (union-find; the smallest
+/// unknown of a component names it).
+fn components(count: usize, equalities: &[(Vec<(usize, f64)>, f64)]) -> Vec<usize> {
+    fn root(parent: &mut [usize], mut node: usize) -> usize {
+        while parent[node] != node {
+            parent[node] = parent[parent[node]];
+            node = parent[node];
+        }
+        node
+    }
+    let mut parent: Vec<usize> = (0..count).collect();
+    for (terms, _) in equalities {
+        for pair in terms.windows(2) {
+            let (a, b) = (root(&mut parent, pair[0].0), root(&mut parent, pair[1].0));
+            let (low, high) = (a.min(b), a.max(b));
+            parent[high] = low;
+        }
+    }
+    (0..count).map(|node| root(&mut parent, node)).collect()
+}
+
 /// A cell in the programme: a published count plus withheld unknowns.
 #[derive(Debug, Clone, Default)]
 struct Sum {
@@ -356,6 +377,10 @@ struct Auditor {
     equalities: Vec<(Vec<(usize, f64)>, f64)>,
     /// Every single year's cells as sums of unknowns.
     years: Vec<BTreeMap<Address, Sum>>,
+    /// Each unknown's component: unknowns tied by no chain of equalities are independent
+    /// programmes (a canton whose totals are published in every year is one), and a range
+    /// is solved over its own component only — a few dozen unknowns instead of hundreds.
+    components: Vec<usize>,
 }
 
 impl Auditor {
@@ -366,6 +391,7 @@ impl Auditor {
             bounds: Vec::new(),
             equalities: Vec::new(),
             years: Vec::new(),
+            components: Vec::new(),
         };
         for (cells, plan) in singles {
             let mut year = BTreeMap::new();
@@ -414,6 +440,7 @@ impl Auditor {
                 auditor.equal(&sum, &Sum::default(), cell.numerator as f64);
             }
         }
+        auditor.components = components(auditor.bounds.len(), &auditor.equalities);
         auditor.feasible().then_some(auditor)
     }
 
@@ -462,19 +489,37 @@ impl Auditor {
             .push((terms.into_iter().collect(), rhs - left.known + right.known));
     }
 
+    /// The programme with `objective` (unknowns, each weighing 1 per mention) to optimise,
+    /// over the components the objective touches, or over everything without one.
     fn problem(&self, direction: OptimizationDirection, objective: &[usize]) -> Problem {
+        let wanted: std::collections::BTreeSet<usize> = objective
+            .iter()
+            .map(|&unknown| self.components[unknown])
+            .collect();
+        let inside =
+            |unknown: usize| wanted.is_empty() || wanted.contains(&self.components[unknown]);
+        let mut weights: BTreeMap<usize, f64> = BTreeMap::new();
+        for &unknown in objective {
+            *weights.entry(unknown).or_default() += 1.0;
+        }
         let mut problem = Problem::new(direction);
-        let vars: Vec<_> = self
+        let vars: Vec<Option<_>> = self
             .bounds
             .iter()
             .enumerate()
             .map(|(index, bounds)| {
-                let weight = objective.iter().filter(|&&v| v == index).count() as f64;
-                problem.add_var(weight, *bounds)
+                inside(index)
+                    .then(|| problem.add_var(weights.get(&index).copied().unwrap_or(0.0), *bounds))
             })
             .collect();
         for (terms, rhs) in &self.equalities {
-            let expression: Vec<_> = terms.iter().map(|&(v, c)| (vars[v], c)).collect();
+            if !inside(terms[0].0) {
+                continue;
+            }
+            let expression: Vec<_> = terms
+                .iter()
+                .filter_map(|&(v, c)| vars[v].map(|var| (var, c)))
+                .collect();
             problem.add_constraint(expression.as_slice(), ComparisonOp::Eq, *rhs);
         }
         problem
