@@ -317,11 +317,11 @@ pub(super) fn coverage_answer(
 }
 
 /// Bands of withheld cells by breakdown and key, as shares.
-type Bands = std::collections::BTreeMap<(Breakdown, Key), (f64, f64)>;
+pub(super) type Bands = std::collections::BTreeMap<(Breakdown, Key), (f64, f64)>;
 
 /// The bands of the withheld cells of `selection`'s publication under `plan` (see
 /// [`super::bands`]).
-fn selection_bands(context: &Context, selection: &Selection, plan: &Plan) -> Bands {
+pub(super) fn selection_bands(context: &Context, selection: &Selection, plan: &Plan) -> Bands {
     let mut hierarchy = selection.hierarchy(context.facts, context.rule, &context.order_key);
     hierarchy.impose(plan);
     hierarchy.bands()

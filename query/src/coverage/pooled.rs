@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use microlp::{ComparisonOp, OptimizationDirection, Problem};
 
 use super::catalogue::{Indicator, Kind};
-use super::cohort::{birth_cohort_selection, publication_plan};
+use super::cohort::{birth_cohort_selection, publication_plan, selection_bands};
 use super::facts::Facts;
 use super::plan::{Hierarchy, Plan, Selection};
 use super::publish::{Context, Key};
@@ -119,21 +119,22 @@ pub(super) fn pooled_plan(
     span: CohortSpan,
     months: u32,
 ) -> PooledPlan {
-    let own = own_pooled_plan(context, indicator, span, months);
+    let own = Publications::of(context, indicator, span, months);
     let linked = context.catalogue.indicators.iter().filter(|other| {
         other.kind == Kind::BirthCohort
             && other.antigen == indicator.antigen
             && other.sex == indicator.sex
             && !(other.name == indicator.name && other.age_months == Some(months))
     });
-    let mut plan = own.plan;
+    let mut plan = own_pooled_plan(context, &own).plan;
     for other in linked {
         let months = other.age_months.unwrap_or(12);
-        plan = plan.union(&own_pooled_plan(context, other, span, months).plan, false);
+        let theirs = Publications::of(context, other, span, months);
+        plan = plan.union(&own_pooled_plan(context, &theirs).plan, false);
     }
-    let singles = singles(context, indicator, span, months);
-    let (selection, _) = pooled_selection(context.facts, indicator, span, months);
-    let pooled = Cells::of(&selection, context.facts);
+    let Publications {
+        singles, pooled, ..
+    } = own;
     publish_derivable(&mut plan, &pooled, &singles);
     // The bands of the joined plan: its published cells are fewer, so ranges only widen.
     let ranges = match Auditor::new(&singles, Some((&pooled, &plan))) {
@@ -151,54 +152,62 @@ pub(super) fn pooled_plan(
     PooledPlan { plan, bands }
 }
 
-/// Every single year's cells, published plan and the bands its answers publish.
-fn singles(
-    context: &Context,
-    indicator: &Indicator,
-    span: CohortSpan,
-    months: u32,
-) -> Vec<(Cells, Plan)> {
-    span.years()
-        .map(|cohort| {
-            let reference_year = cohort_reference_year(context.facts, cohort, months);
-            let selection =
-                birth_cohort_selection(context.facts, indicator, cohort, months, reference_year);
-            let plan = publication_plan(context, indicator, cohort, months);
-            let mut cells = Cells::of(&selection, context.facts);
-            let mut hierarchy =
-                selection.hierarchy(context.facts, context.rule, &context.order_key);
-            hierarchy.impose(&plan);
-            cells.bands = hierarchy
-                .bands()
-                .into_iter()
-                .map(|((by, key), band)| ((Some(by), key), band))
-                .collect();
-            (cells, (*plan).clone())
-        })
-        .collect()
+/// What one pooled publication is planned against: every single year's cells, published
+/// plan and bands, and the pool's selection and cells — built once per indicator.
+struct Publications {
+    singles: Vec<(Cells, Plan)>,
+    selection: Selection,
+    pooled: Cells,
 }
 
-fn own_pooled_plan(
-    context: &Context,
-    indicator: &Indicator,
-    span: CohortSpan,
-    months: u32,
-) -> PooledPlan {
-    let facts = context.facts;
-    let singles = singles(context, indicator, span, months);
-    let (selection, _) = pooled_selection(facts, indicator, span, months);
-    let pooled = Cells::of(&selection, facts);
-    let mut hierarchy: Hierarchy = selection.hierarchy(facts, context.rule, &context.order_key);
+impl Publications {
+    fn of(context: &Context, indicator: &Indicator, span: CohortSpan, months: u32) -> Self {
+        let facts = context.facts;
+        let singles = span
+            .years()
+            .map(|cohort| {
+                let reference_year = cohort_reference_year(facts, cohort, months);
+                let selection =
+                    birth_cohort_selection(facts, indicator, cohort, months, reference_year);
+                let plan = publication_plan(context, indicator, cohort, months);
+                let mut cells = Cells::of(&selection, facts);
+                cells.bands = selection_bands(context, &selection, &plan)
+                    .into_iter()
+                    .map(|((by, key), band)| ((Some(by), key), band))
+                    .collect();
+                (cells, (*plan).clone())
+            })
+            .collect();
+        let (selection, _) = pooled_selection(facts, indicator, span, months);
+        let pooled = Cells::of(&selection, facts);
+        Publications {
+            singles,
+            selection,
+            pooled,
+        }
+    }
+}
+
+fn own_pooled_plan(context: &Context, publications: &Publications) -> PooledPlan {
+    let Publications {
+        singles,
+        selection,
+        pooled,
+    } = publications;
+    let mut hierarchy: Hierarchy =
+        selection.hierarchy(context.facts, context.rule, &context.order_key);
     hierarchy.complete();
     let threshold = context.rule.threshold;
 
     // What each single year's withheld cells keep without the pooled table.
-    let Some(alone) = Auditor::new(&singles, None) else {
-        return everything_withheld(&hierarchy, &singles);
+    let Some(alone) = Auditor::new(singles, None) else {
+        return everything_withheld(&hierarchy, singles);
     };
     let widths: Vec<BTreeMap<Address, f64>> = (0..singles.len())
-        .map(|year| alone.single_widths(&singles, year))
+        .map(|year| alone.single_widths(singles, year))
         .collect();
+    // The same for pooled cells, each solved the first round it is withheld.
+    let mut pooled_widths: BTreeMap<Address, f64> = BTreeMap::new();
 
     for _ in 0..MAX_ROUNDS {
         let plan = hierarchy.plan();
@@ -208,14 +217,14 @@ fn own_pooled_plan(
                 bands: BTreeMap::new(),
             };
         }
-        let Some(auditor) = Auditor::new(&singles, Some((&pooled, &plan))) else {
-            return everything_withheld(&hierarchy, &singles);
+        let Some(auditor) = Auditor::new(singles, Some((pooled, &plan))) else {
+            return everything_withheld(&hierarchy, singles);
         };
         // Each address once: a second failure of the same cell in the same round must not
         // withhold a sibling as well (that escalation is for cells withheld already).
         let mut narrowed: std::collections::BTreeSet<Address> = Default::default();
         for (year, (cells, _)) in singles.iter().enumerate() {
-            for (address, width) in auditor.single_widths(&singles, year) {
+            for (address, width) in auditor.single_widths(singles, year) {
                 let before = widths[year].get(&address).copied().unwrap_or(f64::INFINITY);
                 let need = protection(&cells.cells[&address], threshold).min(before);
                 if width + MARGIN < need {
@@ -223,21 +232,20 @@ fn own_pooled_plan(
                 }
             }
         }
-        for (address, (low, high)) in auditor.pooled_ranges(&pooled, &plan) {
+        for (address, (low, high)) in auditor.pooled_ranges(pooled, &plan) {
             // What the single years alone leave of it: nothing to protect in a sum of
             // published cells.
             let cell = &pooled.cells[&address];
-            let (alone_low, alone_high) = alone.pooled_range(&address, cell);
-            let need = protection(cell, threshold).min((alone_high - alone_low) as f64);
+            let alone_width = *pooled_widths.entry(address.clone()).or_insert_with(|| {
+                let (alone_low, alone_high) = alone.pooled_range(&address, cell);
+                (alone_high - alone_low) as f64
+            });
+            let need = protection(cell, threshold).min(alone_width);
             if ((high - low) as f64) + MARGIN < need {
                 narrowed.insert(address);
             }
         }
-        tracing::debug!(
-            indicator = %indicator.name,
-            narrowed = narrowed.len(),
-            "pooled plan round"
-        );
+        tracing::debug!(narrowed = narrowed.len(), "pooled plan round");
         if narrowed.is_empty() {
             return PooledPlan {
                 plan,
@@ -257,7 +265,7 @@ fn own_pooled_plan(
         }
         hierarchy.complete();
     }
-    everything_withheld(&hierarchy, &singles)
+    everything_withheld(&hierarchy, singles)
 }
 
 /// Withholds the pooled cell at `address`, or, when it is withheld already, the next
