@@ -17,14 +17,13 @@
 
 use std::collections::BTreeMap;
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem};
-
 use super::answer::{CoverageFigures, DropoutFigures, Row, TimelinessFigures};
 use super::catalogue::{Catalogue, DoseRule};
 use super::cohort::coverage_answer;
 use super::curve::curve_answer;
 use super::dropout::dropout_answer;
 use super::facts::{AgeCount, Facts, Group, PopulationCount};
+use super::lp_model::Model;
 use super::publish::{Context, Key};
 use super::question::{Breakdown, CurveQuery, DropoutQuery, TimelinessQuery};
 use super::timeliness::timeliness_answer;
@@ -168,83 +167,6 @@ fn facts() -> Facts {
         .insert(("pertussis".into(), DoseRule::Nth(3)), dtp3);
     facts.reference_years = vec![2021];
     facts
-}
-
-/// A linear programme under construction: bounded variables, equalities and `≤`.
-#[derive(Default)]
-struct Model {
-    bounds: Vec<(f64, f64)>,
-    names: Vec<String>,
-    equalities: Vec<(Vec<(usize, f64)>, f64)>,
-    at_most: Vec<(Vec<(usize, f64)>, f64)>,
-}
-
-impl Model {
-    fn var(&mut self, name: String, high: f64) -> usize {
-        self.bounds.push((0.0, high));
-        self.names.push(name);
-        self.bounds.len() - 1
-    }
-
-    fn fix(&mut self, var: usize, value: u64) {
-        self.equalities.push((vec![(var, 1.0)], value as f64));
-    }
-
-    fn sum(&mut self, total: usize, parts: &[usize]) {
-        let mut terms = vec![(total, 1.0)];
-        terms.extend(parts.iter().map(|&part| (part, -1.0)));
-        self.equalities.push((terms, 0.0));
-    }
-
-    /// A published band of coverage (`low` ≤ share, share < `high`, or ≤ 100 %) of a
-    /// variable over `denominator`, in whole counts.
-    fn band(&mut self, var: usize, low: f64, high: f64, denominator: u64) {
-        let d = denominator as f64;
-        let lowest = (low * d - 1e-9).ceil();
-        let highest = if high >= 1.0 {
-            d
-        } else {
-            (high * d - 1e-9).ceil() - 1.0
-        };
-        self.at_most.push((vec![(var, 1.0)], highest));
-        self.at_most.push((vec![(var, -1.0)], -lowest));
-    }
-
-    fn less(&mut self, small: usize, large: usize) {
-        self.at_most.push((vec![(small, 1.0), (large, -1.0)], 0.0));
-    }
-
-    /// The smallest and largest value of `var` over the feasible set.
-    fn range(&self, var: usize) -> (f64, f64) {
-        let solve = |direction| {
-            let mut problem = Problem::new(direction);
-            let vars: Vec<_> = self
-                .bounds
-                .iter()
-                .enumerate()
-                .map(|(index, bounds)| {
-                    problem.add_var(if index == var { 1.0 } else { 0.0 }, *bounds)
-                })
-                .collect();
-            let expr = |terms: &[(usize, f64)]| -> Vec<_> {
-                terms.iter().map(|&(v, c)| (vars[v], c)).collect()
-            };
-            for (terms, rhs) in &self.equalities {
-                problem.add_constraint(expr(terms).as_slice(), ComparisonOp::Eq, *rhs);
-            }
-            for (terms, rhs) in &self.at_most {
-                problem.add_constraint(expr(terms).as_slice(), ComparisonOp::Le, *rhs);
-            }
-            problem
-                .solve()
-                .unwrap_or_else(|error| panic!("{}: {error:?}", self.names[var]))
-                .objective()
-        };
-        (
-            solve(OptimizationDirection::Minimize),
-            solve(OptimizationDirection::Maximize),
-        )
-    }
 }
 
 /// One quantity (a numerator, an ever-vaccinated count, ...) in every cell of the hierarchy
@@ -392,7 +314,7 @@ fn audit(rule: Suppression, naive: bool) -> (Vec<Finding>, usize) {
                     }
                     if let (Some(low), Some(high)) = (figures.band_low, figures.band_high) {
                         let denominator = denominators[&(by, key.clone())];
-                        model.band(table.get(by, key), low, high, denominator);
+                        model.band(&[table.get(by, key)], low, high, denominator);
                         bands += 1;
                     }
                 },

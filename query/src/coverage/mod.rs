@@ -19,6 +19,8 @@ pub(crate) mod facts;
 mod invalid_doses;
 #[cfg(test)]
 mod invalid_doses_audit;
+#[cfg(test)]
+mod lp_model;
 mod plan;
 mod pooled;
 #[cfg(test)]

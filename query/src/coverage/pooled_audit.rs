@@ -11,12 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem};
-
 use super::answer::{CoverageAnswer, CoverageFigures, Row};
 use super::catalogue::{Catalogue, DoseRule};
 use super::cohort::coverage_answer;
 use super::facts::{AgeCount, Facts, Group, PopulationCount};
+use super::lp_model::Model;
 use super::publish::{Context, Key};
 use super::question::{Breakdown, CohortSpan};
 use crate::answer_cache::TableVersions;
@@ -103,11 +102,8 @@ fn facts(communes: &[Commune]) -> Facts {
 }
 
 /// One DTP3 numerator per (year, commune) and (year, sex), with the sums the tables imply.
-struct Model {
-    bounds: Vec<(f64, f64)>,
-    equalities: Vec<(Vec<usize>, f64)>,
-    /// Published bands: (variables summed, lowest count, highest count).
-    bands: Vec<(Vec<usize>, f64, f64)>,
+struct Cohorts {
+    lp: Model,
     /// (year, commune) → variable.
     communes: BTreeMap<(i32, &'static str), usize>,
     /// (year, sex index) → variable.
@@ -115,41 +111,39 @@ struct Model {
     list: Vec<Commune>,
 }
 
-impl Model {
-    fn new(communes: &[Commune]) -> Model {
-        let mut model = Model {
-            bounds: Vec::new(),
-            equalities: Vec::new(),
-            bands: Vec::new(),
-            communes: BTreeMap::new(),
-            sexes: BTreeMap::new(),
-            list: communes.to_vec(),
-        };
+impl Cohorts {
+    fn new(communes: &[Commune]) -> Cohorts {
+        let mut lp = Model::default();
+        let mut commune_vars = BTreeMap::new();
+        let mut sexes = BTreeMap::new();
         for (position, year) in YEARS.iter().enumerate() {
             for (commune, _, years) in communes {
-                model.bounds.push((0.0, years[position].0 as f64));
-                model
-                    .communes
-                    .insert((*year, commune), model.bounds.len() - 1);
+                let var = lp.var(format!("{year} {commune}"), years[position].0 as f64);
+                commune_vars.insert((*year, *commune), var);
             }
             for index in 0..2 {
                 let born: u64 = communes
                     .iter()
                     .map(|(_, _, years)| halves(years[position].0)[index])
                     .sum();
-                model.bounds.push((0.0, born as f64));
-                model.sexes.insert((*year, index), model.bounds.len() - 1);
+                sexes.insert(
+                    (*year, index),
+                    lp.var(format!("{year} sex {index}"), born as f64),
+                );
             }
             // The sexes and the communes are two splits of one national count.
-            let variables: Vec<usize> = communes
+            let all_communes: Vec<usize> = communes
                 .iter()
-                .map(|(commune, _, _)| model.communes[&(*year, *commune)])
+                .map(|(commune, _, _)| commune_vars[&(*year, *commune)])
                 .collect();
-            let mut terms = variables;
-            terms.extend([model.sexes[&(*year, 0)], model.sexes[&(*year, 1)]]);
-            model.equalities.push((terms, f64::NAN));
+            lp.same_sum(&all_communes, &[sexes[&(*year, 0)], sexes[&(*year, 1)]]);
         }
-        model
+        Cohorts {
+            lp,
+            communes: commune_vars,
+            sexes,
+            list: communes.to_vec(),
+        }
     }
 
     /// The variables a published or withheld cell of `years` sums.
@@ -179,48 +173,9 @@ impl Model {
         vars
     }
 
-    fn fix(&mut self, vars: Vec<usize>, value: u64) {
-        self.equalities.push((vars, value as f64));
-    }
-
-    fn range(&self, objective: &[usize]) -> (f64, f64) {
-        let solve = |direction| {
-            let mut problem = Problem::new(direction);
-            let vars: Vec<_> = self
-                .bounds
-                .iter()
-                .enumerate()
-                .map(|(index, bounds)| {
-                    problem.add_var(f64::from(u8::from(objective.contains(&index))), *bounds)
-                })
-                .collect();
-            for (terms, value) in &self.equalities {
-                if value.is_nan() {
-                    // Communes minus sexes: both sum to the national count.
-                    let split = terms.len() - 2;
-                    let mut expression: Vec<_> =
-                        terms[..split].iter().map(|&v| (vars[v], 1.0)).collect();
-                    expression.extend(terms[split..].iter().map(|&v| (vars[v], -1.0)));
-                    problem.add_constraint(expression.as_slice(), ComparisonOp::Eq, 0.0);
-                } else {
-                    let expression: Vec<_> = terms.iter().map(|&v| (vars[v], 1.0)).collect();
-                    problem.add_constraint(expression.as_slice(), ComparisonOp::Eq, *value);
-                }
-            }
-            for (terms, lowest, highest) in &self.bands {
-                let expression: Vec<_> = terms.iter().map(|&v| (vars[v], 1.0)).collect();
-                problem.add_constraint(expression.as_slice(), ComparisonOp::Ge, *lowest);
-                problem.add_constraint(expression.as_slice(), ComparisonOp::Le, *highest);
-            }
-            problem
-                .solve()
-                .expect("the published cells are consistent")
-                .objective()
-        };
-        (
-            solve(OptimizationDirection::Minimize),
-            solve(OptimizationDirection::Maximize),
-        )
+    /// The denominator of a cell: its unknowns' upper bounds (each the births counted).
+    fn denominator(&self, vars: &[usize]) -> f64 {
+        vars.iter().map(|&v| self.lp.bounds[v].1).sum()
     }
 }
 
@@ -268,25 +223,17 @@ fn answers(
 
 /// (cell, low, high, need) of every withheld cell, after fixing every published one.
 fn audit(communes: &[Commune], all: &[(Vec<i32>, CoverageAnswer)]) -> Vec<(String, f64, f64, f64)> {
-    let mut model = Model::new(communes);
+    let mut model = Cohorts::new(communes);
     for (years, answer) in all {
         for row in answer.rows.iter().chain(answer.total.as_ref()) {
             let (by, key) = key_of(row);
+            let vars = model.cell(years, by, &key);
             if let Some(numerator) = row.figures.numerator {
-                model.fix(model.cell(years, by, &key), numerator);
+                model.lp.fix_sum(&vars, numerator);
             }
             if let (Some(low), Some(high)) = (row.figures.band_low, row.figures.band_high) {
-                // The band in whole counts of the cell's denominator, as an outsider reads
-                // it: from low (included) to high (excluded, unless 100 %).
-                let vars = model.cell(years, by, &key);
-                let d: f64 = vars.iter().map(|&v| model.bounds[v].1).sum();
-                let lowest = (low * d - 1e-9).ceil();
-                let highest = if high >= 1.0 {
-                    d
-                } else {
-                    (high * d - 1e-9).ceil() - 1.0
-                };
-                model.bands.push((vars, lowest, highest));
+                let denominator = model.denominator(&vars) as u64;
+                model.lp.band(&vars, low, high, denominator);
             }
         }
     }
@@ -296,8 +243,8 @@ fn audit(communes: &[Commune], all: &[(Vec<i32>, CoverageAnswer)]) -> Vec<(Strin
             if row.figures.suppressed {
                 let (by, key) = key_of(row);
                 let vars = model.cell(years, by, &key);
-                let (low, high) = model.range(&vars);
-                let denominator: f64 = vars.iter().map(|&v| model.bounds[v].1).sum();
+                let (low, high) = model.lp.range_of(&vars);
+                let denominator = model.denominator(&vars);
                 findings.push((
                     format!("{years:?} {by:?} {key:?}"),
                     low,
