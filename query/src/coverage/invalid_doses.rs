@@ -153,22 +153,24 @@ pub fn invalid_doses_answer(
     }
 }
 
+/// Counts from (antigen, reason, dose days) written by hand (tests).
+#[cfg(test)]
+pub(super) fn counts(table: &[(&str, &str, u64)]) -> Vec<InvalidDoseCount> {
+    table
+        .iter()
+        .map(|(antigen, reason, doses)| InvalidDoseCount {
+            antigen: antigen.to_string(),
+            reason: reason.to_string(),
+            doses: *doses,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KEY: [u8; 32] = [9; 32];
-
-    fn counts(table: &[(&str, &str, u64)]) -> Vec<InvalidDoseCount> {
-        table
-            .iter()
-            .map(|(antigen, reason, doses)| InvalidDoseCount {
-                antigen: antigen.to_string(),
-                reason: reason.to_string(),
-                doses: *doses,
-            })
-            .collect()
-    }
 
     fn answer(table: &[(&str, &str, u64)], key: &[u8; 32]) -> InvalidDosesAnswer {
         invalid_doses_answer(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use microlp::{ComparisonOp, Error, OptimizationDirection, Problem};
 
-use super::invalid_doses::{invalid_doses_answer, InvalidDoseCount, InvalidDosesAnswer};
+use super::invalid_doses::{counts, invalid_doses_answer, InvalidDosesAnswer};
 use crate::answer_cache::TableVersions;
 use crate::disclosure::Suppression;
 
@@ -81,17 +81,6 @@ fn ranges(answer: &InvalidDosesAnswer, linked: &[&[&str]]) -> BTreeMap<(String, 
             let low = solve(index, OptimizationDirection::Minimize);
             let high = solve(index, OptimizationDirection::Maximize);
             ((antigen.to_string(), reason.to_string()), high - low)
-        })
-        .collect()
-}
-
-fn counts(table: &[(&str, &str, u64)]) -> Vec<InvalidDoseCount> {
-    table
-        .iter()
-        .map(|(antigen, reason, doses)| InvalidDoseCount {
-            antigen: antigen.to_string(),
-            reason: reason.to_string(),
-            doses: *doses,
         })
         .collect()
 }
