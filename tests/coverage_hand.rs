@@ -1001,21 +1001,8 @@ fn order_registry(dir: &Path, secret: &[u8; 32]) -> (std::path::PathBuf, Vec<Vec
             ],
         ),
     ] {
-        let out = run(&[
-            "ingest",
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--source",
-            &source,
-            "--key-file",
-            key.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        outputs.extend([out.stdout, out.stderr]);
+        let (_, out, err) = ingest(&wh, &key, &source);
+        outputs.extend([out.into_bytes(), err.into_bytes()]);
     }
     (wh, outputs)
 }
@@ -1134,21 +1121,8 @@ fn the_doors_of_a_generated_warehouse_withhold_the_same_rows_and_never_show_the_
         format!("fhir:{}", export.join("fhir").display()),
         format!("population:{}", export.join("population.csv").display()),
     ] {
-        let out = run(&[
-            "ingest",
-            "--warehouse",
-            wh.to_str().unwrap(),
-            "--source",
-            &source,
-            "--key-file",
-            key.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        outputs.extend([out.stdout, out.stderr]);
+        let (_, out, err) = ingest(&wh, &key, &source);
+        outputs.extend([out.into_bytes(), err.into_bytes()]);
     }
     let secret: [u8; 32] = std::fs::read(wh.join("_vaxlake_order.secret"))
         .expect("the first ingest created the secret")
