@@ -92,16 +92,6 @@ fn population(dir: &Path, rows: &[&str]) -> String {
     format!("population:{}", path.display())
 }
 
-/// Ingests and checks nothing was quarantined.
-fn load(wh: &Path, key: &Path, source: &str) {
-    let ((read, accepted, quarantined), out, err) = ingest(wh, key, source);
-    assert_eq!(
-        (accepted, quarantined),
-        (read, 0),
-        "{source} quarantined something\nstdout: {out}\nstderr: {err}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------
 // Reading answers
 // ---------------------------------------------------------------------------------------

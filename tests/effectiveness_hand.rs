@@ -228,16 +228,6 @@ fn person_number(id: &str) -> String {
     national_number(person.birth, index as u16 + 1)
 }
 
-/// Ingests and checks nothing was quarantined.
-fn load(wh: &Path, key: &Path, source: &str) {
-    let ((read, accepted, quarantined), out, err) = ingest(wh, key, source);
-    assert_eq!(
-        (accepted, quarantined),
-        (read, 0),
-        "{source} quarantined something\nstdout: {out}\nstderr: {err}"
-    );
-}
-
 /// Writes the export, cases and population above under `dir` and ingests them.
 fn season(dir: &Path) -> PathBuf {
     season_with(dir, POPULATION)

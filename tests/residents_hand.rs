@@ -33,16 +33,6 @@ const ARLON: &str = r#"{"city":"Arlon"}"#;
 /// A commune's name, but in Belgium: abroad all the same.
 const WILTZ_BE: &str = r#"{"city":"Wiltz","country":"BE"}"#;
 
-/// Ingests and checks nothing was quarantined.
-fn load(wh: &Path, key: &Path, source: &str) {
-    let ((read, accepted, quarantined), out, err) = ingest(wh, key, source);
-    assert_eq!(
-        (accepted, quarantined),
-        (read, 0),
-        "{source} quarantined something\nstdout: {out}\nstderr: {err}"
-    );
-}
-
 fn write_lines(path: &Path, header: &str, lines: &[String]) {
     let mut text = header.to_string();
     for line in lines {

@@ -54,6 +54,17 @@ pub fn ingest(warehouse: &Path, key: &Path, source: &str) -> ((u64, u64, u64), S
     (counts(&out), out, err)
 }
 
+/// Ingests `source`, which a hand-built test writes without a single bad record: everything
+/// read must be accepted.
+pub fn load(wh: &Path, key: &Path, source: &str) {
+    let ((read, accepted, quarantined), out, err) = ingest(wh, key, source);
+    assert_eq!(
+        (accepted, quarantined),
+        (read, 0),
+        "{source} quarantined something\nstdout: {out}\nstderr: {err}"
+    );
+}
+
 /// Parses the last stdout line `read=N accepted=A quarantined=Q`.
 pub fn counts(stdout: &str) -> (u64, u64, u64) {
     let last = stdout
