@@ -432,24 +432,8 @@ impl Hierarchy {
         false
     }
 
-    /// How far canton `canton` can move up and down through its withheld communes (a move
-    /// may be shared among them).
-    fn canton_room(&self, canton: usize) -> (i64, i64) {
-        let node = &self.cantons[canton];
-        let communes = || {
-            self.communes
-                .iter()
-                .zip(&self.canton_of)
-                .filter(move |(commune, &parent)| parent == canton && commune.hidden)
-                .map(|(commune, _)| commune)
-        };
-        (
-            node.up().min(total(communes().map(Node::up))),
-            node.down().min(total(communes().map(Node::down))),
-        )
-    }
-
-    /// Every withheld canton's room through its withheld communes (0 for published ones).
+    /// Every withheld canton's room through its withheld communes, a move shared among them
+    /// (0 for published ones).
     fn canton_rooms(&self) -> Vec<(i64, i64)> {
         let mut best = vec![(0i64, 0i64); self.cantons.len()];
         for (commune, &canton) in self.communes.iter().zip(&self.canton_of) {
@@ -490,7 +474,7 @@ impl Hierarchy {
     /// The range width of withheld canton `canton`: its communes' room, traded with the
     /// other withheld cantons' (`rooms`).
     fn canton_width(&self, canton: usize, rooms: &[(i64, i64)]) -> i64 {
-        let (own_up, own_down) = self.canton_room(canton);
+        let (own_up, own_down) = rooms[canton];
         let (other_up, other_down) = Self::other_room(rooms, canton);
         width(own_up, own_down, other_down, other_up)
     }
@@ -502,7 +486,7 @@ impl Hierarchy {
             if !self.cantons[canton].hidden {
                 continue;
             }
-            let (own_up, own_down) = self.canton_room(canton);
+            let (own_up, own_down) = rooms[canton];
             let need = self.cantons[canton].need(threshold);
             if self.canton_width(canton, &rooms) >= need {
                 continue;
@@ -521,8 +505,8 @@ impl Hierarchy {
                 return true;
             }
             // Every canton is withheld: the other cantons need withheld communes.
-            for other in 0..self.cantons.len() {
-                let (up, down) = self.canton_room(other);
+            // (All withheld, so `rooms` holds each one's room.)
+            for (other, &(up, down)) in rooms.iter().enumerate() {
                 if other != canton && up.saturating_add(down) < need {
                     let inside = (0..self.communes.len()).filter(|&c| self.canton_of[c] == other);
                     if let Some(next) = Self::next(&self.communes, inside) {
