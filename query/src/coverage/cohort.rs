@@ -5,7 +5,7 @@ use super::answer::{CoverageAnswer, CoverageFigures, Row};
 use super::catalogue::{age_band, DoseRule, Indicator, Kind, AGE_BANDS};
 use super::facts::Facts;
 use super::plan::{flat_plan, Plan, Selection};
-use super::pooled::{pooled_plan, pooled_selection, PooledPlan};
+use super::pooled::{pooled_plan, PooledPlan};
 use super::publish::{coverage_figures, publish_planned, tabulate, Context, Key, Place};
 use super::question::{Breakdown, CohortSpan};
 use super::select::{
@@ -359,9 +359,13 @@ fn pooled_answer(
     let mut header = context.header(indicator);
     let months = answer_months(indicator, age_months)?;
     header.definition.age_months = Some(months);
-    let (selection, reference_years) = pooled_selection(facts, indicator, span, months);
+    let PooledPlan {
+        plan,
+        selection,
+        reference_years,
+        bands,
+    } = pooled_plan(context, indicator, span, months);
     let (cells, total_cell) = selection.tabulate(facts, by);
-    let PooledPlan { plan, bands } = pooled_plan(context, indicator, span, months);
     let incomplete = before(facts, last_birthday(span.last, months));
     let place = Place::cohort(span.first);
     let (mut rows, mut total) = publish_planned(

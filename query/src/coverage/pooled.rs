@@ -44,10 +44,14 @@ const MARGIN: f64 = 1e-6;
 /// would always end; a pooled table rarely needs more than three).
 const MAX_ROUNDS: usize = 64;
 
-/// What a pooled answer publishes and withholds.
+/// What a pooled answer publishes and withholds, and the cells it is cut from.
 #[derive(Debug, Clone, Default)]
 pub(super) struct PooledPlan {
     pub plan: Plan,
+    /// The pool's persons and populations, each year over its own reference year.
+    pub selection: Selection,
+    /// Those reference years, a year of the span each.
+    pub reference_years: Vec<Option<i32>>,
     /// Every withheld pooled cell's band (shares): the smallest band of the grid that holds
     /// the numerator range the published cells imply.
     pub bands: BTreeMap<Address, (f64, f64)>,
@@ -126,14 +130,17 @@ pub(super) fn pooled_plan(
             && other.sex == indicator.sex
             && !(other.name == indicator.name && other.age_months == Some(months))
     });
-    let mut plan = own_pooled_plan(context, &own).plan;
+    let mut plan = own_pooled_plan(context, &own);
     for other in linked {
         let months = other.age_months.unwrap_or(12);
         let theirs = Publications::of(context, other, span, months);
-        plan = plan.union(&own_pooled_plan(context, &theirs).plan, false);
+        plan = plan.union(&own_pooled_plan(context, &theirs), false);
     }
     let Publications {
-        singles, pooled, ..
+        singles,
+        selection,
+        reference_years,
+        pooled,
     } = own;
     publish_derivable(&mut plan, &pooled, &singles);
     // The bands of the joined plan: its published cells are fewer, so ranges only widen.
@@ -149,7 +156,12 @@ pub(super) fn pooled_plan(
             Some((address, super::bands::shares(band)))
         })
         .collect();
-    PooledPlan { plan, bands }
+    PooledPlan {
+        plan,
+        selection,
+        reference_years,
+        bands,
+    }
 }
 
 /// What one pooled publication is planned against: every single year's cells, published
@@ -157,6 +169,7 @@ pub(super) fn pooled_plan(
 struct Publications {
     singles: Vec<(Cells, Plan)>,
     selection: Selection,
+    reference_years: Vec<Option<i32>>,
     pooled: Cells,
 }
 
@@ -178,21 +191,24 @@ impl Publications {
                 (cells, (*plan).clone())
             })
             .collect();
-        let (selection, _) = pooled_selection(facts, indicator, span, months);
+        let (selection, reference_years) = pooled_selection(facts, indicator, span, months);
         let pooled = Cells::of(&selection, facts);
         Publications {
             singles,
             selection,
+            reference_years,
             pooled,
         }
     }
 }
 
-fn own_pooled_plan(context: &Context, publications: &Publications) -> PooledPlan {
+/// The plan of one indicator's pool, checked against its single years.
+fn own_pooled_plan(context: &Context, publications: &Publications) -> Plan {
     let Publications {
         singles,
         selection,
         pooled,
+        ..
     } = publications;
     let mut hierarchy: Hierarchy =
         selection.hierarchy(context.facts, context.rule, &context.order_key);
@@ -212,10 +228,7 @@ fn own_pooled_plan(context: &Context, publications: &Publications) -> PooledPlan
     for _ in 0..MAX_ROUNDS {
         let plan = hierarchy.plan();
         if plan.national {
-            return PooledPlan {
-                plan,
-                bands: BTreeMap::new(),
-            };
+            return plan;
         }
         let Some(auditor) = Auditor::new(singles, Some((pooled, &plan))) else {
             return everything_withheld(&hierarchy, singles);
@@ -247,10 +260,7 @@ fn own_pooled_plan(context: &Context, publications: &Publications) -> PooledPlan
         }
         tracing::debug!(narrowed = narrowed.len(), "pooled plan round");
         if narrowed.is_empty() {
-            return PooledPlan {
-                plan,
-                bands: BTreeMap::new(),
-            };
+            return plan;
         }
         let mut changed = false;
         for address in &narrowed {
@@ -322,16 +332,13 @@ fn publish_derivable(plan: &mut Plan, pooled: &Cells, singles: &[(Cells, Plan)])
 
 /// Every pooled cell below the national one withheld (the fallback when the rounds do not
 /// settle); the national one too when a single year withholds its own.
-fn everything_withheld(hierarchy: &Hierarchy, singles: &[(Cells, Plan)]) -> PooledPlan {
+fn everything_withheld(hierarchy: &Hierarchy, singles: &[(Cells, Plan)]) -> Plan {
     let mut plan = hierarchy.plan();
     for map in [&mut plan.communes, &mut plan.cantons, &mut plan.sexes] {
         map.values_mut().for_each(|hidden| *hidden = true);
     }
     plan.national |= singles.iter().any(|(_, single)| single.national);
-    PooledPlan {
-        plan,
-        bands: BTreeMap::new(),
-    }
+    plan
 }
 
 /// The width a withheld cell's range must reach (docs/coverage.md, "Disclosure control").
