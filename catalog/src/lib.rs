@@ -40,6 +40,6 @@ pub use reference::{
 };
 pub use tables::{
     analyst_tables, birth_decade, table, warehouse_tables, Table, UpsertKeys, AUDIT, CASES,
-    INGEST_RUNS, OPTOUT, PERSONS, POPULATION, QUARANTINE, TABLES, VACCINATIONS,
+    DOSE_FACTS, INGEST_RUNS, OPTOUT, PERSONS, POPULATION, QUARANTINE, TABLES, VACCINATIONS,
 };
 pub use views::{view, View, VIEWS};

@@ -339,6 +339,47 @@ pub static AUDIT: Table = Table::new(
     },
 );
 
+/// The coverage facts: one row per person, antigen and day with a completed dose of a vaccine
+/// holding the antigen, judged by the dose rules, with the person's attributes from
+/// `persons` (DESIGN.md, "Engineering notes": coverage is a filter and a sum over a
+/// materialised `antigen_doses`, not a recomputation from the events).
+///
+/// Written by the ingest after every run, for the persons the run changed, as rows of weight
+/// −1 (a person's old facts) and +1 (the new ones): the table is append-only between
+/// `vaxlake maintain` runs, so the coverage engine keeps its counts by adding up only the
+/// files a commit added, and the current facts are the rows whose weights sum above zero.
+/// Each commit carries, as application transactions, the `vaccinations` and `persons`
+/// versions it reflects (`vaxlake_ingest::facts`).
+pub static DOSE_FACTS: Table = Table::new(
+    "dose_facts",
+    &[
+        req("person_key", Text, Identity(IdKind::Person)),
+        req("antigen", Text, Measure),
+        req("administered_on", Date, Day),
+        opt("age_months_at_dose", Int32, Measure),
+        req("valid", Boolean, Measure),
+        opt("invalid_reason", Text, Measure),
+        // 1, 2, 3, ... among the person's valid days of the antigen; null when invalid.
+        opt("dose_seq", Int32, Measure),
+        // The valid dose that completes the longest product series given (vaccine_series.csv).
+        req("completes_series", Boolean, Measure),
+        // The valid dose that completes the schedule (schedules.csv).
+        req("completes_schedule", Boolean, Measure),
+        // The person's first valid day of the antigen in its season (1 September–31 August).
+        req("first_in_season", Boolean, Measure),
+        // From `persons`: false for a person it does not know or who lives abroad.
+        req("resident", Boolean, Measure),
+        opt("birth_year", Int32, Measure),
+        opt("commune", Text, QuasiIdentifier(Commune)),
+        opt("canton", Text, QuasiIdentifier(Canton)),
+        opt("sex", Text, QuasiIdentifier(Suppress)),
+        opt("death_year", Int32, Measure),
+        // +1 for a fact, −1 for its retraction.
+        req("weight", Int32, Measure),
+    ],
+    PLAIN,
+);
+
 /// Every table, the ingest's first (in the order ingest, rotation and maintenance visit
 /// them), then the server's.
 pub static TABLES: &[&Table] = &[
@@ -349,6 +390,7 @@ pub static TABLES: &[&Table] = &[
     &POPULATION,
     &INGEST_RUNS,
     &OPTOUT,
+    &DOSE_FACTS,
     &AUDIT,
 ];
 

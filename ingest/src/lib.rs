@@ -23,6 +23,7 @@ mod chunks;
 mod csv_rows;
 mod dates;
 mod error;
+pub mod facts;
 mod fhir;
 pub mod maintain;
 mod order_secret;

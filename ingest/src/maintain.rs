@@ -238,6 +238,18 @@ pub async fn maintain(warehouse: &str, options: &MaintainOptions) -> Result<Main
     if !options.dry_run {
         report.order_secret_created = crate::order_secret::ensure_order_secret(&root).await?;
     }
+    // The coverage facts written again netted (their retractions gone), under the key the
+    // tables were written with; compaction below then finds them in few files.
+    if options.compact && !options.dry_run {
+        if let Some(vaccinations) =
+            crate::table::Table::open(&root, &crate::schema::VACCINATIONS, None).await?
+        {
+            if let Some(key_id) = vaccinations.property(KEY_ID_PROPERTY)? {
+                let facts = crate::facts::rebuild(&root, &key_id).await?;
+                tracing::info!(rows = facts.rows, "coverage facts rebuilt");
+            }
+        }
+    }
     for spec in warehouse_tables() {
         let Some(table) = open(&root, spec).await? else {
             tracing::debug!(table = spec.name, "absent, skipped");

@@ -365,6 +365,10 @@ pub async fn ingest(
     let commit = run.commit();
     run.quarantine.flush(commit).await?;
     run.report.accepted = run.report.read - run.report.quarantined;
+    // The coverage facts of the persons this run changed (after the commits they derive
+    // from; a run stopped before this line leaves them to the next run or `maintain`).
+    let facts = crate::facts::refresh(&root, &key_id).await?;
+    tracing::debug!(?facts, "coverage facts");
     run.progress.finish();
     // A `--follow` poll that found nothing new leaves no trace (it would commit every few
     // seconds); every run that read something is logged.

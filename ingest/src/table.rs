@@ -197,6 +197,11 @@ impl Table {
         self.table
     }
 
+    /// The Delta table, to read at the version this handle holds (`facts.rs`).
+    pub(crate) fn delta(&self) -> &DeltaTable {
+        &self.table
+    }
+
     /// The table's Delta version (`None` before its first commit).
     pub fn version(&self) -> Option<i64> {
         self.table
@@ -273,6 +278,24 @@ impl Table {
             .clone()
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
+            .with_commit_properties(commit)
+            .await
+            .map_err(Self::delta_err(self.spec))?;
+        Ok(())
+    }
+
+    /// Replaces every row by `batches`, in one commit.
+    pub async fn overwrite(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        commit: CommitProperties,
+    ) -> Result<()> {
+        let _lock = self.rewrite_guard().await?;
+        self.table = self
+            .table
+            .clone()
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
             .with_commit_properties(commit)
             .await
             .map_err(Self::delta_err(self.spec))?;

@@ -14,15 +14,6 @@ pub(crate) fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// Values as a comma-separated list of SQL string literals.
-pub(crate) fn string_list(values: &[String]) -> String {
-    values
-        .iter()
-        .map(|v| quote(v))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// One result row, its columns cast to text or integers.
 pub(crate) struct Row {
     texts: Vec<Option<String>>,

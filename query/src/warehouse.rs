@@ -185,6 +185,9 @@ struct Inner {
 pub(crate) struct Snapshot {
     pub ctx: SessionContext,
     pub versions: BTreeMap<String, i64>,
+    /// Each table's Delta log, to read what a commit added (the coverage engine keeps its
+    /// counts from the files added since the version it last read).
+    pub logs: BTreeMap<String, deltalake::logstore::LogStoreRef>,
     /// `None` for a warehouse without one yet (the coverage engine then takes complements
     /// in the public order, and says so). Once read it is kept: the ingest never replaces it.
     pub order_secret: Option<OrderSecret>,
@@ -377,6 +380,7 @@ impl Warehouse {
                 let snapshot = Snapshot {
                     ctx: current.ctx.clone(),
                     versions: current.versions.clone(),
+                    logs: current.logs.clone(),
                     order_secret,
                 };
                 *inner
@@ -484,7 +488,9 @@ async fn build_snapshot(
         ctx.register_table(*name, table.clone())?;
     }
     let mut versions = BTreeMap::new();
+    let mut logs = BTreeMap::new();
     for (name, table) in tables {
+        logs.insert(name.clone(), table.log_store());
         let provider = table
             .table_provider()
             .await
@@ -497,6 +503,7 @@ async fn build_snapshot(
     Ok(Snapshot {
         ctx,
         versions,
+        logs,
         order_secret,
     })
 }

@@ -13,7 +13,8 @@ use super::cohort::coverage_answer;
 use super::curve::curve_answer;
 use super::dropout::dropout_answer;
 use super::facts::Facts;
-use super::invalid_doses::{invalid_doses_answer, read_counts, InvalidDosesAnswer};
+use super::invalid_doses::{invalid_doses_answer, InvalidDosesAnswer};
+use super::maintained::{counts_for, CountsRead, Maintained};
 use super::publish::Context;
 use super::question::{CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery};
 use super::table::{flags_answer, table_answer};
@@ -43,8 +44,11 @@ pub struct CoverageEngine {
     order_key: Option<[u8; 32]>,
     /// Whether the public order has been warned about (once per engine).
     warned_public_order: AtomicBool,
-    /// The counts of the current table versions.
+    /// The facts of the current table versions.
     counts: AnswerCache,
+    /// The counts of the newest facts version read, kept up to date from what later
+    /// versions add; with how the last one was had.
+    maintained: tokio::sync::Mutex<(Option<Maintained>, Option<CountsRead>)>,
     answers: AnswerCache,
 }
 
@@ -58,6 +62,7 @@ impl CoverageEngine {
             order_key: None,
             warned_public_order: AtomicBool::new(false),
             counts: AnswerCache::new(1),
+            maintained: tokio::sync::Mutex::new((None, None)),
             answers: AnswerCache::new(MAX_CACHED_ANSWERS),
         })
     }
@@ -221,11 +226,11 @@ impl CoverageEngine {
         let question = format!("invalid_doses|{order}");
         self.answers
             .get_or_compute(&question, &versions, || async {
-                let counts = read_counts(&snapshot.ctx, &snapshot.versions).await?;
+                let facts = self.facts(&snapshot).await?;
                 Ok(invalid_doses_answer(
                     self.rule,
                     &order_key,
-                    &counts,
+                    &facts.invalid_doses,
                     &snapshot.versions,
                 ))
             })
@@ -268,19 +273,32 @@ impl CoverageEngine {
             .await
     }
 
-    /// The counts of `snapshot`'s table versions, read once however many questions need them.
+    /// The counts of `snapshot`'s table versions, read once however many questions need them:
+    /// from the maintained counts, brought up to the snapshot's facts version by adding what
+    /// the commits since added.
     async fn facts(&self, snapshot: &Snapshot) -> Result<Arc<Facts>, QueryError> {
         self.counts
             .get_or_compute("counts", &snapshot.versions, || async {
                 let started = std::time::Instant::now();
-                let facts = Facts::load(&snapshot.ctx, &self.catalogue).await?;
+                let mut maintained = self.maintained.lock().await;
+                let (slot, last) = &mut *maintained;
+                let (counts, read) = counts_for(slot, snapshot, &self.catalogue).await?;
+                let facts = counts.facts(&snapshot.ctx).await?;
+                *last = Some(read);
                 tracing::info!(
                     versions = ?snapshot.versions,
+                    ?read,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "coverage counts read"
                 );
                 Ok(facts)
             })
             .await
+    }
+
+    /// How the counts of the last new table version were had: kept, added up from the
+    /// files a commit added, or read whole (for tests and the benchmark).
+    pub async fn last_counts_read(&self) -> Option<CountsRead> {
+        self.maintained.lock().await.1
     }
 }

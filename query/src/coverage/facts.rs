@@ -1,25 +1,27 @@
-//! The counts every coverage answer is cut from, read once per table version.
+//! The counts every coverage answer is cut from.
 //!
-//! Instead of one SQL query per request, a few grouped queries count persons at the finest
-//! grain any answer needs (cohort × commune × canton × sex × age at the dose, per antigen and
-//! dose); every indicator, cohort, age, breakdown, curve, dropout and timeliness answer is
-//! then a sum over these rows in memory. That is what makes cached answers cost microseconds
-//! and a whole indicator table cost one pass over the warehouse.
+//! They are sums over the coverage facts the ingest maintains (`dose_facts`: every person's
+//! dose days per antigen, judged by `vaxlake_catalog::validity`, numbered, with the
+//! person's residence and death), counted at the finest grain any answer needs (cohort ×
+//! commune × canton × sex × age at the dose, per antigen and dose); every indicator,
+//! cohort, age, breakdown, curve, dropout and timeliness answer is then a sum over these
+//! rows in memory. Each fact row carries a weight (+1, or −1 for a retraction), so the
+//! counts are kept by adding up only the rows a new table version added
+//! ([`FactCounts::apply`], see `maintained.rs`) instead of reading everything again.
 //!
-//! Only valid doses count (docs/coverage.md, "Valid doses"): each person's dose days of an
-//! antigen are judged by `vaxlake_catalog::validity`, the implementation the
-//! `antigen_doses` view numbers its `dose_seq` with, and dose N is the N-th valid dose.
+//! Only valid doses count (docs/coverage.md, "Valid doses"), and dose N is the N-th valid
+//! dose.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{Array, Date32Array, Int32Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Date32Type, Int32Type};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use vaxlake_catalog::validity::{DoseDay, DoseRules, Judged};
-
 use super::catalogue::{Catalogue, DoseRule, Kind};
-use crate::arrow_rows::{as_ints, as_strings, items, list, rows, string_list, Row};
+use super::invalid_doses::{InvalidDoseCount, VALID};
+use crate::arrow_rows::{rows, Row};
 use crate::dates::{civil_from_days, season_of_day};
 use crate::QueryError;
 
@@ -78,147 +80,338 @@ pub struct Facts {
     /// Age-band indicators: the persons of [`Facts::year_doses`] who died, by the year of
     /// their death.
     pub dead_year_doses: HashMap<(String, u32), Vec<(i32, YearCount)>>,
-    /// The newest dose date in the warehouse (ISO), for follow-up checks.
+    /// The newest day of a completed dose in the warehouse (ISO), for follow-up checks.
     pub data_until: Option<String>,
+    /// Dose days by antigen and reason (or `valid`), of every person: the invalid-doses
+    /// table's counts.
+    pub invalid_doses: Vec<InvalidDoseCount>,
 }
 
-impl Facts {
-    /// Runs the grouped queries for every indicator of `catalogue` on `ctx`.
-    pub async fn load(ctx: &SessionContext, catalogue: &Catalogue) -> Result<Facts, QueryError> {
+/// The `dose_facts` columns the counts read.
+pub(crate) const COUNTED_COLUMNS: &str = "antigen, administered_on, age_months_at_dose, \
+    invalid_reason, dose_seq, completes_series, completes_schedule, first_in_season, \
+    resident, birth_year, commune, canton, sex, death_year, weight";
+
+/// Persons counted by key, with the weights of the facts added so far: a retraction
+/// (weight −1) takes away what its fact added, so the counts of a table version are the
+/// counts of its rows in any order and any grouping of commits.
+#[derive(Debug)]
+pub struct FactCounts {
+    plan: DosePlan,
+    groups: Vec<Group>,
+    interner: HashMap<Group, u32>,
+    /// (antigen, rule, birth year, group, age at the dose).
+    cohort: HashMap<(usize, DoseRule, i32, u32, i32), i64>,
+    /// (antigen, season, birth year, group).
+    season: HashMap<(usize, i32, i32, u32), i64>,
+    /// (antigen, dose, year given, birth year, group).
+    year: HashMap<(usize, u32, i32, i32, u32), i64>,
+    /// The same for the persons who died, by year of death first.
+    dead_season: HashMap<(i32, usize, i32, i32, u32), i64>,
+    dead_year: HashMap<(i32, usize, u32, i32, i32, u32), i64>,
+    /// (antigen, reason or `valid`) of every person's dose days.
+    invalid: HashMap<(String, String), i64>,
+    /// Dose days by day, for the newest one.
+    days: BTreeMap<i32, i64>,
+}
+
+impl FactCounts {
+    /// No facts yet, counting what `catalogue`'s indicators need.
+    pub fn new(catalogue: &Catalogue) -> FactCounts {
+        FactCounts {
+            plan: DosePlan::new(catalogue),
+            groups: Vec::new(),
+            interner: HashMap::new(),
+            cohort: HashMap::new(),
+            season: HashMap::new(),
+            year: HashMap::new(),
+            dead_season: HashMap::new(),
+            dead_year: HashMap::new(),
+            invalid: HashMap::new(),
+            days: BTreeMap::new(),
+        }
+    }
+
+    /// Every fact of the `dose_facts` table registered on `ctx`.
+    pub async fn load(
+        ctx: &SessionContext,
+        catalogue: &Catalogue,
+    ) -> Result<FactCounts, QueryError> {
         if !ctx.table_exist("vaccinations")? {
             return Err(QueryError::Unavailable(
                 "no vaccinations have been ingested into this warehouse yet".into(),
             ));
         }
-        if !ctx.table_exist("persons")? {
+        if !ctx.table_exist("dose_facts")? {
             return Err(QueryError::Unavailable(
-                "this warehouse has no persons table (ingested before December 2026): \
-                 ingest the registry export again to build it"
+                "this warehouse has no coverage facts (dose_facts; ingested before December \
+                 2026): run `vaxlake maintain` to build them"
                     .into(),
             ));
         }
-        let mut facts = Facts::default();
-        let mut interner = HashMap::new();
+        let mut counts = FactCounts::new(catalogue);
+        let sql = format!("SELECT {COUNTED_COLUMNS} FROM dose_facts");
+        let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            counts.apply(&batch?)?;
+        }
+        Ok(counts)
+    }
 
-        let mut cohort_pairs: Vec<(String, u32)> = Vec::new();
-        let mut series_antigens: Vec<String> = Vec::new();
-        let mut schedule_antigens: Vec<String> = Vec::new();
-        let mut season_antigens: Vec<String> = Vec::new();
-        let mut year_pairs: Vec<(String, u32)> = Vec::new();
-        for indicator in &catalogue.indicators {
-            let antigen = indicator.antigen.clone();
-            match (indicator.kind, indicator.dose) {
-                (Kind::BirthCohort, DoseRule::Nth(n)) => cohort_pairs.push((antigen, n)),
-                (Kind::BirthCohort, DoseRule::Series) => series_antigens.push(antigen),
-                (Kind::BirthCohort, DoseRule::Schedule) => schedule_antigens.push(antigen),
-                (Kind::Season, _) => season_antigens.push(antigen),
-                (Kind::AgeBand, DoseRule::Nth(n)) => year_pairs.push((antigen, n)),
-                (Kind::AgeBand, DoseRule::Series | DoseRule::Schedule) => {}
+    /// Adds the facts of `batch` (columns [`COUNTED_COLUMNS`], by name), each by its weight.
+    pub fn apply(&mut self, batch: &RecordBatch) -> Result<(), QueryError> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| QueryError::Format(format!("dose_facts has no column {name}")))
+        };
+        let cast = |name: &str, to: &DataType| -> Result<arrow::array::ArrayRef, QueryError> {
+            Ok(arrow::compute::cast(column(name)?, to)?)
+        };
+        let texts = |name: &str| -> Result<StringArray, QueryError> {
+            Ok(cast(name, &DataType::Utf8)?.as_string::<i32>().clone())
+        };
+        let ints = |name: &str| -> Result<arrow::array::Int32Array, QueryError> {
+            Ok(cast(name, &DataType::Int32)?
+                .as_primitive::<Int32Type>()
+                .clone())
+        };
+        let flags = |name: &str| -> Result<arrow::array::BooleanArray, QueryError> {
+            Ok(cast(name, &DataType::Boolean)?.as_boolean().clone())
+        };
+        let antigens = texts("antigen")?;
+        let days = cast("administered_on", &DataType::Date32)?;
+        let days = days.as_primitive::<Date32Type>();
+        let ages = ints("age_months_at_dose")?;
+        let reasons = texts("invalid_reason")?;
+        let seqs = ints("dose_seq")?;
+        let series = flags("completes_series")?;
+        let schedule = flags("completes_schedule")?;
+        let first_in_season = flags("first_in_season")?;
+        let resident = flags("resident")?;
+        let births = ints("birth_year")?;
+        let communes = texts("commune")?;
+        let cantons = texts("canton")?;
+        let sexes = texts("sex")?;
+        let deaths = ints("death_year")?;
+        let weights = ints("weight")?;
+        let text = |array: &StringArray, row: usize| {
+            array.is_valid(row).then(|| array.value(row).to_string())
+        };
+        let flag = |array: &arrow::array::BooleanArray, row: usize| {
+            array.is_valid(row) && array.value(row)
+        };
+        for row in 0..batch.num_rows() {
+            let weight = i64::from(weights.value(row));
+            let antigen_name = antigens.value(row);
+            let day = days.value(row);
+            let reason = if reasons.is_valid(row) {
+                reasons.value(row)
+            } else {
+                VALID
+            };
+            *self
+                .invalid
+                .entry((antigen_name.to_string(), reason.to_string()))
+                .or_default() += weight;
+            *self.days.entry(day).or_default() += weight;
+            if reasons.is_valid(row) || !flag(&resident, row) || births.is_null(row) {
+                continue;
+            }
+            let Ok(antigen) = self
+                .plan
+                .names
+                .binary_search_by(|n| n.as_str().cmp(antigen_name))
+            else {
+                continue;
+            };
+            let birth_year = births.value(row);
+            let group = intern_group(
+                &mut self.groups,
+                &mut self.interner,
+                Group {
+                    commune: text(&communes, row),
+                    canton: text(&cantons, row),
+                    sex: text(&sexes, row),
+                },
+            );
+            let age = if ages.is_valid(row) {
+                ages.value(row)
+            } else {
+                i32::MAX
+            };
+            let seq = seqs.is_valid(row).then(|| seqs.value(row) as u32);
+            let death = deaths.is_valid(row).then(|| deaths.value(row));
+            let mut cohort = |rule: DoseRule| {
+                *self
+                    .cohort
+                    .entry((antigen, rule, birth_year, group, age))
+                    .or_default() += weight;
+            };
+            if let Some(seq) = seq.filter(|seq| self.plan.cohort_doses[antigen].contains(seq)) {
+                cohort(DoseRule::Nth(seq));
+            }
+            if flag(&series, row) && self.plan.series[antigen] {
+                cohort(DoseRule::Series);
+            }
+            if flag(&schedule, row) && self.plan.schedule[antigen] {
+                cohort(DoseRule::Schedule);
+            }
+            if flag(&first_in_season, row) && self.plan.season[antigen] {
+                let season = season_of_day(day);
+                *self
+                    .season
+                    .entry((antigen, season, birth_year, group))
+                    .or_default() += weight;
+                if let Some(death) = death {
+                    *self
+                        .dead_season
+                        .entry((death, antigen, season, birth_year, group))
+                        .or_default() += weight;
+                }
+            }
+            if let Some(seq) = seq.filter(|seq| self.plan.year_doses[antigen].contains(seq)) {
+                let year = civil_from_days(day).0;
+                *self
+                    .year
+                    .entry((antigen, seq, year, birth_year, group))
+                    .or_default() += weight;
+                if let Some(death) = death {
+                    *self
+                        .dead_year
+                        .entry((death, antigen, seq, year, birth_year, group))
+                        .or_default() += weight;
+                }
             }
         }
-        for list in [
-            &mut series_antigens,
-            &mut schedule_antigens,
-            &mut season_antigens,
-        ] {
-            list.sort();
-            list.dedup();
-        }
-        cohort_pairs.sort();
-        cohort_pairs.dedup();
-        year_pairs.sort();
-        year_pairs.dedup();
+        Ok(())
+    }
 
-        // One pass over the residents' doses for every indicator (`resident_doses_sql`).
-        let mut wanted: Vec<String> = cohort_pairs
+    /// The facts answers are cut from: these counts, and the population of `ctx`.
+    pub async fn facts(&self, ctx: &SessionContext) -> Result<Facts, QueryError> {
+        let mut facts = Facts {
+            groups: self.groups.clone(),
+            ..Facts::default()
+        };
+        let mut interner = self.interner.clone();
+        let names = &self.plan.names;
+        let mut negative = 0_usize;
+        let mut persons = |count: i64| -> Option<u64> {
+            negative += usize::from(count < 0);
+            u64::try_from(count).ok().filter(|&n| n > 0)
+        };
+        for (&(antigen, dose, cohort, group, age_months), &count) in &self.cohort {
+            let Some(persons) = persons(count) else {
+                continue;
+            };
+            facts
+                .cohort_doses
+                .entry((names[antigen].clone(), dose))
+                .or_default()
+                .push(AgeCount {
+                    cohort,
+                    group,
+                    age_months,
+                    persons,
+                });
+        }
+        for (&(antigen, year, birth_year, group), &count) in &self.season {
+            let Some(persons) = persons(count) else {
+                continue;
+            };
+            facts
+                .season_doses
+                .entry(names[antigen].clone())
+                .or_default()
+                .push(YearCount {
+                    year,
+                    birth_year,
+                    group,
+                    persons,
+                });
+        }
+        for (&(antigen, dose, year, birth_year, group), &count) in &self.year {
+            let Some(persons) = persons(count) else {
+                continue;
+            };
+            facts
+                .year_doses
+                .entry((names[antigen].clone(), dose))
+                .or_default()
+                .push(YearCount {
+                    year,
+                    birth_year,
+                    group,
+                    persons,
+                });
+        }
+        for (&(death, antigen, year, birth_year, group), &count) in &self.dead_season {
+            let Some(persons) = persons(count) else {
+                continue;
+            };
+            facts
+                .dead_season_doses
+                .entry(names[antigen].clone())
+                .or_default()
+                .push((
+                    death,
+                    YearCount {
+                        year,
+                        birth_year,
+                        group,
+                        persons,
+                    },
+                ));
+        }
+        for (&(death, antigen, dose, year, birth_year, group), &count) in &self.dead_year {
+            let Some(persons) = persons(count) else {
+                continue;
+            };
+            facts
+                .dead_year_doses
+                .entry((names[antigen].clone(), dose))
+                .or_default()
+                .push((
+                    death,
+                    YearCount {
+                        year,
+                        birth_year,
+                        group,
+                        persons,
+                    },
+                ));
+        }
+        for ((antigen, reason), &count) in &self.invalid {
+            let Some(doses) = persons(count) else {
+                continue;
+            };
+            facts.invalid_doses.push(InvalidDoseCount {
+                antigen: antigen.clone(),
+                reason: reason.clone(),
+                doses,
+            });
+        }
+        facts
+            .invalid_doses
+            .sort_by(|a, b| (&a.antigen, &a.reason).cmp(&(&b.antigen, &b.reason)));
+        if negative > 0 {
+            // A retraction without its fact: the facts table is inconsistent (a bug, or a
+            // table written by hand). Counts are never negative; say so loudly.
+            tracing::error!(
+                cells = negative,
+                "coverage facts retract more than they hold"
+            );
+        }
+        sort_facts(&mut facts);
+        facts.data_until = self
+            .days
             .iter()
-            .chain(&year_pairs)
-            .map(|(antigen, _)| antigen.clone())
-            .chain(series_antigens.iter().cloned())
-            .chain(schedule_antigens.iter().cloned())
-            .chain(season_antigens.iter().cloned())
-            .collect();
-        wanted.sort();
-        wanted.dedup();
-        if !wanted.is_empty() {
-            let vaccines = VaccineAntigens::load(ctx, &wanted, catalogue).await?;
-            if !vaccines.by_atc.is_empty() {
-                let plan = DosePlan::new(
-                    &wanted,
-                    &cohort_pairs,
-                    &series_antigens,
-                    &schedule_antigens,
-                    &season_antigens,
-                    &year_pairs,
-                );
-                let mut counts = DoseCounts::default();
-                // The residents who died are counted again per year of death, in the same
-                // pass: season and age-band coverage count the living on a 1 January, so
-                // each answer takes away those who died before it (docs/coverage.md).
-                let living_matter = !season_antigens.is_empty() || !year_pairs.is_empty();
-                let mut by_death: HashMap<i32, DoseCounts> = HashMap::new();
-                let sql = resident_doses_sql(&vaccines.atc_codes());
-                let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-                while let Some(batch) = stream.next().await {
-                    let batch = batch?;
-                    count_batch(
-                        &batch,
-                        &vaccines,
-                        &catalogue.rules,
-                        &plan,
-                        &mut facts,
-                        &mut interner,
-                        &mut counts,
-                    )?;
-                    let death_years = as_ints(batch.column(8))?;
-                    if !living_matter || death_years.null_count() == death_years.len() {
-                        continue;
-                    }
-                    let mut years: Vec<i64> = death_years.iter().flatten().collect();
-                    years.sort_unstable();
-                    years.dedup();
-                    for year in years {
-                        let rows = arrow::compute::kernels::cmp::eq(
-                            &death_years,
-                            &arrow::array::Int64Array::new_scalar(year),
-                        )?;
-                        let part = arrow::compute::filter_record_batch(&batch, &rows)?;
-                        count_batch(
-                            &part,
-                            &vaccines,
-                            &catalogue.rules,
-                            &plan,
-                            &mut facts,
-                            &mut interner,
-                            by_death.entry(year as i32).or_default(),
-                        )?;
-                    }
-                }
-                counts.store(&wanted, &mut facts);
-                for (death_year, counts) in by_death {
-                    let mut dead = Facts {
-                        groups: std::mem::take(&mut facts.groups),
-                        ..Facts::default()
-                    };
-                    counts.store(&wanted, &mut dead);
-                    facts.groups = std::mem::take(&mut dead.groups);
-                    for (antigen, rows) in dead.season_doses {
-                        facts
-                            .dead_season_doses
-                            .entry(antigen)
-                            .or_default()
-                            .extend(rows.into_iter().map(|row| (death_year, row)));
-                    }
-                    for (pair, rows) in dead.year_doses {
-                        facts
-                            .dead_year_doses
-                            .entry(pair)
-                            .or_default()
-                            .extend(rows.into_iter().map(|row| (death_year, row)));
-                    }
-                }
-            }
-        }
+            .rev()
+            .find(|(_, &count)| count > 0)
+            .map(|(&day, _)| {
+                let (y, m, d) = civil_from_days(day);
+                format!("{y:04}-{m:02}-{d:02}")
+            });
 
         if ctx.table_exist("population")? {
             let sql = "SELECT CAST(reference_year AS BIGINT), CAST(birth_year AS BIGINT),
@@ -241,47 +434,30 @@ impl Facts {
             facts.reference_years.sort_unstable();
             facts.reference_years.dedup();
         }
-
-        let until = rows(
-            ctx,
-            "SELECT CAST(max(administered_on) AS VARCHAR) FROM vaccinations",
-        )
-        .await?;
-        facts.data_until = until.first().and_then(|row| row.maybe_text(0));
         Ok(facts)
     }
 }
 
-/// One row per resident with a completed dose of the vaccines `atc_codes`: (vaccines, dates,
-/// ages, birth year, commune, canton, sex, product names, year of death or null).
-///
-/// One pass over the vaccinations for every indicator. DataFusion groups each person's
-/// completed doses into three lists (vaccine, date, age); each vaccine is then expanded into
-/// its antigens and the dose days are sorted, deduplicated and numbered in Rust, per person
-/// and antigen. Grouping by person alone (1.4 million groups at 10 million events) rather
-/// than by person and antigen (8.7 million, after the join multiplied the doses by their
-/// antigens) took the grouping from 11 s to under 3 s; a window function sorting every dose
-/// of the country by person costs more still. The person's attributes and residence are
-/// those of the `persons` table: persons living abroad (cross-border workers vaccinated in
-/// Luxembourg) are not in any numerator (docs/coverage.md, "Who is counted").
-fn resident_doses_sql(atc_codes: &[String]) -> String {
-    format!(
-        "SELECT d.vaccines, d.dates, d.ages,
-                CAST(date_part('year', p.birth_month) AS BIGINT) AS birth_year,
-                p.commune, p.canton, p.sex, d.names,
-                CAST(date_part('year', p.deceased_month) AS BIGINT) AS death_year
-         FROM (SELECT person_key,
-                      array_agg(vaccine_atc) AS vaccines,
-                      array_agg(administered_on) AS dates,
-                      array_agg(age_months_at_dose) AS ages,
-                      array_agg(vaccine_name) AS names
-               FROM vaccinations
-               WHERE status = 'completed' AND vaccine_atc IN ({})
-               GROUP BY person_key) AS d
-         JOIN persons AS p ON p.person_key = d.person_key
-         WHERE p.resident",
-        string_list(atc_codes)
-    )
+/// Puts every list of `facts` in one order, so that the same counts give the same facts
+/// whatever order the hash maps held them in.
+fn sort_facts(facts: &mut Facts) {
+    for rows in facts.cohort_doses.values_mut() {
+        rows.sort_by_key(|r| (r.cohort, r.group, r.age_months));
+    }
+    for rows in facts
+        .season_doses
+        .values_mut()
+        .chain(facts.year_doses.values_mut())
+    {
+        rows.sort_by_key(|r| (r.year, r.birth_year, r.group));
+    }
+    for rows in facts
+        .dead_season_doses
+        .values_mut()
+        .chain(facts.dead_year_doses.values_mut())
+    {
+        rows.sort_by_key(|(death, r)| (*death, r.year, r.birth_year, r.group));
+    }
 }
 
 /// Interns the (commune, canton, sex) found at `first`, `first + 1`, `first + 2`.
@@ -301,80 +477,19 @@ fn intern(
 
 /// The index of `group` in `groups`, added if new.
 fn intern_group(groups: &mut Vec<Group>, interner: &mut HashMap<Group, u32>, group: Group) -> u32 {
-    *interner.entry(group.clone()).or_insert_with(|| {
-        groups.push(group);
-        (groups.len() - 1) as u32
-    })
+    if let Some(&index) = interner.get(&group) {
+        return index;
+    }
+    groups.push(group.clone());
+    let index = (groups.len() - 1) as u32;
+    interner.insert(group, index);
+    index
 }
 
-/// (ATC code, wanted antigen index) → (product or `None`, series length), file order.
-type SeriesLines = HashMap<(String, usize), Vec<(Option<String>, u32)>>;
-
-/// The wanted antigens each vaccine protects against, and the series lengths of the
-/// products of vaccine_series.csv.
-struct VaccineAntigens {
-    /// ATC code → indices into the wanted antigens.
-    by_atc: HashMap<String, Vec<usize>>,
-    series: SeriesLines,
-}
-
-impl VaccineAntigens {
-    async fn load(
-        ctx: &SessionContext,
-        wanted: &[String],
-        catalogue: &Catalogue,
-    ) -> Result<Self, QueryError> {
-        let sql = format!(
-            "SELECT DISTINCT atc_code, antigen FROM vaccine_antigens WHERE antigen IN ({})",
-            string_list(wanted)
-        );
-        let mut by_atc: HashMap<String, Vec<usize>> = HashMap::new();
-        for row in rows(ctx, &sql).await? {
-            let (Some(atc), Some(antigen)) = (row.maybe_text(0), row.maybe_text(1)) else {
-                continue;
-            };
-            let Ok(index) = wanted.binary_search(&antigen) else {
-                continue;
-            };
-            by_atc.entry(atc).or_default().push(index);
-        }
-        let mut series = SeriesLines::new();
-        for line in &catalogue.series {
-            if let Ok(index) = wanted.binary_search(&line.antigen) {
-                series
-                    .entry((line.atc_code.clone(), index))
-                    .or_default()
-                    .push((line.vaccine_name.clone(), line.doses));
-            }
-        }
-        Ok(VaccineAntigens { by_atc, series })
-    }
-
-    fn atc_codes(&self) -> Vec<String> {
-        let mut codes: Vec<String> = self.by_atc.keys().cloned().collect();
-        codes.sort();
-        codes
-    }
-
-    /// The series length a dose of `atc` recorded as `name` gives `antigen`: the product's
-    /// line, else the code's line without a product (as `Catalogue::series_doses`).
-    fn series_doses(&self, atc: &str, name: Option<&str>, antigen: usize) -> Option<u32> {
-        let lines = self.series.get(&(atc.to_string(), antigen))?;
-        name.and_then(|name| {
-            lines.iter().find(|(product, _)| {
-                product
-                    .as_deref()
-                    .is_some_and(|product| product.eq_ignore_ascii_case(name))
-            })
-        })
-        .or_else(|| lines.iter().find(|(product, _)| product.is_none()))
-        .map(|&(_, doses)| doses)
-    }
-}
-
-/// What the catalogue needs of each wanted antigen (by its index in the sorted list).
+/// What the catalogue needs of each antigen it names (by its index in the sorted list).
+#[derive(Debug)]
 struct DosePlan {
-    /// The wanted antigens' names, by index.
+    /// The antigens' names, sorted.
     names: Vec<String>,
     /// Birth-cohort indicators: the dose numbers counted.
     cohort_doses: Vec<Vec<u32>>,
@@ -389,284 +504,44 @@ struct DosePlan {
 }
 
 impl DosePlan {
-    fn new(
-        wanted: &[String],
-        cohort_pairs: &[(String, u32)],
-        series_antigens: &[String],
-        schedule_antigens: &[String],
-        season_antigens: &[String],
-        year_pairs: &[(String, u32)],
-    ) -> Self {
-        let index = |antigen: &String| wanted.binary_search(antigen).ok();
+    fn new(catalogue: &Catalogue) -> Self {
+        let mut names: Vec<String> = catalogue
+            .indicators
+            .iter()
+            .map(|indicator| indicator.antigen.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        let n = names.len();
         let mut plan = DosePlan {
-            names: wanted.to_vec(),
-            cohort_doses: vec![Vec::new(); wanted.len()],
-            series: vec![false; wanted.len()],
-            schedule: vec![false; wanted.len()],
-            season: vec![false; wanted.len()],
-            year_doses: vec![Vec::new(); wanted.len()],
+            names,
+            cohort_doses: vec![Vec::new(); n],
+            series: vec![false; n],
+            schedule: vec![false; n],
+            season: vec![false; n],
+            year_doses: vec![Vec::new(); n],
         };
-        for (antigen, dose) in cohort_pairs {
-            if let Some(i) = index(antigen) {
-                plan.cohort_doses[i].push(*dose);
+        for indicator in &catalogue.indicators {
+            let Ok(i) = plan.names.binary_search(&indicator.antigen) else {
+                continue;
+            };
+            match (indicator.kind, indicator.dose) {
+                (Kind::BirthCohort, DoseRule::Nth(n)) => plan.cohort_doses[i].push(n),
+                (Kind::BirthCohort, DoseRule::Series) => plan.series[i] = true,
+                (Kind::BirthCohort, DoseRule::Schedule) => plan.schedule[i] = true,
+                (Kind::Season, _) => plan.season[i] = true,
+                (Kind::AgeBand, DoseRule::Nth(n)) => plan.year_doses[i].push(n),
+                (Kind::AgeBand, DoseRule::Series | DoseRule::Schedule) => {}
             }
         }
-        for antigen in series_antigens {
-            if let Some(i) = index(antigen) {
-                plan.series[i] = true;
-            }
-        }
-        for antigen in schedule_antigens {
-            if let Some(i) = index(antigen) {
-                plan.schedule[i] = true;
-            }
-        }
-        for antigen in season_antigens {
-            if let Some(i) = index(antigen) {
-                plan.season[i] = true;
-            }
-        }
-        for (antigen, dose) in year_pairs {
-            if let Some(i) = index(antigen) {
-                plan.year_doses[i].push(*dose);
-            }
+        for doses in plan
+            .cohort_doses
+            .iter_mut()
+            .chain(plan.year_doses.iter_mut())
+        {
+            doses.sort_unstable();
+            doses.dedup();
         }
         plan
     }
-}
-
-/// Counters filled person by person (antigens by index), then turned into [`Facts`] rows.
-#[derive(Default)]
-struct DoseCounts {
-    cohort: HashMap<(usize, DoseRule, i32, u32, i32), u64>,
-    season: HashMap<(usize, i32, i32, u32), u64>,
-    year: HashMap<(usize, u32, i32, i32, u32), u64>,
-}
-
-impl DoseCounts {
-    fn store(self, wanted: &[String], facts: &mut Facts) {
-        for ((antigen, dose, cohort, group, age_months), persons) in self.cohort {
-            facts
-                .cohort_doses
-                .entry((wanted[antigen].clone(), dose))
-                .or_default()
-                .push(AgeCount {
-                    cohort,
-                    group,
-                    age_months,
-                    persons,
-                });
-        }
-        for ((antigen, year, birth_year, group), persons) in self.season {
-            facts
-                .season_doses
-                .entry(wanted[antigen].clone())
-                .or_default()
-                .push(YearCount {
-                    year,
-                    birth_year,
-                    group,
-                    persons,
-                });
-        }
-        for ((antigen, dose, year, birth_year, group), persons) in self.year {
-            facts
-                .year_doses
-                .entry((wanted[antigen].clone(), dose))
-                .or_default()
-                .push(YearCount {
-                    year,
-                    birth_year,
-                    group,
-                    persons,
-                });
-        }
-    }
-
-    /// Counts one person's dose days of one antigen (in date order, one per day, with the
-    /// youngest age of the day) as judged by the dose rules: only valid doses count, and
-    /// dose N is the N-th valid one.
-    #[allow(clippy::too_many_arguments)]
-    fn count(
-        &mut self,
-        plan: &DosePlan,
-        rules: &DoseRules,
-        antigen_name: &str,
-        antigen: usize,
-        days: &[DoseDay],
-        judged: &[Judged],
-        series_doses: Option<u32>,
-        birth_year: i32,
-        group: u32,
-    ) {
-        // (date, age) of the valid doses, in order.
-        let valid = || {
-            days.iter()
-                .zip(judged)
-                .filter(|(_, judged)| judged.valid())
-                .map(|(day, _)| day)
-        };
-        let age = |day: &DoseDay| day.age_months.unwrap_or(i32::MAX);
-        for &dose in &plan.cohort_doses[antigen] {
-            if let Some(day) = valid().nth(dose as usize - 1) {
-                *self
-                    .cohort
-                    .entry((antigen, DoseRule::Nth(dose), birth_year, group, age(day)))
-                    .or_default() += 1;
-            }
-        }
-        if let (true, Some(series_doses)) = (plan.series[antigen], series_doses) {
-            let need = series_doses.max(1) as usize;
-            if let Some(day) = valid().nth(need - 1) {
-                *self
-                    .cohort
-                    .entry((antigen, DoseRule::Series, birth_year, group, age(day)))
-                    .or_default() += 1;
-            }
-        }
-        if plan.schedule[antigen] {
-            if let Some(index) = rules.completion(antigen_name, days, judged) {
-                *self
-                    .cohort
-                    .entry((
-                        antigen,
-                        DoseRule::Schedule,
-                        birth_year,
-                        group,
-                        age(&days[index]),
-                    ))
-                    .or_default() += 1;
-            }
-        }
-        if plan.season[antigen] {
-            let mut previous = None;
-            for day in valid() {
-                let season = season_of_day(day.date);
-                if previous != Some(season) {
-                    *self
-                        .season
-                        .entry((antigen, season, birth_year, group))
-                        .or_default() += 1;
-                    previous = Some(season);
-                }
-            }
-        }
-        for &dose in &plan.year_doses[antigen] {
-            if let Some(day) = valid().nth(dose as usize - 1) {
-                let year = civil_from_days(day.date).0;
-                *self
-                    .year
-                    .entry((antigen, dose, year, birth_year, group))
-                    .or_default() += 1;
-            }
-        }
-    }
-}
-
-/// Counts one batch of (vaccines, dates, ages, birth_year, commune, canton, sex, names)
-/// rows: one row is one person's completed doses of the wanted vaccines.
-fn count_batch(
-    batch: &RecordBatch,
-    vaccines: &VaccineAntigens,
-    rules: &DoseRules,
-    plan: &DosePlan,
-    facts: &mut Facts,
-    interner: &mut HashMap<Group, u32>,
-    counts: &mut DoseCounts,
-) -> Result<(), QueryError> {
-    let atcs = list(batch.column(0))?;
-    let dates = list(batch.column(1))?;
-    let ages = list(batch.column(2))?;
-    let birth_years = as_ints(batch.column(3))?;
-    let communes = as_strings(batch.column(4))?;
-    let cantons = as_strings(batch.column(5))?;
-    let sexes = as_strings(batch.column(6))?;
-    let names = list(batch.column(7))?;
-    let text =
-        |array: &StringArray, row: usize| array.is_valid(row).then(|| array.value(row).to_string());
-
-    let atc_values = as_strings(atcs.values())?;
-    let name_values = as_strings(names.values())?;
-    let date_values = items::<Date32Array>(&dates)?;
-    let age_values = items::<Int32Array>(&ages)?;
-    let offsets = atcs.value_offsets();
-    if dates.value_offsets() != offsets
-        || ages.value_offsets() != offsets
-        || names.value_offsets() != offsets
-    {
-        return Err(QueryError::Format(
-            "dose vaccines, dates, ages and names do not line up".into(),
-        ));
-    }
-    // (antigen, date, age, series length) of every dose of the person; ages sort nulls
-    // first, so `i32::MIN` stands for an unknown age and is put back as `None` below.
-    let mut doses: Vec<(usize, i32, i32, Option<u32>)> = Vec::new();
-    let mut days: Vec<DoseDay> = Vec::new();
-    let mut judged: Vec<Judged> = Vec::new();
-    for row in 0..batch.num_rows() {
-        let group = intern_group(
-            &mut facts.groups,
-            interner,
-            Group {
-                commune: text(&communes, row),
-                canton: text(&cantons, row),
-                sex: text(&sexes, row),
-            },
-        );
-        let birth_year = birth_years.value(row) as i32;
-
-        doses.clear();
-        for index in offsets[row] as usize..offsets[row + 1] as usize {
-            if atc_values.is_null(index) {
-                continue;
-            }
-            let atc = atc_values.value(index);
-            let Some(antigens) = vaccines.by_atc.get(atc) else {
-                continue;
-            };
-            let name = name_values
-                .is_valid(index)
-                .then(|| name_values.value(index));
-            let date = date_values.value(index);
-            let age = if age_values.is_valid(index) {
-                age_values.value(index)
-            } else {
-                i32::MIN
-            };
-            for &antigen in antigens {
-                let series = if plan.series[antigen] {
-                    vaccines.series_doses(atc, name, antigen)
-                } else {
-                    None
-                };
-                doses.push((antigen, date, age, series));
-            }
-        }
-        doses.sort_unstable();
-        for run in doses.chunk_by(|a, b| a.0 == b.0) {
-            let antigen = run[0].0;
-            // The longest series of any product given (ACIP: one RotaTeq dose, or one of
-            // unknown product, and three are needed).
-            let series_doses = run.iter().filter_map(|dose| dose.3).max();
-            days.clear();
-            days.extend(
-                run.iter()
-                    .map(|&(_, date, age, _)| DoseDay::new(date, (age != i32::MIN).then_some(age))),
-            );
-            days.dedup_by_key(|day| day.date);
-            rules.judge_into(&plan.names[antigen], &days, &mut judged);
-            counts.count(
-                plan,
-                rules,
-                &plan.names[antigen],
-                antigen,
-                &days,
-                &judged,
-                series_doses,
-                birth_year,
-                group,
-            );
-        }
-    }
-    Ok(())
 }

@@ -25,22 +25,15 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::plan::flat_plan;
 use super::publish::Key;
 use crate::answer_cache::TableVersions;
-use crate::arrow_rows::rows;
 use crate::disclosure::{Cell, Suppression};
-use crate::QueryError;
 
 /// The reason of the valid dose days, shown beside the invalid ones for scale.
 pub const VALID: &str = "valid";
-
-/// Dose days by antigen and reason, one row per pair with at least one day.
-const COUNTS_SQL: &str = "SELECT antigen, coalesce(invalid_reason, 'valid') AS reason, \
-     count(*) AS doses FROM antigen_doses GROUP BY 1, 2 ORDER BY 1, 2";
 
 /// The dose days of one antigen and reason, before disclosure control.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,26 +71,6 @@ pub struct InvalidDosesAnswer {
     pub table_versions: TableVersions,
     pub rows: Vec<InvalidDosesRow>,
     pub totals: Vec<InvalidDosesTotal>,
-}
-
-/// Reads the dose days by antigen and reason from `antigen_doses` (none before a first
-/// ingest).
-pub(super) async fn read_counts(
-    ctx: &SessionContext,
-    versions: &TableVersions,
-) -> Result<Vec<InvalidDoseCount>, QueryError> {
-    if !versions.contains_key("vaccinations") {
-        return Ok(Vec::new());
-    }
-    Ok(rows(ctx, COUNTS_SQL)
-        .await?
-        .into_iter()
-        .map(|row| InvalidDoseCount {
-            antigen: row.maybe_text(0).unwrap_or_default(),
-            reason: row.maybe_text(1).unwrap_or_else(|| VALID.to_string()),
-            doses: u64::try_from(row.int(2)).unwrap_or_default(),
-        })
-        .collect())
 }
 
 /// The published table: per antigen, primary suppression of its cells and its total, then

@@ -2,8 +2,9 @@
 //! and age-band coverage, with Wilson intervals and disclosure control, for the API and the
 //! command line alike. Definitions: docs/coverage.md; indicators: sql/reference/indicators.csv.
 //!
-//! Answers come from [`facts::Facts`], counts read once per table version, and are cached
-//! per (question, table versions): a new ingest (a new Delta version) invalidates both.
+//! Answers come from [`facts::Facts`], sums over the coverage facts the ingest maintains,
+//! kept up to date from what each new facts version added ([`maintained`]); answers are
+//! cached per (question, table versions), so a new ingest invalidates them.
 //! Each answer is a type ([`answer`]); [`crate::output`] prints it as JSON, CSV or a table.
 
 mod answer;
@@ -21,6 +22,7 @@ mod invalid_doses;
 mod invalid_doses_audit;
 #[cfg(test)]
 mod lp_model;
+mod maintained;
 mod plan;
 mod pooled;
 #[cfg(test)]
@@ -42,6 +44,7 @@ pub use engine::CoverageEngine;
 pub use invalid_doses::{
     invalid_doses_answer, InvalidDoseCount, InvalidDosesAnswer, InvalidDosesRow, InvalidDosesTotal,
 };
+pub use maintained::CountsRead;
 pub use question::{
     Breakdown, CohortSpan, CoverageQuery, CurveQuery, DropoutQuery, TimelinessQuery,
 };
