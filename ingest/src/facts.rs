@@ -304,6 +304,13 @@ async fn changed_rows(
             }
         }
     }
+    tracing::debug!(
+        table = name,
+        from,
+        to,
+        files = files.len(),
+        "facts: changed files"
+    );
     let store = log.object_store(None);
     // (row id, content) → (net count, person).
     let mut rows: HashMap<(String, String), (i32, String)> = HashMap::new();
