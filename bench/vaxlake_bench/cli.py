@@ -50,9 +50,27 @@ from .report import write_report
 from .run import only_part, run_size
 
 
+def freshness_main(argv: list[str]) -> None:
+    """`scripts/bench --freshness WAREHOUSE EXPORT KEY_FILE`: see freshness.py."""
+    from .freshness import __doc__ as doc, run_freshness
+    ap = argparse.ArgumentParser(prog="scripts/bench --freshness", description=doc.split("\n\n")[0])
+    ap.add_argument("warehouse", type=Path)
+    ap.add_argument("export", type=Path, help="the generated export the warehouse was ingested from")
+    ap.add_argument("key_file", type=Path, help="the warehouse's key file")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--bin", help="vaxlake binary (default target/release/vaxlake)")
+    args = ap.parse_args(argv)
+    work = args.warehouse.parent / "freshness"
+    figures = run_freshness(vaxlake_bin(args), args.warehouse, args.export, args.key_file, work, args.rounds)
+    print(json.dumps(figures))
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], sys.argv[3])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--freshness":
+        freshness_main(sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -473,7 +473,8 @@ mod tests {
                 "quarantine",
                 "population",
                 "ingest_runs",
-                "optout"
+                "optout",
+                "dose_facts"
             ]
         );
         let mut open: Vec<&str> = analyst_tables().collect();
@@ -483,6 +484,7 @@ mod tests {
             [
                 "antigen_doses",
                 "cases",
+                "dose_facts",
                 "ingest_runs",
                 "persons",
                 "population",

@@ -102,8 +102,12 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
     let Some(touched) = touched.filter(|t| t.len() <= REBUILD_ABOVE_PERSONS) else {
         let ctx = sources.session(None).await?;
         let mut derive = Derive::new(reference, &rules);
-        let batches = derive.all(&ctx).await?;
+        let mut batches = derive.all(&ctx).await?;
         let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
+        if batches.is_empty() {
+            // No completed dose yet: the commit still records the versions it reflects.
+            batches.push(RecordBatch::new_empty(DOSE_FACTS.schema().clone()));
+        }
         facts.overwrite(batches, commit).await?;
         tracing::info!(rows, "coverage facts rebuilt");
         return Ok(FactsReport {
