@@ -4,7 +4,7 @@
 
 Starts `vaxlake serve` on WAREHOUSE (no auth, loopback), asks
 `/api/coverage?indicator=DTP3&cohort=2022&by=commune` cold and cached, then, per round,
-ingests a small FHIR export (20 new completed doses of persons already in the warehouse,
+ingests a small FHIR export (20 new completed doses, on new days, of persons already in the warehouse,
 taken from EXPORT_DIR's Immunization.ndjson with new ids, plus their Patients) with
 `vaxlake ingest` — what one `--follow` poll commits — and asks the same question every 20 ms
 until the answer's `table_versions` show the new coverage facts (`dose_facts`). The latency of that request is the "first
@@ -75,6 +75,8 @@ def _small_export(export: Path, out: Path, round_no: int, doses: int) -> None:
         for i, v in enumerate(picked):
             v = dict(v)
             v["id"] = f"bench-fresh-{round_no}-{i}"
+            # A new dose day (a copy on the same day would change no fact).
+            v["occurrenceDateTime"] = f"2026-{1 + round_no % 11:02d}-{1 + i % 28:02d}"
             v["meta"] = {"lastUpdated": stamp}
             f.write(json.dumps(v) + "\n")
     with open(out / "Patient.ndjson", "w", encoding="utf-8") as f:

@@ -301,9 +301,13 @@ async fn changed_rows(
             return Ok(false);
         };
         for action in deltalake::logstore::get_actions(version as u64, &bytes).map_err(delta_err)? {
+            // Compaction moves rows without changing them (`dataChange: false`): skipping
+            // its files loses no change and saves reading the whole table after `maintain`.
             match action {
-                Action::Add(add) => *files.entry(add.path).or_default() += 1,
-                Action::Remove(remove) => *files.entry(remove.path).or_default() -= 1,
+                Action::Add(add) if add.data_change => *files.entry(add.path).or_default() += 1,
+                Action::Remove(remove) if remove.data_change => {
+                    *files.entry(remove.path).or_default() -= 1
+                }
                 _ => {}
             }
         }
