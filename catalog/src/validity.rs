@@ -229,6 +229,23 @@ pub fn add_months(day: i32, months: u32) -> i32 {
         })
 }
 
+/// The influenza season holding `day` (days since 1970-01-01), named by the year of its
+/// 1 September (docs/coverage.md, "Indicator kinds"): the ingest marks each person's first
+/// valid dose of a season, and the coverage engine counts it under this season.
+pub fn season_of_day(day: i32) -> i32 {
+    use chrono::Datelike;
+    let date = NaiveDate::from_epoch_days(day).unwrap_or(if day < 0 {
+        NaiveDate::MIN
+    } else {
+        NaiveDate::MAX
+    });
+    if date.month() < 9 {
+        date.year() - 1
+    } else {
+        date.year()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +269,14 @@ mod tests {
             .iter()
             .map(|j| (j.invalid.map(InvalidReason::as_str), j.dose_seq))
             .collect()
+    }
+
+    #[test]
+    fn seasons_start_on_the_first_of_september() {
+        assert_eq!(season_of_day(day("2024-08-31")), 2023);
+        assert_eq!(season_of_day(day("2024-09-01")), 2024);
+        assert_eq!(season_of_day(day("2025-01-15")), 2024);
+        assert_eq!(season_of_day(day("1969-12-31")), 1969);
     }
 
     #[test]

@@ -18,20 +18,21 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Date32Array, Date32Builder, Int32Array, Int32Builder,
-    ListArray, RecordBatch, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Int32Array, Int32Builder, ListArray,
+    RecordBatch, StringArray, StringBuilder,
 };
-use arrow::datatypes::{Date32Type, Int32Type, Int64Type};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType, Date32Type, Field, Int32Type, Int64Type, Schema};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Transaction};
-use deltalake::DeltaTable;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use url::Url;
-use vaxlake_catalog::validity::{DoseDay, DoseRules, Judged};
+use vaxlake_catalog::validity::{season_of_day, DoseDay, DoseRules, Judged};
 use vaxlake_catalog::{Reference, DOSE_FACTS, PERSONS, VACCINATIONS};
 
 use crate::error::{IngestError, Result};
@@ -73,7 +74,6 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
     let persons = Table::open(root, &PERSONS, Some(key_id)).await?;
     let mut facts = Table::open_or_create(root, &DOSE_FACTS, key_id).await?;
     let reference = vaxlake_catalog::builtin()?;
-    let rules = DoseRules::new(&reference.dose_rules, &reference.schedules);
     let (vaccinations_app, persons_app) = app_ids(reference);
     let now = Watermark {
         vaccinations: vaccinations.version().unwrap_or(-1),
@@ -83,26 +83,32 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
         vaccinations: facts.app_version(&vaccinations_app).await?.unwrap_or(-2),
         persons: facts.app_version(&persons_app).await?.unwrap_or(-1),
     };
+    if !force_rebuild && done == now {
+        return Ok(FactsReport::default());
+    }
     let commit = CommitProperties::default().with_application_transactions(vec![
         Transaction::new(&vaccinations_app, now.vaccinations),
         Transaction::new(&persons_app, now.persons),
     ]);
-    let sources = Sources {
-        vaccinations: vaccinations.delta(),
-        persons: persons.as_ref().map(Table::delta),
-    };
-    if !force_rebuild && done == now {
-        return Ok(FactsReport::default());
-    }
     let touched = if force_rebuild || done.vaccinations < -1 {
         None
     } else {
-        changed_persons(&sources, &done, &now).await?
+        changed_persons(&vaccinations, persons.as_ref(), &done, &now).await?
     };
+    let mut derive = Derive::new(reference)?;
+    let ctx = SessionContext::new();
+    vaccinations.register(&ctx, "vaccinations").await?;
+    match &persons {
+        Some(persons) => persons.register(&ctx, "persons").await?,
+        None => register_batch(
+            &ctx,
+            "persons",
+            RecordBatch::new_empty(PERSONS.schema().clone()),
+        )?,
+    }
+
     let Some(touched) = touched.filter(|t| t.len() <= REBUILD_ABOVE_PERSONS) else {
-        let ctx = sources.session(None).await?;
-        let mut derive = Derive::new(reference, &rules);
-        let mut batches = derive.all(&ctx).await?;
+        let mut batches = derive.batches(&ctx, false).await?;
         let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
         if batches.is_empty() {
             // No completed dose yet: the commit still records the versions it reflects.
@@ -116,31 +122,95 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
             rows,
         });
     };
-    let mut keys: Vec<String> = touched.into_iter().collect();
+
+    // The touched persons' current facts retracted and their new facts added, netted: a
+    // person whose facts did not change adds nothing.
+    let mut keys: Vec<&str> = touched.iter().map(String::as_str).collect();
     keys.sort_unstable();
-    let mut weights: HashMap<FactRow, i32> = HashMap::new();
-    for (row, weight) in current_facts(&facts, &keys).await? {
-        *weights.entry(row).or_default() -= weight;
-    }
-    let ctx = sources.session(Some(&keys)).await?;
-    let mut derive = Derive::new(reference, &rules);
-    for row in derive.rows(&ctx).await? {
-        *weights.entry(row).or_default() += 1;
-    }
-    let mut changes: Vec<(FactRow, i32)> = weights.into_iter().filter(|(_, w)| *w != 0).collect();
-    changes.sort_unstable();
-    let rows = changes.len() as u64;
-    if changes.is_empty() {
+    let keys = StringArray::from(keys);
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "person_key",
+        DataType::Utf8,
+        false,
+    )]));
+    register_batch(
+        &ctx,
+        "touched",
+        RecordBatch::try_new(schema, vec![Arc::new(keys)])?,
+    )?;
+    let derived = derive.batches(&ctx, true).await?;
+    register_batch(
+        &ctx,
+        "derived",
+        concat_batches(DOSE_FACTS.schema(), &derived)?,
+    )?;
+    facts.register(&ctx, "dose_facts").await?;
+    let columns = DOSE_FACTS
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .filter(|&name| name != "weight")
+        .collect::<Vec<_>>()
+        .join(", ");
+    let netted = format!(
+        "SELECT {columns}, CAST(sum(w) AS INT) AS weight FROM (
+             SELECT {columns}, -weight AS w FROM dose_facts
+             WHERE person_key IN (SELECT person_key FROM touched)
+             UNION ALL SELECT {columns}, weight AS w FROM derived)
+         GROUP BY {columns} HAVING sum(w) <> 0"
+    );
+    let changes = ctx
+        .sql(&netted)
+        .await
+        .map_err(df_err)?
+        .collect()
+        .await
+        .map_err(df_err)?;
+    let changes = concat_batches(DOSE_FACTS.schema(), &conform(&changes)?)?;
+    let rows = changes.num_rows() as u64;
+    if rows == 0 {
         facts.commit_marker(commit).await?;
     } else {
-        facts.append(facts_batch(&changes)?, commit).await?;
+        facts.append(changes, commit).await?;
     }
-    tracing::info!(persons = keys.len(), rows, "coverage facts refreshed");
+    tracing::info!(persons = touched.len(), rows, "coverage facts refreshed");
     Ok(FactsReport {
         rebuilt: false,
-        persons: keys.len() as u64,
+        persons: touched.len() as u64,
         rows,
     })
+}
+
+/// Registers `batch` as table `name` of `ctx`.
+fn register_batch(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<()> {
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(df_err)?;
+    ctx.register_table(name, Arc::new(table)).map_err(df_err)?;
+    Ok(())
+}
+
+fn df_err(source: datafusion::error::DataFusionError) -> IngestError {
+    IngestError::DataFusion {
+        table: DOSE_FACTS.name.to_string(),
+        source,
+    }
+}
+
+/// `batches` with the columns of `dose_facts` as the table stores them (DataFusion reads
+/// text as string views and computes nullable columns).
+fn conform(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    let schema = DOSE_FACTS.schema();
+    batches
+        .iter()
+        .map(|batch| {
+            let columns = schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(field, column)| arrow::compute::cast(column, field.data_type()))
+                .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect()
 }
 
 /// The application ids the facts record their source versions under. They name the
@@ -178,96 +248,29 @@ struct Watermark {
     persons: i64,
 }
 
-struct Sources<'a> {
-    vaccinations: &'a DeltaTable,
-    persons: Option<&'a DeltaTable>,
-}
-
-impl Sources<'_> {
-    /// A session over the two tables at the versions being reflected, and the persons of
-    /// `only` as table `touched` (all persons when `None`).
-    async fn session(&self, only: Option<&[String]>) -> Result<SessionContext> {
-        let ctx = SessionContext::new();
-        register(&ctx, "vaccinations", self.vaccinations).await?;
-        match self.persons {
-            Some(persons) => register(&ctx, "persons", persons).await?,
-            None => {
-                let empty = datafusion::datasource::MemTable::try_new(
-                    PERSONS.schema().clone(),
-                    vec![vec![]],
-                )
-                .map_err(df_err("persons"))?;
-                ctx.register_table("persons", Arc::new(empty))
-                    .map_err(df_err("persons"))?;
-            }
-        }
-        if let Some(keys) = only {
-            let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-                arrow::datatypes::Field::new("person_key", arrow::datatypes::DataType::Utf8, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(StringArray::from_iter_values(keys)) as ArrayRef],
-            )?;
-            let touched = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])
-                .map_err(df_err("dose_facts"))?;
-            ctx.register_table("touched", Arc::new(touched))
-                .map_err(df_err("dose_facts"))?;
-        }
-        Ok(ctx)
-    }
-}
-
-async fn register(ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
-    table
-        .update_datafusion_session(&ctx.state())
-        .map_err(|source| IngestError::Delta {
-            table: name.to_string(),
-            source,
-        })?;
-    let provider = table.table_provider().await.map_err(df_err(name))?;
-    ctx.register_table(name, provider).map_err(df_err(name))?;
-    Ok(())
-}
-
-fn df_err(table: &str) -> impl Fn(datafusion::error::DataFusionError) -> IngestError + '_ {
-    move |source| IngestError::DataFusion {
-        table: table.to_string(),
-        source,
-    }
-}
-
 /// The persons whose rows changed in `vaccinations` or `persons` between `done` and `now`;
 /// `None` when the logs or files needed to tell are gone (then everything is rebuilt).
 async fn changed_persons(
-    sources: &Sources<'_>,
+    vaccinations: &Table,
+    persons: Option<&Table>,
     done: &Watermark,
     now: &Watermark,
 ) -> Result<Option<HashSet<String>>> {
     let mut touched = HashSet::new();
-    let found = changed_rows(
-        sources.vaccinations,
-        "vaccinations",
-        done.vaccinations,
-        now.vaccinations,
-        &["event_key", "content_hash", "person_key"],
-        &mut touched,
-    )
-    .await?;
-    if !found {
-        return Ok(None);
-    }
-    if let Some(persons) = sources.persons {
-        let found = changed_rows(
+    let mut sources = vec![(
+        vaccinations,
+        done.vaccinations..=now.vaccinations,
+        ["event_key", "content_hash", "person_key"],
+    )];
+    if let Some(persons) = persons {
+        sources.push((
             persons,
-            "persons",
-            done.persons,
-            now.persons,
-            &["person_key", "content_hash", "person_key"],
-            &mut touched,
-        )
-        .await?;
-        if !found {
+            done.persons..=now.persons,
+            ["person_key", "content_hash", "person_key"],
+        ));
+    }
+    for (table, versions, columns) in sources {
+        if !changed_rows(table, versions, columns, &mut touched).await? {
             return Ok(None);
         }
     }
@@ -275,24 +278,24 @@ async fn changed_persons(
 }
 
 /// Adds to `touched` the persons (third column) of the rows, identified by the first two
-/// columns, that the commits after `from` up to `to` added or removed without putting back
-/// the same. `false` when a commit or a removed file cannot be read any more.
+/// columns, that the commits after the first of `versions` up to its last added or removed
+/// without putting back the same. `false` when a commit or a removed file cannot be read
+/// any more.
 async fn changed_rows(
-    table: &DeltaTable,
-    name: &str,
-    from: i64,
-    to: i64,
-    columns: &[&str; 3],
+    table: &Table,
+    versions: std::ops::RangeInclusive<i64>,
+    [id, content, person]: [&str; 3],
     touched: &mut HashSet<String>,
 ) -> Result<bool> {
-    let log = table.log_store();
+    let name = table.name();
+    let log = table.delta().log_store();
     let delta_err = |source| IngestError::Delta {
         table: name.to_string(),
         source,
     };
     // Net file changes: a file added and removed again within the range never counts.
     let mut files: HashMap<String, i32> = HashMap::new();
-    for version in (from + 1).max(0)..=to {
+    for version in (versions.start() + 1).max(0)..=*versions.end() {
         let Some(bytes) = log
             .read_commit_entry(version as u64)
             .await
@@ -314,8 +317,7 @@ async fn changed_rows(
     }
     tracing::debug!(
         table = name,
-        from,
-        to,
+        ?versions,
         files = files.len(),
         "facts: changed files"
     );
@@ -326,31 +328,28 @@ async fn changed_rows(
         if sign == 0 {
             continue;
         }
-        let location = object_store::path::Path::from_url_path(&path)
-            .map_err(|error| delta_err(deltalake::DeltaTableError::Generic(error.to_string())))?;
-        let batches = match read_columns(store.clone(), location, columns).await {
+        let batches = match read_columns(store.as_ref(), &path, &[id, content, person]).await {
             Ok(batches) => batches,
             Err(error) if sign < 0 => {
                 tracing::info!(table = name, %error, "a removed file is gone; rebuilding the facts");
                 return Ok(false);
             }
-            Err(error) => {
-                return Err(delta_err(deltalake::DeltaTableError::Generic(
-                    error.to_string(),
-                )))
-            }
+            Err(error) => return Err(delta_err(deltalake::DeltaTableError::Generic(error))),
         };
         for batch in batches {
-            let text = |i: usize| -> Result<StringArray> {
-                let column =
-                    arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
-                Ok(column.as_string::<i32>().clone())
+            let text = |column: &str| -> Result<StringArray> {
+                let array = batch
+                    .column_by_name(column)
+                    .ok_or_else(|| bad(&format!("{path} has no column {column}")))?;
+                Ok(arrow::compute::cast(array, &DataType::Utf8)?
+                    .as_string::<i32>()
+                    .clone())
             };
-            let (id, content, person) = (text(0)?, text(1)?, text(2)?);
+            let (ids, contents, persons) = (text(id)?, text(content)?, text(person)?);
             for i in 0..batch.num_rows() {
                 let entry = rows
-                    .entry((id.value(i).to_string(), content.value(i).to_string()))
-                    .or_insert_with(|| (0, person.value(i).to_string()));
+                    .entry((ids.value(i).to_string(), contents.value(i).to_string()))
+                    .or_insert_with(|| (0, persons.value(i).to_string()));
                 entry.0 += sign.signum();
             }
         }
@@ -363,164 +362,32 @@ async fn changed_rows(
     Ok(true)
 }
 
-/// The named columns of one Parquet data file of a table, in that order.
+/// The named columns of one Parquet data file of a table (`path` as its Delta log writes
+/// it), in file order.
 async fn read_columns(
-    store: Arc<dyn object_store::ObjectStore>,
-    location: object_store::path::Path,
-    columns: &[&str; 3],
-) -> std::result::Result<Vec<RecordBatch>, parquet::errors::ParquetError> {
+    store: &dyn object_store::ObjectStore,
+    path: &str,
+    columns: &[&str],
+) -> std::result::Result<Vec<RecordBatch>, String> {
+    let location = object_store::path::Path::from_url_path(path).map_err(|e| e.to_string())?;
     let bytes = store
         .get(&location)
         .await
-        .map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))?
+        .map_err(|e| e.to_string())?
         .bytes()
         .await
-        .map_err(|error| parquet::errors::ParquetError::External(Box::new(error)))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        .map_err(|e| e.to_string())?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    let batches = builder
+    builder
         .with_projection(mask)
-        .build()?
-        .collect::<std::result::Result<Vec<RecordBatch>, _>>()?;
-    // The projection keeps file order; put the columns in the order asked.
-    batches
-        .into_iter()
-        .map(|batch| {
-            let picked = columns
-                .iter()
-                .map(|c| {
-                    batch.column_by_name(c).cloned().ok_or_else(|| {
-                        parquet::errors::ParquetError::General(format!("no column {c}"))
-                    })
-                })
-                .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-            let fields: Vec<arrow::datatypes::Field> = columns
-                .iter()
-                .zip(&picked)
-                .map(|(c, a)| arrow::datatypes::Field::new(*c, a.data_type().clone(), true))
-                .collect();
-            RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), picked)
-                .map_err(|e| parquet::errors::ParquetError::General(e.to_string()))
-        })
-        .collect()
+        .build()
+        .map_err(|e| e.to_string())?
+        .collect::<std::result::Result<Vec<RecordBatch>, _>>()
+        .map_err(|e| e.to_string())
 }
 
-/// The current facts of the persons `keys` (rows whose weights do not sum to zero), with
-/// their summed weight.
-async fn current_facts(facts: &Table, keys: &[String]) -> Result<Vec<(FactRow, i32)>> {
-    let columns = FACT_COLUMNS.join(", ");
-    let mut found = Vec::new();
-    for chunk in keys.chunks(5_000) {
-        let list = chunk
-            .iter()
-            .map(|key| format!("'{}'", key.replace('\'', "''")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {columns}, CAST(sum(weight) AS INT) AS weight FROM target \
-             WHERE person_key IN ({list}) GROUP BY {columns} HAVING sum(weight) <> 0"
-        );
-        for batch in facts.query(&sql).await? {
-            let weights = arrow::compute::cast(
-                batch.column(FACT_COLUMNS.len()),
-                &arrow::datatypes::DataType::Int32,
-            )?;
-            let weights = weights.as_primitive::<Int32Type>();
-            for (i, row) in fact_rows(&batch)?.into_iter().enumerate() {
-                found.push((row, weights.value(i)));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// The columns of a fact, in table order, without its weight.
-const FACT_COLUMNS: [&str; 16] = [
-    "person_key",
-    "antigen",
-    "administered_on",
-    "age_months_at_dose",
-    "valid",
-    "invalid_reason",
-    "dose_seq",
-    "completes_series",
-    "completes_schedule",
-    "first_in_season",
-    "resident",
-    "birth_year",
-    "commune",
-    "canton",
-    "sex",
-    "death_year",
-];
-
-/// One fact (`dose_facts` without its weight); `valid` is `invalid_reason.is_none()`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct FactRow {
-    person_key: String,
-    antigen: String,
-    administered_on: i32,
-    age_months: Option<i32>,
-    invalid_reason: Option<String>,
-    dose_seq: Option<i32>,
-    completes_series: bool,
-    completes_schedule: bool,
-    first_in_season: bool,
-    resident: bool,
-    birth_year: Option<i32>,
-    commune: Option<String>,
-    canton: Option<String>,
-    sex: Option<String>,
-    death_year: Option<i32>,
-}
-
-/// The facts of a batch with [`FACT_COLUMNS`] first.
-fn fact_rows(batch: &RecordBatch) -> Result<Vec<FactRow>> {
-    let text = |i: usize| -> Result<StringArray> {
-        let column = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
-        Ok(column.as_string::<i32>().clone())
-    };
-    let int = |i: usize| -> Result<Int32Array> {
-        let column = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int32)?;
-        Ok(column.as_primitive::<Int32Type>().clone())
-    };
-    let flag = |i: usize| -> Result<arrow::array::BooleanArray> {
-        let column = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Boolean)?;
-        Ok(column.as_boolean().clone())
-    };
-    let date = |i: usize| -> Result<Date32Array> {
-        let column = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Date32)?;
-        Ok(column.as_primitive::<Date32Type>().clone())
-    };
-    let (person, antigen, day, age) = (text(0)?, text(1)?, date(2)?, int(3)?);
-    let (reason, seq) = (text(5)?, int(6)?);
-    let (series, schedule, season, resident) = (flag(7)?, flag(8)?, flag(9)?, flag(10)?);
-    let (birth, commune, canton, sex, death) =
-        (int(11)?, text(12)?, text(13)?, text(14)?, int(15)?);
-    let opt_text = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
-    let opt_int = |a: &Int32Array, i: usize| a.is_valid(i).then(|| a.value(i));
-    Ok((0..batch.num_rows())
-        .map(|i| FactRow {
-            person_key: person.value(i).to_string(),
-            antigen: antigen.value(i).to_string(),
-            administered_on: day.value(i),
-            age_months: opt_int(&age, i),
-            invalid_reason: opt_text(&reason, i),
-            dose_seq: opt_int(&seq, i),
-            completes_series: series.value(i),
-            completes_schedule: schedule.value(i),
-            first_in_season: season.value(i),
-            resident: resident.value(i),
-            birth_year: opt_int(&birth, i),
-            commune: opt_text(&commune, i),
-            canton: opt_text(&canton, i),
-            sex: opt_text(&sex, i),
-            death_year: opt_int(&death, i),
-        })
-        .collect())
-}
-
-/// Column builders of `dose_facts`.
+/// Column builders of `dose_facts`, in table order.
 #[derive(Default)]
 struct FactsBuilder {
     person_key: StringBuilder,
@@ -543,26 +410,40 @@ struct FactsBuilder {
     rows: usize,
 }
 
+/// One fact of weight +1: a person's dose day of an antigen and its verdict.
+struct Fact<'a> {
+    person: &'a Person<'a>,
+    antigen: &'a str,
+    day: &'a DoseDay,
+    verdict: &'a Judged,
+    completes_series: bool,
+    completes_schedule: bool,
+    first_in_season: bool,
+}
+
 impl FactsBuilder {
-    fn push(&mut self, row: &FactRow, weight: i32) {
-        self.person_key.append_value(&row.person_key);
-        self.antigen.append_value(&row.antigen);
-        self.administered_on.append_value(row.administered_on);
-        self.age_months.append_option(row.age_months);
-        self.valid.append_value(row.invalid_reason.is_none());
+    fn push(&mut self, fact: &Fact<'_>) {
+        let person = fact.person;
+        self.person_key.append_value(person.key);
+        self.antigen.append_value(fact.antigen);
+        self.administered_on.append_value(fact.day.date);
+        self.age_months.append_option(fact.day.age_months);
+        self.valid.append_value(fact.verdict.valid());
         self.invalid_reason
-            .append_option(row.invalid_reason.as_deref());
-        self.dose_seq.append_option(row.dose_seq);
-        self.completes_series.append_value(row.completes_series);
-        self.completes_schedule.append_value(row.completes_schedule);
-        self.first_in_season.append_value(row.first_in_season);
-        self.resident.append_value(row.resident);
-        self.birth_year.append_option(row.birth_year);
-        self.commune.append_option(row.commune.as_deref());
-        self.canton.append_option(row.canton.as_deref());
-        self.sex.append_option(row.sex.as_deref());
-        self.death_year.append_option(row.death_year);
-        self.weight.append_value(weight);
+            .append_option(fact.verdict.invalid.map(|reason| reason.as_str()));
+        self.dose_seq
+            .append_option(fact.verdict.dose_seq.map(|seq| seq as i32));
+        self.completes_series.append_value(fact.completes_series);
+        self.completes_schedule
+            .append_value(fact.completes_schedule);
+        self.first_in_season.append_value(fact.first_in_season);
+        self.resident.append_value(person.resident);
+        self.birth_year.append_option(person.birth_year);
+        self.commune.append_option(person.commune);
+        self.canton.append_option(person.canton);
+        self.sex.append_option(person.sex);
+        self.death_year.append_option(person.death_year);
+        self.weight.append_value(1);
         self.rows += 1;
     }
 
@@ -591,21 +472,13 @@ impl FactsBuilder {
     }
 }
 
-fn facts_batch(rows: &[(FactRow, i32)]) -> Result<RecordBatch> {
-    let mut builder = FactsBuilder::default();
-    for (row, weight) in rows {
-        builder.push(row, *weight);
-    }
-    builder.finish()
-}
-
 /// One row per person with a completed dose: the person's doses as lists (vaccine, date,
 /// age, product name) and their `persons` row (a person `persons` does not know is no
-/// resident). Grouping by person alone, then expanding vaccines into antigens in Rust, is
-/// what made the coverage counts 4× faster than grouping by person and antigen (see
-/// `vaxlake_query`'s former `resident_doses_sql`).
-fn person_doses_sql(only: bool) -> String {
-    let touched = if only {
+/// resident); only the persons of table `touched` when `only_touched`. Grouping by person
+/// alone, then expanding vaccines into antigens in Rust, took the coverage counts from 11 s
+/// to under 3 s at 10M events against grouping by person and antigen (BENCHMARKS.md).
+fn person_doses_sql(only_touched: bool) -> String {
+    let touched = if only_touched {
         "AND person_key IN (SELECT person_key FROM touched)"
     } else {
         ""
@@ -628,9 +501,9 @@ fn person_doses_sql(only: bool) -> String {
 }
 
 /// Turns persons' doses into facts with the reference rules.
-struct Derive<'a> {
-    reference: &'a Reference,
-    rules: &'a DoseRules,
+struct Derive {
+    reference: &'static Reference,
+    rules: DoseRules,
     /// Persons derived so far.
     persons: u64,
 }
@@ -638,34 +511,33 @@ struct Derive<'a> {
 /// Rows per batch a rebuild writes.
 const BATCH_ROWS: usize = 64 * 1024;
 
-impl<'a> Derive<'a> {
-    fn new(reference: &'a Reference, rules: &'a DoseRules) -> Self {
-        Derive {
+impl Derive {
+    fn new(reference: &'static Reference) -> Result<Self> {
+        Ok(Derive {
             reference,
-            rules,
+            rules: DoseRules::builtin()?,
             persons: 0,
-        }
+        })
     }
 
-    /// The facts of every person, as batches of weight +1.
-    async fn all(&mut self, ctx: &SessionContext) -> Result<Vec<RecordBatch>> {
+    /// The facts, weight +1, of every person with a completed dose (of the persons of
+    /// table `touched` when `only_touched`).
+    async fn batches(
+        &mut self,
+        ctx: &SessionContext,
+        only_touched: bool,
+    ) -> Result<Vec<RecordBatch>> {
         let mut builder = FactsBuilder::default();
         let mut batches = Vec::new();
         let mut stream = ctx
-            .sql(&person_doses_sql(false))
+            .sql(&person_doses_sql(only_touched))
             .await
-            .map_err(df_err("vaccinations"))?
+            .map_err(df_err)?
             .execute_stream()
             .await
-            .map_err(df_err("vaccinations"))?;
-        let mut rows = Vec::new();
+            .map_err(df_err)?;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(df_err("vaccinations"))?;
-            rows.clear();
-            self.batch(&batch, &mut rows)?;
-            for row in &rows {
-                builder.push(row, 1);
-            }
+            self.batch(&batch.map_err(df_err)?, &mut builder)?;
             if builder.rows >= BATCH_ROWS {
                 batches.push(builder.finish()?);
             }
@@ -676,24 +548,8 @@ impl<'a> Derive<'a> {
         Ok(batches)
     }
 
-    /// The facts of the persons of table `touched`.
-    async fn rows(&mut self, ctx: &SessionContext) -> Result<Vec<FactRow>> {
-        let batches = ctx
-            .sql(&person_doses_sql(true))
-            .await
-            .map_err(df_err("vaccinations"))?
-            .collect()
-            .await
-            .map_err(df_err("vaccinations"))?;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            self.batch(batch, &mut rows)?;
-        }
-        Ok(rows)
-    }
-
     /// The facts of one batch of [`person_doses_sql`] rows.
-    fn batch(&mut self, batch: &RecordBatch, out: &mut Vec<FactRow>) -> Result<()> {
+    fn batch(&mut self, batch: &RecordBatch, out: &mut FactsBuilder) -> Result<()> {
         let list = |i: usize| -> Result<ListArray> {
             batch
                 .column(i)
@@ -702,25 +558,29 @@ impl<'a> Derive<'a> {
                 .ok_or_else(|| bad("a dose list is not a list"))
         };
         let (vaccines, dates, ages, names) = (list(1)?, list(2)?, list(3)?, list(4)?);
+        let cast = |array: &ArrayRef, to: &DataType| arrow::compute::cast(array, to);
         let text = |i: usize| -> Result<StringArray> {
-            let column = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
-            Ok(column.as_string::<i32>().clone())
+            Ok(cast(batch.column(i), &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
         };
-        let persons = text(0)?;
         let int = |i: usize| -> Result<Int32Array> {
-            let column = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int32)?;
-            Ok(column.as_primitive::<Int32Type>().clone())
+            Ok(cast(batch.column(i), &DataType::Int32)?
+                .as_primitive::<Int32Type>()
+                .clone())
         };
-        let (birth, commune, canton, sex) = (int(5)?, text(6)?, text(7)?, text(8)?);
-        let resident = arrow::compute::cast(batch.column(9), &arrow::datatypes::DataType::Boolean)?;
+        let (persons, birth, commune, canton, sex) =
+            (text(0)?, int(5)?, text(6)?, text(7)?, text(8)?);
+        let resident = cast(batch.column(9), &DataType::Boolean)?;
         let resident = resident.as_boolean();
         let death = int(10)?;
-        let atc_values = text_values(&vaccines)?;
-        let name_values = text_values(&names)?;
-        let date_values =
-            arrow::compute::cast(dates.values(), &arrow::datatypes::DataType::Date32)?;
+        let atc_values = cast(vaccines.values(), &DataType::Utf8)?;
+        let atc_values = atc_values.as_string::<i32>();
+        let name_values = cast(names.values(), &DataType::Utf8)?;
+        let name_values = name_values.as_string::<i32>();
+        let date_values = cast(dates.values(), &DataType::Date32)?;
         let date_values = date_values.as_primitive::<Date32Type>();
-        let age_values = arrow::compute::cast(ages.values(), &arrow::datatypes::DataType::Int64)?;
+        let age_values = cast(ages.values(), &DataType::Int64)?;
         let age_values = age_values.as_primitive::<Int64Type>();
         let offsets = vaccines.value_offsets();
         if dates.value_offsets() != offsets
@@ -729,7 +589,6 @@ impl<'a> Derive<'a> {
         {
             return Err(bad("dose vaccines, dates, ages and names do not line up"));
         }
-        let opt_text = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
         // (antigen, date, age, series length) of every dose of the person.
         let mut doses: Vec<(&str, i32, Option<i32>, Option<u32>)> = Vec::new();
         let mut days: Vec<DoseDay> = Vec::new();
@@ -737,7 +596,7 @@ impl<'a> Derive<'a> {
         for row in 0..batch.num_rows() {
             self.persons += 1;
             let person = Person {
-                key: persons.value(row).to_string(),
+                key: persons.value(row),
                 resident: resident.is_valid(row) && resident.value(row),
                 birth_year: birth.is_valid(row).then(|| birth.value(row)),
                 commune: opt_text(&commune, row),
@@ -750,8 +609,7 @@ impl<'a> Derive<'a> {
                 if atc_values.is_null(index) || date_values.is_null(index) {
                     continue;
                 }
-                let atc = atc_values.value(index);
-                let Some(vaccine) = self.reference.vaccine(atc) else {
+                let Some(vaccine) = self.reference.vaccine(atc_values.value(index)) else {
                     continue;
                 };
                 let name = name_values
@@ -782,16 +640,14 @@ impl<'a> Derive<'a> {
                 days.extend(run.iter().map(|&(_, date, age, _)| DoseDay::new(date, age)));
                 days.dedup_by_key(|day| day.date);
                 self.rules.judge_into(antigen, &days, &mut judged);
+                let completion = self.rules.completion(antigen, &days, &judged);
                 facts_of(
                     &person,
                     antigen,
                     &days,
                     &judged,
                     series_doses,
-                    self.rules
-                        .has_schedule(antigen)
-                        .then(|| self.rules.completion(antigen, &days, &judged))
-                        .flatten(),
+                    completion,
                     out,
                 );
             }
@@ -801,25 +657,26 @@ impl<'a> Derive<'a> {
 }
 
 /// What a fact says about its person.
-struct Person {
-    key: String,
+struct Person<'a> {
+    key: &'a str,
     resident: bool,
     birth_year: Option<i32>,
-    commune: Option<String>,
-    canton: Option<String>,
-    sex: Option<String>,
+    commune: Option<&'a str>,
+    canton: Option<&'a str>,
+    sex: Option<&'a str>,
     death_year: Option<i32>,
 }
 
-/// The facts of one person's dose days of one antigen.
+/// The facts of one person's dose days of one antigen, judged, with the day that completes
+/// the schedule (`completion`) if any.
 fn facts_of(
-    person: &Person,
+    person: &Person<'_>,
     antigen: &str,
     days: &[DoseDay],
     judged: &[Judged],
     series_doses: Option<u32>,
-    completes_schedule: Option<usize>,
-    out: &mut Vec<FactRow>,
+    completion: Option<usize>,
+    out: &mut FactsBuilder,
 ) {
     let series_need = series_doses.map(|doses| doses.max(1));
     let mut seasons_seen: Vec<i32> = Vec::new();
@@ -830,64 +687,25 @@ fn facts_of(
             seasons_seen.push(season);
             first
         };
-        out.push(FactRow {
-            person_key: person.key.clone(),
-            antigen: antigen.to_string(),
-            administered_on: day.date,
-            age_months: day.age_months,
-            invalid_reason: verdict.invalid.map(|reason| reason.as_str().to_string()),
-            dose_seq: verdict.dose_seq.map(|seq| seq as i32),
+        out.push(&Fact {
+            person,
+            antigen,
+            day,
+            verdict,
             completes_series: verdict.dose_seq.is_some() && verdict.dose_seq == series_need,
-            completes_schedule: completes_schedule == Some(index),
+            completes_schedule: completion == Some(index),
             first_in_season,
-            resident: person.resident,
-            birth_year: person.birth_year,
-            commune: person.commune.clone(),
-            canton: person.canton.clone(),
-            sex: person.sex.clone(),
-            death_year: person.death_year,
         });
     }
 }
 
-/// The first year of the season (1 September – 31 August) holding `day` (days since
-/// 1970-01-01).
-fn season_of_day(day: i32) -> i32 {
-    use chrono::Datelike;
-    let date = chrono::NaiveDate::from_num_days_from_ce_opt(day + 719_163)
-        .unwrap_or(chrono::NaiveDate::MIN);
-    if date.month() < 9 {
-        date.year() - 1
-    } else {
-        date.year()
-    }
-}
-
-fn text_values(list: &ListArray) -> Result<StringArray> {
-    let values = arrow::compute::cast(list.values(), &arrow::datatypes::DataType::Utf8)?;
-    Ok(values.as_string::<i32>().clone())
+fn opt_text(array: &StringArray, row: usize) -> Option<&str> {
+    array.is_valid(row).then(|| array.value(row))
 }
 
 fn bad(message: &str) -> IngestError {
     IngestError::Delta {
-        table: "dose_facts".into(),
+        table: DOSE_FACTS.name.into(),
         source: deltalake::DeltaTableError::Generic(message.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seasons_start_on_the_first_of_september() {
-        let day = |y, m, d| {
-            (chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()
-                - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
-            .num_days() as i32
-        };
-        assert_eq!(season_of_day(day(2024, 8, 31)), 2023);
-        assert_eq!(season_of_day(day(2024, 9, 1)), 2024);
-        assert_eq!(season_of_day(day(2025, 1, 15)), 2024);
     }
 }

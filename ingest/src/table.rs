@@ -197,6 +197,11 @@ impl Table {
         self.table
     }
 
+    /// The table's name (its directory under the warehouse root).
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
     /// The Delta table, to read at the version this handle holds (`facts.rs`).
     pub(crate) fn delta(&self) -> &DeltaTable {
         &self.table
@@ -516,40 +521,42 @@ impl Table {
     /// Runs `sql` over the table, registered as `target` (small reads a writer needs, such
     /// as the deaths `persons` keeps).
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let df_err = |source| IngestError::DataFusion {
-            table: self.spec.name.to_string(),
-            source,
-        };
         if !self.has_files() {
             return Ok(Vec::new());
         }
         let ctx = SessionContext::new();
+        self.register(&ctx, "target").await?;
+        ctx.sql(sql)
+            .await
+            .map_err(self.df_err())?
+            .collect()
+            .await
+            .map_err(self.df_err())
+    }
+
+    /// Registers the table, at the version this handle holds, as `name` in `ctx`.
+    pub(crate) async fn register(&self, ctx: &SessionContext, name: &str) -> Result<()> {
         self.table
             .update_datafusion_session(&ctx.state())
             .map_err(Self::delta_err(self.spec))?;
-        let provider = self.table.table_provider().await.map_err(df_err)?;
-        ctx.register_table("target", provider).map_err(df_err)?;
-        ctx.sql(sql)
-            .await
-            .map_err(df_err)?
-            .collect()
-            .await
-            .map_err(df_err)
+        let provider = self.table.table_provider().await.map_err(self.df_err())?;
+        ctx.register_table(name, provider).map_err(self.df_err())?;
+        Ok(())
+    }
+
+    fn df_err(&self) -> impl Fn(datafusion::error::DataFusionError) -> IngestError + Copy + '_ {
+        move |source| IngestError::DataFusion {
+            table: self.spec.name.to_string(),
+            source,
+        }
     }
 
     /// The stored version, content hash and partition of every key of `batch` the table holds.
     async fn lookup(&self, batch: &RecordBatch) -> Result<HashMap<String, Existing>> {
         let keys = self.spec.upsert.expect("upsert keys");
-        let df_err = |source| IngestError::DataFusion {
-            table: self.spec.name.to_string(),
-            source,
-        };
+        let df_err = self.df_err();
         let ctx = SessionContext::new();
-        self.table
-            .update_datafusion_session(&ctx.state())
-            .map_err(Self::delta_err(self.spec))?;
-        let provider = self.table.table_provider().await.map_err(df_err)?;
-        ctx.register_table("target", provider).map_err(df_err)?;
+        self.register(&ctx, "target").await?;
         let staged_keys = batch.project(&[batch.schema().index_of(keys.key)?])?;
         let mem =
             MemTable::try_new(staged_keys.schema(), vec![vec![staged_keys]]).map_err(df_err)?;
