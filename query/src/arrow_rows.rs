@@ -87,17 +87,24 @@ fn batch_rows(batch: &RecordBatch) -> Result<Vec<Row>, QueryError> {
 
 /// A column cast to text.
 pub(crate) fn as_strings(column: &ArrayRef) -> Result<StringArray, QueryError> {
-    cast_as(column, &DataType::Utf8, "expected a text column")
+    cast_as_or(column, &DataType::Utf8, "expected a text column")
 }
 
 /// A column cast to 64-bit integers.
 pub(crate) fn as_ints(column: &ArrayRef) -> Result<Int64Array, QueryError> {
-    cast_as(column, &DataType::Int64, "expected a number column")
+    cast_as_or(column, &DataType::Int64, "expected a number column")
 }
 
-/// A column cast to `data_type` and read as the array `A` that type yields; `expected` is the
-/// error when it does not.
-fn cast_as<A: Array + Clone + 'static>(
+/// A column cast to `data_type` and read as the array `A` that type yields.
+pub(crate) fn cast_as<A: Array + Clone + 'static>(
+    column: &ArrayRef,
+    data_type: &DataType,
+) -> Result<A, QueryError> {
+    cast_as_or(column, data_type, "a column of an unexpected type")
+}
+
+/// [`cast_as`], with `expected` as the error when the cast yields another array.
+fn cast_as_or<A: Array + Clone + 'static>(
     column: &ArrayRef,
     data_type: &DataType,
     expected: &str,

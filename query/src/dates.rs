@@ -46,22 +46,12 @@ pub fn format_iso(day: i32) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// The season (named by the year of its 1 September) of a day counted from 1970-01-01.
-pub fn season_of_day(day: i32) -> i32 {
-    let (year, month, _) = civil_from_days(day);
-    if month < 9 {
-        year - 1
-    } else {
-        year
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn days_become_dates_and_seasons() {
+    fn days_become_dates() {
         assert_eq!(days_from_civil(2024, 8, 31), 19_966);
         assert_eq!(parse_iso("2024-09-01"), Some(19_967));
         assert_eq!(parse_iso("2025-02-29"), None);
@@ -70,8 +60,6 @@ mod tests {
         assert_eq!(civil_from_days(19_966), (2024, 8, 31));
         assert_eq!(civil_from_days(19_967), (2024, 9, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(season_of_day(19_966), 2023);
-        assert_eq!(season_of_day(19_967), 2024);
         // A day past the month's end runs on, as callers computing "the day before the 1st"
         // rely on; an absurd year saturates rather than panicking.
         assert_eq!(days_from_civil(2024, 2, 30), days_from_civil(2024, 3, 1));

@@ -47,8 +47,8 @@ pub struct CoverageEngine {
     /// The facts of the current table versions.
     counts: AnswerCache,
     /// The counts of the newest facts version read, kept up to date from what later
-    /// versions add; with how the last one was had.
-    maintained: tokio::sync::Mutex<(Option<Maintained>, Option<CountsRead>)>,
+    /// versions add.
+    maintained: tokio::sync::Mutex<Option<Maintained>>,
     answers: AnswerCache,
 }
 
@@ -62,7 +62,7 @@ impl CoverageEngine {
             order_key: None,
             warned_public_order: AtomicBool::new(false),
             counts: AnswerCache::new(1),
-            maintained: tokio::sync::Mutex::new((None, None)),
+            maintained: tokio::sync::Mutex::new(None),
             answers: AnswerCache::new(MAX_CACHED_ANSWERS),
         })
     }
@@ -219,22 +219,15 @@ impl CoverageEngine {
     /// (`GET /api/coverage/invalid_doses`; docs/coverage.md, "Invalid doses: disclosure
     /// control"). Complements follow the same keyed order as the coverage plans.
     pub async fn invalid_doses(&self) -> Result<Arc<InvalidDosesAnswer>, QueryError> {
-        self.warehouse.refresh_if_due().await;
-        let snapshot = self.warehouse.snapshot();
-        let versions = snapshot.versions.clone();
-        let (order_key, order) = self.order_key(&snapshot);
-        let question = format!("invalid_doses|{order}");
-        self.answers
-            .get_or_compute(&question, &versions, || async {
-                let facts = self.facts(&snapshot).await?;
-                Ok(invalid_doses_answer(
-                    self.rule,
-                    &order_key,
-                    &facts.invalid_doses,
-                    &snapshot.versions,
-                ))
-            })
-            .await
+        self.cached("invalid_doses".into(), |context| {
+            Ok(invalid_doses_answer(
+                context.rule,
+                &context.order_key,
+                &context.facts.invalid_doses,
+                context.versions,
+            ))
+        })
+        .await
     }
 
     fn indicator(&self, name: &str) -> Result<&Indicator, QueryError> {
@@ -280,14 +273,12 @@ impl CoverageEngine {
         self.counts
             .get_or_compute("counts", &snapshot.versions, || async {
                 let started = std::time::Instant::now();
-                let mut maintained = self.maintained.lock().await;
-                let (slot, last) = &mut *maintained;
-                let (counts, read) = counts_for(slot, snapshot, &self.catalogue).await?;
-                let facts = counts.facts(&snapshot.ctx).await?;
-                *last = Some(read);
+                let mut slot = self.maintained.lock().await;
+                let maintained = counts_for(&mut slot, snapshot, &self.catalogue).await?;
+                let facts = maintained.counts().facts(&snapshot.ctx).await?;
                 tracing::info!(
                     versions = ?snapshot.versions,
-                    ?read,
+                    read = ?maintained.last_read(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "coverage counts read"
                 );
@@ -299,6 +290,10 @@ impl CoverageEngine {
     /// How the counts of the last new table version were had: kept, added up from the
     /// files a commit added, or read whole (for tests and the benchmark).
     pub async fn last_counts_read(&self) -> Option<CountsRead> {
-        self.maintained.lock().await.1
+        self.maintained
+            .lock()
+            .await
+            .as_ref()
+            .map(Maintained::last_read)
     }
 }

@@ -14,15 +14,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Date32Type, Int32Type};
+use arrow::array::{Array, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::catalogue::{Catalogue, DoseRule, Kind};
 use super::invalid_doses::{InvalidDoseCount, VALID};
-use crate::arrow_rows::{rows, Row};
-use crate::dates::{civil_from_days, season_of_day};
+use vaxlake_catalog::validity::season_of_day;
+
+use crate::arrow_rows::{cast_as, rows, Row};
+use crate::dates::{civil_from_days, format_iso};
 use crate::QueryError;
 
 /// Where a person is counted: their row of the `persons` table.
@@ -92,6 +94,9 @@ pub(crate) const COUNTED_COLUMNS: &str = "antigen, administered_on, age_months_a
     invalid_reason, dose_seq, completes_series, completes_schedule, first_in_season, \
     resident, birth_year, commune, canton, sex, death_year, weight";
 
+/// An age-band cell: (antigen, dose, year given, birth year, group, year of death if any).
+type YearCell = (usize, u32, i32, i32, u32, Option<i32>);
+
 /// Persons counted by key, with the weights of the facts added so far: a retraction
 /// (weight −1) takes away what its fact added, so the counts of a table version are the
 /// counts of its rows in any order and any grouping of commits.
@@ -102,15 +107,11 @@ pub struct FactCounts {
     interner: HashMap<Group, u32>,
     /// (antigen, rule, birth year, group, age at the dose).
     cohort: HashMap<(usize, DoseRule, i32, u32, i32), i64>,
-    /// (antigen, season, birth year, group).
-    season: HashMap<(usize, i32, i32, u32), i64>,
-    /// (antigen, dose, year given, birth year, group).
-    year: HashMap<(usize, u32, i32, i32, u32), i64>,
-    /// The same for the persons who died, by year of death first.
-    dead_season: HashMap<(i32, usize, i32, i32, u32), i64>,
-    dead_year: HashMap<(i32, usize, u32, i32, i32, u32), i64>,
-    /// (antigen, reason or `valid`) of every person's dose days.
-    invalid: HashMap<(String, String), i64>,
+    /// (antigen, season, birth year, group, year of death if any).
+    season: HashMap<(usize, i32, i32, u32, Option<i32>), i64>,
+    year: HashMap<YearCell, i64>,
+    /// Every person's dose days, by antigen and reason (or `valid`).
+    invalid: ReasonCounts,
     /// Dose days by day, for the newest one.
     days: BTreeMap<i32, i64>,
 }
@@ -125,9 +126,7 @@ impl FactCounts {
             cohort: HashMap::new(),
             season: HashMap::new(),
             year: HashMap::new(),
-            dead_season: HashMap::new(),
-            dead_year: HashMap::new(),
-            invalid: HashMap::new(),
+            invalid: ReasonCounts::default(),
             days: BTreeMap::new(),
         }
     }
@@ -165,23 +164,11 @@ impl FactCounts {
                 .column_by_name(name)
                 .ok_or_else(|| QueryError::Format(format!("dose_facts has no column {name}")))
         };
-        let cast = |name: &str, to: &DataType| -> Result<arrow::array::ArrayRef, QueryError> {
-            Ok(arrow::compute::cast(column(name)?, to)?)
-        };
-        let texts = |name: &str| -> Result<StringArray, QueryError> {
-            Ok(cast(name, &DataType::Utf8)?.as_string::<i32>().clone())
-        };
-        let ints = |name: &str| -> Result<arrow::array::Int32Array, QueryError> {
-            Ok(cast(name, &DataType::Int32)?
-                .as_primitive::<Int32Type>()
-                .clone())
-        };
-        let flags = |name: &str| -> Result<arrow::array::BooleanArray, QueryError> {
-            Ok(cast(name, &DataType::Boolean)?.as_boolean().clone())
-        };
+        let texts = |name| cast_as::<StringArray>(column(name)?, &DataType::Utf8);
+        let ints = |name| cast_as::<Int32Array>(column(name)?, &DataType::Int32);
+        let flags = |name| cast_as::<BooleanArray>(column(name)?, &DataType::Boolean);
         let antigens = texts("antigen")?;
-        let days = cast("administered_on", &DataType::Date32)?;
-        let days = days.as_primitive::<Date32Type>();
+        let days = cast_as::<Date32Array>(column("administered_on")?, &DataType::Date32)?;
         let ages = ints("age_months_at_dose")?;
         let reasons = texts("invalid_reason")?;
         let seqs = ints("dose_seq")?;
@@ -198,9 +185,7 @@ impl FactCounts {
         let text = |array: &StringArray, row: usize| {
             array.is_valid(row).then(|| array.value(row).to_string())
         };
-        let flag = |array: &arrow::array::BooleanArray, row: usize| {
-            array.is_valid(row) && array.value(row)
-        };
+        let flag = |array: &BooleanArray, row: usize| array.is_valid(row) && array.value(row);
         for row in 0..batch.num_rows() {
             let weight = i64::from(weights.value(row));
             let antigen_name = antigens.value(row);
@@ -210,10 +195,7 @@ impl FactCounts {
             } else {
                 VALID
             };
-            *self
-                .invalid
-                .entry((antigen_name.to_string(), reason.to_string()))
-                .or_default() += weight;
+            self.invalid.add(antigen_name, reason, weight);
             *self.days.entry(day).or_default() += weight;
             if reasons.is_valid(row) || !flag(&resident, row) || births.is_null(row) {
                 continue;
@@ -258,30 +240,19 @@ impl FactCounts {
                 cohort(DoseRule::Schedule);
             }
             if flag(&first_in_season, row) && self.plan.season[antigen] {
-                let season = season_of_day(day);
-                *self
-                    .season
-                    .entry((antigen, season, birth_year, group))
-                    .or_default() += weight;
-                if let Some(death) = death {
-                    *self
-                        .dead_season
-                        .entry((death, antigen, season, birth_year, group))
-                        .or_default() += weight;
-                }
+                let key = (antigen, season_of_day(day), birth_year, group, death);
+                *self.season.entry(key).or_default() += weight;
             }
             if let Some(seq) = seq.filter(|seq| self.plan.year_doses[antigen].contains(seq)) {
-                let year = civil_from_days(day).0;
-                *self
-                    .year
-                    .entry((antigen, seq, year, birth_year, group))
-                    .or_default() += weight;
-                if let Some(death) = death {
-                    *self
-                        .dead_year
-                        .entry((death, antigen, seq, year, birth_year, group))
-                        .or_default() += weight;
-                }
+                let key = (
+                    antigen,
+                    seq,
+                    civil_from_days(day).0,
+                    birth_year,
+                    group,
+                    death,
+                );
+                *self.year.entry(key).or_default() += weight;
             }
         }
         Ok(())
@@ -289,111 +260,71 @@ impl FactCounts {
 
     /// The facts answers are cut from: these counts, and the population of `ctx`.
     pub async fn facts(&self, ctx: &SessionContext) -> Result<Facts, QueryError> {
-        let mut facts = Facts {
-            groups: self.groups.clone(),
-            ..Facts::default()
-        };
-        let mut interner = self.interner.clone();
         let names = &self.plan.names;
         let mut negative = 0_usize;
-        let mut persons = |count: i64| -> Option<u64> {
-            negative += usize::from(count < 0);
-            u64::try_from(count).ok().filter(|&n| n > 0)
+        let mut facts = Facts {
+            groups: self.groups.clone(),
+            cohort_doses: rows_of(
+                &self.cohort,
+                &mut negative,
+                |&(antigen, dose, cohort, group, age_months), persons| {
+                    let row = AgeCount {
+                        cohort,
+                        group,
+                        age_months,
+                        persons,
+                    };
+                    Some(((names[antigen].clone(), dose), row))
+                },
+            ),
+            // Season and age-band counts are kept by year of death (none for the living):
+            // the answers count everyone, then take away who died before their 1 January.
+            season_doses: rows_of(
+                &self.season,
+                &mut negative,
+                |&(antigen, year, birth_year, group, _), persons| {
+                    let row = year_count(year, birth_year, group, persons);
+                    Some((names[antigen].clone(), row))
+                },
+            ),
+            year_doses: rows_of(
+                &self.year,
+                &mut negative,
+                |&(antigen, dose, year, birth_year, group, _), persons| {
+                    let row = year_count(year, birth_year, group, persons);
+                    Some(((names[antigen].clone(), dose), row))
+                },
+            ),
+            dead_season_doses: rows_of(
+                &self.season,
+                &mut negative,
+                |&(antigen, year, birth_year, group, death), persons| {
+                    let row = year_count(year, birth_year, group, persons);
+                    death.map(|death| (names[antigen].clone(), (death, row)))
+                },
+            ),
+            ..Facts::default()
         };
-        for (&(antigen, dose, cohort, group, age_months), &count) in &self.cohort {
-            let Some(persons) = persons(count) else {
-                continue;
-            };
-            facts
-                .cohort_doses
-                .entry((names[antigen].clone(), dose))
-                .or_default()
-                .push(AgeCount {
-                    cohort,
-                    group,
-                    age_months,
-                    persons,
-                });
+        facts.dead_year_doses = rows_of(
+            &self.year,
+            &mut negative,
+            |&(antigen, dose, year, birth_year, group, death), persons| {
+                let row = year_count(year, birth_year, group, persons);
+                death.map(|death| ((names[antigen].clone(), dose), (death, row)))
+            },
+        );
+        for (antigen, reasons) in &self.invalid.0 {
+            for (reason, &count) in reasons {
+                negative += usize::from(count < 0);
+                if count > 0 {
+                    facts.invalid_doses.push(InvalidDoseCount {
+                        antigen: antigen.clone(),
+                        reason: reason.clone(),
+                        doses: count as u64,
+                    });
+                }
+            }
         }
-        for (&(antigen, year, birth_year, group), &count) in &self.season {
-            let Some(persons) = persons(count) else {
-                continue;
-            };
-            facts
-                .season_doses
-                .entry(names[antigen].clone())
-                .or_default()
-                .push(YearCount {
-                    year,
-                    birth_year,
-                    group,
-                    persons,
-                });
-        }
-        for (&(antigen, dose, year, birth_year, group), &count) in &self.year {
-            let Some(persons) = persons(count) else {
-                continue;
-            };
-            facts
-                .year_doses
-                .entry((names[antigen].clone(), dose))
-                .or_default()
-                .push(YearCount {
-                    year,
-                    birth_year,
-                    group,
-                    persons,
-                });
-        }
-        for (&(death, antigen, year, birth_year, group), &count) in &self.dead_season {
-            let Some(persons) = persons(count) else {
-                continue;
-            };
-            facts
-                .dead_season_doses
-                .entry(names[antigen].clone())
-                .or_default()
-                .push((
-                    death,
-                    YearCount {
-                        year,
-                        birth_year,
-                        group,
-                        persons,
-                    },
-                ));
-        }
-        for (&(death, antigen, dose, year, birth_year, group), &count) in &self.dead_year {
-            let Some(persons) = persons(count) else {
-                continue;
-            };
-            facts
-                .dead_year_doses
-                .entry((names[antigen].clone(), dose))
-                .or_default()
-                .push((
-                    death,
-                    YearCount {
-                        year,
-                        birth_year,
-                        group,
-                        persons,
-                    },
-                ));
-        }
-        for ((antigen, reason), &count) in &self.invalid {
-            let Some(doses) = persons(count) else {
-                continue;
-            };
-            facts.invalid_doses.push(InvalidDoseCount {
-                antigen: antigen.clone(),
-                reason: reason.clone(),
-                doses,
-            });
-        }
-        facts
-            .invalid_doses
-            .sort_by(|a, b| (&a.antigen, &a.reason).cmp(&(&b.antigen, &b.reason)));
         if negative > 0 {
             // A retraction without its fact: the facts table is inconsistent (a bug, or a
             // table written by hand). Counts are never negative; say so loudly.
@@ -402,18 +333,15 @@ impl FactCounts {
                 "coverage facts retract more than they hold"
             );
         }
-        sort_facts(&mut facts);
         facts.data_until = self
             .days
             .iter()
             .rev()
             .find(|(_, &count)| count > 0)
-            .map(|(&day, _)| {
-                let (y, m, d) = civil_from_days(day);
-                format!("{y:04}-{m:02}-{d:02}")
-            });
+            .map(|(&day, _)| format_iso(day));
 
         if ctx.table_exist("population")? {
+            let mut interner = self.interner.clone();
             let sql = "SELECT CAST(reference_year AS BIGINT), CAST(birth_year AS BIGINT),
                               commune, canton, sex, CAST(sum(count) AS BIGINT)
                        FROM population GROUP BY 1, 2, 3, 4, 5";
@@ -438,25 +366,57 @@ impl FactCounts {
     }
 }
 
-/// Puts every list of `facts` in one order, so that the same counts give the same facts
-/// whatever order the hash maps held them in.
-fn sort_facts(facts: &mut Facts) {
-    for rows in facts.cohort_doses.values_mut() {
-        rows.sort_by_key(|r| (r.cohort, r.group, r.age_months));
+fn year_count(year: i32, birth_year: i32, group: u32, persons: u64) -> YearCount {
+    YearCount {
+        year,
+        birth_year,
+        group,
+        persons,
     }
-    for rows in facts
-        .season_doses
-        .values_mut()
-        .chain(facts.year_doses.values_mut())
-    {
-        rows.sort_by_key(|r| (r.year, r.birth_year, r.group));
+}
+
+/// The counted cells of `counts` as [`Facts`] rows, grouped by the key `place` gives each
+/// (a cell `place` gives no key is left out); counts of zero are gone, and negative ones
+/// are added to `negative`.
+fn rows_of<C, K, R>(
+    counts: &HashMap<C, i64>,
+    negative: &mut usize,
+    place: impl Fn(&C, u64) -> Option<(K, R)>,
+) -> HashMap<K, Vec<R>>
+where
+    K: std::hash::Hash + Eq,
+    C: std::hash::Hash + Eq,
+{
+    let mut rows: HashMap<K, Vec<R>> = HashMap::new();
+    for (cell, &count) in counts {
+        *negative += usize::from(count < 0);
+        let Ok(persons @ 1..) = u64::try_from(count) else {
+            continue;
+        };
+        if let Some((key, row)) = place(cell, persons) {
+            rows.entry(key).or_default().push(row);
+        }
     }
-    for rows in facts
-        .dead_season_doses
-        .values_mut()
-        .chain(facts.dead_year_doses.values_mut())
-    {
-        rows.sort_by_key(|(death, r)| (*death, r.year, r.birth_year, r.group));
+    rows
+}
+
+/// Dose days by antigen, then by reason (or `valid`): two lookups by `&str`, so a row
+/// allocates nothing unless its pair is new.
+#[derive(Debug, Default)]
+struct ReasonCounts(HashMap<String, HashMap<String, i64>>);
+
+impl ReasonCounts {
+    fn add(&mut self, antigen: &str, reason: &str, weight: i64) {
+        if !self.0.contains_key(antigen) {
+            self.0.insert(antigen.to_string(), HashMap::new());
+        }
+        let reasons = self.0.get_mut(antigen).expect("inserted above");
+        match reasons.get_mut(reason) {
+            Some(count) => *count += weight,
+            None => {
+                reasons.insert(reason.to_string(), weight);
+            }
+        }
     }
 }
 

@@ -22,10 +22,11 @@ use crate::QueryError;
 
 const TABLE: &str = "dose_facts";
 
-/// Counts of the facts table up to one of its versions.
+/// Counts of the facts table up to one of its versions, and how they were last had.
 pub(super) struct Maintained {
     version: i64,
     counts: FactCounts,
+    last_read: CountsRead,
 }
 
 /// How the counts of a snapshot were had (for the log and the tests).
@@ -39,37 +40,30 @@ pub enum CountsRead {
     Whole,
 }
 
+impl Maintained {
+    pub(super) fn counts(&self) -> &FactCounts {
+        &self.counts
+    }
+
+    pub(super) fn last_read(&self) -> CountsRead {
+        self.last_read
+    }
+}
+
 /// The counts of `snapshot`'s facts version, updating `slot` from what it held.
 pub(super) async fn counts_for<'a>(
     slot: &'a mut Option<Maintained>,
     snapshot: &Snapshot,
     catalogue: &Catalogue,
-) -> Result<(&'a FactCounts, CountsRead), QueryError> {
+) -> Result<&'a Maintained, QueryError> {
     let target = snapshot.versions.get(TABLE).copied();
-    let held = slot.as_ref().map(|m| m.version);
-    let read = match (target, held, snapshot.logs.get(TABLE)) {
-        (Some(target), Some(held), _) if held == target => CountsRead::Kept,
-        (Some(target), Some(held), Some(log)) if held < target => {
-            let maintained = slot.as_mut().expect("held");
-            match added_files(log, held, target).await {
-                Ok(Some(files)) => {
-                    let applied = apply_files(log, &files, &mut maintained.counts).await;
-                    match applied {
-                        Ok(()) => {
-                            maintained.version = target;
-                            CountsRead::Added { files: files.len() }
-                        }
-                        Err(error) => {
-                            // Half-applied counts are worthless: start over.
-                            tracing::warn!(%error, "coverage facts could not be added up; reading them all");
-                            *slot = None;
-                            CountsRead::Whole
-                        }
-                    }
-                }
-                Ok(None) => CountsRead::Whole,
-                Err(error) => {
-                    tracing::warn!(%error, "coverage facts log could not be read; reading them all");
+    let read = match (slot.as_mut(), target, snapshot.logs.get(TABLE)) {
+        (Some(held), Some(target), _) if held.version == target => CountsRead::Kept,
+        (Some(held), Some(target), Some(log)) if held.version < target => {
+            match catch_up(held, log, target).await {
+                Ok(files) => CountsRead::Added { files },
+                Err(why) => {
+                    tracing::info!(%why, "reading the coverage facts whole");
                     CountsRead::Whole
                 }
             }
@@ -77,15 +71,36 @@ pub(super) async fn counts_for<'a>(
         _ => CountsRead::Whole,
     };
     if read == CountsRead::Whole {
+        // Whatever a failed catch-up added is dropped with the counts it was added to.
+        *slot = None;
         let counts = FactCounts::load(&snapshot.ctx, catalogue).await?;
-        *slot = target.map(|version| Maintained { version, counts });
-        if slot.is_none() {
-            return Err(QueryError::Unavailable(
-                "this warehouse has no coverage facts".into(),
-            ));
-        }
+        let version = target.ok_or_else(|| {
+            QueryError::Unavailable("this warehouse has no coverage facts".into())
+        })?;
+        *slot = Some(Maintained {
+            version,
+            counts,
+            last_read: read,
+        });
     }
-    Ok((&slot.as_ref().expect("set above").counts, read))
+    let held = slot.as_mut().expect("counted above");
+    held.last_read = read;
+    Ok(held)
+}
+
+/// Adds to `held` the facts the commits after its version up to `target` added; the number
+/// of files. An error when a commit removed rows, or a commit or file cannot be read (`held`
+/// is then half-updated and must be read whole).
+async fn catch_up(held: &mut Maintained, log: &LogStoreRef, target: i64) -> Result<usize, String> {
+    let files = added_files(log, held.version, target)
+        .await
+        .map_err(|error| format!("the facts' log: {error}"))?
+        .ok_or("a commit removed facts or is gone")?;
+    apply_files(log, &files, &mut held.counts)
+        .await
+        .map_err(|error| error.to_string())?;
+    held.version = target;
+    Ok(files.len())
 }
 
 /// The data files the commits after `from` up to `to` added, when they only added rows
