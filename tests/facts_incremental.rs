@@ -57,37 +57,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A day `days` later (earlier when negative) than the ISO date `date`.
 fn shift(date: &str, days: i64) -> String {
-    let (y, m, d) = (
-        date[0..4].parse::<i32>().unwrap(),
-        date[5..7].parse::<u32>().unwrap(),
-        date[8..10].parse::<u32>().unwrap(),
-    );
-    let day = days_from_civil(y, m, d) + days;
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-// Howard Hinnant's civil calendar algorithms (as in the engine, restated here).
-fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(if m <= 2 { y - 1 } else { y });
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    (date + chrono::Duration::days(days)).to_string()
 }
 
 /// A later version of `resource`, changed by `change`.
@@ -178,10 +149,14 @@ impl Check {
             netted_facts(&copy),
             "{step}: facts appended vs rebuilt"
         );
-        assert!(
-            !facts.contains(",-1\n") && !facts.contains(",2\n"),
-            "{step}: every current fact has weight 1"
-        );
+        let mut lines = facts.lines();
+        assert!(lines.next().unwrap().ends_with(",weight"));
+        for line in lines {
+            assert!(
+                line.ends_with(",1"),
+                "{step}: a fact of weight other than 1: {line}"
+            );
+        }
         // The view computes the same judged dose days from the events.
         let days = "person_key, antigen, administered_on, dose_seq, valid, invalid_reason";
         assert_eq!(
