@@ -36,7 +36,7 @@ use vaxlake_catalog::validity::{season_of_day, DoseDay, DoseRules, Judged};
 use vaxlake_catalog::{Reference, DOSE_FACTS, PERSONS, VACCINATIONS};
 
 use crate::error::{IngestError, Result};
-use crate::table::Table;
+use crate::table::{strings, Table};
 
 /// Bumped when the facts' columns or their derivation change: facts written under another
 /// format (or other reference rules, see [`fingerprint`]) are rebuilt, never mixed.
@@ -114,7 +114,7 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
             // No completed dose yet: the commit still records the versions it reflects.
             batches.push(RecordBatch::new_empty(DOSE_FACTS.schema().clone()));
         }
-        facts.overwrite(batches, commit).await?;
+        facts.replace_where(batches, None, commit).await?;
         tracing::info!(rows, "coverage facts rebuilt");
         return Ok(FactsReport {
             rebuilt: true,
@@ -337,13 +337,12 @@ async fn changed_rows(
             Err(error) => return Err(delta_err(deltalake::DeltaTableError::Generic(error))),
         };
         for batch in batches {
-            let text = |column: &str| -> Result<StringArray> {
-                let array = batch
-                    .column_by_name(column)
-                    .ok_or_else(|| bad(&format!("{path} has no column {column}")))?;
-                Ok(arrow::compute::cast(array, &DataType::Utf8)?
-                    .as_string::<i32>()
-                    .clone())
+            let text = |column: &str| {
+                strings(
+                    batch
+                        .column_by_name(column)
+                        .ok_or_else(|| bad(&format!("{path} has no column {column}")))?,
+                )
             };
             let (ids, contents, persons) = (text(id)?, text(content)?, text(person)?);
             for i in 0..batch.num_rows() {
@@ -559,11 +558,7 @@ impl Derive {
         };
         let (vaccines, dates, ages, names) = (list(1)?, list(2)?, list(3)?, list(4)?);
         let cast = |array: &ArrayRef, to: &DataType| arrow::compute::cast(array, to);
-        let text = |i: usize| -> Result<StringArray> {
-            Ok(cast(batch.column(i), &DataType::Utf8)?
-                .as_string::<i32>()
-                .clone())
-        };
+        let text = |i: usize| strings(batch.column(i));
         let int = |i: usize| -> Result<Int32Array> {
             Ok(cast(batch.column(i), &DataType::Int32)?
                 .as_primitive::<Int32Type>()
@@ -574,10 +569,8 @@ impl Derive {
         let resident = cast(batch.column(9), &DataType::Boolean)?;
         let resident = resident.as_boolean();
         let death = int(10)?;
-        let atc_values = cast(vaccines.values(), &DataType::Utf8)?;
-        let atc_values = atc_values.as_string::<i32>();
-        let name_values = cast(names.values(), &DataType::Utf8)?;
-        let name_values = name_values.as_string::<i32>();
+        let atc_values = strings(vaccines.values())?;
+        let name_values = strings(names.values())?;
         let date_values = cast(dates.values(), &DataType::Date32)?;
         let date_values = date_values.as_primitive::<Date32Type>();
         let age_values = cast(ages.values(), &DataType::Int64)?;

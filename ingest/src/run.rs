@@ -590,8 +590,8 @@ async fn ingest_population(run: &mut Run, path: &Path) -> Result<()> {
     let list: Vec<String> = years.iter().map(i32::to_string).collect();
     table
         .replace_where(
-            batch,
-            format!("reference_year IN ({})", list.join(", ")),
+            vec![batch],
+            Some(format!("reference_year IN ({})", list.join(", "))),
             run.commit(),
         )
         .await?;
@@ -643,9 +643,7 @@ async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
         ],
     )?;
     let mut table = Table::open_or_create(&run.root, &OPTOUT, run.pseudonymizer.key_id()).await?;
-    table
-        .replace_where(batch, "TRUE".to_string(), run.commit())
-        .await?;
+    table.replace_where(vec![batch], None, run.commit()).await?;
     run.report.inserted += keys.len() as u64;
     Ok(())
 }

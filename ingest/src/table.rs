@@ -289,42 +289,25 @@ impl Table {
         Ok(())
     }
 
-    /// Replaces every row by `batches`, in one commit.
-    pub async fn overwrite(
+    /// Replaces the rows matching `predicate` (SQL over the table's columns), or every row
+    /// when `None`, by `batches`, in one commit.
+    pub async fn replace_where(
         &mut self,
         batches: Vec<RecordBatch>,
+        predicate: Option<String>,
         commit: CommitProperties,
     ) -> Result<()> {
         let _lock = self.rewrite_guard().await?;
-        self.table = self
+        let mut write = self
             .table
             .clone()
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
-            .with_commit_properties(commit)
-            .await
-            .map_err(Self::delta_err(self.spec))?;
-        Ok(())
-    }
-
-    /// Replaces the rows matching `predicate` (SQL over the table's columns) by `batch`, in
-    /// one commit.
-    pub async fn replace_where(
-        &mut self,
-        batch: RecordBatch,
-        predicate: String,
-        commit: CommitProperties,
-    ) -> Result<()> {
-        let _lock = self.rewrite_guard().await?;
-        self.table = self
-            .table
-            .clone()
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(predicate)
-            .with_commit_properties(commit)
-            .await
-            .map_err(Self::delta_err(self.spec))?;
+            .with_commit_properties(commit);
+        if let Some(predicate) = predicate {
+            write = write.with_replace_where(predicate);
+        }
+        self.table = write.await.map_err(Self::delta_err(self.spec))?;
         Ok(())
     }
 
@@ -631,7 +614,7 @@ fn column_i32(batch: &RecordBatch, name: &str) -> arrow::array::Int32Array {
 }
 
 /// Query results may come back as `Utf8View` (DataFusion's default for Parquet strings).
-fn strings(a: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
+pub(crate) fn strings(a: &arrow::array::ArrayRef) -> Result<arrow::array::StringArray> {
     Ok(arrow::compute::cast(a, &DataType::Utf8)?
         .as_string::<i32>()
         .clone())
