@@ -334,7 +334,11 @@ async fn changed_rows(
                 tracing::info!(table = name, %error, "a removed file is gone; rebuilding the facts");
                 return Ok(false);
             }
-            Err(error) => return Err(delta_err(deltalake::DeltaTableError::Generic(error))),
+            Err(error) => {
+                return Err(delta_err(deltalake::DeltaTableError::Generic(
+                    error.to_string(),
+                )))
+            }
         };
         for batch in batches {
             let text = |column: &str| {
@@ -367,23 +371,15 @@ async fn read_columns(
     store: &dyn object_store::ObjectStore,
     path: &str,
     columns: &[&str],
-) -> std::result::Result<Vec<RecordBatch>, String> {
-    let location = object_store::path::Path::from_url_path(path).map_err(|e| e.to_string())?;
-    let bytes = store
-        .get(&location)
-        .await
-        .map_err(|e| e.to_string())?
-        .bytes()
-        .await
-        .map_err(|e| e.to_string())?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+) -> std::result::Result<Vec<RecordBatch>, Box<dyn std::error::Error + Send + Sync>> {
+    let location = object_store::path::Path::from_url_path(path)?;
+    let bytes = store.get(&location).await?.bytes().await?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    builder
+    Ok(builder
         .with_projection(mask)
-        .build()
-        .map_err(|e| e.to_string())?
-        .collect::<std::result::Result<Vec<RecordBatch>, _>>()
-        .map_err(|e| e.to_string())
+        .build()?
+        .collect::<std::result::Result<Vec<RecordBatch>, _>>()?)
 }
 
 /// Column builders of `dose_facts`, in table order.

@@ -8,7 +8,6 @@
 //! (`vaxlake maintain` writing the facts again, a commit file gone, a file that cannot be
 //! read) reads the table from scratch, which gives the same counts.
 
-use arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use deltalake::kernel::Action;
@@ -96,9 +95,7 @@ async fn catch_up(held: &mut Maintained, log: &LogStoreRef, target: i64) -> Resu
         .await
         .map_err(|error| format!("the facts' log: {error}"))?
         .ok_or("a commit removed facts or is gone")?;
-    apply_files(log, &files, &mut held.counts)
-        .await
-        .map_err(|error| error.to_string())?;
+    apply_files(log, &files, &mut held.counts).await?;
     held.version = target;
     Ok(files.len())
 }
@@ -132,30 +129,29 @@ async fn apply_files(
     log: &LogStoreRef,
     files: &[String],
     counts: &mut FactCounts,
-) -> Result<(), QueryError> {
+) -> Result<(), String> {
     let store = log.object_store(None);
     let columns: Vec<&str> = COUNTED_COLUMNS.split(',').map(str::trim).collect();
     for path in files {
-        let location = object_store::path::Path::from_url_path(path)
-            .map_err(|error| QueryError::Format(format!("facts file {path}: {error}")))?;
-        let bytes = store
-            .get(&location)
+        apply_file(store.as_ref(), path, &columns, counts)
             .await
-            .map_err(|error| QueryError::Format(format!("facts file {path}: {error}")))?
-            .bytes()
-            .await
-            .map_err(|error| QueryError::Format(format!("facts file {path}: {error}")))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(|error| QueryError::Format(format!("facts file {path}: {error}")))?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(|error| QueryError::Format(format!("facts file {path}: {error}")))?;
-        for batch in reader {
-            let batch: RecordBatch = batch?;
-            counts.apply(&batch)?;
-        }
+            .map_err(|error| format!("facts file {path}: {error}"))?;
+    }
+    Ok(())
+}
+
+async fn apply_file(
+    store: &dyn object_store::ObjectStore,
+    path: &str,
+    columns: &[&str],
+    counts: &mut FactCounts,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let location = object_store::path::Path::from_url_path(path)?;
+    let bytes = store.get(&location).await?.bytes().await?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    for batch in builder.with_projection(mask).build()? {
+        counts.apply(&batch?)?;
     }
     Ok(())
 }
