@@ -70,13 +70,17 @@ def _small_export(export: Path, out: Path, round_no: int, doses: int) -> None:
             if p.get("id") in wanted:
                 patients.append(p)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    # New events on new days every run (a rerun on the same warehouse must change facts too;
+    # a copy on a day the person already has a dose changes none).
+    run = int(now)
     with open(out / "Immunization.ndjson", "w", encoding="utf-8") as f:
         for i, v in enumerate(picked):
             v = dict(v)
-            v["id"] = f"bench-fresh-{round_no}-{i}"
-            # A new dose day (a copy on the same day would change no fact).
-            v["occurrenceDateTime"] = f"2026-{1 + round_no % 11:02d}-{1 + i % 28:02d}"
+            v["id"] = f"bench-fresh-{run}-{round_no}-{i}"
+            day = run // 60 + round_no * doses + i
+            v["occurrenceDateTime"] = f"2026-{1 + day % 11:02d}-{1 + day % 28:02d}"
             v["meta"] = {"lastUpdated": stamp}
             f.write(json.dumps(v) + "\n")
     with open(out / "Patient.ndjson", "w", encoding="utf-8") as f:
@@ -112,7 +116,7 @@ def run_freshness(binary: Path, warehouse: Path, export: Path, key: Path, work: 
             subprocess.run([str(binary), "ingest", "--warehouse", str(warehouse), "--key-file", str(key),
                             "--source", f"fhir:{small}"], check=True, capture_output=True)
             commits.append(time.perf_counter() - started)
-            deadline = time.monotonic() + 600
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 took, answer = _get(base, QUESTION)
                 if answer["table_versions"].get("dose_facts") != versions.get("dose_facts"):

@@ -12,7 +12,12 @@
 //! Only valid doses count (docs/coverage.md, "Valid doses"), and dose N is the N-th valid
 //! dose.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+// The counters are updated once per fact row (millions on a cold read): DataFusion's hash
+// map (hashbrown with foldhash) hashes their small keys several times faster than std's
+// SipHash, and looks text up by `&str` without allocating.
+use datafusion::common::HashMap as Counters;
 
 use arrow::array::{Array, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::DataType;
@@ -94,6 +99,13 @@ pub(crate) const COUNTED_COLUMNS: &str = "antigen, administered_on, age_months_a
     invalid_reason, dose_seq, completes_series, completes_schedule, first_in_season, \
     resident, birth_year, commune, canton, sex, death_year, weight";
 
+fn opt_text(array: &StringArray, row: usize) -> Option<&str> {
+    array.is_valid(row).then(|| array.value(row))
+}
+
+/// A row's (commune, canton, sex).
+type Place<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
 /// An age-band cell: (antigen, dose, year given, birth year, group, year of death if any).
 type YearCell = (usize, u32, i32, i32, u32, Option<i32>);
 
@@ -106,14 +118,14 @@ pub struct FactCounts {
     groups: Vec<Group>,
     interner: HashMap<Group, u32>,
     /// (antigen, rule, birth year, group, age at the dose).
-    cohort: HashMap<(usize, DoseRule, i32, u32, i32), i64>,
+    cohort: Counters<(usize, DoseRule, i32, u32, i32), i64>,
     /// (antigen, season, birth year, group, year of death if any).
-    season: HashMap<(usize, i32, i32, u32, Option<i32>), i64>,
-    year: HashMap<YearCell, i64>,
+    season: Counters<(usize, i32, i32, u32, Option<i32>), i64>,
+    year: Counters<YearCell, i64>,
     /// Every person's dose days, by antigen and reason (or `valid`).
     invalid: ReasonCounts,
     /// Dose days by day, for the newest one.
-    days: BTreeMap<i32, i64>,
+    days: Counters<i32, i64>,
 }
 
 impl FactCounts {
@@ -123,11 +135,11 @@ impl FactCounts {
             plan: DosePlan::new(catalogue),
             groups: Vec::new(),
             interner: HashMap::new(),
-            cohort: HashMap::new(),
-            season: HashMap::new(),
-            year: HashMap::new(),
+            cohort: Counters::default(),
+            season: Counters::default(),
+            year: Counters::default(),
             invalid: ReasonCounts::default(),
-            days: BTreeMap::new(),
+            days: Counters::default(),
         }
     }
 
@@ -182,9 +194,8 @@ impl FactCounts {
         let sexes = texts("sex")?;
         let deaths = ints("death_year")?;
         let weights = ints("weight")?;
-        let text = |array: &StringArray, row: usize| {
-            array.is_valid(row).then(|| array.value(row).to_string())
-        };
+        let mut last_antigen: Option<(&str, Option<usize>)> = None;
+        let mut last_group: Option<(Place<'_>, u32)> = None;
         let flag = |array: &BooleanArray, row: usize| array.is_valid(row) && array.value(row);
         for row in 0..batch.num_rows() {
             let weight = i64::from(weights.value(row));
@@ -200,23 +211,46 @@ impl FactCounts {
             if reasons.is_valid(row) || !flag(&resident, row) || births.is_null(row) {
                 continue;
             }
-            let Ok(antigen) = self
-                .plan
-                .names
-                .binary_search_by(|n| n.as_str().cmp(antigen_name))
-            else {
+            // A person's facts are stored together, so most rows repeat the antigen and the
+            // group of the row before: those are looked up once per run of rows.
+            let antigen = match last_antigen {
+                Some((name, index)) if name == antigen_name => index,
+                _ => {
+                    let index = self
+                        .plan
+                        .names
+                        .binary_search_by(|n| n.as_str().cmp(antigen_name))
+                        .ok();
+                    last_antigen = Some((antigen_name, index));
+                    index
+                }
+            };
+            let Some(antigen) = antigen else {
                 continue;
             };
             let birth_year = births.value(row);
-            let group = intern_group(
-                &mut self.groups,
-                &mut self.interner,
-                Group {
-                    commune: text(&communes, row),
-                    canton: text(&cantons, row),
-                    sex: text(&sexes, row),
-                },
+            let place = (
+                opt_text(&communes, row),
+                opt_text(&cantons, row),
+                opt_text(&sexes, row),
             );
+            let group = match last_group {
+                Some((held, group)) if held == place => group,
+                _ => {
+                    let (commune, canton, sex) = place;
+                    let group = intern_group(
+                        &mut self.groups,
+                        &mut self.interner,
+                        Group {
+                            commune: commune.map(str::to_string),
+                            canton: canton.map(str::to_string),
+                            sex: sex.map(str::to_string),
+                        },
+                    );
+                    last_group = Some((place, group));
+                    group
+                }
+            };
             let age = if ages.is_valid(row) {
                 ages.value(row)
             } else {
@@ -336,9 +370,10 @@ impl FactCounts {
         facts.data_until = self
             .days
             .iter()
-            .rev()
-            .find(|(_, &count)| count > 0)
-            .map(|(&day, _)| format_iso(day));
+            .filter(|(_, &count)| count > 0)
+            .map(|(&day, _)| day)
+            .max()
+            .map(format_iso);
 
         if ctx.table_exist("population")? {
             let mut interner = self.interner.clone();
@@ -379,7 +414,7 @@ fn year_count(year: i32, birth_year: i32, group: u32, persons: u64) -> YearCount
 /// (a cell `place` gives no key is left out); counts of zero are gone, and negative ones
 /// are added to `negative`.
 fn rows_of<C, K, R>(
-    counts: &HashMap<C, i64>,
+    counts: &Counters<C, i64>,
     negative: &mut usize,
     place: impl Fn(&C, u64) -> Option<(K, R)>,
 ) -> HashMap<K, Vec<R>>
@@ -403,20 +438,16 @@ where
 /// Dose days by antigen, then by reason (or `valid`): two lookups by `&str`, so a row
 /// allocates nothing unless its pair is new.
 #[derive(Debug, Default)]
-struct ReasonCounts(HashMap<String, HashMap<String, i64>>);
+struct ReasonCounts(Counters<String, Counters<String, i64>>);
 
 impl ReasonCounts {
     fn add(&mut self, antigen: &str, reason: &str, weight: i64) {
-        if !self.0.contains_key(antigen) {
-            self.0.insert(antigen.to_string(), HashMap::new());
-        }
-        let reasons = self.0.get_mut(antigen).expect("inserted above");
-        match reasons.get_mut(reason) {
-            Some(count) => *count += weight,
-            None => {
-                reasons.insert(reason.to_string(), weight);
-            }
-        }
+        *self
+            .0
+            .entry_ref(antigen)
+            .or_default()
+            .entry_ref(reason)
+            .or_default() += weight;
     }
 }
 
