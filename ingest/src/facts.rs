@@ -15,6 +15,7 @@
 //! table in one commit instead: slower, never different.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -22,12 +23,18 @@ use arrow::array::{
     RecordBatch, StringArray, StringBuilder,
 };
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Date32Type, Field, Int32Type, Int64Type, Schema};
-use datafusion::datasource::MemTable;
+use arrow::datatypes::{DataType, Date32Type, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::datasource::{provider_as_source, MemTable};
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{Action, Transaction};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -95,30 +102,27 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
     } else {
         changed_persons(&vaccinations, persons.as_ref(), &done, &now).await?
     };
-    let mut derive = Derive::new(reference)?;
-    let ctx = SessionContext::new();
-    vaccinations.register(&ctx, "vaccinations").await?;
+    let source = SessionContext::new();
+    vaccinations.register(&source, "vaccinations").await?;
     match &persons {
-        Some(persons) => persons.register(&ctx, "persons").await?,
+        Some(persons) => persons.register(&source, "persons").await?,
         None => register_batch(
-            &ctx,
+            &source,
             "persons",
             RecordBatch::new_empty(PERSONS.schema().clone()),
         )?,
     }
 
     let Some(touched) = touched.filter(|t| t.len() <= REBUILD_ABOVE_PERSONS) else {
-        let mut batches = derive.batches(&ctx, false).await?;
-        let rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>() as u64;
-        if batches.is_empty() {
-            // No completed dose yet: the commit still records the versions it reflects.
-            batches.push(RecordBatch::new_empty(DOSE_FACTS.schema().clone()));
-        }
-        facts.replace_where(batches, None, commit).await?;
+        // Written as DataFusion derives it, a batch of persons at a time: the country's
+        // facts are never held whole.
+        let derived = DerivedFacts::new(&source, false);
+        facts.replace_all_from(derived.plan()?, commit).await?;
+        let (persons, rows) = derived.counted();
         tracing::info!(rows, "coverage facts rebuilt");
         return Ok(FactsReport {
             rebuilt: true,
-            persons: derive.persons,
+            persons,
             rows,
         });
     };
@@ -127,23 +131,20 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
     // person whose facts did not change adds nothing.
     let mut keys: Vec<&str> = touched.iter().map(String::as_str).collect();
     keys.sort_unstable();
-    let keys = StringArray::from(keys);
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "person_key",
-        DataType::Utf8,
-        false,
-    )]));
-    register_batch(
-        &ctx,
-        "touched",
-        RecordBatch::try_new(schema, vec![Arc::new(keys)])?,
+    let keys = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "person_key",
+            DataType::Utf8,
+            false,
+        )])),
+        vec![Arc::new(StringArray::from(keys))],
     )?;
-    let derived = derive.batches(&ctx, true).await?;
-    register_batch(
-        &ctx,
-        "derived",
-        concat_batches(DOSE_FACTS.schema(), &derived)?,
-    )?;
+    register_batch(&source, "touched", keys.clone())?;
+    let ctx = SessionContext::new();
+    register_batch(&ctx, "touched", keys)?;
+    let derived = DerivedFacts::new(&source, true);
+    ctx.register_table("derived", Arc::new(derived.table()?))
+        .map_err(df_err)?;
     facts.register(&ctx, "dose_facts").await?;
     let columns = DOSE_FACTS
         .columns
@@ -495,52 +496,104 @@ fn person_doses_sql(only_touched: bool) -> String {
     )
 }
 
+/// The facts, weight +1, of the persons with a completed dose in `source` (of table
+/// `touched` only, when `only_touched`), as a table DataFusion reads batch by batch: one
+/// batch of persons' doses in, their facts out.
+#[derive(Clone)]
+struct DerivedFacts {
+    source: SessionContext,
+    only_touched: bool,
+    /// Persons and facts derived so far.
+    persons: Arc<AtomicU64>,
+    rows: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for DerivedFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DerivedFacts")
+            .field("only_touched", &self.only_touched)
+            .finish()
+    }
+}
+
+impl DerivedFacts {
+    fn new(source: &SessionContext, only_touched: bool) -> Self {
+        DerivedFacts {
+            source: source.clone(),
+            only_touched,
+            persons: Arc::default(),
+            rows: Arc::default(),
+        }
+    }
+
+    fn table(&self) -> Result<StreamingTable> {
+        StreamingTable::try_new(DOSE_FACTS.schema().clone(), vec![Arc::new(self.clone())])
+            .map_err(df_err)
+    }
+
+    fn plan(&self) -> Result<LogicalPlan> {
+        LogicalPlanBuilder::scan("derived", provider_as_source(Arc::new(self.table()?)), None)
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(df_err)
+    }
+
+    /// (persons, facts) derived so far.
+    fn counted(&self) -> (u64, u64) {
+        (
+            self.persons.load(Ordering::Relaxed),
+            self.rows.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl PartitionStream for DerivedFacts {
+    fn schema(&self) -> &SchemaRef {
+        DOSE_FACTS.schema()
+    }
+
+    fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let this = self.clone();
+        let external = |error: IngestError| DataFusionError::External(Box::new(error));
+        let facts = futures::stream::once(async move {
+            let mut derive =
+                Derive::new(vaxlake_catalog::builtin().map_err(|e| external(e.into()))?)
+                    .map_err(external)?;
+            let doses = this
+                .source
+                .sql(&person_doses_sql(this.only_touched))
+                .await?
+                .execute_stream()
+                .await?;
+            Ok::<_, DataFusionError>(doses.map(move |batch| {
+                let batch = batch?;
+                let mut builder = FactsBuilder::default();
+                derive.batch(&batch, &mut builder).map_err(external)?;
+                this.persons
+                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                this.rows.fetch_add(builder.rows as u64, Ordering::Relaxed);
+                builder.finish().map_err(external)
+            }))
+        })
+        .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(
+            DOSE_FACTS.schema().clone(),
+            facts,
+        ))
+    }
+}
+
 /// Turns persons' doses into facts with the reference rules.
 struct Derive {
     reference: &'static Reference,
     rules: DoseRules,
-    /// Persons derived so far.
-    persons: u64,
 }
-
-/// Rows per batch a rebuild writes.
-const BATCH_ROWS: usize = 64 * 1024;
 
 impl Derive {
     fn new(reference: &'static Reference) -> Result<Self> {
         Ok(Derive {
             reference,
             rules: DoseRules::builtin()?,
-            persons: 0,
         })
-    }
-
-    /// The facts, weight +1, of every person with a completed dose (of the persons of
-    /// table `touched` when `only_touched`).
-    async fn batches(
-        &mut self,
-        ctx: &SessionContext,
-        only_touched: bool,
-    ) -> Result<Vec<RecordBatch>> {
-        let mut builder = FactsBuilder::default();
-        let mut batches = Vec::new();
-        let mut stream = ctx
-            .sql(&person_doses_sql(only_touched))
-            .await
-            .map_err(df_err)?
-            .execute_stream()
-            .await
-            .map_err(df_err)?;
-        while let Some(batch) = stream.next().await {
-            self.batch(&batch.map_err(df_err)?, &mut builder)?;
-            if builder.rows >= BATCH_ROWS {
-                batches.push(builder.finish()?);
-            }
-        }
-        if builder.rows > 0 {
-            batches.push(builder.finish()?);
-        }
-        Ok(batches)
     }
 
     /// The facts of one batch of [`person_doses_sql`] rows.
@@ -583,7 +636,6 @@ impl Derive {
         let mut days: Vec<DoseDay> = Vec::new();
         let mut judged: Vec<Judged> = Vec::new();
         for row in 0..batch.num_rows() {
-            self.persons += 1;
             let person = Person {
                 key: persons.value(row),
                 resident: resident.is_valid(row) && resident.value(row),

@@ -297,11 +297,32 @@ impl Table {
         predicate: Option<String>,
         commit: CommitProperties,
     ) -> Result<()> {
+        self.overwrite(|table| table.write(batches), predicate, commit)
+            .await
+    }
+
+    /// Replaces every row by what `plan` yields, written as it streams, in one commit.
+    pub async fn replace_all_from(
+        &mut self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        commit: CommitProperties,
+    ) -> Result<()> {
+        self.overwrite(
+            |table| table.write(Vec::new()).with_input_plan(plan),
+            None,
+            commit,
+        )
+        .await
+    }
+
+    async fn overwrite(
+        &mut self,
+        input: impl FnOnce(DeltaTable) -> deltalake::operations::write::WriteBuilder,
+        predicate: Option<String>,
+        commit: CommitProperties,
+    ) -> Result<()> {
         let _lock = self.rewrite_guard().await?;
-        let mut write = self
-            .table
-            .clone()
-            .write(batches)
+        let mut write = input(self.table.clone())
             .with_save_mode(SaveMode::Overwrite)
             .with_commit_properties(commit);
         if let Some(predicate) = predicate {
