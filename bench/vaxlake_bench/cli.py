@@ -82,9 +82,14 @@ def main() -> None:
                     help="query and coverage runs per process (default 5; run 1 is a warm-up, or the cold run)")
     ap.add_argument("--coverage-processes", type=int, default=3, metavar="P",
                     help="fresh processes per engine for the cold coverage figures (default 3; medians)")
-    ap.add_argument("--only", choices=["coverage", "effectiveness", "postgres"],
+    ap.add_argument("--only", choices=["coverage", "effectiveness", "http", "freshness", "postgres", "ingest"],
                     help="only this part, on the warehouse (postgres: the registry.csv) a previous --keep run "
-                         "left (implies --keep)")
+                         "left (implies --keep); `ingest`: vaxlake's ingest alone (the memory row at 30M), "
+                         "generating the input if needed")
+    ap.add_argument("--http-seconds", type=float, default=30.0, metavar="S",
+                    help="HTTP part: seconds each load mix runs (default 30)")
+    ap.add_argument("--freshness-rounds", type=int, default=5, metavar="N",
+                    help="freshness part: commits measured (default 5)")
     ap.add_argument("--pg-runs", type=int, metavar="N",
                     help="timed runs of each postgres measurement (default 3 up to 2M events, else 1; medians)")
     ap.add_argument("--quiet-wait", type=float, default=1800.0, metavar="S",
@@ -109,6 +114,8 @@ def main() -> None:
         log(f"wrote {args.report} from {data / 'results.json'}")
         return
     binary = vaxlake_bin(args)
+    # The load client is built beside vaxlake (cargo build --release -p vaxlake-http-load).
+    args.load_bin = binary.parent / "http-load"
     if args.only and not args.keep:
         args.keep = str(DEFAULT_DATA)
     data = Path(args.keep).resolve() if args.keep else DEFAULT_DATA
@@ -146,7 +153,7 @@ def main() -> None:
             store.write_text(json.dumps(results, indent=1))
             if not args.no_report:
                 write_report(args.report, results, mach)
-            if not args.only and not r["vaxlake_ingest"]["ok"]:
+            if args.only in (None, "ingest") and not r["vaxlake_ingest"]["ok"]:
                 log("vaxlake ingest did not finish: not running larger sizes")
                 break
     finally:

@@ -4,12 +4,15 @@ warehouse a previous --keep run left), collected into that size's results."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from .common import built_at, git_state, log, loud, utc_now
 from .coverage import run_coverage
 from .data import active_files, ensure_input, ensure_key, pin_binary, read_manifest, size_label
 from .effectiveness import run_effectiveness
+from .freshness import run_freshness
+from .http import run_http
 from .ingest import run_duckdb_ingest, run_vaxlake_ingest
 from .query import run_query
 from .registry import run_postgres
@@ -76,13 +79,60 @@ def run_size(args, binary: Path, data: Path, events: int, duck_version: str) -> 
             res["vaxlake_rows"] = parquet_rows
         res["coverage"] = run_coverage(args, binary, base, wh, logs)
         res["effectiveness"] = run_effectiveness(args, binary, base, wh, logs)
+        res["http"] = run_http(args, binary, args.load_bin, base, wh, logs)
+        # Last on this warehouse: it commits new doses.
+        res["freshness"] = freshness_part(args, binary, base, wh, inp, key)
     res["postgres"] = run_postgres(args, binary, base, logs)
     return res
+
+
+def freshness_part(args, binary: Path, base: Path, wh: Path, export: Path, key: Path) -> dict:
+    """The first coverage answer after a commit (freshness.py), stamped like the other parts."""
+    f: dict = {"date": utc_now(), "vaxlake_binary_mtime": built_at(binary), "git": git_state(),
+               "command": args.command, "rounds": args.freshness_rounds}
+    log(f"{base.name} freshness: {args.freshness_rounds} commits of 20 doses on a running server ...")
+    try:
+        f.update(run_freshness(binary, wh, export, key, base / "freshness", args.freshness_rounds))
+    except (OSError, ValueError, RuntimeError, subprocess.CalledProcessError) as err:
+        loud(f"freshness failed at {base.name}: {err}")
+        f["error"] = str(err)
+    return f
+
+
+def ingest_only(args, binary: Path, data: Path, events: int, results: dict) -> dict:
+    """`--only ingest`: vaxlake's ingest of a size into a fresh warehouse, nothing else (the
+    memory row at 30M, where the peers and queries would take the rest of the day)."""
+    label = size_label(events)
+    base = data / label
+    base.mkdir(parents=True, exist_ok=True)
+    binary = pin_binary(binary, base)
+    inp, manifest = ensure_input(binary, data, events, args.seed)
+    fhir = inp / "fhir"
+    ndjson = [fhir / "Patient.ndjson", fhir / "Immunization.ndjson"]
+    r = dict(results.get(label) or {})
+    r.update({"label": label, "date": utc_now(), "persons": manifest["persons"],
+              "immunization_lines": manifest["fhir"]["immunization_lines"],
+              "patient_lines": manifest["fhir"]["patient_lines"],
+              "input_bytes": sum(p.stat().st_size for p in ndjson),
+              "immunization_bytes": ndjson[1].stat().st_size,
+              "vaxlake_binary_mtime": built_at(binary), "git": git_state(), "command": args.command,
+              "current_events_expected": manifest["fhir"].get("current_events"),
+              "immunization_quarantined_expected": manifest["fhir"].get("immunization_quarantined"),
+              "ingest_only": True})
+    logs = base / "logs"
+    logs.mkdir(exist_ok=True)
+    key = ensure_key(binary, base)
+    wh = base / "warehouse"
+    r["vaxlake_ingest"], r["vaxlake_rows"] = run_vaxlake_ingest(args, label, binary, fhir, ndjson, key, wh, logs,
+                                                                r["immunization_lines"])
+    return r
 
 
 def only_part(args, binary: Path, data: Path, events: int, results: dict) -> dict | None:
     """`--only coverage|effectiveness|postgres`: that part on a kept warehouse, into that size's
     stored results."""
+    if args.only == "ingest":
+        return ingest_only(args, binary, data, events, results)
     label = size_label(events)
     base = data / label
     wh = base / "warehouse"
@@ -105,6 +155,10 @@ def only_part(args, binary: Path, data: Path, events: int, results: dict) -> dic
         r["coverage"] = run_coverage(args, pinned, base, wh, logs)
     elif args.only == "postgres":
         r["postgres"] = run_postgres(args, pinned, base, logs)
+    elif args.only == "http":
+        r["http"] = run_http(args, pinned, args.load_bin, base, wh, logs)
+    elif args.only == "freshness":
+        r["freshness"] = freshness_part(args, pinned, base, wh, base / "input", base / "master.key")
     else:
         r["effectiveness"] = run_effectiveness(args, pinned, base, wh, logs)
     return r

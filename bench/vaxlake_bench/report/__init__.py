@@ -11,6 +11,7 @@ from ..common import GiB
 from .coverage import coverage_section
 from .effectiveness import effectiveness_section
 from .ingest import ingest_section, query_section
+from .live import live_section
 from .method import METHOD
 from .reading import reading
 from .registry import postgres_section
@@ -47,6 +48,7 @@ def render(results: dict, command: str, mach: dict, notes: str) -> str:
     out += query_section(sizes)
     out += coverage_section(sizes)
     out += effectiveness_section(sizes)
+    out += live_section(sizes)
     out += postgres_section(sizes)
     out += ["", "## Reading", ""]
     out += reading(sizes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..common import MiB
 from ..effectiveness import EFFECTIVENESS
+from .targets import TARGET_VE_RATIO
 from ..format import fmt_ve, ms, ratio
 
 
@@ -89,9 +90,11 @@ def effectiveness_reading(r: dict) -> list[str]:
     parts = [f"one season's VE by age band cold {ms(cold)} in-process ({e['vaxlake_process_seconds']:.2f} s as a "
              f"process), cached {ms(cached)} (median; slowest cached run {ms(e.get('vaxlake_cached_max_seconds'))})"]
     if e.get("duckdb_cold_seconds") is not None:
-        parts.append(f"{cold / e['duckdb_cold_seconds']:.2f}× DuckDB's cold time ({ms(e['duckdb_cold_seconds'])}; "
+        vr = cold / e['duckdb_cold_seconds']
+        parts.append(f"{vr:.2f}× DuckDB's cold time ({ms(e['duckdb_cold_seconds'])}; "
                      f"{e['vaxlake_process_seconds'] / e['duckdb_process_seconds']:.2f}× as processes, "
-                     f"{cold / e['duckdb_warm_seconds']:.2f}× DuckDB warm)")
+                     f"{cold / e['duckdb_warm_seconds']:.2f}× DuckDB warm) — target ≤ {TARGET_VE_RATIO}×: "
+                     f"{'met' if vr <= TARGET_VE_RATIO else 'missed'}")
         parts.append(f"peak RSS {e['vaxlake_peak_rss'] / MiB:,.0f} MiB (DuckDB {e['duckdb_peak_rss'] / MiB:,.0f} MiB)")
     if a.get("ve") is not None:
         parts.append(f"VE {a['ve']:.3f} (Mantel–Haenszel; crude {fmt_ve(a.get('crude_ve'))}) from "

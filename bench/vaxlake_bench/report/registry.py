@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 
 from ..common import MiB
+from .targets import TARGET_PULL_RATIO
 from ..format import fmt_rate, ratio
 from ..registry import FRESHNESS_ROWS
 
@@ -94,6 +95,10 @@ def postgres_section(sizes: list[dict]) -> list[str]:
         if c:
             parts.append(f"COPY export {fmt_rate(c_rate)} rows/s ({secs(p['copy'])} s; psql CPU "
                          f"{c['cpu_seconds']:.1f} s)")
+        if v and c:
+            pr = v_rate / c_rate
+            parts.append(f"pull at {pr:.2f}× the COPY export rate — target ≥ {TARGET_PULL_RATIO}× at 10M: "
+                         f"{'met' if pr >= TARGET_PULL_RATIO else 'missed'}")
         if k:
             kc = next((m["counts"] for m in p.get("csv", []) if m.get("ok")), {}) or {}
             parts.append(f"csv: {fmt_rate(k_rate)} rows/s ({kc.get('read', 0):,} lines, {kc.get('quarantined', 0):,} "
