@@ -2,6 +2,7 @@
 //! and canton. Done at ingest, after whatever needs the exact date has been computed.
 
 use chrono::{Datelike, NaiveDate};
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// One commune of the reference list `sql/reference/communes.csv`.
@@ -33,13 +34,32 @@ pub static COMMUNES: LazyLock<Vec<Commune>> = LazyLock::new(|| {
 /// is never stored).
 pub fn canton_of(commune: &str) -> Option<(&'static str, &'static str)> {
     let wanted = commune.trim();
+    // Addresses mostly spell the commune as the list does: one hash lookup, no allocation.
+    if let Some(&found) = BY_NAME.get(wanted) {
+        return Some(found);
+    }
+    BY_LOWERCASE_NAME
+        .get(wanted.to_lowercase().as_str())
+        .copied()
+}
+
+type Place = (&'static str, &'static str);
+
+/// Commune name as listed → (name, canton).
+static BY_NAME: LazyLock<HashMap<&'static str, Place>> = LazyLock::new(|| {
     COMMUNES
         .iter()
-        .find(|c| {
-            c.name.eq_ignore_ascii_case(wanted) || c.name.to_lowercase() == wanted.to_lowercase()
-        })
-        .map(|c| (c.name, c.canton))
-}
+        .map(|c| (c.name, (c.name, c.canton)))
+        .collect()
+});
+
+/// Commune name in lower case (Unicode) → (name, canton): every other spelling.
+static BY_LOWERCASE_NAME: LazyLock<HashMap<String, Place>> = LazyLock::new(|| {
+    COMMUNES
+        .iter()
+        .map(|c| (c.name.to_lowercase(), (c.name, c.canton)))
+        .collect()
+});
 
 /// The first day of the birth month: what the warehouse keeps of a birth date.
 pub fn birth_month(birth: NaiveDate) -> NaiveDate {

@@ -144,10 +144,13 @@ async fn main() -> Result<()> {
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.clone(), i))
-        .fold(BTreeMap::new(), |mut map: BTreeMap<String, Vec<usize>>, (name, i)| {
-            map.entry(name).or_default().push(i);
-            map
-        })
+        .fold(
+            BTreeMap::new(),
+            |mut map: BTreeMap<String, Vec<usize>>, (name, i)| {
+                map.entry(name).or_default().push(i);
+                map
+            },
+        )
         .into_iter()
         .map(|(name, ids)| {
             let picked = samples.iter().filter(|s| ids.contains(&s.spec));
@@ -182,7 +185,9 @@ fn summarise<'a>(samples: impl Iterator<Item = &'a Sample>, elapsed: f64) -> Sum
     }
     micros.sort_unstable();
     // Nearest-rank percentiles: the smallest sample with at least p % of them at or below it.
-    let rank = |p: f64| micros[((p / 100.0 * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1];
+    let rank = |p: f64| {
+        micros[((p / 100.0 * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1]
+    };
     let ms = |us: u64| us as f64 / 1000.0;
     summary.p50_ms = ms(rank(50.0));
     summary.p95_ms = ms(rank(95.0));

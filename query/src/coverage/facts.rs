@@ -160,13 +160,64 @@ impl FactCounts {
                     .into(),
             ));
         }
-        let mut counts = FactCounts::new(catalogue);
         let sql = format!("SELECT {COUNTED_COLUMNS} FROM dose_facts");
-        let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-        while let Some(batch) = stream.next().await {
-            counts.apply(&batch?)?;
+        // Counting is the cold read's own work (the scan is DataFusion's): each partition of
+        // the scan is counted on a task of its own, on every core, and the counts are summed.
+        let streams = ctx.sql(&sql).await?.execute_stream_partitioned().await?;
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|mut stream| {
+                let mut counts = FactCounts::new(catalogue);
+                tokio::spawn(async move {
+                    while let Some(batch) = stream.next().await {
+                        counts.apply(&batch?)?;
+                    }
+                    Ok::<_, QueryError>(counts)
+                })
+            })
+            .collect();
+        let mut total = FactCounts::new(catalogue);
+        for task in tasks {
+            let counts = task.await.map_err(|error| {
+                QueryError::Sql(format!("counting the coverage facts: {error}"))
+            })??;
+            total.merge(counts);
         }
-        Ok(counts)
+        Ok(total)
+    }
+
+    /// Adds `other`'s counts to these (the same catalogue's).
+    fn merge(&mut self, other: FactCounts) {
+        let groups: Vec<u32> = other
+            .groups
+            .into_iter()
+            .map(|group| intern_group(&mut self.groups, &mut self.interner, group))
+            .collect();
+        let group = |g: u32| groups[g as usize];
+        for ((antigen, rule, year, g, age), n) in other.cohort {
+            *self
+                .cohort
+                .entry((antigen, rule, year, group(g), age))
+                .or_default() += n;
+        }
+        for ((antigen, season, year, g, death), n) in other.season {
+            *self
+                .season
+                .entry((antigen, season, year, group(g), death))
+                .or_default() += n;
+        }
+        for ((antigen, dose, given, year, g, death), n) in other.year {
+            let key = (antigen, dose, given, year, group(g), death);
+            *self.year.entry(key).or_default() += n;
+        }
+        for (antigen, reasons) in &other.invalid.0 {
+            for (reason, &n) in reasons {
+                self.invalid.add(antigen, reason, n);
+            }
+        }
+        for (day, n) in other.days {
+            *self.days.entry(day).or_default() += n;
+        }
     }
 
     /// Adds the facts of `batch` (columns [`COUNTED_COLUMNS`], by name), each by its weight.
