@@ -116,7 +116,8 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
     let Some(touched) = touched.filter(|t| t.len() <= REBUILD_ABOVE_PERSONS) else {
         // Written as DataFusion derives it, a batch of persons at a time: the country's
         // facts are never held whole.
-        let derived = DerivedFacts::new(&source, false);
+        let events = count_rows(&source, "vaccinations").await?;
+        let derived = DerivedFacts::new(&source, slices(events));
         facts.replace_all_from(derived.plan()?, commit).await?;
         let (persons, rows) = derived.counted();
         tracing::info!(rows, "coverage facts rebuilt");
@@ -142,7 +143,7 @@ async fn update(root: &Url, key_id: &str, force_rebuild: bool) -> Result<FactsRe
     register_batch(&source, "touched", keys.clone())?;
     let ctx = SessionContext::new();
     register_batch(&ctx, "touched", keys)?;
-    let derived = DerivedFacts::new(&source, true);
+    let derived = DerivedFacts::new(&source, vec![TOUCHED.to_string()]);
     ctx.register_table("derived", Arc::new(derived.table()?))
         .map_err(df_err)?;
     facts.register(&ctx, "dose_facts").await?;
@@ -468,17 +469,61 @@ impl FactsBuilder {
     }
 }
 
-/// One row per person with a completed dose: the person's doses as lists (vaccine, date,
-/// age, product name) and their `persons` row (a person `persons` does not know is no
-/// resident); only the persons of table `touched` when `only_touched`. Grouping by person
-/// alone, then expanding vaccines into antigens in Rust, took the coverage counts from 11 s
-/// to under 3 s at 10M events against grouping by person and antigen (BENCHMARKS.md).
-fn person_doses_sql(only_touched: bool) -> String {
-    let touched = if only_touched {
-        "AND person_key IN (SELECT person_key FROM touched)"
-    } else {
-        ""
-    };
+/// The persons of a refresh: those of table `touched`.
+const TOUCHED: &str = "person_key IN (SELECT person_key FROM touched)";
+
+/// Completed events per slice of a rebuild, at most: the grouping by person holds a slice's
+/// persons and their doses in memory (about 1.5 GiB for the 2.3M persons of 10M events in
+/// one piece, which set the ingest's peak).
+const EVENTS_PER_SLICE: u64 = 2_500_000;
+
+/// Rows of table `name` of `ctx` (from the Delta log's statistics; no scan).
+async fn count_rows(ctx: &SessionContext, name: &str) -> Result<u64> {
+    let batches = ctx
+        .sql(&format!("SELECT count(*) FROM {name}"))
+        .await
+        .map_err(df_err)?
+        .collect()
+        .await
+        .map_err(df_err)?;
+    Ok(batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .map(|c| c.value(0))
+        })
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
+/// Conditions that split the persons of a rebuild into ranges of `person_key` (hex text, so
+/// ranges of its first two characters), enough of them that each holds about
+/// [`EVENTS_PER_SLICE`] of `events`: together they cover every key exactly once, whatever
+/// its characters.
+fn slices(events: u64) -> Vec<String> {
+    let count = events.div_ceil(EVENTS_PER_SLICE).clamp(1, 16) as usize;
+    let bound = |i: usize| format!("{:02x}", i * 256 / count);
+    (0..count)
+        .map(|i| {
+            let low = (i > 0).then(|| format!("person_key >= '{}'", bound(i)));
+            let high = (i + 1 < count).then(|| format!("person_key < '{}'", bound(i + 1)));
+            match (low, high) {
+                (Some(l), Some(h)) => format!("{l} AND {h}"),
+                (Some(c), None) | (None, Some(c)) => c,
+                (None, None) => "TRUE".to_string(),
+            }
+        })
+        .collect()
+}
+
+/// One row per person with a completed dose whose key meets `persons` (SQL): the person's
+/// doses as lists (vaccine, date, age, product name) and their `persons` row (a person
+/// `persons` does not know is no resident). Grouping by person alone, then expanding
+/// vaccines into antigens in Rust, took the coverage counts from 11 s to under 3 s at 10M
+/// events against grouping by person and antigen (BENCHMARKS.md).
+fn person_doses_sql(persons: &str) -> String {
     format!(
         "SELECT d.person_key, d.vaccines, d.dates, d.ages, d.names,
                 CAST(date_part('year', p.birth_month) AS INT) AS birth_year,
@@ -490,19 +535,19 @@ fn person_doses_sql(only_touched: bool) -> String {
                       array_agg(age_months_at_dose) AS ages,
                       array_agg(vaccine_name) AS names
                FROM vaccinations
-               WHERE status = 'completed' {touched}
+               WHERE status = 'completed' AND ({persons})
                GROUP BY person_key) AS d
          LEFT JOIN persons AS p ON p.person_key = d.person_key"
     )
 }
 
-/// The facts, weight +1, of the persons with a completed dose in `source` (of table
-/// `touched` only, when `only_touched`), as a table DataFusion reads batch by batch: one
-/// batch of persons' doses in, their facts out.
+/// The facts, weight +1, of the persons with a completed dose in `source`, as a table
+/// DataFusion reads batch by batch: one batch of persons' doses in, their facts out, for
+/// each slice of persons in turn (each a [`person_doses_sql`] condition).
 #[derive(Clone)]
 struct DerivedFacts {
     source: SessionContext,
-    only_touched: bool,
+    slices: Vec<String>,
     /// Persons and facts derived so far.
     persons: Arc<AtomicU64>,
     rows: Arc<AtomicU64>,
@@ -511,16 +556,16 @@ struct DerivedFacts {
 impl std::fmt::Debug for DerivedFacts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DerivedFacts")
-            .field("only_touched", &self.only_touched)
+            .field("slices", &self.slices)
             .finish()
     }
 }
 
 impl DerivedFacts {
-    fn new(source: &SessionContext, only_touched: bool) -> Self {
+    fn new(source: &SessionContext, slices: Vec<String>) -> Self {
         DerivedFacts {
             source: source.clone(),
-            only_touched,
+            slices,
             persons: Arc::default(),
             rows: Arc::default(),
         }
@@ -558,12 +603,20 @@ impl PartitionStream for DerivedFacts {
             let mut derive =
                 Derive::new(vaxlake_catalog::builtin().map_err(|e| external(e.into()))?)
                     .map_err(external)?;
-            let doses = this
-                .source
-                .sql(&person_doses_sql(this.only_touched))
-                .await?
-                .execute_stream()
-                .await?;
+            // One slice's query at a time: the next starts when the last is drained.
+            let source = this.source.clone();
+            let doses = futures::stream::iter(this.slices.clone())
+                .then(move |persons| {
+                    let source = source.clone();
+                    async move {
+                        source
+                            .sql(&person_doses_sql(&persons))
+                            .await?
+                            .execute_stream()
+                            .await
+                    }
+                })
+                .try_flatten();
             Ok::<_, DataFusionError>(doses.map(move |batch| {
                 let batch = batch?;
                 let mut builder = FactsBuilder::default();
@@ -748,5 +801,64 @@ fn bad(message: &str) -> IngestError {
     IngestError::Delta {
         table: DOSE_FACTS.name.into(),
         source: deltalake::DeltaTableError::Generic(message.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key falls in exactly one slice, for every slice count, including keys that are
+    /// not hex (the ranges cover all text).
+    #[tokio::test]
+    async fn slices_cover_every_key_once() {
+        let keys = [
+            "", "0", "00ff", "3f", "3fff", "40", "4000", "7f", "80", "bf", "c0", "f", "ff", "ffff",
+            "g", "A", "zz", "~",
+        ];
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "person_key",
+                DataType::Utf8,
+                false,
+            )])),
+            vec![Arc::new(StringArray::from(keys.to_vec()))],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        register_batch(&ctx, "k", batch).unwrap();
+        for events in [
+            0,
+            1,
+            EVENTS_PER_SLICE,
+            EVENTS_PER_SLICE + 1,
+            7_500_000,
+            10_000_000,
+            u64::MAX,
+        ] {
+            let slices = slices(events);
+            assert!(!slices.is_empty() && slices.len() <= 16);
+            let union = slices
+                .iter()
+                .map(|c| format!("SELECT person_key FROM k WHERE {c}"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let found = ctx
+                .sql(&format!(
+                    "SELECT person_key, count(*) AS n FROM ({union}) GROUP BY person_key"
+                ))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let counted: usize = found.iter().map(|b| b.num_rows()).sum();
+            assert_eq!(counted, keys.len(), "{events} events: {slices:?}");
+            for b in &found {
+                let n = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+                assert!(n.values().iter().all(|&n| n == 1), "{slices:?}");
+            }
+        }
+        assert_eq!(slices(10_000_000).len(), 4);
     }
 }

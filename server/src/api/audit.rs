@@ -35,7 +35,8 @@ pub(crate) async fn audit(
         endpoint: p.endpoint,
         outcome: p.outcome,
         since: p.since,
-        limit: p.limit,
+        // One answer holds at most `MAX_API_ROWS`; `vaxlake audit` (local) may ask for more.
+        limit: Some(p.limit.unwrap_or(100).min(crate::audit::MAX_API_ROWS)),
     };
     let answer = read(state.warehouse().root(), &filter).await?;
     let rows = answer.num_rows() as i64;
