@@ -609,7 +609,8 @@ def table(result):
     def line(name, r):
         def f(x, spec):
             return "—" if x is None else format(x, spec)
-        ci = "—" if r["ci_low"] is None else f"{r['ci_low']:.3f}..{r['ci_high']:.3f}"
+        # One bound only when a group has no case (VE at least ci_low, or at most ci_high).
+        ci = f"{f(r['ci_low'], '.3f')}..{f(r['ci_high'], '.3f')}"
         lines.append(f"{name:>6} {f(r['cases_vaccinated'], 'd'):>8} {f(r['cases_unvaccinated'], 'd'):>8} "
                      f"{f(r['person_days_vaccinated'], ',d'):>14} {f(r['person_days_unvaccinated'], ',d'):>14} "
                      f"{f(r['ve'], '.4f'):>8} {ci:>18}" + (f"  ({r['reason']})" if r.get("reason") else "")
