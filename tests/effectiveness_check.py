@@ -327,7 +327,15 @@ def fails(n, threshold):
 
 
 def binomial(k, n, p):
-    return math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+    """P(X = k) for X ~ Binomial(n, p), in log space: C(n, k) alone overflows a float once
+    n is in the thousands (the unvaccinated cases of a national season)."""
+    if p <= 0.0:
+        return 1.0 if k == 0 else 0.0
+    if p >= 1.0:
+        return 1.0 if k == n else 0.0
+    log = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+           + k * math.log(p) + (n - k) * math.log1p(-p))
+    return math.exp(log)
 
 
 def bisect(f, target, lo, hi, increasing, steps=200):
