@@ -42,7 +42,8 @@ def live_section(sizes: list[dict]) -> list[str]:
             "effectiveness overall and by age band 15 %, `/api/sql` 15 % with a small aggregate that DataFusion "
             "runs every time). Latencies are from sending a request to the last byte of its answer, "
             "nearest-rank percentiles. Client and server share the 2 cores. After the runs the server gets "
-            "SIGTERM (it drains the audit) and `vaxlake audit` counts the rows recorded since the load began."
+            "SIGTERM (it drains the audit) and DuckDB counts the rows of the `audit` Delta table's active files "
+            "recorded for the load's user since the load began."
         )
         out += ["", "| events | mix | endpoint | requests | per s | p50 | p95 | p99 | max | non-200 | "
                     "server RSS start → max | date |",
