@@ -3,6 +3,7 @@
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use super::catalogue::{DoseRule, Indicator, Kind};
 use super::question::Breakdown;
@@ -10,9 +11,11 @@ use crate::answer_cache::TableVersions;
 use crate::output::{Provenance, Tabular};
 
 /// An indicator's catalogue line: the definition a figure is computed by.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Definition {
     pub indicator: String,
+    /// `birth_cohort`, `season` or `age_band`.
+    #[schema(value_type = String)]
     pub kind: Kind,
     pub title: String,
     pub antigen: String,
@@ -53,7 +56,7 @@ impl From<&Indicator> for Definition {
 
 /// The fields every answer about one indicator starts with: what was computed, by which
 /// definition, from what.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Header {
     #[serde(flatten)]
     pub definition: Definition,
@@ -81,6 +84,27 @@ pub struct GroupValue {
     pub value: Option<String>,
 }
 
+impl utoipa::PartialSchema for GroupValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+        let value = || {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .build()
+        };
+        let mut object = ObjectBuilder::new().description(Some(
+            "The row's breakdown value under the breakdown's name (one of these); null for \
+             persons without one.",
+        ));
+        for column in ["commune", "canton", "sex", "age_band"] {
+            object = object.property(column, value());
+        }
+        utoipa::openapi::RefOr::T(Schema::Object(object.build()))
+    }
+}
+
+impl ToSchema for GroupValue {}
+
 impl Serialize for GroupValue {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(1))?;
@@ -90,7 +114,7 @@ impl Serialize for GroupValue {
 }
 
 /// One published row: where it is (cohort, season, breakdown value, age) and its figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Row<F> {
     pub cohort: i32,
     /// The last birth year of a pooled cohort (`cohort` is the first); absent for one year.
@@ -107,7 +131,7 @@ pub struct Row<F> {
 }
 
 /// The figures of a coverage cell; all but `suppressed` and `flags` are null when withheld.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CoverageFigures {
     pub numerator: Option<u64>,
     pub denominator: Option<u64>,
@@ -125,7 +149,7 @@ pub struct CoverageFigures {
 }
 
 /// The figures of a dropout cell (completed of started).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DropoutFigures {
     pub started: Option<u64>,
     pub completed: Option<u64>,
@@ -138,7 +162,7 @@ pub struct DropoutFigures {
 }
 
 /// The figures of a timeliness cell (timely of vaccinated).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TimelinessFigures {
     pub vaccinated: Option<u64>,
     pub median_age_months: Option<f64>,
@@ -169,7 +193,7 @@ fn printed<F: Clone>(
 }
 
 /// Cohort, seasonal or age-band coverage (`GET /api/coverage`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CoverageAnswer {
     #[serde(flatten)]
     pub header: Header,
@@ -210,7 +234,7 @@ impl Tabular for CoverageAnswer {
 }
 
 /// Cumulative coverage by age in months (`GET /api/coverage/curve`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CurveAnswer {
     #[serde(flatten)]
     pub header: Header,
@@ -231,7 +255,7 @@ impl Tabular for CurveAnswer {
 
 /// Dropout between two doses of one antigen (`GET /api/coverage/dropout`). Its denominators
 /// are the children with the first dose, not a population estimate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DropoutAnswer {
     #[serde(flatten)]
     pub header: Header,
@@ -260,7 +284,7 @@ impl Tabular for DropoutAnswer {
 
 /// Median age at the dose and the share given on time (`GET /api/coverage/timeliness`). Its
 /// denominators are the vaccinated, not a population estimate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TimelinessAnswer {
     #[serde(flatten)]
     pub header: Header,
@@ -301,7 +325,7 @@ pub const TABLE_COLUMNS: &[&str] = &[
 ];
 
 /// One row of the `--all` table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TableRow {
     pub indicator: String,
     pub cohort: i32,
@@ -321,11 +345,13 @@ pub struct TableRow {
 
 /// Every indicator × cohort × breakdown as flat rows (`vaxlake coverage --all`). The JSON
 /// is the columns and rows alone; CSV and table add the provenance of all rows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TableAnswer {
+    #[schema(value_type = Vec<String>)]
     pub columns: &'static [&'static str],
     pub rows: Vec<TableRow>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub provenance: Provenance,
 }
 
@@ -340,7 +366,7 @@ impl Tabular for TableAnswer {
 }
 
 /// A published cell of the `--all` table whose numerator exceeds its denominator.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlaggedRow {
     #[serde(flatten)]
     pub row: TableRow,
@@ -350,7 +376,7 @@ pub struct FlaggedRow {
 
 /// The flagged cells of the `--all` table (`GET /api/coverage/flags`), under the provenance
 /// every coverage answer carries; `population_source` lists the rows' sources.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlagsAnswer {
     pub columns: Vec<&'static str>,
     pub data_until: Option<String>,
@@ -398,7 +424,7 @@ pub(crate) fn definition_versions<'a>(
 }
 
 /// The indicator catalogue (`GET /api/coverage/indicators`, `vaxlake coverage --list`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct IndicatorList {
     pub indicators: Vec<Definition>,
     pub age_bands: Vec<&'static str>,

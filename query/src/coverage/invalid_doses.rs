@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::plan::flat_plan;
 use super::publish::Key;
@@ -45,7 +46,7 @@ pub struct InvalidDoseCount {
 }
 
 /// One published cell: `doses` is null when withheld.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InvalidDosesRow {
     pub antigen: String,
     pub reason: String,
@@ -54,7 +55,7 @@ pub struct InvalidDosesRow {
 }
 
 /// One antigen's dose days, all reasons: the total its rows add up to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InvalidDosesTotal {
     pub antigen: String,
     pub doses: Option<u64>,
@@ -63,7 +64,7 @@ pub struct InvalidDosesTotal {
 
 /// What `GET /api/coverage/invalid_doses` sends. A pair of antigen and reason without a row
 /// has no dose day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InvalidDosesAnswer {
     /// Every invalid reason there is (`valid` besides them in `rows`).
     pub reasons: Vec<&'static str>,

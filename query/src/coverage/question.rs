@@ -2,11 +2,14 @@
 //! (CONTRACTS.md, docs/coverage.md), which the command line fills in too.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::facts::Group;
 
 /// A breakdown of an answer's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Breakdown {
     Commune,
@@ -146,16 +149,20 @@ impl TryFrom<CohortText> for CohortSpan {
 
 /// `/api/coverage` parameters (CONTRACTS.md). `cohort` may pool consecutive birth years
 /// (birth-cohort indicators only).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CoverageQuery {
     pub indicator: String,
+    /// A birth year (`2022`) or consecutive ones pooled (`2022-2024`).
+    #[param(value_type = String)]
     pub cohort: CohortSpan,
     pub age_months: Option<u32>,
     pub by: Option<Breakdown>,
 }
 
 /// `/api/coverage/curve` parameters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CurveQuery {
     pub indicator: String,
     pub cohort: i32,
@@ -163,7 +170,8 @@ pub struct CurveQuery {
 }
 
 /// `/api/coverage/dropout` parameters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DropoutQuery {
     pub from: String,
     pub to: String,
@@ -173,7 +181,8 @@ pub struct DropoutQuery {
 }
 
 /// `/api/coverage/timeliness` parameters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelinessQuery {
     pub indicator: String,
     pub cohort: i32,

@@ -2,6 +2,7 @@
 //! in name order through [`crate::output::to_json`]) and what CSV and table print.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::estimate::IntervalMethod;
 use super::study::Outcome;
@@ -9,7 +10,7 @@ use crate::answer_cache::TableVersions;
 use crate::output::{Provenance, Tabular};
 
 /// The study every answer states first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StudyDescription {
     /// `cohort` (VE) or `rates`.
     pub method: &'static str,
@@ -33,7 +34,7 @@ pub const DEFINITION_VERSION: u32 = 2;
 /// the counts behind it. Counts, person-days and estimates are null when withheld. With no
 /// case in one group, `ve` is null and only one bound is given (`ci_low` when no vaccinated
 /// case: VE is at least that).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EstimateFigures {
     pub ve: Option<f64>,
     pub ci_low: Option<f64>,
@@ -51,7 +52,7 @@ pub struct EstimateFigures {
 /// Farrington's screening method, a cross-check: PCV from the cases, PPV from coverage (the
 /// share of the band's residents vaccinated on the first day of the period), not from the
 /// person-time of the cohort estimate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Screening {
     pub ve: Option<f64>,
     pub pcv: Option<f64>,
@@ -62,7 +63,7 @@ pub struct Screening {
 }
 
 /// An estimate over every age band: Mantel–Haenszel or crude.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PooledEstimate {
     #[serde(flatten)]
     pub figures: EstimateFigures,
@@ -71,7 +72,7 @@ pub struct PooledEstimate {
 
 /// Who the comparison group is: the answer says it, because "unvaccinated" here is not
 /// "never vaccinated".
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ComparisonGroup {
     /// The definition in words.
     pub definition: String,
@@ -85,7 +86,7 @@ pub struct ComparisonGroup {
 }
 
 /// The estimate of one age band.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct BandEstimate {
     pub age_band: &'static str,
     #[serde(flatten)]
@@ -95,7 +96,7 @@ pub struct BandEstimate {
 
 /// VE by the cohort method (`GET /api/effectiveness`). As CSV, its rows are the age bands
 /// (screening as JSON); [`EffectivenessAnswer::estimates`] is the command line's table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EffectivenessAnswer {
     #[serde(flatten)]
     pub study: StudyDescription,
@@ -160,7 +161,7 @@ fn study_provenance(
 }
 
 /// One line of [`EstimateTable`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EstimateRow {
     /// `overall (MH)`, `crude` or an age band.
     pub estimate: String,
@@ -170,10 +171,11 @@ pub struct EstimateRow {
 
 /// The estimates of an [`EffectivenessAnswer`] one per line, as `vaxlake effectiveness`
 /// prints them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct EstimateTable {
     pub rows: Vec<EstimateRow>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub provenance: Provenance,
 }
 
@@ -189,7 +191,7 @@ impl Tabular for EstimateTable {
 
 /// Cases and rates of one month and age band; counts, person-years and rates are null when
 /// withheld.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RateRow {
     pub month: String,
     pub age_band: &'static str,
@@ -204,7 +206,7 @@ pub struct RateRow {
 
 /// Cases per 100,000 person-years by vaccination status, month and age band
 /// (`GET /api/effectiveness/rates`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RatesAnswer {
     #[serde(flatten)]
     pub study: StudyDescription,

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use statrs::function::beta::inv_beta_reg;
+use utoipa::ToSchema;
 
 use crate::disclosure::Z95;
 
@@ -30,7 +31,7 @@ impl Stratum {
 
 /// How an interval was computed: named in every answer, because a reader must know whether
 /// a small band's interval is exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntervalMethod {
     /// exp(log IRR ± 1.959964·sqrt(1/a + 1/b)): both groups have [`EXACT_BELOW`] cases or more.

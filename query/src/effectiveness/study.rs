@@ -2,6 +2,7 @@
 //! and turned into day numbers.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::answer::StudyDescription;
 use crate::coverage::{age_band, AGE_BANDS};
@@ -9,7 +10,7 @@ use crate::dates::{civil_from_days, days_from_civil, format_iso, parse_iso};
 use crate::QueryError;
 
 /// Which cases count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every notified case.
@@ -36,7 +37,8 @@ impl std::str::FromStr for Outcome {
 }
 
 /// `/api/effectiveness` parameters (CONTRACTS.md), plus `outcome`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EffectivenessQuery {
     pub antigen: String,
     pub disease: String,

@@ -7,7 +7,7 @@
 mod query_answer;
 mod rows;
 
-pub use query_answer::QueryAnswer;
+pub use query_answer::{QueryAnswer, RowsBody};
 pub use rows::{render, to_json, Provenance, Tabular};
 
 /// How an answer is printed.

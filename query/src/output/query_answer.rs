@@ -8,10 +8,23 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, UInt64Type};
 use arrow::ipc::writer::StreamWriter;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow::util::pretty::pretty_format_batches_with_schema;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use super::Format;
 use crate::QueryError;
+
+/// A query's rows as JSON (`/api/sql`, `/api/audit`): the form [`QueryAnswer::to_json`]
+/// writes, and the API description's schema of it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RowsBody {
+    /// Column names, in order (a name may repeat).
+    pub columns: Vec<String>,
+    /// One array per row, in column order: numbers, text, dates `YYYY-MM-DD`, timestamps
+    /// RFC 3339, null.
+    pub rows: Vec<Vec<Value>>,
+    /// True when the row cap cut the answer.
+    pub truncated: bool,
+}
 
 /// The rows of one query, capped at the warehouse's row limit.
 #[derive(Debug, Clone)]
@@ -55,22 +68,12 @@ impl QueryAnswer {
                 rows.push(columns.iter().map(|column| column[row].clone()).collect());
             }
         }
-        let mut object = Map::new();
-        object.insert(
-            "columns".into(),
-            Value::from(
-                self.column_names()
-                    .into_iter()
-                    .map(Value::from)
-                    .collect::<Vec<_>>(),
-            ),
-        );
-        object.insert(
-            "rows".into(),
-            Value::Array(rows.into_iter().map(Value::Array).collect()),
-        );
-        object.insert("truncated".into(), Value::Bool(self.truncated));
-        Ok(Value::Object(object))
+        let body = RowsBody {
+            columns: self.column_names(),
+            rows,
+            truncated: self.truncated,
+        };
+        serde_json::to_value(body).map_err(|error| QueryError::Format(error.to_string()))
     }
 
     /// A header line and RFC 4180 rows (CRLF line ends, quotes only where needed, nulls as

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use super::{ApiError, ApiState, AuditRows};
 use crate::audit::{read, AuditFilter};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditParameters {
     user: Option<String>,
     endpoint: Option<String>,
@@ -24,6 +25,16 @@ pub(crate) struct AuditParameters {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "operators",
+    params(AuditParameters),
+    responses(
+        (status = 200, description = "The audit trail, newest first (at most 10,000 rows per answer; `truncated` says whether `limit` cut it); JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::output::RowsBody),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn audit(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,

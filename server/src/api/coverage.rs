@@ -61,6 +61,17 @@ pub(super) fn answer<A: Tabular>(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/coverage",
+    tag = "coverage",
+    params(CoverageQuery),
+    responses(
+        (status = 200, description = "Coverage of one indicator and cohort, by breakdown; JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::coverage::CoverageAnswer),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn coverage(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -70,10 +81,31 @@ pub(crate) async fn coverage(
     answer(&headers, engine(&state)?.coverage(&query).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/coverage/indicators",
+    tag = "coverage",
+    responses(
+        (status = 200, description = "The indicator catalogue", body = vaxlake_query::coverage::IndicatorList),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn indicators(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     Ok(Json(to_json(&engine(&state)?.indicators())?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/coverage/curve",
+    tag = "coverage",
+    params(CurveQuery),
+    responses(
+        (status = 200, description = "Coverage by age in months; JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::coverage::CurveAnswer),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn curve(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -83,6 +115,17 @@ pub(crate) async fn curve(
     answer(&headers, engine(&state)?.curve(&query).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/coverage/dropout",
+    tag = "coverage",
+    params(DropoutQuery),
+    responses(
+        (status = 200, description = "Dropout between two doses; JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::coverage::DropoutAnswer),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn dropout(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -92,6 +135,17 @@ pub(crate) async fn dropout(
     answer(&headers, engine(&state)?.dropout(&query).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/coverage/timeliness",
+    tag = "coverage",
+    params(TimelinessQuery),
+    responses(
+        (status = 200, description = "Timeliness of a dose; JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::coverage::TimelinessAnswer),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn timeliness(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,

@@ -20,6 +20,17 @@ fn engine(state: &ApiState) -> Result<&EffectivenessEngine, ApiError> {
         .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/effectiveness",
+    tag = "effectiveness",
+    params(EffectivenessQuery),
+    responses(
+        (status = 200, description = "Vaccine effectiveness by the cohort method; JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::effectiveness::EffectivenessAnswer),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn effectiveness(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -29,6 +40,17 @@ pub(crate) async fn effectiveness(
     answer(&headers, engine(&state)?.effectiveness(&query).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/effectiveness/rates",
+    tag = "effectiveness",
+    params(EffectivenessQuery),
+    responses(
+        (status = 200, description = "Incidence rates by month and age band; JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::effectiveness::RatesAnswer),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+        (status = 404, description = "Nothing to answer from yet", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn rates(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,

@@ -6,6 +6,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use vaxlake_query::QueryError;
 
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Why, in words; never row values (runs of 9 or more digits are shown as `<digits>`).
+    pub(crate) error: String,
+}
+
 /// An error answer: a status and `{"error": "<reason>"}`, nothing else.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -52,7 +59,9 @@ impl IntoResponse for ApiError {
         let mut response = (
             self.status,
             // An identity typed into a request (a national number in SQL) is not echoed.
-            Json(serde_json::json!({ "error": crate::audit::redact_digits(&self.message) })),
+            Json(ErrorBody {
+                error: crate::audit::redact_digits(&self.message),
+            }),
         )
             .into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {

@@ -37,6 +37,15 @@ fn own_project(caller: &Caller) -> Result<Option<&str>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/extracts",
+    tag = "extracts",
+    responses(
+        (status = 200, description = "The extracts on the shelf (researchers: their project's released ones)", body = serde_json::Value),
+        (status = 403, description = "No project is assigned to you", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
@@ -54,6 +63,18 @@ pub(crate) async fn list(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/extracts/{project}/{id}/{file}",
+    tag = "extracts",
+    params(("project" = String, Path, description = "The project"), ("id" = String, Path, description = "The extract"), ("file" = String, Path, description = "The file")),
+    responses(
+        (status = 200, description = "One file of an extract", content_type = "application/octet-stream"),
+        (status = 403, description = "Another project's extract", body = super::ErrorBody),
+        (status = 404, description = "No such file, or not released", body = super::ErrorBody),
+        (status = 409, description = "The extract is inconsistent", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn download(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,

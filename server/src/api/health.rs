@@ -16,6 +16,15 @@ use crate::auth::Caller;
 /// monitoring can alert on a warehouse that stopped moving. `ingest` (last ingest,
 /// quarantine counts by reason, registry watermark and lag) comes from the operator probe
 /// when one is configured.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "`{\"status\":\"ok\"}` to anyone; table versions and the ingest report to operators", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn health(
     State(state): State<Arc<ApiState>>,
     caller: Option<Extension<Caller>>,

@@ -10,6 +10,7 @@ mod effectiveness;
 mod error;
 mod extracts;
 mod health;
+pub mod openapi;
 mod pages;
 pub mod routes;
 mod serve;
@@ -29,7 +30,7 @@ use crate::status::OperatorStatus;
 
 pub(crate) use audit_layer::AuditRows;
 pub use audit_layer::ABORTED_STATUS;
-pub(crate) use error::ApiError;
+pub(crate) use error::{ApiError, ErrorBody};
 pub use routes::{router, router_with, Route, PAGES, ROUTES};
 pub use serve::{serve, serve_router, serve_with, ServeOptions, TlsFiles};
 

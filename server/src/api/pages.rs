@@ -43,6 +43,14 @@ async fn first_value(state: &ApiState, table: &str, sql: &str) -> Result<Value, 
 }
 
 /// `GET /api/freshness`: how current the figures are, for everyone who reads them.
+#[utoipa::path(
+    get,
+    path = "/api/freshness",
+    tag = "coverage",
+    responses(
+        (status = 200, description = "How current the figures are: last ingest, newest dose day, table versions, registry lag", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn freshness(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
@@ -78,6 +86,14 @@ pub(crate) async fn freshness(State(state): State<Arc<ApiState>>) -> Result<Json
 }
 
 /// `GET /api/geography`: the cantons and their communes (`sql/reference/communes.csv`).
+#[utoipa::path(
+    get,
+    path = "/api/geography",
+    tag = "coverage",
+    responses(
+        (status = 200, description = "The cantons and their communes", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn geography(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let answer = state
         .warehouse()
@@ -99,9 +115,11 @@ pub(crate) async fn geography(State(state): State<Arc<ApiState>>) -> Result<Json
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FlagsQuery {
+    /// Only this birth cohort.
     cohort: Option<i32>,
 }
 
@@ -109,6 +127,16 @@ pub(crate) struct FlagsQuery {
 /// numerator exceeds their denominator, from the same cells as `vaxlake coverage --all`,
 /// with the provenance of every coverage answer (`table_versions`, `suppression_threshold`,
 /// `population_source`; each row's `definition_version` and `population_source`).
+#[utoipa::path(
+    get,
+    path = "/api/coverage/flags",
+    tag = "coverage",
+    params(FlagsQuery),
+    responses(
+        (status = 200, description = "Published cells whose numerator exceeds their denominator", body = serde_json::Value),
+        (status = 400, description = "Bad parameters", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn coverage_flags(
     State(state): State<Arc<ApiState>>,
     query: Result<Query<FlagsQuery>, QueryRejection>,
@@ -140,6 +168,14 @@ const FLAGS_EXPLANATION: &str = "More persons vaccinated than the population est
 /// disclosure control"): counts between 1 and the threshold − 1 are withheld, and with them
 /// enough other cells of the antigen that no withheld count follows from its total. The
 /// answer names the threshold like every coverage answer, for the "suppressed (< N)" label.
+#[utoipa::path(
+    get,
+    path = "/api/coverage/invalid_doses",
+    tag = "coverage",
+    responses(
+        (status = 200, description = "Dose days that do not count, by antigen and reason, with disclosure control", body = vaxlake_query::coverage::InvalidDosesAnswer),
+    ),
+)]
 pub(crate) async fn invalid_doses(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Response, ApiError> {
@@ -155,6 +191,14 @@ pub(crate) async fn invalid_doses(
 }
 
 /// `GET /api/status` (operators): what `vaxlake status` prints.
+#[utoipa::path(
+    get,
+    path = "/api/status",
+    tag = "operators",
+    responses(
+        (status = 200, description = "Table versions and the ingest report", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let warehouse = state.warehouse();
     warehouse.refresh_if_due().await;
@@ -166,6 +210,14 @@ pub(crate) async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<Va
 }
 
 /// `GET /api/status/quarantine` (operators): quarantined records by day received and reason.
+#[utoipa::path(
+    get,
+    path = "/api/status/quarantine",
+    tag = "operators",
+    responses(
+        (status = 200, description = "Quarantined records by day received and reason", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn quarantine(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     rows_of(
         &state,
@@ -177,6 +229,14 @@ pub(crate) async fn quarantine(State(state): State<Arc<ApiState>>) -> Result<Res
 }
 
 /// `GET /api/status/ingests` (operators): the ingest runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/status/ingests",
+    tag = "operators",
+    responses(
+        (status = 200, description = "The ingest runs, newest first", body = serde_json::Value),
+    ),
+)]
 pub(crate) async fn ingests(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     rows_of(
         &state,

@@ -13,7 +13,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use super::audit_layer::audit_request;
-use super::{audit, coverage, effectiveness, extracts, health, pages, sql};
+use super::{audit, coverage, effectiveness, extracts, health, openapi, pages, sql};
 use super::{ApiError, ApiState, ServeOptions};
 use crate::auth::rules::{ANALYSIS, ANALYSTS, EXTRACTS, OPERATORS};
 use crate::auth::{self, login, Access};
@@ -45,6 +45,7 @@ macro_rules! route {
 /// `Router::route` alone.
 pub const ROUTES: &[Route] = &[
     route!(GET "/api/health", Access::Open => health::health),
+    route!(GET "/api/openapi.json", Access::Open => openapi::openapi_json),
     route!(POST "/api/sql", ANALYSTS => sql::sql),
     route!(GET "/api/coverage", ANALYSIS => coverage::coverage),
     route!(GET "/api/coverage/indicators", ANALYSIS => coverage::indicators),
@@ -65,7 +66,7 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/api/extracts/{project}/{id}/{file}", EXTRACTS => extracts::download),
     route!(GET "/login", Access::Open => login::login_page),
     route!(POST "/login", Access::Open => login::login),
-    route!(GET "/logout", Access::Open => login::logout),
+    route!(GET "/logout", Access::Open => login::logout_link),
     route!(POST "/logout", Access::Open => login::logout),
 ];
 

@@ -19,8 +19,10 @@ const JSON: &str = "application/json";
 /// Set on every answer, so CSV and Arrow clients also learn that rows were cut.
 const TRUNCATED_HEADER: &str = "x-vaxlake-truncated";
 
-#[derive(Debug, Deserialize)]
-struct SqlRequest {
+/// `POST /api/sql`'s body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct SqlRequest {
+    /// One read-only query: SELECT, WITH, VALUES or EXPLAIN.
     sql: String,
 }
 
@@ -84,6 +86,22 @@ impl Format {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/sql",
+    tag = "sql",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, description = "The rows; `Accept: text/csv` gives CSV and \
+            `Accept: application/vnd.apache.arrow.stream` Arrow IPC. `x-vaxlake-truncated` says \
+            whether the row cap cut them.",
+            body = vaxlake_query::output::RowsBody),
+        (status = 400, description = "Not one read-only query, or an error in it", body = super::ErrorBody),
+        (status = 413, description = "Body over the limit", body = super::ErrorBody),
+        (status = 429, description = "Too many queries running; retry", body = super::ErrorBody),
+        (status = 503, description = "The query ran out of time or memory", body = super::ErrorBody),
+    ),
+)]
 pub(crate) async fn sql(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,

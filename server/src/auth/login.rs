@@ -28,17 +28,36 @@ p.error{color:#a00000}</style></head>
 </form>{{message}}</main></body></html>"#;
 
 /// `GET /login`: the sign-in form.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "sign-in",
+    security(()),
+    responses((status = 200, description = "The sign-in form", content_type = "text/html")),
+)]
 pub(crate) async fn login_page() -> Html<String> {
     Html(LOGIN_PAGE.replace("{{message}}", ""))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginForm {
+    /// The bearer token.
     token: String,
 }
 
 /// `POST /login`: a valid token opens a session (cookie); a wrong one gets the form again
 /// with 401.
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "sign-in",
+    security(()),
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: the session cookie is set and the browser sent to `/`"),
+        (status = 401, description = "Unknown token: the form again", content_type = "text/html"),
+    ),
+)]
 pub(crate) async fn login(
     State(state): State<Arc<ApiState>>,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
@@ -79,6 +98,13 @@ pub(crate) async fn login(
 }
 
 /// `GET|POST /logout`: ends the session and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    tag = "sign-in",
+    security(()),
+    responses((status = 303, description = "Session ended, cookie cleared, browser sent to `/login`")),
+)]
 pub(crate) async fn logout(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     if let Some(cookie) = session_cookie(&headers) {
         state.sessions.end(cookie);
@@ -89,6 +115,19 @@ pub(crate) async fn logout(State(state): State<Arc<ApiState>>, headers: HeaderMa
         HeaderValue::from_static("vaxlake_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     response
+}
+
+/// `GET /logout`, the sign-out link: the same as `POST /logout` (its own operation, because an
+/// API description names each method's operation once).
+#[utoipa::path(
+    get,
+    path = "/logout",
+    tag = "sign-in",
+    security(()),
+    responses((status = 303, description = "Session ended, cookie cleared, browser sent to `/login`")),
+)]
+pub(crate) async fn logout_link(state: State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    logout(state, headers).await
 }
 
 fn redirect_home() -> Response {
