@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,13 @@ REPORT = ROOT / "BENCHMARKS.md"
 THREADS = 2
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server the benchmark starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def log(msg: str) -> None:

@@ -20,20 +20,15 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import statistics
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+from .common import free_port
+
 QUESTION = "/api/coverage?indicator=DTP3&cohort=2022&by=commune"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(base: str, path: str) -> tuple[float, dict]:
@@ -90,7 +85,7 @@ def _small_export(export: Path, out: Path, round_no: int, doses: int) -> None:
 
 def run_freshness(binary: Path, warehouse: Path, export: Path, key: Path, work: Path,
                   rounds: int = 5, doses: int = 20) -> dict:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = work / "serve.log"
     work.mkdir(parents=True, exist_ok=True)

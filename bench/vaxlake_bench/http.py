@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,7 +28,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .common import VENV_PYTHON, MiB, built_at, git_state, log, loud, utc_now
+from .common import VENV_PYTHON, MiB, free_port, built_at, git_state, log, loud, utc_now
 from .data import active_files
 from .measure import rss_of
 
@@ -47,12 +46,6 @@ rows = duckdb.execute(
 print(json.dumps(dict(rows)))
 """
 EFFECTIVENESS = "antigen=influenza&disease=J1&from=2024-10-01&to=2025-04-30"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str, timeout: float = 900) -> tuple[float, int, bytes]:
@@ -104,7 +97,7 @@ def run_http(args, binary: Path, load_bin: Path, base: Path, wh: Path, logs: Pat
     token = made.stdout.strip().splitlines()[-1]
     auth = base / "load-auth.toml"
     auth.write_text(made.stderr[made.stderr.index("[[user]]"):])
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     serve_log = open(logs / "http-serve.log", "w")
     server = subprocess.Popen([str(binary), "serve", "--warehouse", str(wh), "--listen", f"127.0.0.1:{port}",

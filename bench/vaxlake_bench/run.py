@@ -18,7 +18,9 @@ from .query import run_query
 from .registry import run_postgres
 
 
-def run_size(args, binary: Path, data: Path, events: int, duck_version: str) -> dict:
+def size_input(args, binary: Path, data: Path, events: int) -> tuple[Path, Path, Path, list[Path], dict]:
+    """A size's directory, pinned binary, generated export, NDJSON files and the figures every
+    stored size starts with (what was measured, from what input, by which build)."""
     label = size_label(events)
     base = data / label
     base.mkdir(parents=True, exist_ok=True)
@@ -26,18 +28,14 @@ def run_size(args, binary: Path, data: Path, events: int, duck_version: str) -> 
     inp, manifest = ensure_input(binary, data, events, args.seed)
     fhir = inp / "fhir"
     ndjson = [fhir / "Patient.ndjson", fhir / "Immunization.ndjson"]
-    input_bytes = sum(p.stat().st_size for p in ndjson)
-    imm_lines = manifest["fhir"]["immunization_lines"]
-    pat_lines = manifest["fhir"]["patient_lines"]
-    res = {
+    head = {
         "label": label,
         "date": utc_now(),
         "persons": manifest["persons"],
-        "immunization_lines": imm_lines,
-        "patient_lines": pat_lines,
-        "input_bytes": input_bytes,
+        "immunization_lines": manifest["fhir"]["immunization_lines"],
+        "patient_lines": manifest["fhir"]["patient_lines"],
+        "input_bytes": sum(p.stat().st_size for p in ndjson),
         "immunization_bytes": ndjson[1].stat().st_size,
-        "duckdb_version": duck_version,
         "vaxlake_binary_mtime": built_at(binary),
         "git": git_state(),
         "immunization_quarantined_expected": manifest["fhir"].get("immunization_quarantined"),
@@ -45,6 +43,13 @@ def run_size(args, binary: Path, data: Path, events: int, duck_version: str) -> 
         "immunizations_of_invalid_patients": manifest["fhir"].get("bad", {}).get("immunizations_of_invalid_patients"),
         "command": args.command,
     }
+    return base, binary, inp, ndjson, head
+
+
+def run_size(args, binary: Path, data: Path, events: int, duck_version: str) -> dict:
+    base, binary, inp, ndjson, res = size_input(args, binary, data, events)
+    res["duckdb_version"] = duck_version
+    label, fhir, imm_lines = res["label"], inp / "fhir", res["immunization_lines"]
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
 
@@ -102,23 +107,10 @@ def freshness_part(args, binary: Path, base: Path, wh: Path, export: Path, key: 
 def ingest_only(args, binary: Path, data: Path, events: int, results: dict) -> dict:
     """`--only ingest`: vaxlake's ingest of a size into a fresh warehouse, nothing else (the
     memory row at 30M, where the peers and queries would take the rest of the day)."""
-    label = size_label(events)
-    base = data / label
-    base.mkdir(parents=True, exist_ok=True)
-    binary = pin_binary(binary, base)
-    inp, manifest = ensure_input(binary, data, events, args.seed)
-    fhir = inp / "fhir"
-    ndjson = [fhir / "Patient.ndjson", fhir / "Immunization.ndjson"]
-    r = dict(results.get(label) or {})
-    r.update({"label": label, "date": utc_now(), "persons": manifest["persons"],
-              "immunization_lines": manifest["fhir"]["immunization_lines"],
-              "patient_lines": manifest["fhir"]["patient_lines"],
-              "input_bytes": sum(p.stat().st_size for p in ndjson),
-              "immunization_bytes": ndjson[1].stat().st_size,
-              "vaxlake_binary_mtime": built_at(binary), "git": git_state(), "command": args.command,
-              "current_events_expected": manifest["fhir"].get("current_events"),
-              "immunization_quarantined_expected": manifest["fhir"].get("immunization_quarantined"),
-              "ingest_only": True})
+    base, binary, inp, ndjson, head = size_input(args, binary, data, events)
+    r = dict(results.get(head["label"]) or {})
+    r.update(head, ingest_only=True)
+    label, fhir = head["label"], inp / "fhir"
     logs = base / "logs"
     logs.mkdir(exist_ok=True)
     key = ensure_key(binary, base)
