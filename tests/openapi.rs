@@ -8,17 +8,7 @@ use common::*;
 fn route_lines() -> String {
     vaxlake_server::api::ROUTES
         .iter()
-        .map(|route| {
-            let method = [
-                (axum::routing::MethodFilter::GET, "GET"),
-                (axum::routing::MethodFilter::POST, "POST"),
-            ]
-            .into_iter()
-            .find(|(filter, _)| *filter == route.method)
-            .map(|(_, name)| name)
-            .expect("GET or POST");
-            format!("{method}\t{}\n", route.path)
-        })
+        .map(|route| format!("{}\t{}\n", route.method_name().to_uppercase(), route.path))
         .collect()
 }
 

@@ -29,6 +29,22 @@ pub struct Route {
     handler: fn(MethodFilter) -> MethodRouter<Arc<ApiState>>,
 }
 
+impl Route {
+    /// The method's name in lower case, as an OpenAPI description keys it.
+    pub fn method_name(&self) -> &'static str {
+        [
+            (MethodFilter::GET, "get"),
+            (MethodFilter::POST, "post"),
+            (MethodFilter::PUT, "put"),
+            (MethodFilter::DELETE, "delete"),
+            (MethodFilter::PATCH, "patch"),
+        ]
+        .into_iter()
+        .find(|(filter, _)| *filter == self.method)
+        .map_or("other", |(_, name)| name)
+    }
+}
+
 /// `route!(GET "/path", ACCESS => handler)`: one row of [`ROUTES`].
 macro_rules! route {
     ($method:ident $path:literal, $access:expr => $handler:path) => {
