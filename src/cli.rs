@@ -183,6 +183,15 @@ pub struct ServeArgs {
     /// Seconds a whole request may take.
     #[arg(long, default_value_t = 300)]
     pub request_timeout_secs: u64,
+    /// Also answer Arrow Flight SQL (ADBC, pandas, polars) on this address; off by default.
+    /// Same tokens, sandbox, audit and TLS as the HTTP API; loopback only without --auth.
+    #[arg(long, value_name = "ADDR")]
+    pub flight_listen: Option<std::net::SocketAddr>,
+    /// Also answer the PostgreSQL protocol (psql, DBeaver, R, psycopg) on this address; off
+    /// by default. Database `vaxlake`, user = the auth file's name, password = the token
+    /// (SCRAM-SHA-256); needs --auth; TLS-only when --tls-cert is given.
+    #[arg(long, value_name = "ADDR", requires = "auth")]
+    pub pg_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub query_limits: QueryLimitArgs,
 }
@@ -203,6 +212,8 @@ impl ServeArgs {
             cors_origin: Vec::new(),
             header_timeout_secs: 10,
             request_timeout_secs: 300,
+            flight_listen: None,
+            pg_listen: None,
             query_limits: QueryLimitArgs::default(),
         }
     }

@@ -5,6 +5,7 @@
 //! same bytes and nothing was written outside it.
 
 mod common;
+use common::corpus::Places;
 use common::*;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -65,63 +66,16 @@ struct Entry {
     sql: String,
 }
 
-/// The directories the corpus's placeholders stand for.
-struct Places {
-    warehouse: PathBuf,
-    export: PathBuf,
-    outside: PathBuf,
-}
-
 fn corpus(places: &Places) -> Vec<Entry> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql_sandbox_corpus.tsv");
-    let text = std::fs::read_to_string(&path).unwrap();
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty() && !line.starts_with('#'))
-        .map(|(index, line)| {
-            let mut columns = line.splitn(3, '\t');
-            let (Some(outcome), Some(abuse), Some(sql)) =
-                (columns.next(), columns.next(), columns.next())
-            else {
-                panic!(
-                    "corpus line {}: expected three tab-separated columns",
-                    index + 1
-                );
-            };
-            Entry {
-                line: index + 1,
-                outcome: Outcome::parse(outcome),
-                abuse: abuse.to_string(),
-                sql: expand(sql, places),
-            }
+    common::corpus::entries(places)
+        .into_iter()
+        .map(|entry| Entry {
+            line: entry.line,
+            outcome: Outcome::parse(&entry.outcome),
+            abuse: entry.abuse,
+            sql: entry.sql,
         })
         .collect()
-}
-
-/// Fills in `{{OUTSIDE}}`, `{{WAREHOUSE}}`, `{{EXPORT}}` and `{{N*TEXT}}`.
-fn expand(sql: &str, places: &Places) -> String {
-    let mut out = String::new();
-    let mut rest = sql;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .expect("an unclosed {{ in the corpus")
-            + start;
-        let inner = &rest[start + 2..end];
-        match inner {
-            "OUTSIDE" => out.push_str(places.outside.to_str().unwrap()),
-            "WAREHOUSE" => out.push_str(places.warehouse.to_str().unwrap()),
-            "EXPORT" => out.push_str(places.export.to_str().unwrap()),
-            repeat => {
-                let (count, text) = repeat.split_once('*').expect("{{N*TEXT}}");
-                out.push_str(&text.repeat(count.parse().expect("a count")));
-            }
-        }
-        rest = &rest[end + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `POST /api/sql`: (status, body, time taken).

@@ -36,5 +36,5 @@ mod views;
 mod warehouse;
 
 pub use error::QueryError;
-pub use output::QueryAnswer;
+pub use output::{QueryAnswer, QueryStream};
 pub use warehouse::{QueryOptions, Warehouse, AUDIT_TABLE, DEFAULT_TABLES};

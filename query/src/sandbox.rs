@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::context::SQLOptions;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::TaskContext;
+use datafusion::execution::{SendableRecordBatchStream, SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
@@ -40,6 +40,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use futures::StreamExt;
 use url::Url;
 
+use crate::output::QueryStream;
 use crate::query_memory::QueryPool;
 use crate::{QueryAnswer, QueryError};
 
@@ -386,11 +387,101 @@ pub(crate) async fn run(
     let hide = RootHider::new(root);
     match tokio::time::timeout(limits.timeout, plan_and_collect(ctx, sql, limits)).await {
         Ok(Ok(answer)) => hide.in_answer(answer),
-        Ok(Err(QueryError::Sql(reason))) => Err(QueryError::Sql(hide.in_text(&reason))),
-        Ok(Err(error)) => Err(error),
+        Ok(Err(error)) => Err(hide.in_error(error)),
         // Dropping the future drops the record batch stream, which cancels the plan's tasks.
         Err(_elapsed) => Err(QueryError::Timeout(limits.timeout)),
     }
+}
+
+/// [`run`] for the doors that stream (Flight SQL, PostgreSQL wire): the same checks, plan
+/// and limits, but the rows are handed on batch by batch as the plan makes them instead of
+/// being collected, so the answer's size is bounded by the row cap alone and the memory by
+/// the query's pool share. The time limit counts from here to the last row.
+pub(crate) async fn run_stream(
+    ctx: &SessionContext,
+    sql: &str,
+    limits: QueryLimits,
+    root: &Url,
+) -> Result<QueryStream, QueryError> {
+    check(sql)?;
+    let hide = RootHider::new(root);
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let stream = match tokio::time::timeout_at(deadline, plan_stream(ctx, sql, limits)).await {
+        Ok(Ok((stream, _pool))) => stream,
+        Ok(Err(error)) => return Err(hide.in_error(error)),
+        Err(_elapsed) => return Err(QueryError::Timeout(limits.timeout)),
+    };
+    let explain = is_explain_schema(&stream.schema());
+    Ok(QueryStream::new(
+        stream,
+        limits.max_rows,
+        deadline,
+        limits.timeout,
+        match explain {
+            true => Some(Box::new(move |batch| hide.in_batch(batch))),
+            false => None,
+        },
+    ))
+}
+
+/// What a query would answer, planned but not run: what Flight SQL's `FlightInfo` and the
+/// PostgreSQL door's `Describe` announce before the rows are fetched.
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    /// The columns.
+    pub schema: SchemaRef,
+    /// The types of the parameters `$1`, `$2`, ... in order; `None` where the planner
+    /// cannot tell from the query.
+    pub parameters: Vec<Option<DataType>>,
+}
+
+/// Plans a checked query on `ctx` without running it (see [`PlannedQuery`]).
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    sql: &str,
+    limits: QueryLimits,
+    root: &Url,
+) -> Result<PlannedQuery, QueryError> {
+    check(sql)?;
+    let hide = RootHider::new(root);
+    let planned = async {
+        let state = query_state(ctx, limits);
+        let plan = logical_plan(&state, sql).await?;
+        let mut parameters: Vec<(usize, Option<DataType>)> = plan
+            .get_parameter_types()?
+            .into_iter()
+            .filter_map(|(name, kind)| {
+                let index = name.strip_prefix('$')?.parse::<usize>().ok()?;
+                Some((index, kind))
+            })
+            .collect();
+        parameters.sort_by_key(|(index, _)| *index);
+        let count = parameters.last().map_or(0, |(index, _)| *index);
+        let mut ordered = vec![None; count];
+        for (index, kind) in parameters {
+            if index >= 1 {
+                ordered[index - 1] = kind;
+            }
+        }
+        Ok::<_, QueryError>(PlannedQuery {
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+            parameters: ordered,
+        })
+    };
+    match tokio::time::timeout(limits.timeout, planned).await {
+        Ok(result) => result.map_err(|error| hide.in_error(error)),
+        Err(_elapsed) => Err(QueryError::Timeout(limits.timeout)),
+    }
+}
+
+/// Whether a schema is EXPLAIN's (the only answer whose text may name the warehouse root).
+fn is_explain_schema(schema: &Schema) -> bool {
+    let names: Vec<&str> = schema
+        .fields()
+        .iter()
+        .map(|field| field.name().as_str())
+        .collect();
+    names == ["plan_type", "plan"]
 }
 
 /// Replaces the warehouse's location by `<warehouse>/` in text shown to analysts.
@@ -422,46 +513,47 @@ impl RootHider {
             })
     }
 
+    fn in_error(&self, error: QueryError) -> QueryError {
+        match error {
+            QueryError::Sql(reason) => QueryError::Sql(self.in_text(&reason)),
+            other => other,
+        }
+    }
+
     /// An answer with the root hidden in its text columns; only EXPLAIN's answer (columns
     /// `plan_type` and `plan`) is rewritten, never the rows of a table.
     fn in_answer(&self, mut answer: QueryAnswer) -> Result<QueryAnswer, QueryError> {
-        let names: Vec<&str> = answer
-            .schema
-            .fields()
-            .iter()
-            .map(|field| field.name().as_str())
-            .collect();
-        if names != ["plan_type", "plan"] {
+        if !is_explain_schema(&answer.schema) {
             return Ok(answer);
         }
         for batch in &mut answer.batches {
-            let columns = batch
-                .columns()
-                .iter()
-                .map(|column| {
-                    let text = arrow::compute::cast(column, &DataType::Utf8)?;
-                    let hidden: StringArray = text
-                        .as_string::<i32>()
-                        .iter()
-                        .map(|value| value.map(|value| self.in_text(value)))
-                        .collect();
-                    arrow::compute::cast(&hidden, column.data_type())
-                })
-                .collect::<Result<Vec<ArrayRef>, _>>()?;
-            *batch = RecordBatch::try_new(batch.schema(), columns)?;
+            *batch = self.in_batch(batch)?;
         }
         Ok(answer)
     }
+
+    /// One batch of EXPLAIN's answer with the root hidden in its text.
+    fn in_batch(&self, batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| {
+                let text = arrow::compute::cast(column, &DataType::Utf8)?;
+                let hidden: StringArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|value| value.map(|value| self.in_text(value)))
+                    .collect();
+                arrow::compute::cast(&hidden, column.data_type())
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
 }
 
-async fn plan_and_collect(
-    ctx: &SessionContext,
-    sql: &str,
-    limits: QueryLimits,
-) -> Result<QueryAnswer, QueryError> {
-    let max_rows = limits.max_rows;
-    // The same session (tables, views, functions) over a runtime whose pool is this query's
-    // share of the warehouse's pool.
+/// The session of one query: the warehouse's tables, views and functions over a runtime
+/// whose pool is this query's share of the warehouse's pool.
+fn query_state(ctx: &SessionContext, limits: QueryLimits) -> SessionState {
     let shared = ctx.runtime_env();
     let runtime = Arc::new(RuntimeEnv {
         memory_pool: Arc::new(QueryPool::new(
@@ -470,19 +562,37 @@ async fn plan_and_collect(
         )),
         ..shared.as_ref().clone()
     });
-    let state = SessionStateBuilder::new_from_existing(ctx.state())
+    SessionStateBuilder::new_from_existing(ctx.state())
         .with_runtime_env(runtime)
-        .build();
+        .build()
+}
+
+/// The logical plan of a checked query, refused if the planner options find it writes.
+async fn logical_plan(state: &SessionState, sql: &str) -> Result<LogicalPlan, QueryError> {
     let plan = state.create_logical_plan(sql).await?;
     sql_options()
         .verify_plan(&plan)
         .map_err(|error| QueryError::refused(format!("{}; {ONLY_QUERIES}", error.message())))?;
-    // EXPLAIN must stay the root of its plan; its few rows are capped by the loop below.
+    Ok(plan)
+}
+
+/// Plans a checked query and starts it: the stream of its rows, capped one row past
+/// `max_rows` (so a caller can tell "exactly max_rows" from "more"), and the query's memory
+/// pool (its share of the warehouse's).
+async fn plan_stream(
+    ctx: &SessionContext,
+    sql: &str,
+    limits: QueryLimits,
+) -> Result<(SendableRecordBatchStream, Arc<dyn MemoryPool>), QueryError> {
+    let max_rows = limits.max_rows;
+    let state = query_state(ctx, limits);
+    let plan = logical_plan(&state, sql).await?;
+    // EXPLAIN must stay the root of its plan; its few rows are capped by the caller.
     let is_explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
     let plan = match is_explain {
         true => plan,
-        // One row past the cap tells "exactly max_rows" from "more"; the limit lets the
-        // engine stop early (a sort becomes a top-k) instead of producing every row.
+        // The limit lets the engine stop early (a sort becomes a top-k) instead of
+        // producing every row.
         false => LogicalPlanBuilder::from(plan)
             .limit(0, Some(max_rows.saturating_add(1)))?
             .build()?,
@@ -495,13 +605,22 @@ async fn plan_and_collect(
         .query_planner()
         .create_physical_plan(&plan, &state)
         .await?;
-    let mut stream = execute_stream(physical, Arc::new(TaskContext::from(&state)))?;
+    let stream = execute_stream(physical, Arc::new(TaskContext::from(&state)))?;
+    Ok((stream, state.runtime_env().memory_pool.clone()))
+}
+
+async fn plan_and_collect(
+    ctx: &SessionContext,
+    sql: &str,
+    limits: QueryLimits,
+) -> Result<QueryAnswer, QueryError> {
+    let max_rows = limits.max_rows;
+    let (mut stream, pool) = plan_stream(ctx, sql, limits).await?;
     let schema = stream.schema();
 
     // The rows collected count against the pool like any operator's memory: a capped
     // number of rows can still be wide (`SELECT repeat('x', 1000000) FROM ...`).
-    let answer_memory =
-        MemoryConsumer::new("the answer").register(&state.runtime_env().memory_pool);
+    let answer_memory = MemoryConsumer::new("the answer").register(&pool);
     let mut batches = Vec::new();
     let mut rows = 0usize;
     let mut truncated = false;
@@ -539,7 +658,7 @@ async fn plan_and_collect(
 /// An error raised while rows are read, with every quoted stretch blanked out: Arrow's
 /// cast and parse errors quote the value that failed (`Cannot cast string '<a pseudonym>'
 /// to value of Int32 type`), and answers and logs carry reasons, never rows.
-fn without_values(error: datafusion::error::DataFusionError) -> QueryError {
+pub(crate) fn without_values(error: datafusion::error::DataFusionError) -> QueryError {
     match QueryError::from(error) {
         QueryError::Sql(reason) => QueryError::Sql(blank_quoted(&reason)),
         other => other,

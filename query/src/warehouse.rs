@@ -6,6 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -22,7 +25,7 @@ use crate::order_secret::read_order_secret;
 use crate::reference::ReferenceTables;
 use crate::sandbox::{self, QueryLimits};
 use crate::views::create_views;
-use crate::{QueryAnswer, QueryError};
+use crate::{QueryAnswer, QueryError, QueryStream};
 
 /// Delta tables registered when present under the warehouse root, by directory name: the
 /// catalogue's tables opened to analysts and its views (`vaxlake_catalog::analyst_tables`).
@@ -302,6 +305,83 @@ impl Warehouse {
             &self.inner.root,
         )
         .await
+    }
+
+    /// [`Warehouse::sql`] for the doors that stream (Flight SQL, PostgreSQL wire): the same
+    /// checks and limits, the rows handed on as the plan makes them (see [`QueryStream`]).
+    pub async fn sql_stream(&self, sql: &str) -> Result<QueryStream, QueryError> {
+        sandbox::check(sql)?;
+        self.refresh_if_due().await;
+        let snapshot = self.snapshot();
+        sandbox::run_stream(
+            &snapshot.ctx,
+            sql,
+            self.inner.options.limits(),
+            &self.inner.root,
+        )
+        .await
+    }
+
+    /// A copy of the current session (tables at their versions, views, functions) with a
+    /// catalog list of its own, for a door that adds to it (the PostgreSQL door's
+    /// `pg_catalog`) without touching what every other query sees. Queries on it go
+    /// through [`Warehouse::sql_stream_in`] and [`Warehouse::plan_in`], the same sandbox.
+    pub fn session_copy(&self) -> Result<SessionContext, QueryError> {
+        let snapshot = self.snapshot();
+        let state = snapshot.ctx.state();
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        for name in state.catalog_list().catalog_names() {
+            let Some(shared) = state.catalog_list().catalog(&name) else {
+                continue;
+            };
+            let catalog = Arc::new(MemoryCatalogProvider::new());
+            for schema in shared.schema_names() {
+                if let Some(provider) = shared.schema(&schema) {
+                    catalog.register_schema(&schema, provider)?;
+                }
+            }
+            catalogs.register_catalog(name, catalog);
+        }
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(catalogs)
+            .build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// [`Warehouse::sql_stream`] on a session from [`Warehouse::session_copy`].
+    pub async fn sql_stream_in(
+        &self,
+        ctx: &SessionContext,
+        sql: &str,
+    ) -> Result<QueryStream, QueryError> {
+        sandbox::check(sql)?;
+        sandbox::run_stream(ctx, sql, self.inner.options.limits(), &self.inner.root).await
+    }
+
+    /// The columns of `sql` and the types of its parameters (`$1`, `$2`, ... in order;
+    /// `None` where the planner cannot tell), checked and planned on `ctx` but not run.
+    pub async fn plan_in(
+        &self,
+        ctx: &SessionContext,
+        sql: &str,
+    ) -> Result<crate::sandbox::PlannedQuery, QueryError> {
+        sandbox::check(sql)?;
+        sandbox::plan(ctx, sql, self.inner.options.limits(), &self.inner.root).await
+    }
+
+    /// The columns `sql` would answer with, checked and planned but not run.
+    pub async fn sql_schema(&self, sql: &str) -> Result<arrow::datatypes::SchemaRef, QueryError> {
+        sandbox::check(sql)?;
+        self.refresh_if_due().await;
+        let snapshot = self.snapshot();
+        let planned = sandbox::plan(
+            &snapshot.ctx,
+            sql,
+            self.inner.options.limits(),
+            &self.inner.root,
+        )
+        .await?;
+        Ok(planned.schema)
     }
 
     /// Looks for newer Delta versions (and tables that appeared) now, and swaps in a new

@@ -21,7 +21,10 @@ pub mod audit;
 pub mod auth;
 mod dashboards;
 pub mod extracts;
+mod flight;
+mod postgres;
 mod server;
+mod sql_door;
 pub mod status;
 
 pub use server::{Server, ServerConfig, ServerError};

@@ -15,6 +15,7 @@ use crate::api::{router_with, serve_with, ApiState, ServeOptions, DEFAULT_MAX_CO
 use crate::audit::AuditLog;
 use crate::auth::AuthConfig;
 use crate::extracts::Shelf;
+use crate::sql_door::SqlDoor;
 use crate::status::OperatorStatus;
 
 /// How often expired extracts are swept while the server runs.
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     registry: Option<PostgresSource>,
     auth: Option<AuthConfig>,
     serve: ServeOptions,
+    flight_listen: Option<SocketAddr>,
+    pg_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -66,7 +69,24 @@ impl ServerConfig {
             registry: None,
             auth: None,
             serve: ServeOptions::default(),
+            flight_listen: None,
+            pg_listen: None,
         }
+    }
+
+    /// Also answer the PostgreSQL protocol on this address (off by default): database
+    /// `vaxlake`, the auth file's users with their tokens as passwords (SCRAM-SHA-256), TLS
+    /// only when the HTTP API has TLS. Needs [`ServerConfig::with_auth`].
+    pub fn with_pg_listen(mut self, listen: Option<SocketAddr>) -> Self {
+        self.pg_listen = listen;
+        self
+    }
+
+    /// Also answer Arrow Flight SQL on this address (off by default), with the same users,
+    /// sandbox, audit and TLS certificate as the HTTP API.
+    pub fn with_flight_listen(mut self, listen: Option<SocketAddr>) -> Self {
+        self.flight_listen = listen;
+        self
     }
 
     /// The SQL sandbox's limits (memory, spill, time, rows).
@@ -112,6 +132,8 @@ pub struct Server {
     warehouse: Warehouse,
     audit: AuditLog,
     listener: std::net::TcpListener,
+    flight_listener: Option<std::net::TcpListener>,
+    pg_listener: Option<std::net::TcpListener>,
     config: ServerConfig,
 }
 
@@ -120,15 +142,21 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
         let warehouse = Warehouse::open(&config.warehouse, config.query.clone()).await?;
         let audit = AuditLog::start(warehouse.root())?;
-        let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
-                address: config.listen,
-                source,
-            })?;
+        let listener = bind(config.listen)?;
+        let flight_listener = config.flight_listen.map(bind).transpose()?;
+        if config.pg_listen.is_some() && config.auth.is_none() {
+            return Err(ServerError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the PostgreSQL door needs --auth: its users sign in with their tokens, and there is no default user",
+            )));
+        }
+        let pg_listener = config.pg_listen.map(bind).transpose()?;
         Ok(Server {
             warehouse,
             audit,
             listener,
+            flight_listener,
+            pg_listener,
             config,
         })
     }
@@ -136,6 +164,20 @@ impl Server {
     /// How many users may sign in; `None` when the server answers everyone.
     pub fn users(&self) -> Option<usize> {
         self.config.auth.as_ref().map(|auth| auth.users().len())
+    }
+
+    /// The address Flight SQL answers on, when it does (the port chosen for port 0).
+    pub fn flight_address(&self) -> Option<SocketAddr> {
+        self.flight_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The address the PostgreSQL protocol answers on, when it does.
+    pub fn pg_address(&self) -> Option<SocketAddr> {
+        self.pg_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Whether the server speaks TLS.
@@ -153,6 +195,8 @@ impl Server {
             warehouse,
             audit,
             listener,
+            flight_listener,
+            pg_listener,
             config,
         } = self;
         let tls = config.serve.tls.is_some();
@@ -173,12 +217,53 @@ impl Server {
         }
         let state = Arc::new(state);
         state.warm_in_background(WARM_EVERY);
+        // One shutdown signal for every door.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let flight = flight_listener.map(|listener| {
+            let door = SqlDoor::new(state.clone(), "flight-sql");
+            let tls = config.serve.tls.clone();
+            let stopped = signal(stopped.clone());
+            tokio::spawn(async move {
+                crate::flight::serve(listener, door, tls.as_ref(), stopped).await
+            })
+        });
+        let postgres = pg_listener.map(|listener| {
+            let door = SqlDoor::new(state.clone(), "postgres");
+            let tls = config.serve.tls.clone();
+            let stopped = signal(stopped.clone());
+            tokio::spawn(async move {
+                crate::postgres::serve(listener, door, tls.as_ref(), stopped).await
+            })
+        });
         // The request timeout and CORS sit inside the audit, which records their answers too.
         let app = router_with(state, &config.serve)?;
-        let served = serve_with(listener, app, &config.serve, shutdown).await;
+        let served = serve_with(listener, app, &config.serve, signal(stopped)).await;
+        let joined = |task: Option<tokio::task::JoinHandle<std::io::Result<()>>>| async move {
+            match task {
+                Some(task) => task
+                    .await
+                    .unwrap_or_else(|error| Err(std::io::Error::other(error))),
+                None => Ok(()),
+            }
+        };
+        let flight_served = joined(flight).await;
+        let postgres_served = joined(postgres).await;
         // Every request answered is recorded before the process exits.
         audit.close().await;
         served?;
+        flight_served?;
+        postgres_served?;
         Ok(())
     }
+}
+
+fn bind(address: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
+    std::net::TcpListener::bind(address).map_err(|source| ServerError::Listen { address, source })
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use vaxlake_server::audit::{read, AuditFilter};
-use vaxlake_server::auth::{new_token, user_entry, Role};
+use vaxlake_server::auth::{new_token, scram_verifier, user_entry, Role};
 
 use crate::cli::{AuditArgs, AuditFormat, TokenCommand};
 
@@ -16,7 +16,9 @@ pub fn token(command: TokenCommand) -> Result<()> {
     let role: Role = role.parse()?;
     let (token, hash) = new_token();
     // Checked (and written by the TOML serializer) before the token is shown.
-    let entry = user_entry(&name, role, project.as_deref(), &hash)?;
+    // The PostgreSQL door's SCRAM verifier of the same token (never the token itself).
+    let scram = scram_verifier(&token);
+    let entry = user_entry(&name, role, project.as_deref(), &hash, Some(&scram))?;
     eprintln!("token for {name} (shown once; give it to the user over a secure channel):");
     println!("{token}");
     eprintln!();

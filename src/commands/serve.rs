@@ -23,6 +23,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         cors_origin,
         header_timeout_secs,
         request_timeout_secs,
+        flight_listen,
+        pg_listen,
         query_limits,
     } = args;
     if threshold == 0 {
@@ -36,6 +38,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if auth.is_none() && !listen.ip().is_loopback() {
         bail!("without --auth, serve binds to loopback only (got {listen}); give --auth FILE (see `vaxlake token new`) to serve other hosts");
     }
+    if let Some(flight) = flight_listen.filter(|address| !address.ip().is_loopback()) {
+        if auth.is_none() {
+            bail!("without --auth, Flight SQL binds to loopback only (got --flight-listen {flight}); give --auth FILE to serve other hosts");
+        }
+    }
     let tls = match (tls_cert, tls_key) {
         (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key }),
         _ => None,
@@ -45,6 +52,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_suppression(vaxlake_query::coverage::Suppression { threshold })
         .with_registry(registry)
         .with_auth(auth)
+        .with_flight_listen(flight_listen)
+        .with_pg_listen(pg_listen)
         .with_serve_options(ServeOptions {
             tls,
             header_timeout: std::time::Duration::from_secs(header_timeout_secs.max(1)),
@@ -61,6 +70,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => eprintln!(
             "serving {warehouse} on {scheme}://{listen}/ (unauthenticated: loopback only)"
         ),
+    }
+    if let Some(flight) = server.flight_address() {
+        let scheme = if server.tls() { "grpc+tls" } else { "grpc" };
+        eprintln!("serving Arrow Flight SQL on {scheme}://{flight}");
+    }
+    if let Some(pg) = server.pg_address() {
+        let tls = if server.tls() { " (TLS only)" } else { "" };
+        eprintln!("serving PostgreSQL on {pg}{tls}: database vaxlake, user and token from --auth");
     }
     server.run(shutdown_signal()).await?;
     Ok(())

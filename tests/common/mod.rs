@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the real `vaxlake` binary.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod http;
 pub mod pg;
 

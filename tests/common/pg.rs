@@ -736,6 +736,11 @@ impl Drop for PgServer {
 }
 
 /// The directory with `initdb`, `pg_ctl` and `postgres`.
+/// The directory of the PostgreSQL binaries (`psql` among them), as [`PgServer`] finds it.
+pub fn bin_dir() -> PathBuf {
+    find_bin()
+}
+
 fn find_bin() -> PathBuf {
     let complete = |d: &Path| {
         ["initdb", "pg_ctl", "postgres"]

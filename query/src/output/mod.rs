@@ -5,9 +5,11 @@
 //! rows with a [`Provenance`] beside them, so a figure never travels without its source.
 
 mod query_answer;
+mod query_stream;
 mod rows;
 
 pub use query_answer::{QueryAnswer, RowsBody};
+pub use query_stream::QueryStream;
 pub use rows::{render, to_json, Provenance, Tabular};
 
 /// How an answer is printed.

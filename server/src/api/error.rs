@@ -34,23 +34,26 @@ impl ApiError {
     }
 }
 
+/// The status of an answer that failed with `error`, for every door (Flight SQL and the
+/// PostgreSQL wire protocol record it in the audit too).
+pub(crate) fn query_error_status(error: &QueryError) -> StatusCode {
+    match error {
+        QueryError::Refused(_) | QueryError::Sql(_) | QueryError::Invalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        QueryError::Unavailable(_) => StatusCode::NOT_FOUND,
+        // 503, not 408: the client was not slow, the query was; retrying later with the
+        // same query may succeed when the server is less busy.
+        QueryError::Timeout(_) | QueryError::ResourcesExhausted(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        QueryError::Warehouse { .. } | QueryError::Format(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
-        let status = match &error {
-            QueryError::Refused(_) | QueryError::Sql(_) | QueryError::Invalid(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            QueryError::Unavailable(_) => StatusCode::NOT_FOUND,
-            // 503, not 408: the client was not slow, the query was; retrying later with the
-            // same query may succeed when the server is less busy.
-            QueryError::Timeout(_) | QueryError::ResourcesExhausted(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            QueryError::Warehouse { .. } | QueryError::Format(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        ApiError::new(status, error.to_string())
+        ApiError::new(query_error_status(&error), error.to_string())
     }
 }
 

@@ -30,7 +30,7 @@ use crate::status::OperatorStatus;
 
 pub(crate) use audit_layer::AuditRows;
 pub use audit_layer::ABORTED_STATUS;
-pub(crate) use error::{ApiError, ErrorBody};
+pub(crate) use error::{query_error_status, ApiError, ErrorBody};
 pub use routes::{router, router_with, Route, PAGES, ROUTES};
 pub use serve::{serve, serve_router, serve_with, ServeOptions, TlsFiles};
 
@@ -169,6 +169,11 @@ impl ApiState {
                 Err(_) => serde_json::json!({ "error": "operator status took longer than 5 s" }),
             },
         )
+    }
+
+    /// The permits of running SQL queries, shared by every door.
+    pub(crate) fn sql_permits(&self) -> Arc<Semaphore> {
+        self.sql_permits.clone()
     }
 
     /// The warehouse the API answers from.

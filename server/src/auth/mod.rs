@@ -9,6 +9,7 @@ pub mod rules;
 pub(crate) mod sessions;
 pub mod users;
 
+pub use crate::postgres::scram_verifier;
 pub(crate) use middleware::authorize;
 pub use middleware::Caller;
 pub use rules::{access, Access};

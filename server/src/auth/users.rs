@@ -55,6 +55,16 @@ pub struct User {
     /// The one project whose extracts a researcher may fetch.
     pub project: Option<String>,
     token: blake3::Hash,
+    /// What the PostgreSQL door checks the token against (SCRAM-SHA-256); `None` for an
+    /// entry written before the door existed, whose user cannot sign in there.
+    scram: Option<crate::postgres::ScramVerifier>,
+}
+
+impl User {
+    /// The SCRAM verifier of the user's token, if the auth file has one.
+    pub(crate) fn scram(&self) -> Option<&crate::postgres::ScramVerifier> {
+        self.scram.as_ref()
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -95,6 +105,8 @@ struct UserEntry {
     role: Role,
     token_blake3: String,
     project: Option<String>,
+    /// PostgreSQL's SCRAM-SHA-256 verifier of the token (for `serve --pg-listen`).
+    scram_sha_256: Option<String>,
 }
 
 /// The users of `serve --auth FILE`.
@@ -155,7 +167,14 @@ impl AuthConfig {
                     ))
                 }
             }
+            let scram = entry
+                .scram_sha_256
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|reason| format!("user {:?}: scram_sha_256 is {reason}", entry.name))?;
             users.push(User {
+                scram,
                 name: entry.name,
                 role: entry.role,
                 project: entry.project,
@@ -179,6 +198,11 @@ impl AuthConfig {
             }
         }
         found
+    }
+
+    /// The user called `name`, if any (the PostgreSQL door's user name).
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|user| user.name == name)
     }
 
     /// The configured users (names, roles, projects; never tokens).
@@ -207,6 +231,7 @@ pub fn user_entry(
     role: Role,
     project: Option<&str>,
     token_blake3: &str,
+    scram_sha_256: Option<&str>,
 ) -> Result<String, AuthError> {
     let printable = |what: &str, text: &str| {
         if text.trim().is_empty() {
@@ -240,6 +265,8 @@ pub fn user_entry(
         role: &'a str,
         token_blake3: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
+        scram_sha_256: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         project: Option<&'a str>,
     }
     #[derive(serde::Serialize)]
@@ -251,6 +278,7 @@ pub fn user_entry(
             name,
             role: role.as_str(),
             token_blake3,
+            scram_sha_256,
             project,
         }],
     })
@@ -327,7 +355,7 @@ mod tests {
             ] {
                 let (_, hash) = new_token();
                 let name = format!("{name}{}", role.as_str());
-                text.push_str(&user_entry(&name, role, project, &hash).unwrap());
+                text.push_str(&user_entry(&name, role, project, &hash, None).unwrap());
                 hashes.push((name, role, project, hash));
             }
             let config = AuthConfig::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -358,7 +386,7 @@ mod tests {
             ("a", Role::Operator, Some("P-1")),
         ] {
             assert!(
-                user_entry(name, role, project, &hash).is_err(),
+                user_entry(name, role, project, &hash, None).is_err(),
                 "{name:?} {project:?}"
             );
         }

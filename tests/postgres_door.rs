@@ -1,0 +1,348 @@
+//! The PostgreSQL door (`serve --pg-listen`), driven by Debian's `psql` and by psycopg 3
+//! (tests/pg_door_check.py): answers equal the HTTP API's, psql's catalog commands work,
+//! SCRAM sign-in with the token as password, refusals (wrong password, a role without
+//! SQL, DDL), TLS required when the server has a certificate, and the audit.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+const MAX_ROWS: usize = 5_000;
+
+fn user(name: &str, role: &str) -> (String, String) {
+    let out = run(&["token", "new", "--name", name, "--role", role]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        stderr[stderr.find("[[user]]").unwrap()..].to_string(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `psql` with `password`, `-c command` on `vaxlake` as `user`.
+fn psql(port: u16, user: &str, password: &str, sslmode: &str, command: &str) -> Output {
+    std::process::Command::new(common::pg::bin_dir().join("psql"))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .arg(format!(
+            "host=localhost hostaddr=127.0.0.1 port={port} dbname=vaxlake user={user} sslmode={sslmode} connect_timeout=10"
+        ))
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("psql runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    wh: PathBuf,
+    auth: PathBuf,
+    analyst: String,
+    ministry: String,
+    operator: String,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = generated_warehouse(dir.path(), 300, 19, &["fhir", "population"]);
+    let (analyst, a) = user("ana", "analyst");
+    let (ministry, m) = user("min", "ministry");
+    let (operator, o) = user("ops", "operator");
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(&auth, [a, m, o].join("\n")).unwrap();
+    Setup {
+        _dir: dir,
+        wh,
+        auth,
+        analyst,
+        ministry,
+        operator,
+    }
+}
+
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(made.status.success(), "{made:?}");
+    (cert, key)
+}
+
+#[test]
+fn psql_and_psycopg_get_the_http_apis_answers_under_the_same_policy() {
+    let s = setup();
+    let pg_port = free_port();
+    let pg = format!("127.0.0.1:{pg_port}");
+    let max_rows = MAX_ROWS.to_string();
+    let mut server = serve(
+        &s.wh,
+        &[
+            "--auth",
+            s.auth.to_str().unwrap(),
+            "--pg-listen",
+            &pg,
+            "--max-rows",
+            &max_rows,
+        ],
+    );
+
+    // A plain query equals the HTTP API's answer.
+    let out = psql(
+        pg_port,
+        "ana",
+        &s.analyst,
+        "disable",
+        "SELECT count(*) FROM vaccinations",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let (status, body) = http::request(
+        server.port,
+        "POST",
+        "/api/sql",
+        &[
+            ("Authorization", &format!("Bearer {}", s.analyst)),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"sql": "SELECT count(*) FROM vaccinations"}"#,
+    )
+    .map(|answer| (answer.status, answer.text()))
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let http: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        http["rows"][0][0].to_string(),
+        "{}",
+        text(&out)
+    );
+
+    // psql's catalog commands.
+    let out = psql(pg_port, "ana", &s.analyst, "disable", "\\dt");
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("vaccinations") && listed.contains("population"),
+        "{}",
+        text(&out)
+    );
+    let out = psql(pg_port, "ana", &s.analyst, "disable", "\\d vaccinations");
+    assert!(out.status.success(), "{}", text(&out));
+    let described = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        described.contains("administered_on") && described.contains("date"),
+        "{}",
+        text(&out)
+    );
+    let out = psql(pg_port, "ana", &s.analyst, "disable", "\\d");
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Refusals: a wrong password, a role without SQL, DDL (the sandbox's own reason).
+    let out = psql(pg_port, "ana", "vxl_wrong", "disable", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("password authentication failed"),
+        "{}",
+        text(&out)
+    );
+    let out = psql(pg_port, "nobody", "vxl_wrong", "disable", "SELECT 1");
+    assert!(
+        text(&out).contains("password authentication failed"),
+        "{}",
+        text(&out)
+    );
+    let out = psql(pg_port, "min", &s.ministry, "disable", "SELECT 1");
+    assert!(
+        text(&out).contains("ministry role may not run SQL"),
+        "{}",
+        text(&out)
+    );
+    let out = psql(
+        pg_port,
+        "ana",
+        &s.analyst,
+        "disable",
+        "DROP TABLE vaccinations",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("refused: DROP TABLE is not allowed"),
+        "{}",
+        text(&out)
+    );
+
+    // psycopg: parameters, cursors, types, more refusals.
+    if let Some(python) =
+        cross_check_python("psql_and_psycopg_get_the_http_apis_answers_under_the_same_policy")
+    {
+        let config = serde_json::json!({
+            "host": "127.0.0.1",
+            "port": pg_port,
+            "http": format!("http://127.0.0.1:{}", server.port),
+            "analyst": {"name": "ana", "token": s.analyst},
+            "ministry": {"name": "min", "token": s.ministry},
+            "sslmode": "disable",
+            "max_rows": MAX_ROWS,
+        });
+        let file = s.wh.parent().unwrap().join("pg.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        run_cross_check(&python, "pg_door_check.py", &[file.into_os_string()]);
+    }
+
+    // The audit: statements with their user, outcome and rows; sign-ins too.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let (status, body) = http::request(
+        server.port,
+        "GET",
+        "/api/audit?endpoint=postgres&limit=5000",
+        &[("Authorization", &format!("Bearer {}", s.operator))],
+        "",
+    )
+    .map(|answer| (answer.status, answer.text()))
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let audit: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let columns: Vec<String> = audit["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let at = |name: &str| columns.iter().position(|c| c == name).unwrap();
+    let rows = audit["rows"].as_array().unwrap();
+    let has = |user: Option<&str>, method: &str, outcome: &str, sql: Option<&str>| {
+        rows.iter().any(|row| {
+            row[at("user")].as_str() == user
+                && row[at("method")].as_str() == Some(method)
+                && row[at("outcome")].as_str() == Some(outcome)
+                && sql.is_none_or(|sql| row[at("parameters")].as_str().unwrap_or("").contains(sql))
+        })
+    };
+    assert!(has(Some("ana"), "POSTGRES connect", "ok", None), "{body}");
+    assert!(
+        has(None, "POSTGRES connect", "unauthenticated", None),
+        "{body}"
+    );
+    assert!(
+        has(Some("min"), "POSTGRES connect", "forbidden", None),
+        "{body}"
+    );
+    assert!(
+        has(
+            Some("ana"),
+            "POSTGRES Query",
+            "ok",
+            Some("SELECT count(*) FROM vaccinations")
+        ),
+        "{body}"
+    );
+    assert!(
+        has(Some("ana"), "POSTGRES Query", "refused", Some("DROP TABLE")),
+        "{body}"
+    );
+    assert!(
+        rows.iter().any(|row| row[at("method")] == "POSTGRES Query"
+            && row[at("rows")].as_i64() == Some(1)),
+        "{body}"
+    );
+    server.terminate();
+}
+
+#[test]
+fn with_a_certificate_the_postgres_door_takes_tls_only() {
+    let s = setup();
+    let (cert, key) = self_signed(s.wh.parent().unwrap());
+    let pg_port = free_port();
+    let pg = format!("127.0.0.1:{pg_port}");
+    // The HTTP side speaks TLS too, so the harness's plain health probe cannot be used.
+    let http_port = free_port();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--warehouse", s.wh.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{http_port}")])
+        .args(["--auth", s.auth.to_str().unwrap(), "--pg-listen", &pg])
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answered = None;
+    for _ in 0..300 {
+        let out = psql(pg_port, "ana", &s.analyst, "require", "SELECT 1");
+        if out.status.success() {
+            answered = Some(out);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = answered.expect("psql over TLS was answered");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    // Verified against the certificate, as an analyst would configure it.
+    let out = std::process::Command::new(common::pg::bin_dir().join("psql"))
+        .args(["-X", "-A", "-t", "-c", "SELECT 2"])
+        .arg(format!(
+            "host=localhost hostaddr=127.0.0.1 port={pg_port} dbname=vaxlake user=ana sslmode=verify-full sslrootcert={}",
+            cert.display()
+        ))
+        .env("PGPASSWORD", &s.analyst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = psql(pg_port, "ana", &s.analyst, "disable", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("accepts TLS connections only"),
+        "{}",
+        text(&out)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_postgres_door_needs_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "serve",
+        "--warehouse",
+        dir.path().to_str().unwrap(),
+        "--pg-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--auth"),
+        "{out:?}"
+    );
+}
