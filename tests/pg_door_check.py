@@ -119,7 +119,7 @@ def main():
     conn = connect(config, "analyst", autocommit=True)
     refused("DDL", lambda: conn.execute("DROP TABLE vaccinations"), "refused:", "DROP TABLE")
     refused("DML", lambda: conn.execute("DELETE FROM vaccinations"), "refused:", "DELETE")
-    refused("COPY out", lambda: conn.execute("COPY (SELECT 1) TO STDOUT"), "refused:", "COPY")
+    refused("COPY out", lambda: conn.execute("COPY (SELECT 1) TO STDOUT"), "COPY")
     refused("a file", lambda: conn.execute("SELECT * FROM '/etc/passwd'"), "refused:")
     conn.close()
     refused("a wrong password", lambda: connect(config, "analyst", password="vxl_" + "0" * 64), "password authentication failed")

@@ -19,6 +19,42 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Why a door may answer otherwise than `/api/sql`, by design (docs/clients.md):
+/// - the PostgreSQL door answers transaction control (psycopg and JDBC open transactions
+///   on their own), changing nothing;
+/// - its catalog also holds `pg_catalog`, so catalog queries list more;
+/// - the streaming doors do not hold the answer, so `/api/sql`'s bound on the answer's size
+///   does not apply to them; the row cap still does.
+fn by_design(
+    door: &str,
+    sql: &str,
+    http: &Result<usize, String>,
+    answer: &serde_json::Value,
+) -> Option<&'static str> {
+    let answered = answer["ok"].as_bool() == Some(true);
+    let words = sql.trim_start().to_ascii_uppercase();
+    if door == "postgres" && answered && (words.starts_with("BEGIN") || words.starts_with("START"))
+    {
+        return Some("transaction control is answered and changes nothing");
+    }
+    if door == "postgres"
+        && answered
+        && http.is_ok()
+        && (words.contains("INFORMATION_SCHEMA") || words.contains("PG_CATALOG"))
+    {
+        return Some("the PostgreSQL door's catalog also lists pg_catalog");
+    }
+    if let Err(reason) = http {
+        if reason.contains("the answer would exceed")
+            && answered
+            && answer["rows"].as_u64() <= Some(MAX_ROWS as u64)
+        {
+            return Some("a streamed answer is not held: the row cap bounds it");
+        }
+    }
+    None
+}
+
 #[test]
 fn the_hostile_corpus_gets_the_same_answers_through_every_door() {
     let Some(python) =
@@ -128,6 +164,16 @@ fn the_hostile_corpus_gets_the_same_answers_through_every_door() {
     assert_eq!(answers.len(), 2 * statements.len());
 
     let bound = |reason: &str| reason.contains("more memory") || reason.contains("ran longer than");
+    // Planning errors end with the planner's guess at a function name, which the
+    // PostgreSQL door's extra functions change ("Did you mean 'pg_get_expr'?").
+    let reason_of = |reason: &str| {
+        reason
+            .split("\nDid you mean")
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut allowed = Vec::new();
     let mut differences = Vec::new();
     for answer in &answers {
         let line = answer["line"].as_u64().unwrap() as usize;
@@ -141,7 +187,7 @@ fn the_hostile_corpus_gets_the_same_answers_through_every_door() {
             (Err(reason), false) => {
                 let error = answer["error"].as_str().unwrap();
                 // Bounds race the machine: memory or time, whichever comes first.
-                match error.contains(reason.as_str()) || (bound(reason) && bound(error)) {
+                match error.contains(&reason_of(reason)) || (bound(reason) && bound(error)) {
                     true => Ok(()),
                     false => Err(format!("answered {error:?}, /api/sql {reason:?}")),
                 }
@@ -153,9 +199,19 @@ fn the_hostile_corpus_gets_the_same_answers_through_every_door() {
             (Err(reason), true) => Err(format!("answered, /api/sql refused: {reason}")),
         };
         if let Err(why) = verdict {
-            differences.push(format!("line {line} ({}) via {door}: {why}", entry.abuse));
+            match by_design(door, &entry.sql, &http[&line], answer) {
+                Some(reason) => allowed.push(format!("line {line} via {door}: {why} ({reason})")),
+                None => {
+                    differences.push(format!("line {line} ({}) via {door}: {why}", entry.abuse))
+                }
+            }
         }
     }
+    println!("differences by design:\n{}", allowed.join("\n"));
+    assert!(
+        allowed.len() <= 4,
+        "more differences than the design explains: {allowed:#?}"
+    );
     assert!(
         differences.is_empty(),
         "{} of {} answers differ from /api/sql:\n{}",

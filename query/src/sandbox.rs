@@ -456,6 +456,20 @@ pub(crate) async fn plan(
             })
             .collect();
         parameters.sort_by_key(|(index, _)| *index);
+        // The columns as the rows will carry them: the physical plan's (nullability can
+        // differ from the logical plan's, and Flight SQL clients compare the two). A query
+        // with parameters cannot be planned physically until they are bound.
+        let schema = match parameters.is_empty() {
+            true => {
+                let optimized = state.optimize(&plan)?;
+                state
+                    .query_planner()
+                    .create_physical_plan(&optimized, &state)
+                    .await?
+                    .schema()
+            }
+            false => Arc::new(plan.schema().as_arrow().clone()),
+        };
         let count = parameters.last().map_or(0, |(index, _)| *index);
         let mut ordered = vec![None; count];
         for (index, kind) in parameters {
@@ -464,7 +478,7 @@ pub(crate) async fn plan(
             }
         }
         Ok::<_, QueryError>(PlannedQuery {
-            schema: Arc::new(plan.schema().as_arrow().clone()),
+            schema,
             parameters: ordered,
         })
     };

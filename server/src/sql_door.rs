@@ -225,8 +225,10 @@ impl futures::Stream for AuditedRows {
                 Some(StatusCode::OK)
             }
         };
-        if let (Some(status), Some(audit)) = (finished, self.audit.take()) {
-            audit.finish(status, Some(rows));
+        if let Some(status) = finished {
+            if let Some(audit) = self.audit.take() {
+                audit.finish(status, Some(rows));
+            }
         }
         std::task::Poll::Ready(item)
     }

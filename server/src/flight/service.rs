@@ -8,6 +8,9 @@
 
 use std::pin::Pin;
 
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -146,8 +149,13 @@ impl FlightSqlDoor {
         };
         let rows = AuditedRows::new(rows, audit, permit);
         let schema = rows.schema();
-        let batches = rows.map(|item| {
-            item.map_err(|error| FlightError::Tonic(Box::new(status_of(Refusal::from(error)))))
+        let batches = rows.flat_map(|item| {
+            futures::stream::iter(match item {
+                Ok(batch) => for_grpc(batch),
+                Err(error) => vec![Err(FlightError::Tonic(Box::new(status_of(Refusal::from(
+                    error,
+                )))))],
+            })
         });
         let data = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -155,6 +163,44 @@ impl FlightSqlDoor {
             .map(|item| item.map_err(Status::from));
         Ok(Response::new(Box::pin(data)))
     }
+}
+
+/// Bytes of Arrow data per Flight message, about: gRPC clients refuse messages over 16 MiB.
+const MESSAGE_BYTES: usize = 2 << 20;
+
+/// `batch` cut into batches of about [`MESSAGE_BYTES`], each holding only its own bytes.
+/// A batch cut from a larger one (a scan's pages, the rows before the row cap) shares its
+/// buffers, and the IPC writer sends whatever the cut points into: a 40-row answer of wide
+/// rows went out as one 24 MB message, which ADBC refused.
+fn for_grpc(batch: RecordBatch) -> Vec<Result<RecordBatch, FlightError>> {
+    let bytes = batch.get_array_memory_size();
+    let rows = batch.num_rows();
+    if bytes <= MESSAGE_BYTES || rows == 0 {
+        return vec![Ok(batch)];
+    }
+    let per_message = (rows * MESSAGE_BYTES / bytes).max(1);
+    (0..rows)
+        .step_by(per_message)
+        .map(|start| compact(batch.slice(start, per_message.min(rows - start))))
+        .collect()
+}
+
+/// `batch` with its string and binary views copied into buffers of their own (a slice of a
+/// view column keeps every buffer of the whole, and the IPC writer sends them all; offset
+/// columns are written sliced already).
+fn compact(batch: RecordBatch) -> Result<RecordBatch, FlightError> {
+    use arrow::array::{ArrayRef, AsArray};
+    use arrow::datatypes::DataType;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => column.clone(),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// The gRPC status of a refusal, its reason as the message.

@@ -76,6 +76,10 @@ enum Kind {
     Begin,
     Commit,
     Rollback,
+    /// `COPY`, in or out: refused (see docs/clients.md).
+    Copy,
+    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO` (psycopg's nested transactions): the tag.
+    Savepoint(&'static str),
     Discard,
 }
 
@@ -150,6 +154,18 @@ fn classify(statement: Statement) -> Kind {
             CloseCursor::All => None,
             CloseCursor::Specific { name } => Some(name.value),
         }),
+        // The engine's own settings are the server's: refused in the sandbox's words.
+        Statement::Set(datafusion::sql::sqlparser::ast::Set::SingleAssignment {
+            ref variable,
+            ..
+        }) if is_engine_setting(&variable.to_string()) => Kind::as_sent(),
+        Statement::ShowVariable { ref variable }
+            if variable.first().is_none_or(|first| {
+                first.value.eq_ignore_ascii_case("all") || is_engine_setting(&first.value)
+            }) =>
+        {
+            Kind::as_sent()
+        }
         Statement::Set(set) => Kind::Set(match set {
             datafusion::sql::sqlparser::ast::Set::SingleAssignment {
                 variable, values, ..
@@ -178,10 +194,24 @@ fn classify(statement: Statement) -> Kind {
         ),
         Statement::StartTransaction { .. } => Kind::Begin,
         Statement::Commit { .. } => Kind::Commit,
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Kind::Savepoint("ROLLBACK"),
         Statement::Rollback { .. } => Kind::Rollback,
+        Statement::Savepoint { .. } => Kind::Savepoint("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Kind::Savepoint("RELEASE"),
         Statement::Discard { .. } => Kind::Discard,
+        Statement::Copy { .. } => Kind::Copy,
         _ => Kind::as_sent(),
     }
+}
+
+/// Whether `name` is one of DataFusion's settings (`datafusion.execution.batch_size`): the
+/// server's, never a client's to set or read.
+fn is_engine_setting(name: &str) -> bool {
+    name.trim_matches('"')
+        .to_ascii_lowercase()
+        .starts_with("datafusion")
 }
 
 /// The handlers of every connection; the startup handler is new per connection.
@@ -474,6 +504,25 @@ impl Queries {
             Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
             Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::Savepoint(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Kind::Copy => {
+                // Refused rather than answered read-only: COPY TO STDOUT would be a second
+                // output path to keep within the sandbox's row cap and audit.
+                // The sandbox's words when it refuses (as `/api/sql` would answer).
+                let error = refused_as_sent(text).unwrap_or_else(|| {
+                    QueryError::Refused(
+                    "COPY is not allowed; the SQL interface is read-only: send one SELECT, WITH, \
+                     VALUES or EXPLAIN query (psql's \\copy is COPY too: use \\o FILE with \
+                     --csv, or /api/sql with Accept: text/csv)"
+                                .into(),
+                        )
+                });
+                let (status, info) = error_info(&error);
+                self.door
+                    .audit(&caller_of(client), method, Some(text))
+                    .finish(status, None);
+                Err(PgWireError::UserError(Box::new(info)))
+            }
             Kind::Discard => Ok(Response::Execution(Tag::new("DISCARD ALL"))),
             Kind::Cursor(_) => Err(user_error("34000", "a cursor is read with FETCH".into())),
         }
