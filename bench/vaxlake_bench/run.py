@@ -10,6 +10,7 @@ from pathlib import Path
 from .common import built_at, git_state, log, loud, utc_now
 from .coverage import run_coverage
 from .data import active_files, ensure_input, ensure_key, pin_binary, read_manifest, size_label
+from .doors import run_doors
 from .effectiveness import run_effectiveness
 from .freshness import run_freshness
 from .http import run_http
@@ -128,6 +129,9 @@ def only_part(args, binary: Path, data: Path, events: int, results: dict) -> dic
     label = size_label(events)
     base = data / label
     wh = base / "warehouse"
+    if args.only in ("postgres", "doors") and not (base / "input" / "registry.csv").exists():
+        loud(f"--only {args.only}: no kept input at {base / 'input'}; run `scripts/bench --events {label} --keep` first")
+        return None
     if args.only == "postgres":
         if not (base / "input" / "registry.csv").exists():
             loud(f"--only postgres: no kept input at {base / 'input'}; run `scripts/bench --events {label} --keep` first")
@@ -149,6 +153,8 @@ def only_part(args, binary: Path, data: Path, events: int, results: dict) -> dic
         r["postgres"] = run_postgres(args, pinned, base, logs)
     elif args.only == "http":
         r["http"] = run_http(args, pinned, args.load_bin, base, wh, logs)
+    elif args.only == "doors":
+        r["doors"] = run_doors(args, pinned, base, wh, logs)
     elif args.only == "freshness":
         r["freshness"] = freshness_part(args, pinned, base, wh, base / "input", base / "master.key")
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..common import GiB
 from .coverage import coverage_section
+from .doors import doors_section
 from .effectiveness import effectiveness_section
 from .ingest import ingest_section, query_section
 from .live import live_section
@@ -49,6 +50,7 @@ def render(results: dict, command: str, mach: dict, notes: str) -> str:
     out += coverage_section(sizes)
     out += effectiveness_section(sizes)
     out += live_section(sizes)
+    out += doors_section(sizes)
     out += postgres_section(sizes)
     out += ["", "## Reading", ""]
     out += reading(sizes)
