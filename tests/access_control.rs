@@ -819,27 +819,7 @@ fn token_entries_hold_any_printable_name() {
 #[test]
 fn tls_serves_https_with_secure_cookies() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(made.status.success(), "{made:?}");
+    let (cert, key) = common::doors::self_signed_cert(dir.path());
     let (auth, tokens) = auth_file(dir.path());
     let wh = dir.path().join("wh");
     std::fs::create_dir_all(&wh).unwrap();

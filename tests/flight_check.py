@@ -7,6 +7,8 @@ Every answer is compared with the HTTP API's Arrow answer of the same query
 types, same values.
 
 Usage: flight_check.py CONFIG.json
+       flight_check.py --tls CONFIG.json   (CONFIG: {"flight": "grpc+tls://localhost:P",
+                                            "token": ..., "cert": PEM file})
   CONFIG: {"flight": "grpc://127.0.0.1:P", "http": "http://127.0.0.1:Q",
            "analyst": {"name": ..., "token": ...}, "ministry": {...}, "max_rows": N}
 
@@ -92,7 +94,30 @@ def refused(name, action, *words):
     raise SystemExit(f"{name}: answered, wanted a refusal")
 
 
+def tls(config):
+    """Over TLS, verified against the server's certificate; plaintext is not answered."""
+    pem = open(config["cert"]).read()
+    options = {
+        AUTH_HEADER: f"Bearer {config['token']}",
+        adbc_driver_flightsql.DatabaseOptions.TLS_ROOT_CERTS.value: pem,
+    }
+    with flight_sql.connect(config["flight"], db_kwargs=options, autocommit=True) as conn:
+        rows = fetch(conn, "SELECT 42 AS answer")
+        if rows.column(0).to_pylist() != [42]:
+            raise SystemExit(f"over TLS: {rows}")
+    print("ok  Flight SQL over TLS, verified against the server's certificate")
+    plain = config["flight"].replace("grpc+tls://", "grpc://")
+    refused(
+        "plaintext to the TLS door",
+        lambda: fetch(flight_sql.connect(plain, db_kwargs={AUTH_HEADER: f"Bearer {config['token']}"},
+                                         autocommit=True), "SELECT 1"),
+    )
+
+
 def main():
+    if sys.argv[1] == "--tls":
+        tls(json.load(open(sys.argv[2])))
+        return
     config = json.load(open(sys.argv[1]))
     token = config["analyst"]["token"]
     max_rows = config["max_rows"]

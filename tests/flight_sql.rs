@@ -4,30 +4,10 @@
 //! in the audit table.
 
 mod common;
+use common::doors::{free_port, new_user, self_signed_cert, Audit};
 use common::*;
 
-use std::time::Duration;
-
 const MAX_ROWS: usize = 5_000;
-
-/// A fresh token for a user of `role`: (token, the auth file's `[[user]]` entry).
-fn user(name: &str, role: &str) -> (String, String) {
-    let out = run(&["token", "new", "--name", name, "--role", role]);
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        stderr[stderr.find("[[user]]").unwrap()..].to_string(),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn flight_sql_answers_like_the_http_api_with_the_same_policy() {
@@ -38,9 +18,9 @@ fn flight_sql_answers_like_the_http_api_with_the_same_policy() {
     };
     let dir = tempfile::tempdir().unwrap();
     let wh = generated_warehouse(dir.path(), 300, 17, &["fhir", "population"]);
-    let (analyst, analyst_entry) = user("ana", "analyst");
-    let (ministry, ministry_entry) = user("min", "ministry");
-    let (operator, operator_entry) = user("ops", "operator");
+    let (analyst, analyst_entry) = new_user("ana", "analyst");
+    let (ministry, ministry_entry) = new_user("min", "ministry");
+    let (operator, operator_entry) = new_user("ops", "operator");
     let auth = dir.path().join("auth.toml");
     std::fs::write(
         &auth,
@@ -74,34 +54,9 @@ fn flight_sql_answers_like_the_http_api_with_the_same_policy() {
 
     // Every call is in the audit: the analyst's statements with their rows, the refusals
     // with their reasons' outcomes, the wrong tokens as unauthenticated.
-    std::thread::sleep(Duration::from_millis(1_500));
-    let (status, body) = http::request(
-        server.port,
-        "GET",
-        "/api/audit?endpoint=flight-sql&limit=1000",
-        &[("Authorization", &format!("Bearer {operator}"))],
-        "",
-    )
-    .map(|answer| (answer.status, answer.text()))
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let audit: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let columns: Vec<&str> = audit["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap())
-        .collect();
-    let at = |name: &str| columns.iter().position(|c| *c == name).unwrap();
-    let rows = audit["rows"].as_array().unwrap();
-    let has = |user: Option<&str>, method: &str, outcome: &str, sql: Option<&str>| {
-        rows.iter().any(|row| {
-            row[at("user")].as_str() == user
-                && row[at("method")].as_str() == Some(method)
-                && row[at("outcome")].as_str() == Some(outcome)
-                && sql.is_none_or(|sql| row[at("parameters")].as_str().unwrap_or("").contains(sql))
-        })
-    };
+    let audit = Audit::read(server.port, &operator, "flight-sql");
+    let body = &audit.body;
+    let has = |user, method, outcome, sql| audit.has(user, method, outcome, sql);
     assert!(
         has(
             Some("ana"),
@@ -133,25 +88,77 @@ fn flight_sql_answers_like_the_http_api_with_the_same_policy() {
         "{body}"
     );
     // The capped answer is recorded with the rows that went out.
+    let text = |row, column| audit.get(row, column).as_str().unwrap_or("").to_string();
     assert!(
-        rows.iter()
-            .any(|row| row[at("rows")].as_i64() == Some(MAX_ROWS as i64)
-                && row[at("parameters")]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("generate_series")),
+        audit.rows().iter().any(
+            |row| audit.get(row, "rows").as_i64() == Some(MAX_ROWS as i64)
+                && text(row, "parameters").contains("generate_series")
+        ),
         "{body}"
     );
     // A caller not admitted never has their text stored.
     assert!(
-        rows.iter()
-            .filter(
-                |row| row[at("outcome")] == "unauthenticated" || row[at("outcome")] == "forbidden"
-            )
-            .all(|row| row[at("parameters")].as_str().unwrap_or("").is_empty()),
+        audit
+            .rows()
+            .iter()
+            .filter(|row| ["unauthenticated", "forbidden"].contains(&text(row, "outcome").as_str()))
+            .all(|row| text(row, "parameters").is_empty()),
         "{body}"
     );
     server.terminate();
+}
+
+#[test]
+fn with_a_certificate_flight_sql_speaks_tls() {
+    let Some(python) = cross_check_python("with_a_certificate_flight_sql_speaks_tls") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    let (token, entry) = new_user("ana", "analyst");
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(&auth, entry).unwrap();
+    let (cert, key) = self_signed_cert(dir.path());
+    let flight_port = free_port();
+    let mut child = std::process::Command::new(bin())
+        .args(["serve", "--warehouse", wh.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--auth", auth.to_str().unwrap()])
+        .args(["--flight-listen", &format!("127.0.0.1:{flight_port}")])
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..300).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", flight_port)).is_ok()
+    });
+    assert!(up, "the Flight SQL door did not open");
+    let config = dir.path().join("tls.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "flight": format!("grpc+tls://localhost:{flight_port}"),
+            "token": token,
+            "cert": cert,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    run_cross_check(
+        &python,
+        "flight_check.py",
+        &["--tls".into(), config.into_os_string()],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]

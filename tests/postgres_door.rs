@@ -4,35 +4,27 @@
 //! SQL, DDL), TLS required when the server has a certificate, and the audit.
 
 mod common;
+use common::doors::{free_port, new_user, self_signed_cert, Audit};
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
 const MAX_ROWS: usize = 5_000;
 
-fn user(name: &str, role: &str) -> (String, String) {
-    let out = run(&["token", "new", "--name", name, "--role", role]);
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        stderr[stderr.find("[[user]]").unwrap()..].to_string(),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Debian's `psql`: beside the server binaries, else on the PATH.
+fn psql_bin() -> PathBuf {
+    let beside = common::pg::bin_dir().join("psql");
+    match beside.is_file() {
+        true => beside,
+        false => PathBuf::from("psql"),
+    }
 }
 
 /// `psql` with `password`, `-c command` on `vaxlake` as `user`.
 fn psql(port: u16, user: &str, password: &str, sslmode: &str, command: &str) -> Output {
-    std::process::Command::new(common::pg::bin_dir().join("psql"))
+    std::process::Command::new(psql_bin())
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command])
         .arg(format!(
             "host=localhost hostaddr=127.0.0.1 port={port} dbname=vaxlake user={user} sslmode={sslmode} connect_timeout=10"
@@ -63,9 +55,9 @@ struct Setup {
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let wh = generated_warehouse(dir.path(), 300, 19, &["fhir", "population"]);
-    let (analyst, a) = user("ana", "analyst");
-    let (ministry, m) = user("min", "ministry");
-    let (operator, o) = user("ops", "operator");
+    let (analyst, a) = new_user("ana", "analyst");
+    let (ministry, m) = new_user("min", "ministry");
+    let (operator, o) = new_user("ops", "operator");
     let auth = dir.path().join("auth.toml");
     std::fs::write(&auth, [a, m, o].join("\n")).unwrap();
     Setup {
@@ -76,24 +68,6 @@ fn setup() -> Setup {
         ministry,
         operator,
     }
-}
-
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(made.status.success(), "{made:?}");
-    (cert, key)
 }
 
 #[test]
@@ -217,34 +191,9 @@ fn psql_and_psycopg_get_the_http_apis_answers_under_the_same_policy() {
     }
 
     // The audit: statements with their user, outcome and rows; sign-ins too.
-    std::thread::sleep(Duration::from_millis(1_500));
-    let (status, body) = http::request(
-        server.port,
-        "GET",
-        "/api/audit?endpoint=postgres&limit=5000",
-        &[("Authorization", &format!("Bearer {}", s.operator))],
-        "",
-    )
-    .map(|answer| (answer.status, answer.text()))
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
-    let audit: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let columns: Vec<String> = audit["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    let at = |name: &str| columns.iter().position(|c| c == name).unwrap();
-    let rows = audit["rows"].as_array().unwrap();
-    let has = |user: Option<&str>, method: &str, outcome: &str, sql: Option<&str>| {
-        rows.iter().any(|row| {
-            row[at("user")].as_str() == user
-                && row[at("method")].as_str() == Some(method)
-                && row[at("outcome")].as_str() == Some(outcome)
-                && sql.is_none_or(|sql| row[at("parameters")].as_str().unwrap_or("").contains(sql))
-        })
-    };
+    let audit = Audit::read(server.port, &s.operator, "postgres");
+    let body = &audit.body;
+    let has = |user, method, outcome, sql| audit.has(user, method, outcome, sql);
     assert!(has(Some("ana"), "POSTGRES connect", "ok", None), "{body}");
     assert!(
         has(None, "POSTGRES connect", "unauthenticated", None),
@@ -268,8 +217,11 @@ fn psql_and_psycopg_get_the_http_apis_answers_under_the_same_policy() {
         "{body}"
     );
     assert!(
-        rows.iter().any(|row| row[at("method")] == "POSTGRES Query"
-            && row[at("rows")].as_i64() == Some(1)),
+        audit
+            .rows()
+            .iter()
+            .any(|row| audit.get(row, "method") == "POSTGRES Query"
+                && audit.get(row, "rows").as_i64() == Some(1)),
         "{body}"
     );
     server.terminate();
@@ -278,7 +230,7 @@ fn psql_and_psycopg_get_the_http_apis_answers_under_the_same_policy() {
 #[test]
 fn with_a_certificate_the_postgres_door_takes_tls_only() {
     let s = setup();
-    let (cert, key) = self_signed(s.wh.parent().unwrap());
+    let (cert, key) = self_signed_cert(s.wh.parent().unwrap());
     let pg_port = free_port();
     let pg = format!("127.0.0.1:{pg_port}");
     // The HTTP side speaks TLS too, so the harness's plain health probe cannot be used.
@@ -309,7 +261,7 @@ fn with_a_certificate_the_postgres_door_takes_tls_only() {
     let out = answered.expect("psql over TLS was answered");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
     // Verified against the certificate, as an analyst would configure it.
-    let out = std::process::Command::new(common::pg::bin_dir().join("psql"))
+    let out = std::process::Command::new(psql_bin())
         .args(["-X", "-A", "-t", "-c", "SELECT 2"])
         .arg(format!(
             "host=localhost hostaddr=127.0.0.1 port={pg_port} dbname=vaxlake user=ana sslmode=verify-full sslrootcert={}",

@@ -5,19 +5,12 @@
 
 mod common;
 use common::corpus::{entries, Places};
+use common::doors::free_port;
 use common::*;
 
 use std::collections::BTreeMap;
 
 const MAX_ROWS: usize = 50;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Why a door may answer otherwise than `/api/sql`, by design (docs/clients.md):
 /// - the PostgreSQL door answers transaction control (psycopg and JDBC open transactions

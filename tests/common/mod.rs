@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod corpus;
+pub mod doors;
 pub mod http;
 pub mod pg;
 
