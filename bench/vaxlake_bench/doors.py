@@ -2,11 +2,11 @@
 JSON and as Arrow IPC, the PostgreSQL protocol (psql, like an analyst's terminal) and Arrow
 Flight SQL (ADBC's driver, `fetch_arrow_table`, as pandas/polars users get it).
 
-The peer is a real PostgreSQL (the registry-pull benchmark's throwaway server, loaded with
-the same size's registry.csv, the rows the warehouse was ingested from) answering a query of
-the same shape (six columns: two identifiers, a date, two short texts, an integer; 1M rows)
-through psql, both as a result set (`-c SELECT`) and with `\\copy (SELECT ...) TO` a file,
-psql's fastest way out.
+The peer is a real PostgreSQL (the registry-pull benchmark's throwaway server) holding the
+same rows: the 1M-row answer, fetched once as CSV from `/api/sql`, is loaded into a table
+`doses` with the same six columns (two pseudonyms, a date, two short texts, an integer), and
+psql reads it back, both as a result set (`-c SELECT`) and with `\\copy (SELECT ...) TO` a
+file, psql's fastest way out.
 
 Every fetch runs in its own child process (the client's cost counts: parsing JSON, decoding
 Arrow, psql formatting), `--pg-runs` times (default 3), median wall time; rows are counted
@@ -29,8 +29,9 @@ ROWS = 1_000_000
 USER = "door-analyst"
 VAXLAKE_SQL = (f"SELECT event_key, person_key, administered_on, vaccine_atc, status, "
                f"age_months_at_dose FROM vaccinations LIMIT {ROWS}")
-PG_SQL = (f"SELECT event_id, national_id, administered_on, vaccine_atc, status, dose_number "
-          f"FROM vaccination_events LIMIT {ROWS}")
+PG_SQL = "SELECT event_key, person_key, administered_on, vaccine_atc, status, age_months_at_dose FROM doses"
+PG_TABLE = ("CREATE TABLE doses (event_key text, person_key text, administered_on date, vaccine_atc text, "
+            "status text, age_months_at_dose integer)")
 CLIENT_PACKAGES = ["adbc-driver-manager==1.13.0", "adbc-driver-flightsql==1.13.0", "pyarrow==26.0.1"]
 
 # One fetch, run in the bench venv's Python: prints {"rows": N, "seconds": S}.
@@ -118,8 +119,22 @@ def run_doors(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
                 break
             except OSError:
                 time.sleep(0.1)
-        registry = Registry(base / "input" / "registry.csv", logs)
+        registry = Registry(None, logs)
         psql = registry.psql_exe
+        # The peer holds the very rows: the answer as CSV, loaded into `doses`.
+        rows_csv = base / "doors-rows.csv"
+        request = urllib.request.Request(url + "/api/sql", data=json.dumps({"sql": VAXLAKE_SQL}).encode(),
+                                         headers={"Authorization": f"Bearer {token}", "Accept": "text/csv",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=3600) as answer, open(rows_csv, "wb") as f:
+            while chunk := answer.read(1 << 20):
+                f.write(chunk)
+        registry.psql(PG_TABLE)
+        _psql(psql, ["-d", registry.superuser_conn, "-c",
+                     f"\\copy doses FROM '{rows_csv}' WITH (FORMAT csv, HEADER true)"], pg_env())
+        registry.psql("ANALYZE doses")
+        d["peer_rows"] = int(registry.psql("SELECT count(*) FROM doses"))
+        rows_csv.unlink(missing_ok=True)
         door_env = dict(pg_env(), PGPASSWORD=token)
         door_conn = f"host=127.0.0.1 port={pg_port} dbname=vaxlake user={USER} sslmode=disable"
         out = logs / "doors-copy.csv"

@@ -68,12 +68,14 @@ def build_harness() -> Path:
 
 
 class Registry:
-    """A running throwaway registry loaded with `csv_path`, until `stop()`."""
+    """A running throwaway registry loaded with `csv_path` (or empty), until `stop()`."""
 
-    def __init__(self, csv_path: Path, logs: Path):
+    def __init__(self, csv_path: Path | None, logs: Path):
         exe = build_harness()
         self.err = logs / "pg-server.err"
-        cmd = [str(exe), *(f"--set={k}={v}" for k, v in BENCH_SETTINGS.items()), "--load", str(csv_path)]
+        cmd = [str(exe), *(f"--set={k}={v}" for k, v in BENCH_SETTINGS.items())]
+        if csv_path is not None:
+            cmd += ["--load", str(csv_path)]
         with open(self.err, "wb") as err:
             # Its own session: a Ctrl-C or `timeout` signalling our group must not cut the
             # server's shutdown short; it stops when its stdin closes (stop(), or our death).
@@ -88,9 +90,9 @@ class Registry:
         self.psql_exe = info["psql"]
         self.superuser_conn = info["conn"]
         self.reader_conn = info["reader_conn"]
-        self.csv_rows = info["csv_rows_applied"]
-        self.csv_lines = info["csv_records"]
-        self.load_seconds = info["load_seconds"]
+        self.csv_rows = info.get("csv_rows_applied", 0)
+        self.csv_lines = info.get("csv_records", 0)
+        self.load_seconds = info.get("load_seconds", 0.0)
 
     def psql_cmd(self) -> list[str]:
         return [self.psql_exe, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.superuser_conn]
