@@ -4,7 +4,7 @@
 //! in the audit table.
 
 mod common;
-use common::doors::{free_port, new_user, self_signed_cert, Audit, KillOnDrop};
+use common::doors::{free_port, new_user, self_signed_cert, serve_tls, Audit};
 use common::*;
 
 const MAX_ROWS: usize = 5_000;
@@ -121,23 +121,8 @@ fn with_a_certificate_flight_sql_speaks_tls() {
     std::fs::write(&auth, entry).unwrap();
     let (cert, key) = self_signed_cert(dir.path());
     let flight_port = free_port();
-    let _server = KillOnDrop(
-        std::process::Command::new(bin())
-            .args(["serve", "--warehouse", wh.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--auth", auth.to_str().unwrap()])
-            .args(["--flight-listen", &format!("127.0.0.1:{flight_port}")])
-            .args([
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let flight = format!("127.0.0.1:{flight_port}");
+    let _server = serve_tls(&wh, &auth, (&cert, &key), &["--flight-listen", &flight]);
     let up = (0..300).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(100));
         std::net::TcpStream::connect(("127.0.0.1", flight_port)).is_ok()

@@ -4,7 +4,7 @@
 //! SQL, DDL), TLS required when the server has a certificate, and the audit.
 
 mod common;
-use common::doors::{free_port, new_user, self_signed_cert, Audit, KillOnDrop};
+use common::doors::{free_port, new_user, self_signed_cert, serve_tls, Audit};
 use common::*;
 
 use std::path::PathBuf;
@@ -233,24 +233,7 @@ fn with_a_certificate_the_postgres_door_takes_tls_only() {
     let (cert, key) = self_signed_cert(s.wh.parent().unwrap());
     let pg_port = free_port();
     let pg = format!("127.0.0.1:{pg_port}");
-    // The HTTP side speaks TLS too, so the harness's plain health probe cannot be used.
-    let http_port = free_port();
-    let _server = KillOnDrop(
-        std::process::Command::new(bin())
-            .args(["serve", "--warehouse", s.wh.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{http_port}")])
-            .args(["--auth", s.auth.to_str().unwrap(), "--pg-listen", &pg])
-            .args([
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = serve_tls(&s.wh, &s.auth, (&cert, &key), &["--pg-listen", &pg]);
     let mut answered = None;
     for _ in 0..300 {
         let out = psql(pg_port, "ana", &s.analyst, "require", "SELECT 1");

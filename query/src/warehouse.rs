@@ -310,16 +310,10 @@ impl Warehouse {
     /// [`Warehouse::sql`] for the doors that stream (Flight SQL, PostgreSQL wire): the same
     /// checks and limits, the rows handed on as the plan makes them (see [`QueryStream`]).
     pub async fn sql_stream(&self, sql: &str) -> Result<QueryStream, QueryError> {
+        // Refuse before touching storage, as `sql` does.
         sandbox::check(sql)?;
         self.refresh_if_due().await;
-        let snapshot = self.snapshot();
-        sandbox::run_stream(
-            &snapshot.ctx,
-            sql,
-            self.inner.options.limits(),
-            &self.inner.root,
-        )
-        .await
+        self.sql_stream_in(&self.snapshot().ctx, sql).await
     }
 
     /// A copy of the current session (tables at their versions, views, functions) with a
@@ -354,7 +348,6 @@ impl Warehouse {
         ctx: &SessionContext,
         sql: &str,
     ) -> Result<QueryStream, QueryError> {
-        sandbox::check(sql)?;
         sandbox::run_stream(ctx, sql, self.inner.options.limits(), &self.inner.root).await
     }
 
@@ -365,7 +358,6 @@ impl Warehouse {
         ctx: &SessionContext,
         sql: &str,
     ) -> Result<crate::sandbox::PlannedQuery, QueryError> {
-        sandbox::check(sql)?;
         sandbox::plan(ctx, sql, self.inner.options.limits(), &self.inner.root).await
     }
 
@@ -373,15 +365,7 @@ impl Warehouse {
     pub async fn sql_schema(&self, sql: &str) -> Result<arrow::datatypes::SchemaRef, QueryError> {
         sandbox::check(sql)?;
         self.refresh_if_due().await;
-        let snapshot = self.snapshot();
-        let planned = sandbox::plan(
-            &snapshot.ctx,
-            sql,
-            self.inner.options.limits(),
-            &self.inner.root,
-        )
-        .await?;
-        Ok(planned.schema)
+        Ok(self.plan_in(&self.snapshot().ctx, sql).await?.schema)
     }
 
     /// Looks for newer Delta versions (and tables that appeared) now, and swaps in a new

@@ -12,7 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::api::{query_error_status, ApiState};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::rules::ANALYSTS;
-use crate::auth::Caller;
+use crate::auth::{Caller, User};
 
 /// SQL texts longer than this are recorded cut, with their hash (the whole text's) beside
 /// them: a door without a body limit must not let one statement flood the audit table.
@@ -82,24 +82,7 @@ impl SqlDoor {
                 },
             ));
         };
-        match ANALYSTS.admits(user.role) {
-            true => Ok(Caller::User {
-                name: user.name.clone(),
-                role: user.role,
-                project: user.project.clone(),
-            }),
-            false => Err(Refusal {
-                caller: Some(Caller::User {
-                    name: user.name.clone(),
-                    role: user.role,
-                    project: user.project.clone(),
-                }),
-                ..Refusal::new(
-                    StatusCode::FORBIDDEN,
-                    format!("the {} role may not run SQL", user.role.as_str()),
-                )
-            }),
-        }
+        admit_user(user)
     }
 
     /// [`SqlDoor::admit`] for credentials that also name the user (Basic auth, the
@@ -124,21 +107,7 @@ impl SqlDoor {
             .as_ref()
             .and_then(|config| config.user(name))
             .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "unknown user"))?;
-        let caller = Caller::User {
-            name: user.name.clone(),
-            role: user.role,
-            project: user.project.clone(),
-        };
-        match ANALYSTS.admits(user.role) {
-            true => Ok(caller),
-            false => Err(Refusal {
-                caller: Some(caller),
-                ..Refusal::new(
-                    StatusCode::FORBIDDEN,
-                    format!("the {} role may not run SQL", user.role.as_str()),
-                )
-            }),
-        }
+        admit_user(user)
     }
 
     /// One of the permits `/api/sql` also takes, or a refusal when all are in use.
@@ -231,6 +200,20 @@ impl futures::Stream for AuditedRows {
             }
         }
         std::task::Poll::Ready(item)
+    }
+}
+
+/// `user` as the caller, if their role may run SQL (the analyst role, as for `/api/sql`).
+fn admit_user(user: &User) -> Result<Caller, Refusal> {
+    match ANALYSTS.admits(user.role) {
+        true => Ok(Caller::from(user)),
+        false => Err(Refusal {
+            caller: Some(Caller::from(user)),
+            ..Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("the {} role may not run SQL", user.role.as_str()),
+            )
+        }),
     }
 }
 

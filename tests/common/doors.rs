@@ -104,6 +104,30 @@ impl Audit {
     }
 }
 
+/// `vaxlake serve --warehouse WH --auth AUTH --tls-cert CERT --tls-key KEY` with `extra`
+/// arguments, its HTTP side on a free port, killed when dropped. Not waited for: under TLS
+/// the harness's plain health probe cannot tell it is up, so each test probes its own door.
+pub fn serve_tls(
+    wh: &Path,
+    auth: &Path,
+    (cert, key): (&Path, &Path),
+    extra: &[&str],
+) -> KillOnDrop {
+    KillOnDrop(
+        std::process::Command::new(super::bin())
+            .args(["serve", "--warehouse", wh.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--auth", auth.to_str().unwrap()])
+            .args(["--tls-cert", cert.to_str().unwrap()])
+            .args(["--tls-key", key.to_str().unwrap()])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A child process killed when dropped, so a failing test leaves no server behind.
 pub struct KillOnDrop(pub std::process::Child);
 

@@ -32,6 +32,7 @@ pub(crate) use audit_layer::AuditRows;
 pub use audit_layer::ABORTED_STATUS;
 pub(crate) use error::{query_error_status, ApiError, ErrorBody};
 pub use routes::{router, router_with, Route, PAGES, ROUTES};
+pub(crate) use serve::install_crypto_provider;
 pub use serve::{serve, serve_router, serve_with, ServeOptions, TlsFiles};
 
 /// Requests larger than this are refused (413): a query is text, not data.

@@ -102,9 +102,7 @@ pub async fn serve_with(
     let service = app.into_make_service();
     match &options.tls {
         Some(files) => {
-            // One process-wide crypto provider (ring, as for the registry client); a second
-            // install is a no-op error.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            install_crypto_provider();
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(
                 &files.certificate,
                 &files.key,
@@ -152,4 +150,10 @@ fn with_timeouts<A>(
         .http1()
         .header_read_timeout(options.header_timeout);
     server
+}
+
+/// Installs the process-wide TLS crypto provider (ring, as for the registry client) that
+/// every door's TLS uses; installing it again is a no-op.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

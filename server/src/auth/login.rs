@@ -88,12 +88,9 @@ pub(crate) async fn login(
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
-    let user = &config.users()[index];
-    response.extensions_mut().insert(Caller::User {
-        name: user.name.clone(),
-        role: user.role,
-        project: user.project.clone(),
-    });
+    response
+        .extensions_mut()
+        .insert(Caller::from(&config.users()[index]));
     response
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::rules::{access, Access};
 use super::sessions::session_cookie;
-use super::users::Role;
+use super::users::{Role, User};
 use crate::api::audit_layer::CallerSlot;
 use crate::api::{ApiError, ApiState};
 
@@ -28,6 +28,17 @@ pub enum Caller {
     },
     /// No valid token or session (only open endpoints answer).
     Anonymous,
+}
+
+impl From<&User> for Caller {
+    /// The signed-in user, as every door records and checks them.
+    fn from(user: &User) -> Self {
+        Caller::User {
+            name: user.name.clone(),
+            role: user.role,
+            project: user.project.clone(),
+        }
+    }
 }
 
 impl Caller {
@@ -112,14 +123,7 @@ pub(crate) async fn authorize(
     } else {
         None
     };
-    let caller = match user {
-        Some(user) => Caller::User {
-            name: user.name.clone(),
-            role: user.role,
-            project: user.project.clone(),
-        },
-        None => Caller::Anonymous,
-    };
+    let caller = user.map_or(Caller::Anonymous, Caller::from);
     // The audit learns the caller now, in case the answer never comes (a timeout, a client
     // that goes away, a panic).
     if let Some(slot) = request.extensions().get::<CallerSlot>() {

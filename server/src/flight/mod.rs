@@ -31,9 +31,7 @@ pub(crate) async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let mut builder = tonic::transport::Server::builder();
     if let Some(files) = tls {
-        // The process-wide crypto provider (ring, as for the HTTP API); a second install
-        // is a no-op error.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::api::install_crypto_provider();
         let certificate = std::fs::read(&files.certificate)?;
         let key = std::fs::read(&files.key)?;
         builder = builder

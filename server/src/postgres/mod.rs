@@ -82,7 +82,7 @@ pub(crate) async fn serve(
 fn tls_acceptor(files: &TlsFiles) -> std::io::Result<pgwire::tokio::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::api::install_crypto_provider();
     let invalid = |what: &str, error: rustls::pki_types::pem::Error| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {error}"))
     };
