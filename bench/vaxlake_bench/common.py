@@ -9,6 +9,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -28,6 +29,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_health(url: str, seconds: float = 120.0) -> None:
+    """Waits until the server at `url` answers `/api/health` (at most `seconds`)."""
+    import urllib.request
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=5).read()
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def log(msg: str) -> None:

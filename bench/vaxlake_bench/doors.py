@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .common import VENV_PYTHON, free_port, built_at, git_state, log, loud, utc_now
+from .common import VENV_PYTHON, wait_for_health, free_port, built_at, git_state, log, loud, utc_now
 from .postgres import Registry, pg_env
 
 ROWS = 1_000_000
@@ -113,12 +113,7 @@ def run_doors(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
         stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True)
     registry = None
     try:
-        for _ in range(1200):
-            try:
-                urllib.request.urlopen(url + "/api/health", timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(url)
         registry = Registry(None, logs)
         psql = registry.psql_exe
         # The peer holds the very rows: the answer as CSV, loaded into `doses`.

@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .common import VENV_PYTHON, MiB, free_port, built_at, git_state, log, loud, utc_now
+from .common import VENV_PYTHON, wait_for_health, MiB, free_port, built_at, git_state, log, loud, utc_now
 from .data import active_files
 from .measure import rss_of
 
@@ -104,12 +104,7 @@ def run_http(args, binary: Path, load_bin: Path, base: Path, wh: Path, logs: Pat
                                "--auth", str(auth)], stdout=serve_log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
-        for _ in range(1200):
-            try:
-                urllib.request.urlopen(url + "/api/health", timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(url)
         _, status, body = _get(url + "/api/coverage/indicators", token)
         listed = json.loads(body) if status == 200 else []
         if isinstance(listed, dict):
