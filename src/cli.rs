@@ -74,6 +74,8 @@ pub enum Command {
     Sql {
         #[command(flatten)]
         warehouse: WarehouseArg,
+        #[command(flatten)]
+        cluster: ClusterArg,
         /// The query.
         query: String,
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -84,6 +86,12 @@ pub enum Command {
     },
     /// Serve the HTTP API (and, later, the dashboards).
     Serve(ServeArgs),
+    /// Run a node of an Apache DataFusion Ballista cluster that `sql`, `coverage`,
+    /// `effectiveness` and `serve` use with --cluster (docs/scaling.md).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Vaccination coverage: one indicator and cohort, a curve, dropout, timeliness, or the
     /// whole indicator table (definitions in docs/coverage.md).
     Coverage(CoverageArgs),
@@ -194,6 +202,8 @@ pub struct ServeArgs {
     pub pg_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub query_limits: QueryLimitArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 impl ServeArgs {
@@ -215,6 +225,7 @@ impl ServeArgs {
             flight_listen: None,
             pg_listen: None,
             query_limits: QueryLimitArgs::default(),
+            cluster: ClusterArg::default(),
         }
     }
 }
@@ -223,6 +234,8 @@ impl ServeArgs {
 pub struct CoverageArgs {
     #[command(flatten)]
     pub warehouse: WarehouseArg,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
     /// Indicator name from sql/reference/indicators.csv (DTP3, MCV1, FLU65, ...).
     #[arg(long, required_unless_present_any = ["all", "list"])]
     pub indicator: Option<String>,
@@ -269,6 +282,8 @@ pub struct CoverageArgs {
 pub struct EffectivenessArgs {
     #[command(flatten)]
     pub warehouse: WarehouseArg,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
     /// Antigen (lower case, as in CONTRACTS.md), e.g. influenza.
     #[arg(long)]
     pub antigen: String,
@@ -319,6 +334,65 @@ pub struct WarehouseArg {
     /// Warehouse root: a local path or an object-store URL.
     #[arg(long)]
     pub warehouse: String,
+}
+
+// Where the queries run. (A plain comment: a doc comment on a flattened struct would be clap
+// help text.)
+#[derive(Args, Debug, Default, Clone)]
+pub struct ClusterArg {
+    /// Run the queries on a Ballista cluster (`vaxlake cluster scheduler`) instead of in this
+    /// process; the sandbox checks them here first.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+}
+
+impl ClusterArg {
+    /// `options` with the cluster given on the command line.
+    pub fn query_options(&self, options: vaxlake_query::QueryOptions) -> vaxlake_query::QueryOptions {
+        match &self.cluster {
+            Some(cluster) => options.with_cluster(cluster.clone()),
+            None => options,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Ballista's scheduler, with vaxlake's codec and functions. It has no authentication:
+    /// run it on a network only the warehouse's servers and executors reach.
+    Scheduler {
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        listen: std::net::SocketAddr,
+        /// Host name executors and clients use to reach this scheduler (default: the listen
+        /// address).
+        #[arg(long)]
+        external_host: Option<String>,
+    },
+    /// A Ballista executor: runs the scheduler's tasks, reading the warehouse's Parquet files
+    /// from object storage with the standard AWS environment (AWS_ENDPOINT_URL, ...).
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Tasks run at once (default: the number of cores).
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Address the executor binds to.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// Port of its Flight service (shuffle reads); its gRPC service takes PORT+1.
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Host name the scheduler and the other executors use to reach it (default: --bind-host).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Directory for shuffle files and spills (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<String>,
+        /// Memory all its tasks may hold, in MiB (default: Ballista's share of the machine's).
+        #[arg(long, value_name = "MIB")]
+        memory_limit_mb: Option<u64>,
+    },
 }
 
 #[derive(Args)]

@@ -70,10 +70,12 @@ async fn run(cli: Cli) -> Result<()> {
         } => commands::status::run(&warehouse.warehouse, source.as_deref(), table.as_deref()).await,
         Command::Sql {
             warehouse,
+            cluster,
             query,
             format,
             repeat,
-        } => commands::sql::run(warehouse, query, format, repeat).await,
+        } => commands::sql::run(warehouse, cluster, query, format, repeat).await,
+        Command::Cluster { command } => commands::cluster::run(command).await,
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Coverage(args) => commands::coverage::run(args).await,
         Command::Maintain {

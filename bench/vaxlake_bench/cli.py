@@ -20,10 +20,12 @@ freshness of `--follow`), and write the figures into BENCHMARKS.md.
     scripts/bench --events 1M,10M --keep --only effectiveness
     scripts/bench --events 1M,10M --keep --only postgres
     scripts/bench --events 1M --keep --only doors
+    scripts/bench --events 10M --keep --only scaling
 
 rerun only the coverage (or effectiveness, or registry pull, or the 1M-row fetch through each
-door: HTTP JSON and Arrow, PostgreSQL, Flight SQL, against psql from PostgreSQL) part on the
-warehouses a previous `--keep` run left behind.
+door: HTTP JSON and Arrow, PostgreSQL, Flight SQL, against psql from PostgreSQL; or the
+benchmark query and coverage table on local disk vs loopback S3 vs a Ballista cluster) part
+on the warehouses a previous `--keep` run left behind.
 
 Needs target/release/vaxlake (cargo build --release; or --bin PATH), python3 and cargo (the
 registry part builds bench/pg-server, the tests' PostgreSQL harness, in seconds); DuckDB is
@@ -85,7 +87,7 @@ def main() -> None:
     ap.add_argument("--coverage-processes", type=int, default=3, metavar="P",
                     help="fresh processes per engine for the cold coverage figures (default 3; medians)")
     ap.add_argument("--only", choices=["coverage", "effectiveness", "http", "freshness", "postgres", "ingest",
-                                       "doors"],
+                                       "doors", "scaling"],
                     help="only this part, on the warehouse (postgres: the registry.csv) a previous --keep run "
                          "left (implies --keep); `ingest`: vaxlake's ingest alone (the memory row at 30M), "
                          "generating the input if needed")

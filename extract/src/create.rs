@@ -45,15 +45,26 @@ pub struct Created {
     pub manifest: Value,
 }
 
-/// The extracts' directory of a local warehouse.
+/// The extracts' directory of a warehouse.
 pub fn extracts_dir(warehouse: &Warehouse) -> Result<PathBuf, ExtractError> {
-    warehouse
-        .root()
-        .to_file_path()
+    extracts_dir_for(warehouse.root())
+}
+
+/// Where the extracts of the warehouse at `root` are written: `VAXLAKE_EXTRACTS_DIR` when set,
+/// else `extracts/` beside the tables of a warehouse on the local file system. Extracts are
+/// files handed to people (downloaded, verified, expired on a schedule), so a warehouse on
+/// object storage keeps them in a local directory its operators name.
+pub fn extracts_dir_for(root: &url::Url) -> Result<PathBuf, ExtractError> {
+    if let Some(dir) = std::env::var_os("VAXLAKE_EXTRACTS_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    root.to_file_path()
         .map(|root| root.join("extracts"))
         .map_err(|()| {
             ExtractError::Refused(
-                "extracts are written next to a warehouse on the local file system".into(),
+                "a warehouse on object storage keeps its extracts in a local directory: set \
+                 VAXLAKE_EXTRACTS_DIR"
+                    .into(),
             )
         })
 }

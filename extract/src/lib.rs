@@ -10,7 +10,9 @@ pub mod kanon;
 pub mod release;
 pub mod spec;
 
-pub use create::{create, create_in, open_pinned, CreateOptions, Created, OutputFormat};
+pub use create::{
+    create, create_in, extracts_dir_for, open_pinned, CreateOptions, Created, OutputFormat,
+};
 pub use release::{approve, expire, list, verify, Listed, Verified};
 pub use spec::Spec;
 

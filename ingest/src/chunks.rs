@@ -1,8 +1,12 @@
 //! Reading newline-delimited files in chunks parsed on every core.
 //!
 //! NDJSON splits cleanly at newlines, so a reader thread cuts the files into chunks of a few
-//! MB at line boundaries and worker threads parse them independently. Channels are bounded,
-//! so memory stays a few chunks per worker whatever the input size.
+//! MB at line boundaries and worker threads parse them independently. Parsed chunks are handed
+//! on in file order, whatever order the workers finish them in: a record's later version
+//! (a correction, an entered-in-error) follows its first version in the export, and the
+//! batches committed must keep that order, or a deletion committed before the row it deletes
+//! is lost. At most a few chunks per worker are read and not yet handed on, so memory stays
+//! bounded whatever the input size.
 
 use crate::error::IngestError;
 use crate::progress::Progress;
@@ -37,7 +41,7 @@ impl Chunk {
 const CHUNK_BYTES: usize = 4 << 20;
 
 /// Starts the reader and `workers` parser threads over `files`; parsed chunks arrive on the
-/// returned channel in no particular order. A read error arrives as the last item.
+/// returned channel in file order. A read error arrives as the last item.
 pub fn spawn<T, F>(
     files: Vec<PathBuf>,
     workers: usize,
@@ -48,36 +52,90 @@ where
     T: Send + 'static,
     F: Fn(&Chunk) -> T + Send + Sync + 'static,
 {
+    spawn_sized(files, workers, progress, parse, CHUNK_BYTES)
+}
+
+/// [`spawn`] with chunks of about `chunk_bytes` (tests cut small ones).
+fn spawn_sized<T, F>(
+    files: Vec<PathBuf>,
+    workers: usize,
+    progress: Progress,
+    parse: F,
+    chunk_bytes: usize,
+) -> tokio::sync::mpsc::Receiver<Result<T, IngestError>>
+where
+    T: Send + 'static,
+    F: Fn(&Chunk) -> T + Send + Sync + 'static,
+{
     let workers = workers.max(1);
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(workers * 2);
+    // Chunks read and not yet handed on: the reader takes a ticket per chunk, the orderer gives
+    // it back once the chunk has gone out in order. A slow chunk therefore holds up reading,
+    // not memory.
+    let in_flight = workers * 3;
+    let (ticket_tx, ticket_rx) = crossbeam_channel::bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        ticket_tx.send(()).expect("room for every ticket");
+    }
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(u64, Chunk)>(workers * 2);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<(u64, Result<T, IngestError>)>();
     let (out_tx, out_rx) = tokio::sync::mpsc::channel(workers * 2);
     let parse = Arc::new(parse);
 
-    let reader_out = out_tx.clone();
+    let reader_done = done_tx.clone();
     std::thread::spawn(move || {
-        if let Err(e) = read_chunks(&files, &chunk_tx, &progress) {
-            let _ = reader_out.blocking_send(Err(e));
+        let mut sequence = 0u64;
+        let result = read_chunks(&files, &progress, chunk_bytes, |chunk| {
+            if ticket_rx.recv().is_err() {
+                return false;
+            }
+            let sent = chunk_tx.send((sequence, chunk)).is_ok();
+            sequence += 1;
+            sent
+        });
+        if let Err(e) = result {
+            let _ = reader_done.send((sequence, Err(e)));
         }
     });
     for _ in 0..workers {
         let rx = chunk_rx.clone();
-        let tx = out_tx.clone();
+        let tx = done_tx.clone();
         let parse = parse.clone();
         std::thread::spawn(move || {
-            for chunk in rx {
-                if tx.blocking_send(Ok(parse(&chunk))).is_err() {
+            for (sequence, chunk) in rx {
+                if tx.send((sequence, Ok(parse(&chunk)))).is_err() {
                     break;
                 }
             }
         });
     }
+    drop(done_tx);
+    // The orderer: hands parsed chunks on by sequence number.
+    std::thread::spawn(move || {
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        for (sequence, parsed) in done_rx {
+            waiting.insert(sequence, parsed);
+            while let Some(parsed) = waiting.remove(&next) {
+                let failed = parsed.is_err();
+                if out_tx.blocking_send(parsed).is_err() || failed {
+                    return;
+                }
+                next += 1;
+                // The reader may be gone (all read); a lost ticket is no loss then.
+                let _ = ticket_tx.send(());
+            }
+        }
+    });
     out_rx
 }
 
+/// Cuts `files` into chunks and gives each to `send`, in order; stops early when `send`
+/// returns false (nobody wants more).
 fn read_chunks(
     files: &[PathBuf],
-    tx: &crossbeam_channel::Sender<Chunk>,
     progress: &Progress,
+    chunk_bytes: usize,
+    mut send: impl FnMut(Chunk) -> bool,
 ) -> Result<(), IngestError> {
     for (file, path) in files.iter().enumerate() {
         let read_err = |source| IngestError::Read {
@@ -90,7 +148,7 @@ fn read_chunks(
         loop {
             let mut buf = std::mem::take(&mut carry);
             let start = buf.len();
-            buf.resize(start + CHUNK_BYTES, 0);
+            buf.resize(start + chunk_bytes, 0);
             let mut filled = start;
             while filled < buf.len() {
                 let n = f.read(&mut buf[filled..]).map_err(read_err)?;
@@ -100,7 +158,7 @@ fn read_chunks(
                 filled += n;
             }
             buf.truncate(filled);
-            let at_end = filled < start + CHUNK_BYTES;
+            let at_end = filled < start + chunk_bytes;
             if buf.is_empty() {
                 break;
             }
@@ -126,7 +184,7 @@ fn read_chunks(
                 data: buf,
             };
             next_line += lines;
-            if tx.send(chunk).is_err() {
+            if !send(chunk) {
                 return Ok(());
             }
             if at_end {
@@ -180,6 +238,35 @@ mod tests {
                 (10, b"c".to_vec())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn chunks_arrive_in_file_order_whatever_order_they_are_parsed_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.ndjson");
+        let text: String = (1..=3_000).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        // Tiny chunks, and every third one parsed slowly, so the workers finish out of order.
+        let mut rx = spawn_sized(
+            vec![path],
+            4,
+            Progress::hidden(),
+            |c: &Chunk| {
+                if c.first_line % 3 == 1 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                c.lines().map(|(n, _)| n).collect::<Vec<_>>()
+            },
+            256,
+        );
+        let mut all = Vec::new();
+        let mut chunks = 0;
+        while let Some(part) = rx.recv().await {
+            all.extend(part.unwrap());
+            chunks += 1;
+        }
+        assert!(chunks > 50, "{chunks} chunks");
+        assert_eq!(all, (1..=3_000).collect::<Vec<u64>>());
     }
 
     #[tokio::test]

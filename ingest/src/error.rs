@@ -58,6 +58,9 @@ pub enum IngestError {
     /// never quotes its bytes).
     #[error("complement-order secret of the warehouse {warehouse}: {reason}")]
     OrderSecret { warehouse: String, reason: String },
+    /// A lock of a warehouse on object storage could not be read or taken (see `lease.rs`).
+    #[error("{lock}: {reason}")]
+    Lock { lock: String, reason: String },
     #[error("worker thread failed: {0}")]
     Worker(String),
 }

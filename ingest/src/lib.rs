@@ -25,6 +25,7 @@ mod dates;
 mod error;
 pub mod facts;
 mod fhir;
+pub mod lease;
 pub mod maintain;
 mod order_secret;
 pub mod persons;

@@ -35,10 +35,11 @@
 //! `ConcurrentAppend`); it does not silently bring replaced rows back, but that ingest run
 //! fails and must be rerun (re-ingesting is idempotent). Note that deltalake does *not* flag
 //! the compaction's own `dataChange = false` removes as a conflict, so that rejection is the
-//! only guard. For tables on the local file system, [`rewrite_lock`] avoids the failure: the
+//! only guard. [`rewrite_lock`] avoids the failure: the
 //! compaction holds it exclusively from plan to commit, and a file-removing writer that holds
 //! it shared and refreshes its table state before it reads never races a compaction. Appends
-//! need no lock. On object stores there is no such lock.
+//! need no lock. On object stores the lock is a lease object ([`crate::lease`]) held alone in
+//! both modes.
 
 use crate::error::{IngestError, Result};
 use crate::schema::{warehouse_tables, TableSpec};
@@ -186,10 +187,8 @@ async fn open(root: &Url, spec: &'static TableSpec) -> Result<Option<DeltaTable>
     let url = root
         .join(&format!("{}/", spec.name))
         .map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
-    if let Ok(dir) = url.to_file_path() {
-        if !dir.join("_delta_log").is_dir() {
-            return Ok(None);
-        }
+    if !crate::table::table_exists(&url).await.map_err(delta_err(spec))? {
+        return Ok(None);
     }
     let table = DeltaTable::try_from_url(url)
         .await
@@ -330,26 +329,35 @@ pub enum LockMode {
 /// vacuum, as its name starts with `_`).
 pub const REWRITE_LOCK_FILE: &str = "_vaxlake_rewrite.lock";
 
-/// Takes the advisory lock that keeps a compaction and a file-removing writer of the same
-/// table apart (see the module documentation), waiting for it. `table_url` is the table's
-/// root; `None` (no lock) for tables not on the local file system. Released when the file
-/// returned is dropped.
-pub async fn rewrite_lock(table_url: &Url, mode: LockMode) -> Result<Option<std::fs::File>> {
-    file_lock(table_url, REWRITE_LOCK_FILE, mode).await
+/// A held lock of the warehouse: an advisory file lock on the local file system, a lease
+/// object on object storage (see [`crate::lease`]). Released when dropped.
+#[derive(Debug)]
+pub enum WarehouseLock {
+    File(std::fs::File),
+    Lease(crate::lease::Lease),
 }
 
-/// Name of the advisory lock file at the warehouse root that one ingest holds for its run.
+/// Takes the lock that keeps a compaction and a file-removing writer of the same table
+/// apart (see the module documentation), waiting for it. `table_url` is the table's root.
+/// On object storage the lease has one mode: shared holders take turns too.
+pub async fn rewrite_lock(table_url: &Url, mode: LockMode) -> Result<WarehouseLock> {
+    match table_url.to_file_path() {
+        Ok(dir) => file_lock(dir, REWRITE_LOCK_FILE, mode).await,
+        Err(()) => lease(table_url, REWRITE_LOCK_FILE, "the rewrite lock").await,
+    }
+}
+
+/// Name of the lock at the warehouse root that one ingest holds for its run.
 pub const INGEST_LOCK_FILE: &str = "_vaxlake_ingest.lock";
 
 /// Takes the warehouse's ingest lock, waiting for it (logged when another ingest holds it).
 /// Two ingests MERGE-ing into the same table at once can both insert a new event: Delta's
 /// conflict check sees each MERGE's added files as compatible appends. Ingests of one
-/// warehouse therefore take turns; a crashed one releases the lock with its process. `None`
-/// for warehouses not on the local file system, where no such lock exists (run one ingest
-/// at a time there).
-pub async fn ingest_lock(root: &Url) -> Result<Option<std::fs::File>> {
+/// warehouse therefore take turns; a crashed one releases the lock with its process (on
+/// object storage: when its lease runs out, see [`crate::lease`]).
+pub async fn ingest_lock(root: &Url) -> Result<WarehouseLock> {
     let Ok(dir) = root.to_file_path() else {
-        return Ok(None);
+        return lease(root, INGEST_LOCK_FILE, "the ingest lock").await;
     };
     std::fs::create_dir_all(&dir).map_err(|source| IngestError::Read {
         path: dir.display().to_string(),
@@ -358,7 +366,7 @@ pub async fn ingest_lock(root: &Url) -> Result<Option<std::fs::File>> {
     let path = dir.join(INGEST_LOCK_FILE);
     let file = open_lock_file(&path)?;
     match file.try_lock() {
-        Ok(()) => return Ok(Some(file)),
+        Ok(()) => return Ok(WarehouseLock::File(file)),
         Err(std::fs::TryLockError::WouldBlock) => {
             tracing::info!("another ingest is writing this warehouse: waiting for it to finish");
         }
@@ -369,7 +377,20 @@ pub async fn ingest_lock(root: &Url) -> Result<Option<std::fs::File>> {
             })
         }
     }
-    file_lock(root, INGEST_LOCK_FILE, LockMode::Exclusive).await
+    file_lock(dir, INGEST_LOCK_FILE, LockMode::Exclusive).await
+}
+
+/// The lease `name` under the object-store directory `dir_url`.
+async fn lease(dir_url: &Url, name: &str, what: &str) -> Result<WarehouseLock> {
+    let what = format!("{what} of {dir_url}");
+    let store = deltalake::logstore::store_for(dir_url, std::iter::empty::<(&str, &str)>())
+        .map_err(|error| IngestError::Lock {
+            lock: what.clone(),
+            reason: error.to_string(),
+        })?;
+    let lease =
+        crate::lease::Lease::acquire(store, object_store::path::Path::from(name), &what).await?;
+    Ok(WarehouseLock::Lease(lease))
 }
 
 fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
@@ -384,11 +405,8 @@ fn open_lock_file(path: &std::path::Path) -> Result<std::fs::File> {
         })
 }
 
-/// An advisory lock on the file `name` in the local directory `dir_url`, waited for.
-async fn file_lock(dir_url: &Url, name: &str, mode: LockMode) -> Result<Option<std::fs::File>> {
-    let Ok(dir) = dir_url.to_file_path() else {
-        return Ok(None);
-    };
+/// An advisory lock on the file `name` in the local directory `dir`, waited for.
+async fn file_lock(dir: std::path::PathBuf, name: &str, mode: LockMode) -> Result<WarehouseLock> {
     let path = dir.join(name);
     let file = open_lock_file(&path)?;
     let locked = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
@@ -400,10 +418,12 @@ async fn file_lock(dir_url: &Url, name: &str, mode: LockMode) -> Result<Option<s
     })
     .await
     .map_err(|e| IngestError::Worker(e.to_string()))?;
-    locked.map(Some).map_err(|source| IngestError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    locked
+        .map(WarehouseLock::File)
+        .map_err(|source| IngestError::Read {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// One compaction commit, started over from the newest version after a conflict.

@@ -122,7 +122,7 @@ struct Prepared {
     actions: Vec<Action>,
     rows: u64,
     /// Held until the commit: no compaction in between.
-    _lock: Option<std::fs::File>,
+    _lock: crate::maintain::WarehouseLock,
 }
 
 fn delta_err(spec: &TableSpec) -> impl Fn(DeltaTableError) -> IngestError + '_ {

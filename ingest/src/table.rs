@@ -15,7 +15,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::StructType;
 use deltalake::protocol::SaveMode;
-use deltalake::DeltaTable;
+use deltalake::{DeltaTable, DeltaTableBuilder};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use url::Url;
@@ -26,6 +26,7 @@ pub use vaxlake_catalog::{KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};
 /// The warehouse root as a URL with a trailing slash; a local path is made absolute and
 /// created if missing.
 pub fn warehouse_url(location: &str) -> Result<Url> {
+    register_object_stores();
     let bad = || IngestError::BadWarehouse(location.to_string());
     let mut url = if location.contains("://") {
         Url::parse(location).map_err(|_| bad())?
@@ -43,6 +44,26 @@ pub fn warehouse_url(location: &str) -> Result<Url> {
         url.set_path(&format!("{}/", url.path()));
     }
     Ok(url)
+}
+
+/// Whether a Delta table is at `url`: a look for `_delta_log` on the local file system (the
+/// kernel reports a missing local directory as an error, not as "no table"), a listing of
+/// the log on object storage.
+pub(crate) async fn table_exists(url: &Url) -> Result<bool, deltalake::DeltaTableError> {
+    if let Ok(dir) = url.to_file_path() {
+        return Ok(dir.join("_delta_log").is_dir());
+    }
+    DeltaTableBuilder::from_url(url.clone())?
+        .build()?
+        .verify_deltatable_existence()
+        .await
+}
+
+/// Registers the object stores of `s3://` URLs (deltalake's `s3` feature), once per process:
+/// without it deltalake does not know the scheme.
+pub(crate) fn register_object_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
 }
 
 fn table_url(root: &Url, spec: &TableSpec) -> Result<Url> {
@@ -94,11 +115,8 @@ impl Table {
         key_id: Option<&str>,
     ) -> Result<Option<Self>> {
         let url = table_url(root, spec)?;
-        if let Ok(dir) = url.to_file_path() {
-            // The kernel reports a missing local directory as an error, not as "no table".
-            if !dir.join("_delta_log").is_dir() {
-                return Ok(None);
-            }
+        if !table_exists(&url).await.map_err(Self::delta_err(spec))? {
+            return Ok(None);
         }
         let table = DeltaTable::try_from_url(url)
             .await
@@ -129,8 +147,9 @@ impl Table {
                 source,
             })?;
         }
-        let table = DeltaTable::try_from_url(url)
-            .await
+        // Not loaded: on object storage there is nothing to load yet.
+        let table = DeltaTableBuilder::from_url(url)
+            .and_then(DeltaTableBuilder::build)
             .map_err(Self::delta_err(spec))?;
         let schema: StructType =
             spec.schema()
@@ -253,7 +272,7 @@ impl Table {
     /// Writers that remove files (MERGE, replace) hold the table's rewrite lock shared and
     /// read the newest version under it, so that a compaction (which holds it alone from
     /// planning to commit) never makes them fail on a conflict (see `maintain.rs`).
-    async fn rewrite_guard(&mut self) -> Result<Option<std::fs::File>> {
+    async fn rewrite_guard(&mut self) -> Result<crate::maintain::WarehouseLock> {
         let lock = crate::maintain::rewrite_lock(
             self.table.table_url(),
             crate::maintain::LockMode::Shared,

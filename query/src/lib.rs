@@ -16,6 +16,7 @@
 mod answer_cache;
 mod arrow_rows;
 mod bounded;
+pub mod cluster;
 mod cooperative;
 pub mod coverage;
 mod dates;

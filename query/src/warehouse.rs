@@ -14,6 +14,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use ballista::prelude::SessionContextExt;
 use deltalake::{DeltaTable, DeltaTableBuilder};
 use url::Url;
 
@@ -69,6 +70,9 @@ pub struct QueryOptions {
     pub refresh_interval: Duration,
     /// Delta tables looked for under the root. Default [`DEFAULT_TABLES`].
     pub tables: Vec<String>,
+    /// A Ballista scheduler (`df://HOST:PORT`) to run the queries on, instead of this
+    /// process (see [`crate::cluster`]). Default `None`.
+    pub cluster: Option<String>,
 }
 
 impl Default for QueryOptions {
@@ -82,6 +86,7 @@ impl Default for QueryOptions {
             target_partitions: std::thread::available_parallelism().map_or(1, usize::from),
             refresh_interval: Duration::from_secs(1),
             tables: DEFAULT_TABLES.iter().map(|name| name.to_string()).collect(),
+            cluster: None,
         }
     }
 }
@@ -136,6 +141,12 @@ impl QueryOptions {
         S: Into<String>,
     {
         self.tables = tables.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// See [`QueryOptions::cluster`]; checked when the warehouse opens.
+    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.cluster = Some(cluster.into());
         self
     }
 
@@ -215,6 +226,7 @@ impl Warehouse {
     /// registers what is there. A root without tables (a fresh warehouse) opens too, with
     /// only the reference tables; tables appear once the ingest has written them.
     pub async fn open(root: &str, options: QueryOptions) -> Result<Warehouse, QueryError> {
+        register_object_stores();
         let (root_url, local_root) = resolve_root(root)?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
@@ -497,12 +509,18 @@ fn resolve_root(root: &str) -> Result<(Url, Option<std::path::PathBuf>), QueryEr
     Ok((url, Some(path)))
 }
 
+/// Registers the object stores of `s3://` URLs (deltalake's `s3` feature), once per process.
+pub fn register_object_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
 fn table_url(root: &Url, name: &str) -> Result<Url, QueryError> {
     root.join(&format!("{name}/"))
         .map_err(|error| QueryError::warehouse(root, error))
 }
 
-async fn table_exists(
+pub(crate) async fn table_exists(
     local_root: Option<&Path>,
     name: &str,
     url: &Url,
@@ -539,17 +557,40 @@ async fn build_snapshot(
         // on antigen, cohort and dates, so most rows never need decoding.
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true);
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime.clone())
-        .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(CooperativeRowMultipliers))
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    bound_growing_functions(&ctx, &runtime.memory_pool)?;
+    let ctx = match &options.cluster {
+        None => {
+            let state = SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(runtime.clone())
+                .with_default_features()
+                .with_physical_optimizer_rule(Arc::new(CooperativeRowMultipliers))
+                .build();
+            let ctx = SessionContext::new_with_state(state);
+            bound_growing_functions(&ctx, &runtime.memory_pool)?;
+            ctx
+        }
+        // The plan is made here (sandbox, views) and run by the cluster's executors, under
+        // their own memory limits: the growing-function bounds of this process do not travel
+        // (see docs/scaling.md).
+        Some(cluster) => {
+            crate::cluster::scheduler_address(cluster).map_err(QueryError::Unavailable)?;
+            let state = SessionStateBuilder::new()
+                .with_config(crate::cluster::client_config(config)?)
+                .with_runtime_env(runtime.clone())
+                .with_default_features()
+                .build();
+            SessionContext::remote_with_state(cluster, state).await?
+        }
+    };
 
     for (name, table) in &reference.tables {
-        ctx.register_table(*name, table.clone())?;
+        match options.cluster {
+            None => ctx.register_table(*name, table.clone())?,
+            Some(_) => ctx.register_table(
+                *name,
+                Arc::new(crate::cluster::ReferenceTable::new(name, table.clone())),
+            )?,
+        };
     }
     let mut versions = BTreeMap::new();
     let mut logs = BTreeMap::new();
@@ -559,7 +600,13 @@ async fn build_snapshot(
             .table_provider()
             .await
             .map_err(|error| QueryError::warehouse(table.table_url(), error))?;
-        ctx.register_table(name.as_str(), provider)?;
+        match options.cluster {
+            None => ctx.register_table(name.as_str(), provider)?,
+            Some(_) => {
+                let pinned = crate::cluster::PinnedTable::of(table, provider.schema())?;
+                ctx.register_table(name.as_str(), Arc::new(pinned))?
+            }
+        };
         let version = table.version().unwrap_or_default();
         versions.insert(name.clone(), i64::try_from(version).unwrap_or(i64::MAX));
     }

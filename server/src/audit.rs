@@ -305,7 +305,12 @@ pub async fn read(root: &Url, filter: &AuditFilter) -> Result<QueryAnswer, Query
         .map_err(|error| QueryError::warehouse(root, error))?;
     let exists = match url.to_file_path() {
         Ok(dir) => dir.join("_delta_log").is_dir(),
-        Err(()) => true,
+        Err(()) => deltalake::DeltaTableBuilder::from_url(url.clone())
+            .and_then(deltalake::DeltaTableBuilder::build)
+            .map_err(|error| QueryError::warehouse(&url, error))?
+            .verify_deltatable_existence()
+            .await
+            .map_err(|error| QueryError::warehouse(&url, error))?,
     };
     let ctx = SessionContext::new();
     if exists {

@@ -210,8 +210,8 @@ impl Server {
         if let Some(auth) = config.auth {
             state = state.with_auth(auth);
         }
-        if let Ok(root) = state.warehouse().root().to_file_path() {
-            let shelf = Shelf::new(root.join("extracts"));
+        if let Ok(dir) = vaxlake_extract::extracts_dir_for(state.warehouse().root()) {
+            let shelf = Shelf::new(dir);
             shelf.expire_in_background(EXPIRE_EXTRACTS_EVERY);
             state = state.with_extracts(shelf);
         }

@@ -10,7 +10,7 @@ use crate::repeat::repeated;
 /// Runs `vaxlake coverage`.
 pub async fn run(args: CoverageArgs) -> Result<()> {
     let (wh, suppression) =
-        super::suppressed::open(&args.warehouse, args.suppression_threshold).await?;
+        super::suppressed::open(&args.warehouse, &args.cluster, args.suppression_threshold).await?;
     let engine = CoverageEngine::new(wh, suppression)?;
     let format = args.format.output();
     if args.list {

@@ -10,7 +10,7 @@ use crate::repeat::repeated;
 /// Runs `vaxlake effectiveness`.
 pub async fn run(args: EffectivenessArgs) -> Result<()> {
     let (wh, suppression) =
-        super::suppressed::open(&args.warehouse, args.suppression_threshold).await?;
+        super::suppressed::open(&args.warehouse, &args.cluster, args.suppression_threshold).await?;
     let engine = EffectivenessEngine::new(wh, suppression)?;
     let query = EffectivenessQuery {
         antigen: args.antigen,

@@ -10,10 +10,7 @@ use crate::cli::{ExtractCommand, FormatArg};
 
 fn extracts_dir(warehouse: &str) -> Result<PathBuf> {
     let root = vaxlake_ingest::warehouse_url(warehouse)?;
-    let root = root
-        .to_file_path()
-        .map_err(|()| anyhow::anyhow!("extracts need a warehouse on the local file system"))?;
-    Ok(root.join("extracts"))
+    Ok(vaxlake_extract::extracts_dir_for(&root)?)
 }
 
 /// Records an extract step in the warehouse's audit table, like an API request.

@@ -1,6 +1,7 @@
 //! What each `vaxlake` command does, one module per command; the flags are in `cli`.
 
 pub mod access;
+pub mod cluster;
 pub mod coverage;
 pub mod demo;
 pub mod effectiveness;

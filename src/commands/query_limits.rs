@@ -6,7 +6,7 @@
 use vaxlake_query::QueryOptions;
 use vaxlake_server::ServerConfig;
 
-use crate::cli::QueryLimitArgs;
+use crate::cli::{ClusterArg, QueryLimitArgs};
 
 impl QueryLimitArgs {
     /// `options` with the limits given on the command line.
@@ -29,9 +29,11 @@ impl QueryLimitArgs {
         options
     }
 
-    /// `config` with the sandbox's limits and the concurrency limit given on the command line.
-    pub fn server_config(&self, config: ServerConfig) -> ServerConfig {
-        let config = config.with_query_options(self.query_options(QueryOptions::default()));
+    /// `config` with the sandbox's limits, the concurrency limit and the cluster given on the
+    /// command line.
+    pub fn server_config(&self, config: ServerConfig, cluster: &ClusterArg) -> ServerConfig {
+        let options = cluster.query_options(self.query_options(QueryOptions::default()));
+        let config = config.with_query_options(options);
         match self.max_concurrent_queries {
             Some(queries) => config.with_max_concurrent_queries(queries),
             None => config,

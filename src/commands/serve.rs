@@ -26,6 +26,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         flight_listen,
         pg_listen,
         query_limits,
+        cluster,
     } = args;
     if threshold == 0 {
         bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
@@ -48,7 +49,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         _ => None,
     };
     let config = query_limits
-        .server_config(ServerConfig::new(warehouse.as_str(), listen))
+        .server_config(ServerConfig::new(warehouse.as_str(), listen), &cluster)
         .with_suppression(vaxlake_query::coverage::Suppression { threshold })
         .with_registry(registry)
         .with_auth(auth)

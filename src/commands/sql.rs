@@ -2,20 +2,21 @@
 
 use anyhow::Result;
 
-use crate::cli::{Format, WarehouseArg};
+use crate::cli::{ClusterArg, Format, WarehouseArg};
 use crate::repeat::repeated;
 
 /// Runs `vaxlake sql`: the answer on stdout, a note on stderr when it was cut at the row
 /// limit.
 pub async fn run(
     warehouse: WarehouseArg,
+    cluster: ClusterArg,
     query: String,
     format: Format,
     repeat: u32,
 ) -> Result<()> {
     let wh = vaxlake_query::Warehouse::open(
         &warehouse.warehouse,
-        vaxlake_query::QueryOptions::default(),
+        cluster.query_options(vaxlake_query::QueryOptions::default()),
     )
     .await?;
     let answer = repeated(repeat, 4, || async {

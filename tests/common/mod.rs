@@ -5,6 +5,7 @@ pub mod corpus;
 pub mod doors;
 pub mod http;
 pub mod pg;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -16,6 +16,7 @@ from .live import live_section
 from .method import METHOD
 from .reading import reading
 from .registry import postgres_section
+from .scaling import scaling_section
 
 NOTES_BEGIN = "<!-- notes:begin (kept by scripts/bench) -->"
 NOTES_END = "<!-- notes:end -->"
@@ -52,6 +53,7 @@ def render(results: dict, command: str, mach: dict, notes: str) -> str:
     out += live_section(sizes)
     out += doors_section(sizes)
     out += postgres_section(sizes)
+    out += scaling_section(sizes)
     out += ["", "## Reading", ""]
     out += reading(sizes)
     out += ["", "## Method", ""]
