@@ -55,12 +55,18 @@ pub(crate) async fn vaccinated_on(
         .since
         .map(|day| format!("AND d.administered_on >= DATE {}", quote(&format_iso(day))))
         .unwrap_or_default();
+    // `antigen IN (x, '')` rather than `antigen = x` ('' is no antigen): an equality makes
+    // the antigen a constant below the view's window, which then sorts by person and day
+    // only; on a Ballista cluster the window runs in a stage of its own, whose input (a
+    // shuffle) no longer knows the constant, and the executor refuses the plan ("All
+    // partition by columns should have an ordering"). The IN list keeps the antigen in the
+    // sort, on both engines.
     let sql = format!(
         "WITH counted AS (
              SELECT d.person_key, max(d.birth_month) AS birth_month,
                     count(DISTINCT d.administered_on) AS doses
              FROM antigen_doses AS d{residents}
-             WHERE d.antigen = {antigen} AND d.dose_seq IS NOT NULL
+             WHERE d.antigen IN ({antigen}, '') AND d.dose_seq IS NOT NULL
                AND d.administered_on <= DATE {by} {since}
              GROUP BY d.person_key)
          SELECT CAST(date_part('year', birth_month) AS BIGINT) AS birth_year,
