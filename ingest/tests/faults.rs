@@ -321,7 +321,8 @@ async fn rows(root: &str, table: &str) -> Option<Vec<String>> {
             .fields()
             .iter()
             .zip(batch.columns())
-            .filter(|(f, _)| f.name() != "ingested_at")
+            // When and by which run a row was written differ from run to run by design.
+            .filter(|(f, _)| !["ingested_at", "received_at", "run_id"].contains(&f.name().as_str()))
             .map(|(_, c)| arrow::compute::cast(c, &DataType::Utf8).unwrap())
             .collect();
         for row in 0..batch.num_rows() {
@@ -351,6 +352,23 @@ async fn snapshot(root: &str) -> Vec<Option<Vec<String>>> {
         all.push(rows(root, table).await);
     }
     all
+}
+
+/// Fails naming the first table and row that differ (whole tables are too long to read).
+fn assert_same(got: &[Option<Vec<String>>], want: &[Option<Vec<String>>], what: &str) {
+    for ((table, got), want) in TABLES.iter().zip(got).zip(want) {
+        if got == want {
+            continue;
+        }
+        let (got, want) = (got.clone().unwrap_or_default(), want.clone().unwrap_or_default());
+        let only_got: Vec<_> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
+        let only_want: Vec<_> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
+        panic!(
+            "{what}: {table} holds {} rows, a clean run {}; only here: {only_got:?}; only in the clean run: {only_want:?}",
+            got.len(),
+            want.len()
+        );
+    }
 }
 
 fn export(dir: &Path) -> Source {
@@ -412,7 +430,7 @@ async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_ne
         let second = ingest(&root, &source, &key(), &options()).await;
         let second = second.unwrap_or_else(|error| panic!("{kind:?} #{n}: the run after the fault failed: {error}"));
         assert_eq!(second.read, clean.read, "{kind:?} #{n}");
-        assert_eq!(snapshot(&root).await, expected, "{kind:?} #{n}: not where a clean run ends");
+        assert_same(&snapshot(&root).await, &expected, &format!("{kind:?} #{n}"));
     }
     assert!(failed_runs >= 8, "only {failed_runs} injected faults stopped a run");
 
@@ -423,5 +441,5 @@ async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_ne
         .await
         .unwrap();
     assert_eq!(bucket.injected(), 2);
-    assert_eq!(snapshot("faulty://stalled/wh").await, expected);
+    assert_same(&snapshot("faulty://stalled/wh").await, &expected, "stalled puts");
 }

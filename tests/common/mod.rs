@@ -10,6 +10,42 @@ pub mod s3;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Where a warehouse is, as `--warehouse` takes it: a local path or an object-store URL
+/// (`s3://bucket/prefix`, tests/common/s3.rs).
+pub trait WarehouseLocation {
+    fn location(&self) -> String;
+}
+
+impl WarehouseLocation for Path {
+    fn location(&self) -> String {
+        self.to_str().expect("a UTF-8 path").to_string()
+    }
+}
+
+impl WarehouseLocation for PathBuf {
+    fn location(&self) -> String {
+        self.as_path().location()
+    }
+}
+
+impl WarehouseLocation for str {
+    fn location(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl WarehouseLocation for String {
+    fn location(&self) -> String {
+        self.clone()
+    }
+}
+
+impl<T: WarehouseLocation + ?Sized> WarehouseLocation for &T {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vaxlake")
 }
@@ -44,11 +80,15 @@ pub fn key_file(dir: &Path, name: &str) -> PathBuf {
 
 /// Ingests `source` with `key`, returning the run's (read, accepted, quarantined) and its
 /// stdout and stderr (for the leak scan).
-pub fn ingest(warehouse: &Path, key: &Path, source: &str) -> ((u64, u64, u64), String, String) {
+pub fn ingest(
+    warehouse: &(impl WarehouseLocation + ?Sized),
+    key: &Path,
+    source: &str,
+) -> ((u64, u64, u64), String, String) {
     let (out, err) = ok(&[
         "ingest",
         "--warehouse",
-        warehouse.to_str().unwrap(),
+        &warehouse.location(),
         "--source",
         source,
         "--key-file",
@@ -88,7 +128,7 @@ pub fn counts(stdout: &str) -> (u64, u64, u64) {
 }
 
 /// One value from `vaxlake sql --format csv` (header + one row, one column).
-pub fn sql_value(warehouse: &Path, query: &str) -> String {
+pub fn sql_value(warehouse: &(impl WarehouseLocation + ?Sized), query: &str) -> String {
     let out = sql_csv(warehouse, query);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -99,17 +139,17 @@ pub fn sql_value(warehouse: &Path, query: &str) -> String {
     lines[1].trim().to_string()
 }
 
-pub fn sql_u64(warehouse: &Path, query: &str) -> u64 {
+pub fn sql_u64(warehouse: &(impl WarehouseLocation + ?Sized), query: &str) -> u64 {
     sql_value(warehouse, query)
         .parse()
         .unwrap_or_else(|_| panic!("not a number from {query}"))
 }
 
-pub fn sql_csv(warehouse: &Path, query: &str) -> String {
+pub fn sql_csv(warehouse: &(impl WarehouseLocation + ?Sized), query: &str) -> String {
     ok(&[
         "sql",
         "--warehouse",
-        warehouse.to_str().unwrap(),
+        &warehouse.location(),
         "--format",
         "csv",
         query,
