@@ -348,7 +348,10 @@ pub struct ClusterArg {
 
 impl ClusterArg {
     /// `options` with the cluster given on the command line.
-    pub fn query_options(&self, options: vaxlake_query::QueryOptions) -> vaxlake_query::QueryOptions {
+    pub fn query_options(
+        &self,
+        options: vaxlake_query::QueryOptions,
+    ) -> vaxlake_query::QueryOptions {
         match &self.cluster {
             Some(cluster) => options.with_cluster(cluster.clone()),
             None => options,

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::doors::{free_port, KillOnDrop};
 use common::{generate, key_file, ok, run, s3};
 
-const BENCHMARK_QUERY: &str = "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
+const BENCHMARK_QUERY: &str =
+    "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
     COUNT(*) AS persons \
     FROM (SELECT person_key, birth_month, commune FROM vaccinations \
     WHERE status = 'completed' \
@@ -155,7 +156,11 @@ fn a_cluster_of_two_executors_answers_byte_for_byte_as_the_embedded_engine() {
     };
     let table = coverage(None);
     assert!(table.lines().count() > 10, "{table}");
-    assert_eq!(coverage(Some(&cluster)), table, "the coverage table differs");
+    assert_eq!(
+        coverage(Some(&cluster)),
+        table,
+        "the coverage table differs"
+    );
 
     // One effectiveness answer.
     let effectiveness = |cluster: Option<&str>| {
@@ -193,7 +198,8 @@ fn a_cluster_of_two_executors_answers_byte_for_byte_as_the_embedded_engine() {
     // Both executors took tasks.
     let text = logs();
     for index in 0..2 {
-        let log = std::fs::read_to_string(dir.path().join(format!("executor-{index}.log"))).unwrap();
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("executor-{index}.log"))).unwrap();
         assert!(!log.is_empty(), "executor {index} logged nothing\n{text}");
     }
     drop(executors);

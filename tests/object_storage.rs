@@ -14,7 +14,8 @@ use common::{counts, generate, key_file, ok, s3};
 
 /// The benchmark's aggregate (bench/vaxlake_bench/query.py): infants with three doses of a
 /// hexavalent vaccine before their first birthday, by birth year and commune.
-const BENCHMARK_QUERY: &str = "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
+const BENCHMARK_QUERY: &str =
+    "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
     COUNT(*) AS persons \
     FROM (SELECT person_key, birth_month, commune FROM vaccinations \
     WHERE status = 'completed' \
@@ -180,7 +181,11 @@ fn an_s3_warehouse_answers_as_the_same_sources_on_local_disk() {
     let coverage = coverage_table(local);
     assert!(coverage.lines().count() > 10, "{coverage}");
     assert_same(&coverage_table(&remote), &coverage, "coverage --all");
-    assert_same(&effectiveness(&remote), &effectiveness(local), "effectiveness");
+    assert_same(
+        &effectiveness(&remote),
+        &effectiveness(local),
+        "effectiveness",
+    );
 
     // The warehouse is really on S3: the Delta logs and the complement-order secret are
     // objects under the prefix, and nothing was written next to the test.
@@ -234,7 +239,10 @@ fn an_s3_warehouse_answers_as_the_same_sources_on_local_disk() {
         match common::http::request(port, "GET", "/api/health", &[], "") {
             Ok(answer) if answer.status == 200 => break answer.text(),
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
-            other => panic!("the server on S3 did not come up: {:?}", other.map(|a| a.status)),
+            other => panic!(
+                "the server on S3 did not come up: {:?}",
+                other.map(|a| a.status)
+            ),
         }
     };
     assert!(health.contains("vaccinations"), "{health}");
@@ -257,8 +265,67 @@ fn an_s3_warehouse_answers_as_the_same_sources_on_local_disk() {
         .collect::<Vec<_>>()
         .join(",");
     let local_answer = sql(local, QUERIES[1]);
-    assert_eq!(Some(served.as_str()), local_answer.lines().nth(1), "{answer}");
+    assert_eq!(
+        Some(served.as_str()),
+        local_answer.lines().nth(1),
+        "{answer}"
+    );
     let _ = server.0.kill();
+
+    // An extract of the S3 warehouse, written to the local directory VAXLAKE_EXTRACTS_DIR
+    // names (extracts are files handed to people).
+    let extracts = dir.path().join("extracts");
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "project = \"P-S3\"\npurpose = \"MMR by canton\"\ntable = \"antigen_doses\"\n\
+         columns = [\"person_key\", \"antigen\", \"dose_seq\", \"sex\", \"canton\"]\n\
+         where = \"antigen = 'measles'\"\nquasi_identifiers = [\"sex\", \"canton\"]\nk = 5\n\
+         max_suppressed_share = 0.5\n",
+    )
+    .unwrap();
+    let refused = common::run(&[
+        "extract", "create", "--warehouse", &remote, "--spec", spec.to_str().unwrap(),
+        "--by", "alice", "--key-file", key.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success(), "an extract of an S3 warehouse without a local directory");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("VAXLAKE_EXTRACTS_DIR"),
+        "{refused:?}"
+    );
+    let created = Command::new(common::bin())
+        .args(["extract", "create", "--warehouse", &remote, "--spec"])
+        .arg(&spec)
+        .args(["--by", "alice", "--key-file"])
+        .arg(&key)
+        .env("VAXLAKE_EXTRACTS_DIR", &extracts)
+        .env_remove("VAXLAKE_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    assert!(
+        extracts.join("P-S3").join(&id).join("manifest.json").is_file(),
+        "no manifest for extract {id} under {}",
+        extracts.display()
+    );
+
+    // Key rotation on S3: every pseudonym re-keyed (a lease held on every table), the
+    // counts unchanged.
+    let next_key = key_file(dir.path(), "next.key");
+    ok(&[
+        "key",
+        "rotate",
+        "--warehouse",
+        &remote,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--new-key-file",
+        next_key.to_str().unwrap(),
+    ]);
+    assert_same(&sql(&remote, QUERIES[1]), &sql(local, QUERIES[1]), "after key rotate");
+    let some_pseudonym = "SELECT min(person_key) AS k FROM vaccinations";
+    assert_ne!(sql(&remote, some_pseudonym), sql(local, some_pseudonym));
 }
 
 #[test]
@@ -279,10 +346,20 @@ fn writers_racing_on_one_s3_warehouse_lose_no_commit() {
     let remote = moto.bucket("racing");
     let key_arg = key.to_str().unwrap().to_string();
     let ingest_args = |source: &str| -> Vec<String> {
-        ["ingest", "--warehouse", &remote, "--source", source, "--key-file", &key_arg, "--batch-rows", "300"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "ingest",
+            "--warehouse",
+            &remote,
+            "--source",
+            source,
+            "--key-file",
+            &key_arg,
+            "--batch-rows",
+            "300",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     // The same FHIR export twice at once (the duplicate insert the ingest lock prevents), and
     // the registry CSV beside them.
@@ -300,7 +377,10 @@ fn writers_racing_on_one_s3_warehouse_lose_no_commit() {
     }
     // An ingest and a maintenance run at once.
     let population = ingest_args(&source(&export, "population"));
-    let population = spawn(&population.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let population = spawn(
+        &population.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
     let maintain = spawn(&["maintain", "--warehouse", &remote], &[]);
     wait_ok(population, "ingest racing maintain");
     wait_ok(maintain, "maintain racing an ingest");
@@ -368,7 +448,10 @@ fn an_ingest_killed_on_s3_is_completed_by_the_next_run() {
     );
     let started = Instant::now();
     let rerun = wait_ok(spawn(&args, &lease), "the run after the kill");
-    assert!(started.elapsed() >= Duration::from_secs(1), "the lease was not waited for");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the lease was not waited for"
+    );
     let (read, accepted, quarantined) = counts(&rerun);
     assert_eq!(read, accepted + quarantined);
     for query in QUERIES.iter().take(3) {

@@ -127,9 +127,9 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<(), ClusterError> 
 
 fn split_host_port(address: &str) -> Result<(String, u16), ClusterError> {
     let address = address.strip_prefix("df://").unwrap_or(address);
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| ClusterError::Config(format!("scheduler '{address}': expected HOST:PORT")))?;
+    let (host, port) = address.rsplit_once(':').ok_or_else(|| {
+        ClusterError::Config(format!("scheduler '{address}': expected HOST:PORT"))
+    })?;
     let port = port
         .parse()
         .map_err(|_| ClusterError::Config(format!("scheduler '{address}': bad port")))?;

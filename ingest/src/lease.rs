@@ -49,7 +49,9 @@ pub struct Lease {
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease").field("path", &self.path.as_ref()).finish()
+        f.debug_struct("Lease")
+            .field("path", &self.path.as_ref())
+            .finish()
     }
 }
 
@@ -97,13 +99,13 @@ impl Lease {
                 mode: take,
                 ..PutOptions::default()
             };
-            match store
-                .put_opts(&path, body(&holder, 0), options)
-                .await
-            {
+            match store.put_opts(&path, body(&holder, 0), options).await {
                 Ok(put) => {
                     if took_over {
-                        tracing::warn!(lock = what, "took over a lock its holder stopped renewing (a crashed run)");
+                        tracing::warn!(
+                            lock = what,
+                            "took over a lock its holder stopped renewing (a crashed run)"
+                        );
                     }
                     let lost = Arc::new(AtomicBool::new(false));
                     let renewer = tokio::spawn(renew(
@@ -166,9 +168,7 @@ impl Drop for Lease {
         match tokio::runtime::Handle::try_current() {
             // Released before the process goes on (or exits), so the next run need not wait
             // for the lease to expire.
-            Ok(handle)
-                if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
-            {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| handle.block_on(release))
             }
             Ok(handle) => {
@@ -213,12 +213,18 @@ async fn renew(
                 return;
             }
             // A failed request: try again at the next tick, well within the lifetime.
-            Err(error) => tracing::warn!(lock = %what, %error, "could not renew the lock; retrying"),
+            Err(error) => {
+                tracing::warn!(lock = %what, %error, "could not renew the lock; retrying")
+            }
         }
     }
 }
 
-async fn current_etag(store: &dyn ObjectStore, path: &Path, what: &str) -> Result<Option<Option<String>>> {
+async fn current_etag(
+    store: &dyn ObjectStore,
+    path: &Path,
+    what: &str,
+) -> Result<Option<Option<String>>> {
     match store.head(path).await {
         Ok(meta) => Ok(Some(meta.e_tag)),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -287,16 +293,16 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let path = Path::from("_lock");
         // A crashed holder: its object stays, nobody renews it.
-        store
-            .put(&path, body("dead-1", 0))
-            .await
-            .unwrap();
+        store.put(&path, body("dead-1", 0)).await.unwrap();
         let lifetime = Duration::from_millis(500);
         let started = Instant::now();
         let lease = Lease::acquire_for(store.clone(), path.clone(), "test", lifetime)
             .await
             .unwrap();
-        assert!(started.elapsed() >= lifetime, "taken over before the lease expired");
+        assert!(
+            started.elapsed() >= lifetime,
+            "taken over before the lease expired"
+        );
         assert!(!lease.lost());
     }
 }

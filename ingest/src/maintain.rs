@@ -187,7 +187,10 @@ async fn open(root: &Url, spec: &'static TableSpec) -> Result<Option<DeltaTable>
     let url = root
         .join(&format!("{}/", spec.name))
         .map_err(|_| IngestError::BadWarehouse(root.to_string()))?;
-    if !crate::table::table_exists(&url).await.map_err(delta_err(spec))? {
+    if !crate::table::table_exists(&url)
+        .await
+        .map_err(delta_err(spec))?
+    {
         return Ok(None);
     }
     let table = DeltaTable::try_from_url(url)

@@ -266,7 +266,12 @@ impl LogStoreFactory for FaultyLogStores {
         location: &Url,
         options: &StorageConfig,
     ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 
@@ -360,7 +365,10 @@ fn assert_same(got: &[Option<Vec<String>>], want: &[Option<Vec<String>>], what: 
         if got == want {
             continue;
         }
-        let (got, want) = (got.clone().unwrap_or_default(), want.clone().unwrap_or_default());
+        let (got, want) = (
+            got.clone().unwrap_or_default(),
+            want.clone().unwrap_or_default(),
+        );
         let only_got: Vec<_> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
         let only_want: Vec<_> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
         panic!(
@@ -373,20 +381,28 @@ fn assert_same(got: &[Option<Vec<String>>], want: &[Option<Vec<String>>], what: 
 
 fn export(dir: &Path) -> Source {
     let out = dir.join("export");
-    generate(&GenerateOptions { persons: 300, seed: 5 }, &out).unwrap();
+    generate(
+        &GenerateOptions {
+            persons: 300,
+            seed: 5,
+        },
+        &out,
+    )
+    .unwrap();
     Source::parse(&format!("fhir:{}", out.join("fhir").display())).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_next_run_completes()
-{
+async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_next_run_completes() {
     let factory = factory();
     let dir = tempfile::tempdir().unwrap();
     let source = export(dir.path());
 
     // The run nothing fails: what every faulted warehouse must end as.
     let clean_root = "faulty://clean/wh";
-    let clean = ingest(clean_root, &source, &key(), &options()).await.unwrap();
+    let clean = ingest(clean_root, &source, &key(), &options())
+        .await
+        .unwrap();
     let expected = snapshot(clean_root).await;
     assert!(expected[0].as_ref().is_some_and(|rows| rows.len() > 1000));
     // Count the requests of a clean run, to aim faults all along it.
@@ -395,7 +411,13 @@ async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_ne
     ingest("faulty://counting/wh", &source, &key(), &options())
         .await
         .unwrap();
-    let puts = counting.counts.lock().unwrap().get("put").copied().unwrap_or(0);
+    let puts = counting
+        .counts
+        .lock()
+        .unwrap()
+        .get("put")
+        .copied()
+        .unwrap_or(0);
     assert!(puts > 10, "a clean run made {puts} puts");
 
     let mut failed_runs = 0;
@@ -420,19 +442,29 @@ async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_ne
             assert!(hit, "{kind:?} #{n}: failed without a fault: {error}");
             // What is there is a committed version: it reads whole, no event twice.
             if let Some(rows) = rows(&root, "vaccinations").await {
-                let mut keys: Vec<&str> = rows.iter().map(|r| r.split(',').next().unwrap()).collect();
+                let mut keys: Vec<&str> =
+                    rows.iter().map(|r| r.split(',').next().unwrap()).collect();
                 let all = keys.len();
                 keys.dedup();
-                assert_eq!(keys.len(), all, "{kind:?} #{n}: an event twice after the fault");
+                assert_eq!(
+                    keys.len(),
+                    all,
+                    "{kind:?} #{n}: an event twice after the fault"
+                );
             }
         }
         // The next run ends where the clean run ended.
         let second = ingest(&root, &source, &key(), &options()).await;
-        let second = second.unwrap_or_else(|error| panic!("{kind:?} #{n}: the run after the fault failed: {error}"));
+        let second = second.unwrap_or_else(|error| {
+            panic!("{kind:?} #{n}: the run after the fault failed: {error}")
+        });
         assert_eq!(second.read, clean.read, "{kind:?} #{n}");
         assert_same(&snapshot(&root).await, &expected, &format!("{kind:?} #{n}"));
     }
-    assert!(failed_runs >= 8, "only {failed_runs} injected faults stopped a run");
+    assert!(
+        failed_runs >= 8,
+        "only {failed_runs} injected faults stopped a run"
+    );
 
     // A stalled request slows the run and changes nothing.
     let bucket = factory.bucket("stalled");
@@ -441,5 +473,9 @@ async fn after_any_failed_request_the_tables_hold_a_committed_version_and_the_ne
         .await
         .unwrap();
     assert_eq!(bucket.injected(), 2);
-    assert_same(&snapshot("faulty://stalled/wh").await, &expected, "stalled puts");
+    assert_same(
+        &snapshot("faulty://stalled/wh").await,
+        &expected,
+        "stalled puts",
+    );
 }

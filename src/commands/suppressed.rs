@@ -17,6 +17,10 @@ pub async fn open(
     if threshold == 0 {
         bail!("--suppression-threshold must be at least 1 (1 withholds nothing)");
     }
-    let wh = Warehouse::open(&warehouse.warehouse, cluster.query_options(QueryOptions::default())).await?;
+    let wh = Warehouse::open(
+        &warehouse.warehouse,
+        cluster.query_options(QueryOptions::default()),
+    )
+    .await?;
     Ok((wh, Suppression { threshold }))
 }

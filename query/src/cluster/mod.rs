@@ -63,9 +63,8 @@ pub fn runtime(stores: Arc<ObjectStores>) -> Result<Arc<RuntimeEnv>> {
 /// DataFusion's and Ballista's functions and the warehouse views' own (`latest_by`, the dose
 /// validity window), which a plan names and the other side must know.
 pub fn server_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
-    let (aggregates, windows) = view_functions().map_err(|error| {
-        datafusion::common::DataFusionError::Configuration(error.to_string())
-    })?;
+    let (aggregates, windows) = view_functions()
+        .map_err(|error| datafusion::common::DataFusionError::Configuration(error.to_string()))?;
     let mut aggregate_functions = ballista_aggregate_functions();
     aggregate_functions.extend(aggregates);
     let mut window_functions = ballista_window_functions();
@@ -85,7 +84,9 @@ fn view_functions() -> Result<(Vec<Arc<AggregateUDF>>, Vec<Arc<WindowUDF>>), Que
     let rules = vaxlake_catalog::validity::DoseRules::builtin()?;
     Ok((
         vec![Arc::new(crate::latest::latest_by_udaf())],
-        vec![Arc::new(crate::validity_window::dose_validity_udwf(Arc::new(rules)))],
+        vec![Arc::new(crate::validity_window::dose_validity_udwf(
+            Arc::new(rules),
+        ))],
     ))
 }
 
@@ -150,7 +151,10 @@ mod tests {
 
     #[test]
     fn cluster_urls() {
-        assert_eq!(scheduler_address("df://127.0.0.1:50050").unwrap(), "127.0.0.1:50050");
+        assert_eq!(
+            scheduler_address("df://127.0.0.1:50050").unwrap(),
+            "127.0.0.1:50050"
+        );
         assert_eq!(scheduler_address("df://sched").unwrap(), "sched:50050");
         assert!(scheduler_address("http://sched:1").is_err());
         assert!(scheduler_address("sched:1").is_err());

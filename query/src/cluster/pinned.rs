@@ -137,9 +137,18 @@ impl PinnedTable {
             .schema
             .fields()
             .iter()
-            .map(|field| match self.partition_columns.iter().position(|c| c == field.name()) {
-                Some(p) => data.len() + p,
-                None => data.iter().position(|d| d.name() == field.name()).unwrap_or(0),
+            .map(|field| {
+                match self
+                    .partition_columns
+                    .iter()
+                    .position(|c| c == field.name())
+                {
+                    Some(p) => data.len() + p,
+                    None => data
+                        .iter()
+                        .position(|d| d.name() == field.name())
+                        .unwrap_or(0),
+                }
             })
             .collect();
         let file_schema = Arc::new(Schema::new(data));
@@ -160,7 +169,10 @@ impl PinnedTable {
                     .zip(&file.partition_values)
                     .map(|(field, value)| partition_value(field.data_type(), value.as_deref()))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(PartitionedFile::new(file.path.clone(), file.size).with_partition_values(values))
+                Ok(
+                    PartitionedFile::new(file.path.clone(), file.size)
+                        .with_partition_values(values),
+                )
             })
             .collect()
     }

@@ -28,7 +28,11 @@ fn key(url: &Url) -> String {
 }
 
 impl ObjectStoreRegistry for ObjectStores {
-    fn register_store(&self, url: &Url, store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
         self.stores
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -48,9 +52,9 @@ impl ObjectStoreRegistry for ObjectStores {
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => Arc::new(LocalFileSystem::new()),
             "s3" | "s3a" => {
-                let bucket = url.host_str().ok_or_else(|| {
-                    DataFusionError::Configuration(format!("{url}: no bucket"))
-                })?;
+                let bucket = url
+                    .host_str()
+                    .ok_or_else(|| DataFusionError::Configuration(format!("{url}: no bucket")))?;
                 Arc::new(
                     AmazonS3Builder::from_env()
                         .with_bucket_name(bucket)
