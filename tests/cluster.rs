@@ -10,18 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::doors::{free_port, KillOnDrop};
-use common::{generate, key_file, ok, run, s3};
-
-const BENCHMARK_QUERY: &str =
-    "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
-    COUNT(*) AS persons \
-    FROM (SELECT person_key, birth_month, commune FROM vaccinations \
-    WHERE status = 'completed' \
-    AND vaccine_atc IN ('J07CA09', 'J07CA06', 'J07CA02', 'J07AJ52') \
-    AND age_months_at_dose < 12 \
-    GROUP BY person_key, birth_month, commune \
-    HAVING COUNT(DISTINCT administered_on) >= 3) AS t \
-    GROUP BY 1, 2 ORDER BY 1, 2";
+use common::{generate, key_file, ok, run, s3, BENCHMARK_QUERY, FLU_STUDY};
 
 fn node(args: &[&str], log: &Path) -> KillOnDrop {
     KillOnDrop(
@@ -164,25 +153,9 @@ fn a_cluster_of_two_executors_answers_byte_for_byte_as_the_embedded_engine() {
 
     // One effectiveness answer.
     let effectiveness = |cluster: Option<&str>| {
-        ok(&with_cluster(
-            &[
-                "effectiveness",
-                "--warehouse",
-                &wh,
-                "--antigen",
-                "influenza",
-                "--disease",
-                "J1",
-                "--from",
-                "2024-10-01",
-                "--to",
-                "2025-04-30",
-                "--format",
-                "json",
-            ],
-            cluster,
-        ))
-        .0
+        let mut args = vec!["effectiveness", "--warehouse", &wh];
+        args.extend_from_slice(FLU_STUDY);
+        ok(&with_cluster(&args, cluster)).0
     };
     assert_eq!(effectiveness(Some(&cluster)), effectiveness(None));
 

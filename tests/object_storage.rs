@@ -7,23 +7,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-
 use std::time::{Duration, Instant};
 
-use common::{counts, generate, key_file, ok, s3};
-
-/// The benchmark's aggregate (bench/vaxlake_bench/query.py): infants with three doses of a
-/// hexavalent vaccine before their first birthday, by birth year and commune.
-const BENCHMARK_QUERY: &str =
-    "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
-    COUNT(*) AS persons \
-    FROM (SELECT person_key, birth_month, commune FROM vaccinations \
-    WHERE status = 'completed' \
-    AND vaccine_atc IN ('J07CA09', 'J07CA06', 'J07CA02', 'J07AJ52') \
-    AND age_months_at_dose < 12 \
-    GROUP BY person_key, birth_month, commune \
-    HAVING COUNT(DISTINCT administered_on) >= 3) AS t \
-    GROUP BY 1, 2 ORDER BY 1, 2";
+use common::{counts, generate, key_file, ok, s3, BENCHMARK_QUERY, FLU_STUDY};
 
 /// Queries whose answers must not depend on where the warehouse lives.
 const QUERIES: &[&str] = &[
@@ -79,24 +65,9 @@ fn coverage_table(warehouse: &str) -> String {
 }
 
 fn effectiveness(warehouse: &str) -> String {
-    ok(&[
-        "effectiveness",
-        "--warehouse",
-        warehouse,
-        "--antigen",
-        "influenza",
-        "--disease",
-        "J1",
-        "--from",
-        "2024-10-01",
-        "--to",
-        "2025-04-30",
-        "--suppression-threshold",
-        "1",
-        "--format",
-        "json",
-    ])
-    .0
+    let mut args = vec!["effectiveness", "--warehouse", warehouse];
+    args.extend_from_slice(FLU_STUDY);
+    ok(&args).0
 }
 
 /// Fails with the first lines that differ (whole answers are too long to read).
@@ -285,10 +256,21 @@ fn an_s3_warehouse_answers_as_the_same_sources_on_local_disk() {
     )
     .unwrap();
     let refused = common::run(&[
-        "extract", "create", "--warehouse", &remote, "--spec", spec.to_str().unwrap(),
-        "--by", "alice", "--key-file", key.to_str().unwrap(),
+        "extract",
+        "create",
+        "--warehouse",
+        &remote,
+        "--spec",
+        spec.to_str().unwrap(),
+        "--by",
+        "alice",
+        "--key-file",
+        key.to_str().unwrap(),
     ]);
-    assert!(!refused.status.success(), "an extract of an S3 warehouse without a local directory");
+    assert!(
+        !refused.status.success(),
+        "an extract of an S3 warehouse without a local directory"
+    );
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("VAXLAKE_EXTRACTS_DIR"),
         "{refused:?}"
@@ -305,7 +287,11 @@ fn an_s3_warehouse_answers_as_the_same_sources_on_local_disk() {
     assert!(created.status.success(), "{created:?}");
     let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
     assert!(
-        extracts.join("P-S3").join(&id).join("manifest.json").is_file(),
+        extracts
+            .join("P-S3")
+            .join(&id)
+            .join("manifest.json")
+            .is_file(),
         "no manifest for extract {id} under {}",
         extracts.display()
     );
@@ -323,7 +309,11 @@ fn an_s3_warehouse_answers_as_the_same_sources_on_local_disk() {
         "--new-key-file",
         next_key.to_str().unwrap(),
     ]);
-    assert_same(&sql(&remote, QUERIES[1]), &sql(local, QUERIES[1]), "after key rotate");
+    assert_same(
+        &sql(&remote, QUERIES[1]),
+        &sql(local, QUERIES[1]),
+        "after key rotate",
+    );
     let some_pseudonym = "SELECT min(person_key) AS k FROM vaccinations";
     assert_ne!(sql(&remote, some_pseudonym), sql(local, some_pseudonym));
 }

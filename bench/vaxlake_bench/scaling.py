@@ -96,12 +96,15 @@ def _query(binary: Path, wh: str, env: dict, repeat: int, cluster: str | None, l
     cmd = [str(binary), "sql", "--warehouse", wh, "--format", "csv", "--repeat", str(repeat), QUERY]
     if cluster:
         cmd += ["--cluster", cluster]
+    started = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - started
     (logs / f"scaling-{name}-sql.err").write_text(r.stderr)
     if r.returncode != 0:
         loud(f"scaling {name}: sql failed:\n{r.stderr[-2000:]}")
         return {"error": r.stderr[-1000:]}
-    times = [float(x) for x in re.findall(r"run=\d+ seconds=([0-9.]+)", r.stderr)]
+    # `--repeat 1` reports no run times: the process's wall time then.
+    times = [float(x) for x in re.findall(r"run=\d+ seconds=([0-9.]+)", r.stderr)] or [elapsed]
     return {"seconds": statistics.median(times[1:] or times), "times": times, "answer": r.stdout}
 
 
@@ -126,7 +129,8 @@ def _coverage(binary: Path, wh: str, env: dict, processes: int, cluster: str | N
 
 def run_scaling(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
     subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", MOTO], check=True)
-    out: dict = {"date": utc_now(), "repeat": args.repeat, "processes": args.coverage_processes}
+    out: dict = {"date": utc_now(), "repeat": args.repeat, "processes": args.coverage_processes,
+                 "binary": str(args.bin or "target/release/vaxlake")}
     local_env = dict(os.environ, VAXLAKE_LOG="info")
     rows = {}
     rows["local"] = {"query": _query(binary, str(wh), local_env, args.repeat, None, logs, "local"),
@@ -139,7 +143,12 @@ def run_scaling(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
     requests = Requests(moto_log)
     nodes: list[subprocess.Popen] = []
     try:
-        assert moto.stdout.readline().strip() == "ready", "moto did not start"
+        # moto announces itself on stdout before our "ready".
+        for _ in range(5):
+            if moto.stdout.readline().strip() == "ready":
+                break
+        else:
+            raise RuntimeError("moto did not start")
         env = _env(port)
         started = time.perf_counter()
         up = subprocess.run([str(VENV_PYTHON), "-c", UPLOAD, env["AWS_ENDPOINT_URL"], BUCKET, str(wh), "warehouse"],

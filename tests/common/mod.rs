@@ -46,6 +46,36 @@ impl<T: WarehouseLocation + ?Sized> WarehouseLocation for &T {
     }
 }
 
+/// The benchmark's aggregate (bench/vaxlake_bench/query.py): infants with three doses of a
+/// hexavalent vaccine before their first birthday, by birth year and commune.
+pub const BENCHMARK_QUERY: &str =
+    "SELECT CAST(date_part('year', birth_month) AS INTEGER) AS birth_year, commune, \
+    COUNT(*) AS persons \
+    FROM (SELECT person_key, birth_month, commune FROM vaccinations \
+    WHERE status = 'completed' \
+    AND vaccine_atc IN ('J07CA09', 'J07CA06', 'J07CA02', 'J07AJ52') \
+    AND age_months_at_dose < 12 \
+    GROUP BY person_key, birth_month, commune \
+    HAVING COUNT(DISTINCT administered_on) >= 3) AS t \
+    GROUP BY 1, 2 ORDER BY 1, 2";
+
+/// One season's influenza effectiveness study (`vaxlake effectiveness` after `--warehouse`),
+/// nothing withheld, as JSON.
+pub const FLU_STUDY: &[&str] = &[
+    "--antigen",
+    "influenza",
+    "--disease",
+    "J1",
+    "--from",
+    "2024-10-01",
+    "--to",
+    "2025-04-30",
+    "--suppression-threshold",
+    "1",
+    "--format",
+    "json",
+];
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vaxlake")
 }

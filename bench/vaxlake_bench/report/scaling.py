@@ -45,6 +45,10 @@ def scaling_section(sizes: list[dict]) -> list[str]:
             out.append(f"| {r['immunization_lines']:,} | {label} | {_cell(row['query'], peer['query'])} | "
                        f"{_cell(row['coverage'], peer['coverage'])} | {r['scaling']['date']} |")
     last = measured[-1]["scaling"]
+    binary = last.get("binary", "")
+    out += ["", f"Binary: `{binary}`" + (" (a dev build: our crates unoptimised, the dependencies at opt-level 1; "
+                                          "compare the rows with each other, not with the release figures above)"
+                                          if "/debug/" in binary else "") + "."]
     for part, label in (("requests_query", "one benchmark query"), ("requests_coverage", "one cold coverage table")):
         counts = last.get(part)
         if counts:
