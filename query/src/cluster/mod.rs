@@ -63,7 +63,10 @@ pub fn runtime(stores: Arc<ObjectStores>) -> Result<Arc<RuntimeEnv>> {
 /// DataFusion's and Ballista's functions and the warehouse views' own (`latest_by`, the dose
 /// validity window), which a plan names and the other side must know.
 pub fn server_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
-    let (aggregates, windows) = view_functions()
+    let ViewFunctions {
+        aggregates,
+        windows,
+    } = view_functions()
         .map_err(|error| datafusion::common::DataFusionError::Configuration(error.to_string()))?;
     let mut aggregate_functions = ballista_aggregate_functions();
     aggregate_functions.extend(aggregates);
@@ -80,14 +83,19 @@ pub fn server_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<S
 }
 
 /// The functions the views of `sql/views/` use (see `views.rs`).
-fn view_functions() -> Result<(Vec<Arc<AggregateUDF>>, Vec<Arc<WindowUDF>>), QueryError> {
+struct ViewFunctions {
+    aggregates: Vec<Arc<AggregateUDF>>,
+    windows: Vec<Arc<WindowUDF>>,
+}
+
+fn view_functions() -> Result<ViewFunctions, QueryError> {
     let rules = vaxlake_catalog::validity::DoseRules::builtin()?;
-    Ok((
-        vec![Arc::new(crate::latest::latest_by_udaf())],
-        vec![Arc::new(crate::validity_window::dose_validity_udwf(
+    Ok(ViewFunctions {
+        aggregates: vec![Arc::new(crate::latest::latest_by_udaf())],
+        windows: vec![Arc::new(crate::validity_window::dose_validity_udwf(
             Arc::new(rules),
         ))],
-    ))
+    })
 }
 
 /// One of the reference tables (`vaccines`, `vaccine_antigens`, `communes`): sent to the
