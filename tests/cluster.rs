@@ -168,12 +168,64 @@ fn a_cluster_of_two_executors_answers_byte_for_byte_as_the_embedded_engine() {
         String::from_utf8_lossy(&refused_here.stderr).lines().last()
     );
 
-    // Both executors took tasks.
+    // `serve --cluster`: the HTTP API's SQL and coverage answers are the embedded server's.
+    let serve = |cluster: Option<&str>, name: &str| {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let server = node(
+            &with_cluster(&["serve", "--warehouse", &wh, "--listen", &listen], cluster),
+            &dir.path().join(format!("{name}.log")),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while common::http::request(port, "GET", "/api/health", &[], "").is_err() {
+            assert!(Instant::now() < deadline, "{name} did not come up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (server, port)
+    };
+    let answers = |port: u16| {
+        let body = serde_json::json!({ "sql": BENCHMARK_QUERY }).to_string();
+        let sql = common::http::request(
+            port,
+            "POST",
+            "/api/sql",
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+        .unwrap();
+        let coverage = common::http::request(
+            port,
+            "GET",
+            "/api/coverage?indicator=DTP3&cohort=2022",
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            (sql.status, coverage.status),
+            (200, 200),
+            "{sql} {coverage}"
+        );
+        (sql.text(), coverage.text())
+    };
+    let (_embedded_server, embedded_port) = serve(None, "serve-embedded");
+    let (_cluster_server, cluster_port) = serve(Some(&cluster), "serve-cluster");
+    assert_eq!(answers(cluster_port), answers(embedded_port));
+    let served = std::fs::read_to_string(dir.path().join("serve-cluster.log")).unwrap();
+    assert!(
+        served.contains("Ballista scheduler"),
+        "serve --cluster answered without the cluster"
+    );
+
+    // Both executors ran tasks (the scheduler deals them in turn).
     let text = logs();
     for index in 0..2 {
         let log =
             std::fs::read_to_string(dir.path().join(format!("executor-{index}.log"))).unwrap();
-        assert!(!log.is_empty(), "executor {index} logged nothing\n{text}");
+        assert!(
+            log.matches("Execute task").count() > 0,
+            "executor {index} ran no task\n{text}"
+        );
     }
     drop(executors);
 }

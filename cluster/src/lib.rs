@@ -15,7 +15,7 @@ use std::sync::Arc;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
-use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::config::{SchedulerConfig, TaskDistributionPolicy};
 use ballista_scheduler::scheduler_process::start_server;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use vaxlake_query::cluster::{server_config, server_state, ClusterCodec, ObjectStores};
@@ -58,6 +58,9 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<(), ClusterError
         .external_host
         .unwrap_or_else(|| options.listen.ip().to_string());
     config.override_logical_codec = Some(Arc::new(ClusterCodec::new()?));
+    // Tasks dealt to the executors in turn: each reads its share of the files from object
+    // storage, which is what the cluster is for.
+    config.task_distribution = TaskDistributionPolicy::RoundRobin;
     let cluster = BallistaCluster::new_from_config(&config).await?;
     tracing::info!(listen = %options.listen, "vaxlake cluster scheduler");
     start_server(cluster, options.listen, Arc::new(config)).await?;
