@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import time
@@ -186,6 +187,9 @@ def run_scaling(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
         for node in reversed(nodes):
             node.terminate()
             node.wait()
+        # The executors' shuffle files (gigabytes at 10M).
+        for work in base.glob("executor-*"):
+            shutil.rmtree(work, ignore_errors=True)
         moto.stdin.close()
         moto.wait()
     base_answers = {part: rows["local"][part].get("answer") for part in ("query", "coverage")}
