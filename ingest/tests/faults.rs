@@ -12,11 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::DataType;
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::prelude::SessionContext;
 use deltalake::logstore::{
     default_logstore, logstore_factories, object_store_factories, LogStore, LogStoreFactory,
     ObjectStoreFactory, ObjectStoreRef, StorageConfig,
@@ -33,6 +30,8 @@ use url::Url;
 use vaxlake_generate::{generate, GenerateOptions};
 use vaxlake_ingest::{ingest, IngestOptions, Source};
 use vaxlake_pseudonymize::MasterKey;
+
+mod common;
 
 /// The kinds of request a fault can hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,53 +299,16 @@ fn options() -> IngestOptions {
     }
 }
 
-/// Every row of `table` in the warehouse at `root` (all columns but `ingested_at`), sorted;
-/// `None` when the table is not there. Reading every row reads every file the log names.
+/// Every row of `table` in the warehouse at `root` (see `common::rows_of`), sorted; `None`
+/// when the table is not there.
 async fn rows(root: &str, table: &str) -> Option<Vec<String>> {
     let url = Url::parse(&format!("{root}/{table}/")).unwrap();
     let delta = match DeltaTable::try_from_url(url).await {
         Ok(t) if t.version().is_some() => t,
         _ => return None,
     };
-    let ctx = SessionContext::new();
-    delta.update_datafusion_session(&ctx.state()).unwrap();
-    ctx.register_table("t", delta.table_provider().await.unwrap())
-        .unwrap();
-    let batches = ctx
-        .sql("SELECT * FROM t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap_or_else(|error| panic!("{table} does not read as a committed version: {error}"));
-    let mut out = Vec::new();
-    for batch in &batches {
-        let columns: Vec<_> = batch
-            .schema()
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            // When and by which run a row was written differ from run to run by design.
-            .filter(|(f, _)| !["ingested_at", "received_at", "run_id"].contains(&f.name().as_str()))
-            .map(|(_, c)| arrow::compute::cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let line: Vec<String> = columns
-                .iter()
-                .map(|c| {
-                    let s = c.as_string::<i32>();
-                    if s.is_null(row) {
-                        "∅".to_string()
-                    } else {
-                        s.value(row).to_string()
-                    }
-                })
-                .collect();
-            out.push(line.join(","));
-        }
-    }
-    out.sort();
-    Some(out)
+    // When and by which run a row was written differ from run to run by design.
+    Some(common::rows_of(&delta, &["ingested_at", "received_at", "run_id"]).await)
 }
 
 const TABLES: &[&str] = &["vaccinations", "persons", "quarantine", "dose_facts"];

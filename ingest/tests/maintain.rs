@@ -1,8 +1,7 @@
 //! `maintain`: compaction of small files and vacuum of unreferenced ones, on a warehouse built
 //! by the public ingest API with many small commits; and compaction beside a running ingest.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::array::{AsArray, RecordBatch};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use std::path::{Path, PathBuf};
@@ -12,6 +11,8 @@ use vaxlake_ingest::{
     ingest, maintain, IngestError, IngestOptions, MaintainOptions, Source, KEY_ID_PROPERTY,
 };
 use vaxlake_pseudonymize::MasterKey;
+
+mod common;
 
 fn new_key() -> MasterKey {
     MasterKey::from_hex(&MasterKey::generate_hex()).unwrap()
@@ -57,47 +58,7 @@ fn num_files(t: &DeltaTable) -> usize {
 
 /// Every row of `table`, each rendered as one line (all columns but `ingested_at`), sorted.
 async fn rows_of(t: &DeltaTable) -> Vec<String> {
-    let ctx = SessionContext::new();
-    t.update_datafusion_session(&ctx.state()).unwrap();
-    ctx.register_table("t", t.table_provider().await.unwrap())
-        .unwrap();
-    let batches = ctx
-        .sql("SELECT * FROM t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for b in &batches {
-        let cols: Vec<(String, arrow::array::ArrayRef)> = b
-            .schema()
-            .fields()
-            .iter()
-            .zip(b.columns())
-            .filter(|(f, _)| f.name() != "ingested_at")
-            .map(|(f, c)| {
-                let c = arrow::compute::cast(c, &DataType::Utf8).unwrap();
-                (f.name().clone(), c)
-            })
-            .collect();
-        for i in 0..b.num_rows() {
-            let line: Vec<String> = cols
-                .iter()
-                .map(|(n, c)| {
-                    let s = c.as_string::<i32>();
-                    if s.is_null(i) {
-                        format!("{n}=∅")
-                    } else {
-                        format!("{n}={}", s.value(i))
-                    }
-                })
-                .collect();
-            out.push(line.join(","));
-        }
-    }
-    out.sort();
-    out
+    common::rows_of(t, &["ingested_at"]).await
 }
 
 fn key_property(t: &DeltaTable) -> Option<String> {
