@@ -671,12 +671,34 @@ async fn plan_and_collect(
 
 /// An error raised while rows are read, with every quoted stretch blanked out: Arrow's
 /// cast and parse errors quote the value that failed (`Cannot cast string '<a pseudonym>'
-/// to value of Int32 type`), and answers and logs carry reasons, never rows.
+/// to value of Int32 type`), and answers and logs carry reasons, never rows. Regular
+/// expressions built from columns (`regexp_like(x, lot_number || '(')`) are blanked too: the
+/// regex crate prints the pattern that does not parse, unquoted.
 pub(crate) fn without_values(error: datafusion::error::DataFusionError) -> QueryError {
     match QueryError::from(error) {
-        QueryError::Sql(reason) => QueryError::Sql(blank_quoted(&reason)),
+        QueryError::Sql(reason) => QueryError::Sql(blank_regex_patterns(&blank_quoted(&reason))),
         other => other,
     }
+}
+
+/// `text` with the pattern of each regex syntax error left out. The regex crate writes the
+/// pattern (with a caret line under it) between `regex parse error:` and a last line
+/// `error: <what is wrong>`; everything up to that last line goes, so a pattern holding
+/// `error: ` itself is left out too.
+fn blank_regex_patterns(text: &str) -> String {
+    const START: &str = "regex parse error:";
+    let Some(start) = text.find(START) else {
+        return text.to_string();
+    };
+    let after = &text[start + START.len()..];
+    let mut out = text[..start].to_string();
+    out.push_str("regex parse error (the pattern is not shown: it may hold stored values)");
+    if let Some(what) = after.rfind("\nerror: ") {
+        let line = after[what + 1..].lines().next().unwrap_or_default();
+        out.push_str("; ");
+        out.push_str(line);
+    }
+    out
 }
 
 /// `text` with whatever stands between single quotes replaced by `…`.
@@ -703,6 +725,53 @@ fn blank_quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regex_errors_do_not_show_the_pattern() {
+        let message = "Arrow error: Compute error: Regular expression did not compile: Syntax(\n\
+                       ~~~~~~~~~~~~~~~~~~~~\nregex parse error:\n    MB3997(\n          ^\n\
+                       error: unclosed group\n~~~~~~~~~~~~~~~~~~~~\n)";
+        let shown = blank_regex_patterns(message);
+        assert!(!shown.contains("MB3997"), "{shown}");
+        assert!(shown.contains("error: unclosed group"), "{shown}");
+        assert!(shown.starts_with("Arrow error: Compute error"), "{shown}");
+        assert_eq!(blank_regex_patterns("no regex here"), "no regex here");
+    }
+
+    #[tokio::test]
+    async fn a_pattern_built_from_stored_values_is_not_quoted_back() {
+        use datafusion::arrow::array::StringArray;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::record_batch::RecordBatch;
+        let schema = Arc::new(Schema::new(vec![Field::new("lot", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![
+                "MB3997",
+                "9880d2b12d3881a2",
+            ]))],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_batch("t", batch).unwrap();
+        let limits = QueryLimits {
+            timeout: Duration::from_secs(30),
+            max_rows: 100,
+            memory_limit: 1 << 30,
+            query_memory_limit: 1 << 29,
+        };
+        let root = Url::parse("file:///srv/wh/").unwrap();
+        for sql in [
+            "SELECT regexp_like('a', lot || '(') FROM t",
+            "SELECT regexp_replace('a', lot || '[', 'x') FROM t",
+            "SELECT CAST(lot AS INT) FROM t",
+        ] {
+            let error = run(&ctx, sql, limits, &root).await.unwrap_err().to_string();
+            for value in ["MB3997", "9880d2b12d3881a2"] {
+                assert!(!error.contains(value), "{sql}: {error}");
+            }
+        }
+    }
 
     fn refusal(sql: &str) -> String {
         match check(sql) {
