@@ -26,7 +26,8 @@ pub use vaxlake_catalog::{KEY_ID_PROPERTY, KEY_ROTATED_FROM_PROPERTY};
 /// The warehouse root as a URL with a trailing slash; a local path is made absolute and
 /// created if missing.
 pub fn warehouse_url(location: &str) -> Result<Url> {
-    register_object_stores();
+    // deltalake's `s3` feature: without its handlers it does not know `s3://` URLs.
+    deltalake::aws::register_handlers(None);
     let bad = || IngestError::BadWarehouse(location.to_string());
     let mut url = if location.contains("://") {
         Url::parse(location).map_err(|_| bad())?
@@ -57,13 +58,6 @@ pub(crate) async fn table_exists(url: &Url) -> Result<bool, deltalake::DeltaTabl
         .build()?
         .verify_deltatable_existence()
         .await
-}
-
-/// Registers the object stores of `s3://` URLs (deltalake's `s3` feature), once per process:
-/// without it deltalake does not know the scheme.
-pub(crate) fn register_object_stores() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| deltalake::aws::register_handlers(None));
 }
 
 fn table_url(root: &Url, spec: &TableSpec) -> Result<Url> {

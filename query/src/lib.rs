@@ -38,4 +38,4 @@ mod warehouse;
 
 pub use error::QueryError;
 pub use output::{QueryAnswer, QueryStream};
-pub use warehouse::{QueryOptions, Warehouse, AUDIT_TABLE, DEFAULT_TABLES};
+pub use warehouse::{table_exists, QueryOptions, Warehouse, AUDIT_TABLE, DEFAULT_TABLES};

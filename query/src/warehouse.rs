@@ -2,7 +2,6 @@
 //! the ingest commits a newer version, and swapped in whole so a query never mixes versions.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -184,8 +183,6 @@ pub struct Warehouse {
 
 struct Inner {
     root: Url,
-    /// Set for a local root, to look for new tables with a `stat` instead of a listing.
-    local_root: Option<std::path::PathBuf>,
     options: QueryOptions,
     /// Shared by every session snapshot: one memory pool for all queries.
     runtime: Arc<RuntimeEnv>,
@@ -226,8 +223,9 @@ impl Warehouse {
     /// registers what is there. A root without tables (a fresh warehouse) opens too, with
     /// only the reference tables; tables appear once the ingest has written them.
     pub async fn open(root: &str, options: QueryOptions) -> Result<Warehouse, QueryError> {
-        register_object_stores();
-        let (root_url, local_root) = resolve_root(root)?;
+        // deltalake's `s3` feature: without its handlers it does not know `s3://` URLs.
+        deltalake::aws::register_handlers(None);
+        let root_url = resolve_root(root)?;
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
             .with_disk_manager_builder(
@@ -241,7 +239,7 @@ impl Warehouse {
         let mut tables = BTreeMap::new();
         for name in &options.tables {
             let url = table_url(&root_url, name)?;
-            if table_exists(local_root.as_deref(), name, &url).await? {
+            if table_exists(&url).await? {
                 tables.insert(name.clone(), load_table(&url).await?);
             }
         }
@@ -253,7 +251,6 @@ impl Warehouse {
         Ok(Warehouse {
             inner: Arc::new(Inner {
                 root: root_url,
-                local_root,
                 options,
                 runtime,
                 reference,
@@ -278,7 +275,7 @@ impl Warehouse {
         let mut stored = Vec::new();
         for table in vaxlake_catalog::warehouse_tables() {
             let url = table_url(&self.inner.root, table.name)?;
-            if table_exists(self.inner.local_root.as_deref(), table.name, &url).await? {
+            if table_exists(&url).await? {
                 let delta = load_table(&url).await?;
                 let snapshot = delta
                     .snapshot()
@@ -432,7 +429,7 @@ impl Warehouse {
                     }
                 }
                 None => {
-                    if table_exists(inner.local_root.as_deref(), name, &url).await? {
+                    if table_exists(&url).await? {
                         tables.insert(name.clone(), load_table(&url).await?);
                         changed.push(name.as_str());
                     }
@@ -486,7 +483,7 @@ impl Warehouse {
 
 /// A local path becomes an absolute `file://` URL (without creating anything: opening a
 /// warehouse must not write); a URL is kept, with a trailing slash so tables join under it.
-fn resolve_root(root: &str) -> Result<(Url, Option<std::path::PathBuf>), QueryError> {
+fn resolve_root(root: &str) -> Result<Url, QueryError> {
     // One-letter schemes are Windows drive letters, not URLs.
     if let Ok(mut url) = Url::parse(root) {
         if url.scheme().len() > 1 {
@@ -499,20 +496,13 @@ fn resolve_root(root: &str) -> Result<(Url, Option<std::path::PathBuf>), QueryEr
             if !url.path().ends_with('/') {
                 url.set_path(&format!("{}/", url.path()));
             }
-            return Ok((url, None));
+            return Ok(url);
         }
     }
     let path = std::path::absolute(root).map_err(|error| QueryError::warehouse(root, error))?;
     let path = path.canonicalize().unwrap_or(path);
-    let url = Url::from_directory_path(&path)
-        .map_err(|()| QueryError::warehouse(root, "cannot be turned into a file URL"))?;
-    Ok((url, Some(path)))
-}
-
-/// Registers the object stores of `s3://` URLs (deltalake's `s3` feature), once per process.
-pub fn register_object_stores() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+    Url::from_directory_path(&path)
+        .map_err(|()| QueryError::warehouse(root, "cannot be turned into a file URL"))
 }
 
 fn table_url(root: &Url, name: &str) -> Result<Url, QueryError> {
@@ -520,13 +510,12 @@ fn table_url(root: &Url, name: &str) -> Result<Url, QueryError> {
         .map_err(|error| QueryError::warehouse(root, error))
 }
 
-pub(crate) async fn table_exists(
-    local_root: Option<&Path>,
-    name: &str,
-    url: &Url,
-) -> Result<bool, QueryError> {
-    if let Some(root) = local_root {
-        return Ok(root.join(name).join("_delta_log").is_dir());
+/// Whether a Delta table is at `url`: a `stat` of `_delta_log` on the local file system, a
+/// listing of the log on object storage. Public for crates that keep tables of their own
+/// under the warehouse root (the server's audit trail).
+pub async fn table_exists(url: &Url) -> Result<bool, QueryError> {
+    if let Ok(dir) = url.to_file_path() {
+        return Ok(dir.join("_delta_log").is_dir());
     }
     let table = DeltaTableBuilder::from_url(url.clone())
         .and_then(DeltaTableBuilder::build)
@@ -575,7 +564,7 @@ async fn build_snapshot(
         Some(cluster) => {
             crate::cluster::scheduler_address(cluster).map_err(QueryError::Unavailable)?;
             let state = SessionStateBuilder::new()
-                .with_config(crate::cluster::client_config(config)?)
+                .with_config(crate::cluster::client_config(config, reference))
                 .with_runtime_env(runtime.clone())
                 .with_default_features()
                 .build();

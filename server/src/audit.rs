@@ -303,15 +303,7 @@ pub async fn read(root: &Url, filter: &AuditFilter) -> Result<QueryAnswer, Query
     let url = root
         .join(&format!("{AUDIT_TABLE}/"))
         .map_err(|error| QueryError::warehouse(root, error))?;
-    let exists = match url.to_file_path() {
-        Ok(dir) => dir.join("_delta_log").is_dir(),
-        Err(()) => deltalake::DeltaTableBuilder::from_url(url.clone())
-            .and_then(deltalake::DeltaTableBuilder::build)
-            .map_err(|error| QueryError::warehouse(&url, error))?
-            .verify_deltatable_existence()
-            .await
-            .map_err(|error| QueryError::warehouse(&url, error))?,
-    };
+    let exists = vaxlake_query::table_exists(&url).await?;
     let ctx = SessionContext::new();
     if exists {
         let table = deltalake::open_table(url.clone())

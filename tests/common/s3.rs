@@ -50,7 +50,7 @@ fn start(python: &str) -> Moto {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready", "moto did not start");
-    // SAFETY-free in edition 2021; set once, before any child that reads them is started.
+    // Set once, before any child that reads them is started.
     std::env::set_var("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
     std::env::set_var("AWS_ACCESS_KEY_ID", "vaxlake-test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "vaxlake-test-secret");

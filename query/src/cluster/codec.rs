@@ -19,6 +19,7 @@ const PINNED: u8 = b'P';
 const REFERENCE: u8 = b'R';
 
 /// See the module documentation.
+#[derive(Debug)]
 pub struct ClusterCodec {
     ballista: BallistaLogicalExtensionCodec,
     reference: ReferenceTables,
@@ -28,16 +29,15 @@ impl ClusterCodec {
     /// Loads the reference tables compiled into this binary, which the codec hands out by
     /// name.
     pub fn new() -> std::result::Result<ClusterCodec, crate::QueryError> {
-        Ok(ClusterCodec {
-            ballista: BallistaLogicalExtensionCodec::default(),
-            reference: ReferenceTables::load()?,
-        })
+        Ok(ClusterCodec::with_reference(ReferenceTables::load()?))
     }
-}
 
-impl std::fmt::Debug for ClusterCodec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterCodec").finish_non_exhaustive()
+    /// A codec over reference tables already loaded (a warehouse's own).
+    pub(crate) fn with_reference(reference: ReferenceTables) -> ClusterCodec {
+        ClusterCodec {
+            ballista: BallistaLogicalExtensionCodec::default(),
+            reference,
+        }
     }
 }
 

@@ -36,11 +36,17 @@ use datafusion::prelude::SessionConfig;
 
 use crate::QueryError;
 
-/// `config` made a Ballista client's: the cluster codec, and Ballista's settings.
-pub(crate) fn client_config(config: SessionConfig) -> Result<SessionConfig, QueryError> {
-    Ok(config
+/// `config` made a Ballista client's: the cluster codec (over the reference tables the
+/// warehouse already loaded), and Ballista's settings.
+pub(crate) fn client_config(
+    config: SessionConfig,
+    reference: &crate::reference::ReferenceTables,
+) -> SessionConfig {
+    config
         .upgrade_for_ballista()
-        .with_ballista_logical_extension_codec(Arc::new(ClusterCodec::new()?)))
+        .with_ballista_logical_extension_codec(Arc::new(ClusterCodec::with_reference(
+            reference.clone(),
+        )))
 }
 
 /// The configuration the scheduler gives every session: Ballista's, the cluster codec, and
