@@ -278,10 +278,9 @@ fn crash_at_random_points_on_s3_loses_and_duplicates_nothing() {
 
 const CRASH_SEED: u64 = 20_251_123;
 
-fn crash_at_random_points(reg: &Registry, wh: &str, kills_wanted: usize) {
+fn crash_at_random_points(reg: &Registry, wh: &str, kills_planned: usize) {
     let started = Instant::now();
     const SEED: u64 = CRASH_SEED;
-    let kills_planned = kills_wanted;
     assert!(reg.held.len() > 1000, "{}", reg.held.len());
     let stop = AtomicBool::new(false);
     let mut kills = Vec::new();

@@ -160,11 +160,10 @@ def run_scaling(args, binary: Path, base: Path, wh: Path, logs: Path) -> dict:
         s3 = f"s3://{BUCKET}/warehouse"
         requests.since_last()
         # Request counts of one query run and one cold coverage run, for docs/scaling.md.
-        one = _query(binary, s3, env, 1, None, logs, "s3-count")
+        _query(binary, s3, env, 1, None, logs, "s3-count")
         out["requests_query"] = requests.since_last()
-        one = _coverage(binary, s3, env, 1, None, logs, "s3-count")
+        _coverage(binary, s3, env, 1, None, logs, "s3-count")
         out["requests_coverage"] = requests.since_last()
-        del one
         rows["s3"] = {"query": _query(binary, s3, env, args.repeat, None, logs, "s3"),
                       "coverage": _coverage(binary, s3, env, args.coverage_processes, None, logs, "s3")}
         scheduler = f"127.0.0.1:{free_port()}"
