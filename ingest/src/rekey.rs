@@ -205,7 +205,7 @@ pub async fn rekey(
         }
         progress.set_message(f.spec.name);
         let (mut actions, rows) = if f.outcome == RekeyOutcome::Rewritten {
-            rewrite(f.spec, &f.table, rotation, progress).await?
+            rewrite_in_task(f.spec, &f.table, rotation, progress).await?
         } else {
             (Vec::new(), 0)
         };
@@ -344,6 +344,23 @@ fn row_estimate(table: &DeltaTable) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// [`rewrite`] in a task of its own: a panic in the Parquet reader or writer below it (the
+/// parquet crate asserts, rather than reports, that a store returned every byte of a range
+/// it asked for) fails this rotation with an error instead of unwinding through the caller.
+async fn rewrite_in_task(
+    spec: &'static TableSpec,
+    table: &DeltaTable,
+    rotation: &KeyRotation,
+    progress: &Progress,
+) -> Result<(Vec<Action>, u64)> {
+    let (table, rotation, progress) = (table.clone(), rotation.clone(), progress.clone());
+    tokio::spawn(async move { rewrite(spec, &table, &rotation, &progress).await })
+        .await
+        .map_err(|error| {
+            IngestError::Worker(format!("re-keying {} stopped: {error}", spec.name))
+        })?
 }
 
 /// Streams every row of `table` through [`rekey_batch`] into new files (partitioned as the

@@ -1,6 +1,8 @@
 //! Helpers shared by the ingest crate's integration tests.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
@@ -51,4 +53,16 @@ pub async fn rows_of(t: &DeltaTable, skipped: &[&str]) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// Every row of `table` in the warehouse at `root` (see [`rows_of`]), without the columns
+/// that say when and by which run a row was written (they differ from run to run by
+/// design); `None` when the table is not there.
+pub async fn rows_at(root: &str, table: &str) -> Option<Vec<String>> {
+    let url = url::Url::parse(&format!("{root}/{table}/")).unwrap();
+    let delta = match DeltaTable::try_from_url(url).await {
+        Ok(t) if t.version().is_some() => t,
+        _ => return None,
+    };
+    Some(rows_of(&delta, &["ingested_at", "received_at", "run_id"]).await)
 }
