@@ -473,16 +473,43 @@ fn browsers_sign_in_with_a_session_cookie_that_logout_ends() {
     assert_eq!(status_of(&login), 200);
     assert!(body_of(&login).contains("<form method=\"post\" action=\"/login\">"));
 
-    let wrong = raw(port, "POST", "/login", &form, "token=vxl_nope");
-    assert_eq!(status_of(&wrong), 401);
-    assert!(header_of(&wrong, "set-cookie").is_none());
+    // The form may not be framed by another page, and pairs itself with this browser.
+    assert_eq!(header_of(&login, "x-frame-options"), Some("DENY"));
+    let policy = header_of(&login, "content-security-policy").unwrap();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(header_of(&login, "cache-control"), Some("no-store"));
+    let pairing = header_of(&login, "set-cookie").unwrap();
+    for attribute in [
+        "vaxlake_login=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/login",
+    ] {
+        assert!(pairing.contains(attribute), "{pairing}");
+    }
 
-    let signed = raw(
+    let wrong = sign_in(port, "vxl_nope");
+    assert_eq!(status_of(&wrong), 401);
+    assert!(!header_of(&wrong, "set-cookie").is_some_and(|c| c.contains("vaxlake_session")));
+
+    // A sign-in posted by another page: without the form's pairing (login CSRF: signing the
+    // victim in as the attacker), or from another origin, even with the right token.
+    let forged = raw(
         port,
         "POST",
         "/login",
         &form,
         &format!("token={}", tokens.ministry),
+    );
+    assert_eq!(status_of(&forged), 403, "{forged}");
+    assert!(!header_of(&forged, "set-cookie").is_some_and(|c| c.contains("vaxlake_session")));
+    let elsewhere = sign_in_with(port, &tokens.ministry, &[("Origin", "http://127.0.0.1:1")]);
+    assert_eq!(status_of(&elsewhere), 403, "{elsewhere}");
+
+    let signed = sign_in_with(
+        port,
+        &tokens.ministry,
+        &[("Origin", &format!("http://127.0.0.1:{port}"))],
     );
     assert_eq!(status_of(&signed), 303, "{signed}");
     let cookie = header_of(&signed, "set-cookie").unwrap();
@@ -496,11 +523,15 @@ fn browsers_sign_in_with_a_session_cookie_that_logout_ends() {
 
     let allowed = raw(port, "GET", "/api/coverage/indicators", &with_session, "");
     assert_eq!(status_of(&allowed), 200, "{allowed}");
+    let json_with_session = [
+        ("Cookie", session.as_str()),
+        ("Content-Type", "application/json"),
+    ];
     let refused = raw(
         port,
         "POST",
         "/api/sql",
-        &with_session,
+        &json_with_session,
         r#"{"sql":"SELECT 1"}"#,
     );
     assert_eq!(
@@ -508,6 +539,46 @@ fn browsers_sign_in_with_a_session_cookie_that_logout_ends() {
         403,
         "a ministry session may not run SQL: {refused}"
     );
+    // A session's writes must come from this server's pages: JSON (which no other page can
+    // send without asking first), and not from another origin.
+    let analyst = sign_in(port, &tokens.analyst);
+    let analyst = header_of(&analyst, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    for (content_type, origin, wanted) in [
+        ("application/json", None, 200),
+        ("text/plain", None, 415),
+        ("application/x-www-form-urlencoded", None, 415),
+        ("application/json", Some("http://127.0.0.1:1"), 403),
+        ("application/json", Some("null"), 403),
+    ] {
+        let mut headers = vec![("Cookie", analyst.as_str()), ("Content-Type", content_type)];
+        if let Some(origin) = origin {
+            headers.push(("Origin", origin));
+        }
+        let answer = raw(port, "POST", "/api/sql", &headers, r#"{"sql":"SELECT 1"}"#);
+        assert_eq!(
+            status_of(&answer),
+            wanted,
+            "{content_type} {origin:?}: {answer}"
+        );
+    }
+    // A bearer token is no browser's ambient authority: any content type, any origin.
+    let bearer = format!("Bearer {}", tokens.analyst);
+    let scripted = raw(
+        port,
+        "POST",
+        "/api/sql",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Origin", "http://127.0.0.1:1"),
+        ],
+        r#"{"sql":"SELECT 1"}"#,
+    );
+    assert_eq!(status_of(&scripted), 200, "{scripted}");
 
     let out = raw(port, "POST", "/logout", &with_session, "");
     assert_eq!(status_of(&out), 303);
@@ -522,6 +593,58 @@ fn browsers_sign_in_with_a_session_cookie_that_logout_ends() {
         "",
     );
     assert_eq!(status_of(&forged), 401);
+}
+
+/// One request on a bare socket with the `Host` header given (HTTP client libraries set their
+/// own): its status and the whole answer.
+fn with_host(port: u16, request_line: &str, host: &str, body: &str) -> (u16, String) {
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let request = format!(
+        "{request_line} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = socket.read_to_string(&mut response);
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    (status, response)
+}
+
+/// Signs in as a browser does: the form first (its pairing cookie and hidden field), then the
+/// post with both.
+fn sign_in(port: u16, token: &str) -> Answer {
+    sign_in_with(port, token, &[])
+}
+
+/// [`sign_in`] with more headers on the post.
+fn sign_in_with(port: u16, token: &str, extra: &[(&str, &str)]) -> Answer {
+    let form = raw(port, "GET", "/login", &[], "");
+    let pairing = header_of(&form, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let value = pairing.split_once('=').unwrap().1.to_string();
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", pairing.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    raw(
+        port,
+        "POST",
+        "/login",
+        &headers,
+        &format!("csrf={value}&token={token}"),
+    )
 }
 
 #[test]
@@ -604,6 +727,59 @@ fn serve_refuses_bad_configurations_and_hardens_http() {
     );
     assert_eq!(status_of(&response), 200);
     assert!(header_of(&response, "access-control-allow-origin").is_none());
+    // No frames, no sniffing, no referrer, on every answer.
+    assert_eq!(header_of(&response, "x-frame-options"), Some("DENY"));
+    assert_eq!(
+        header_of(&response, "x-content-type-options"),
+        Some("nosniff")
+    );
+    assert!(header_of(&response, "content-security-policy")
+        .is_some_and(|policy| policy.contains("frame-ancestors 'none'")));
+    // Without --auth, a page of another name resolved to 127.0.0.1 (DNS rebinding) reads
+    // nothing: only localhost and IP addresses are answered.
+    for (host, wanted) in [
+        (format!("evil.example:{port}"), 421),
+        (format!("127.0.0.1.nip.io:{port}"), 421),
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+    ] {
+        let (status, answer) = with_host(port, "GET /api/health", &host, "");
+        assert_eq!(status, wanted, "Host: {host}: {answer}");
+    }
+    let (status, answer) = with_host(
+        port,
+        "POST /api/sql",
+        "evil.example",
+        r#"{"sql":"SELECT 1"}"#,
+    );
+    assert_eq!(status, 421, "{answer}");
+    assert!(answer.contains("DNS-rebinding"), "{answer}");
+    // Nor can a page post a query as a form or text (no preflight), or from another origin.
+    let own = format!("http://127.0.0.1:{port}");
+    for (content_type, origin, wanted) in [
+        ("application/json", Some(own.as_str()), 200),
+        ("application/json", None, 200),
+        ("text/plain", None, 415),
+        ("text/plain;charset=UTF-8", Some("http://evil.example"), 403),
+        ("application/json", Some("http://localhost:1"), 403),
+    ] {
+        let mut headers = vec![("Content-Type", content_type)];
+        if let Some(origin) = origin {
+            headers.push(("Origin", origin));
+        }
+        let answer = raw(
+            port,
+            "POST",
+            "/api/sql",
+            &headers,
+            r#"{"sql":"SELECT 1 AS one"}"#,
+        );
+        assert_eq!(
+            status_of(&answer),
+            wanted,
+            "{content_type} {origin:?}: {answer}"
+        );
+    }
     // A client that never finishes its headers is cut off, and the server goes on.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
@@ -653,6 +829,140 @@ fn sql_request(token: &str, sql: &str) -> String {
 
 /// Requests no handler answers are audited as well: a client that goes away mid-query, the
 /// request timeout's 503, a 405, a CORS preflight; with the caller the auth found.
+/// Guessing tokens gets an address locked out (429, logged, audited); what callers who were
+/// not admitted send is not kept (20 anonymous 100 kB queries add a few hundred bytes); a
+/// token put in `/login`'s query string is not stored; a sign-in is audited under its user;
+/// `/api/audit` cuts long texts.
+#[test]
+fn guessing_is_locked_out_and_the_audit_keeps_nothing_of_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(&wh).unwrap();
+    let (auth, tokens) = auth_file(dir.path());
+    let log = dir.path().join("serve.log");
+    let mut server = serve_logged(&wh, &["--auth", auth.to_str().unwrap()], Some(&log));
+    let port = server.port;
+
+    let filler = format!(r#"{{"sql":"SELECT '{}'"}}"#, "x".repeat(100_000));
+    for _ in 0..20 {
+        let answer = call(port, &tokens, Who::Nobody, "POST", "/api/sql", &filler);
+        assert_eq!(status_of(&answer), 401, "{answer}");
+    }
+    let secret = "vxl_pasted_into_the_address_bar";
+    let page = raw(port, "GET", &format!("/login?token={secret}"), &[], "");
+    assert_eq!(status_of(&page), 200);
+    assert_eq!(status_of(&sign_in(port, &tokens.ministry)), 303);
+    // An analyst's long query is kept whole; /api/audit shows its first 2,000 characters.
+    let long_sql = format!(r#"{{"sql":"SELECT 1 AS one -- {}"}}"#, "y".repeat(10_000));
+    let answer = call(port, &tokens, Who::Analyst, "POST", "/api/sql", &long_sql);
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let mut shown = None;
+    for _ in 0..100 {
+        let answer = call(
+            port,
+            &tokens,
+            Who::Operator,
+            "GET",
+            "/api/audit?user=ana&endpoint=/api/sql",
+            "",
+        );
+        assert_eq!(status_of(&answer), 200, "{answer}");
+        let rows: Value = serde_json::from_str(body_of(&answer)).unwrap();
+        if let Some(text) = rows["rows"][0][5].as_str() {
+            shown = Some(text.to_string());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let shown = shown.expect("the analyst's query reaches the audit within 20 s");
+    assert_eq!(shown.chars().count(), 2001, "{}", &shown[..100]);
+    assert!(shown.starts_with("SELECT 1 AS one -- yyy") && shown.ends_with('…'));
+
+    // Ten different wrong tokens from one address within a minute: locked out, the right
+    // token included, with Retry-After; another address would not be (unit-tested).
+    for i in 0..10 {
+        let wrong = format!("Bearer vxl_guess_{i:02}");
+        let answer = raw(
+            port,
+            "GET",
+            "/api/coverage/indicators",
+            &[("Authorization", wrong.as_str())],
+            "",
+        );
+        assert_eq!(status_of(&answer), 401, "guess {i}: {answer}");
+    }
+    let locked = call(
+        port,
+        &tokens,
+        Who::Analyst,
+        "GET",
+        "/api/coverage/indicators",
+        "",
+    );
+    assert_eq!(status_of(&locked), 429, "{locked}");
+    assert!(header_of(&locked, "retry-after").is_some_and(|s| s.parse::<u64>().unwrap() > 200));
+    assert!(
+        body_of(&locked).contains("too many wrong tokens"),
+        "{locked}"
+    );
+    assert_eq!(
+        status_of(&sign_in(port, &tokens.analyst)),
+        429,
+        "the sign-in form too"
+    );
+    assert!(server.terminate().success());
+
+    let rows = audit_rows(&wh);
+    let stranger_bytes: usize = rows
+        .iter()
+        .filter(|row| row[2] == "anonymous")
+        .map(|row| row[5].as_str().unwrap().len())
+        .sum();
+    let strangers = rows.iter().filter(|row| row[2] == "anonymous").count();
+    assert!(strangers >= 20 + 10 + 2, "{strangers} anonymous rows");
+    assert!(
+        stranger_bytes < 60 * strangers,
+        "{stranger_bytes} bytes kept of {strangers} strangers' requests"
+    );
+    let anonymous_sql = rows
+        .iter()
+        .find(|row| row[4] == "/api/sql" && row[2] == "anonymous")
+        .unwrap();
+    let sent = "SELECT ''".len() + 100_000;
+    assert_eq!(
+        anonymous_sql[5],
+        format!("<{sent} bytes not stored: caller not signed in>")
+    );
+    let audit_text = serde_json::to_string(&rows).unwrap();
+    assert!(
+        !audit_text.contains(secret),
+        "a token from a query string was stored"
+    );
+    assert!(!audit_text.contains("vxl_guess"));
+    assert!(rows.iter().any(|row| row[4] == "/login"
+        && row[3] == "GET"
+        && row[5] == "<not stored: sign-in page>"));
+    assert!(
+        rows.iter().any(|row| row[4] == "/login"
+            && row[3] == "POST"
+            && row[6] == 303
+            && row[1] == "min"
+            && row[2] == "ministry"),
+        "the sign-in is audited under its user"
+    );
+    let throttled = rows.iter().filter(|row| row[7] == "throttled").count();
+    assert_eq!(throttled, 2, "the refused token and the refused sign-in");
+    let analyst_sql = rows.iter().find(|row| row[1] == "ana").unwrap();
+    assert_eq!(
+        analyst_sql[5].as_str().unwrap().len(),
+        "SELECT 1 AS one -- ".len() + 10_000,
+        "kept whole"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("locked out"), "the lockout is logged");
+    assert!(!log.contains("vxl_guess") && !log.contains(secret));
+}
+
 #[test]
 fn unanswered_requests_are_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -878,21 +1188,38 @@ fn tls_serves_https_with_secure_cookies() {
     }
     assert!(up, "the TLS server did not answer");
     let resolve = format!("localhost:{port}:127.0.0.1");
+    let set_cookie = |out: &std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .unwrap_or_else(|| panic!("no cookie: {text}"))
+            .to_string()
+    };
+    // The sign-in form pairs itself with the browser by a cookie, Secure too.
+    let form = curl(&["--resolve", &resolve, "-i", &url("/login")]);
+    let pairing = set_cookie(&form);
+    assert!(pairing.contains("; Secure"), "{pairing}");
+    let pairing = pairing["set-cookie:".len()..]
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let value = pairing.split_once('=').unwrap().1.to_string();
     let out = curl(&[
         "--resolve",
         &resolve,
         "-i",
         "-X",
         "POST",
+        "-H",
+        &format!("Cookie: {pairing}"),
         "--data",
-        &format!("token={}", tokens.operator),
+        &format!("csrf={value}&token={}", tokens.operator),
         &url("/login"),
     ]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let cookie = text
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .unwrap_or_else(|| panic!("no cookie: {text}"));
+    let cookie = set_cookie(&out);
+    assert!(cookie.contains("vaxlake_session="), "{cookie}");
     assert!(cookie.contains("; Secure"), "{cookie}");
     // Plain HTTP to the TLS port gets no answer.
     assert!(http_get(port, "/api/health").is_none_or(|(status, _)| status != 200));

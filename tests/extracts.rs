@@ -517,6 +517,17 @@ fn extracts_are_k_anonymous_project_keyed_reproducible_and_released_by_a_second_
             .len(),
         3
     );
+    // An operator reviews an unreleased extract's manifest, but no operator alone takes its
+    // data out before the second approval; once released, operators download like its project.
+    let unreleased = format!("/api/extracts/{PROJECT}/{second_id}");
+    let (status, manifest) = get(&tokens[2], &format!("{unreleased}/manifest.json"));
+    assert_eq!(status, 200, "{manifest}");
+    assert!(manifest.contains(&second_id), "{manifest}");
+    let (status, refusal) = get(&tokens[2], &format!("{unreleased}/part-00000.parquet"));
+    assert_eq!(status, 403, "{refusal}");
+    assert!(refusal.contains("not released"), "{refusal}");
+    let (status, downloaded) = get_bytes(&tokens[2], &file_path);
+    assert_eq!((status, downloaded == bytes), (200, true));
     let (status, _) = get(&tokens[3], "/api/extracts");
     assert_eq!(status, 403, "analysts have no extracts");
     assert!(

@@ -35,6 +35,7 @@ pub mod sandbox;
 mod validity_window;
 mod views;
 mod warehouse;
+mod window_memory;
 
 pub use error::QueryError;
 pub use output::{QueryAnswer, QueryStream};

@@ -25,6 +25,7 @@ use crate::order_secret::read_order_secret;
 use crate::reference::ReferenceTables;
 use crate::sandbox::{self, QueryLimits};
 use crate::views::create_views;
+use crate::window_memory::AccountedWindows;
 use crate::{QueryAnswer, QueryError, QueryStream};
 
 /// Delta tables registered when present under the warehouse root, by directory name: the
@@ -553,6 +554,7 @@ async fn build_snapshot(
                 .with_runtime_env(runtime.clone())
                 .with_default_features()
                 .with_physical_optimizer_rule(Arc::new(CooperativeRowMultipliers))
+                .with_physical_optimizer_rule(Arc::new(AccountedWindows))
                 .build();
             let ctx = SessionContext::new_with_state(state);
             bound_growing_functions(&ctx, &runtime.memory_pool)?;

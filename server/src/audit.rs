@@ -20,7 +20,9 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::SchemaRef;
-use datafusion::prelude::{col, lit, SessionContext};
+use datafusion::functions::string::expr_fn::concat;
+use datafusion::functions::unicode::expr_fn::{character_length, left};
+use datafusion::prelude::{col, lit, when, SessionContext};
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 use tokio::sync::mpsc;
@@ -35,6 +37,10 @@ pub const BATCH_ROWS: usize = 5_000;
 pub const QUEUE: usize = 50_000;
 /// Rows one `/api/audit` answer holds at most.
 pub const MAX_API_ROWS: usize = 10_000;
+/// Characters of one row's parameters or SQL text that an `/api/audit` answer shows (the rest
+/// is cut, with `…`; `vaxlake audit` shows the whole text). With [`MAX_API_ROWS`] it bounds
+/// one answer to about 25 MB, whatever was stored.
+pub const MAX_API_TEXT: usize = 2_000;
 /// How often pending records are committed.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -157,6 +163,13 @@ impl AuditLog {
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(url, receiver));
         Ok(AuditLog { sender })
+    }
+
+    /// A log whose writer is gone (for unit tests of what is recorded, not of the writing).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        let (sender, _) = mpsc::channel(1);
+        AuditLog { sender }
     }
 
     /// Queues one record; waits only while [`QUEUE`] records are already waiting.
@@ -296,6 +309,8 @@ pub struct AuditFilter {
     pub since: Option<String>,
     /// Newest rows first, at most this many (default 100, at most 10 000).
     pub limit: Option<usize>,
+    /// Characters of `parameters` shown per row at most (longer texts end in `…`).
+    pub max_text: Option<usize>,
 }
 
 /// The audit rows matching `filter`, newest first. An absent table reads as no rows.
@@ -332,6 +347,14 @@ pub async fn read(root: &Url, filter: &AuditFilter) -> Result<QueryAnswer, Query
         frame = frame.filter(col("at").gt_eq(lit(
             datafusion::scalar::ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into())),
         )))?;
+    }
+    if let Some(max_text) = filter.max_text {
+        let long = character_length(col("parameters")).gt(lit(max_text as i64));
+        let cut = concat(vec![
+            left(col("parameters"), lit(max_text as i64)),
+            lit("…"),
+        ]);
+        frame = frame.with_column("parameters", when(long, cut).otherwise(col("parameters"))?)?;
     }
     let limit = filter.limit.unwrap_or(100).max(1);
     // One row more than asked for says whether the limit cut the answer.
@@ -482,6 +505,20 @@ mod tests {
         assert_eq!(cut.num_rows(), 2);
         assert!(cut.truncated, "3 rows, limit 2");
         assert_eq!(cut.to_json().unwrap()["truncated"], true);
+        let short = read(
+            &root,
+            &AuditFilter {
+                max_text: Some(7),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .to_json()
+        .unwrap();
+        // "cohort=2022" has 11 characters: cut at 7, marked; the other columns are as stored.
+        assert_eq!(short["rows"][0][5], "cohort=…");
+        assert_eq!(short["rows"][0][1], "u2");
         let exact = read(
             &root,
             &AuditFilter {

@@ -38,6 +38,7 @@ pub async fn audit(args: AuditArgs) -> Result<()> {
             outcome: args.outcome,
             since: args.since,
             limit: Some(args.limit),
+            max_text: None,
         },
     )
     .await?;

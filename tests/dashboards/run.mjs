@@ -405,8 +405,10 @@ async function signIn(page, context) {
   check(asset.status === 401 && typeof (await asset.json()).error === 'string', `GET /app.js without a session: ${asset.status} (no asset before sign-in)`);
   const api = await fetch(`${origin}/api/coverage/indicators`);
   check(api.status === 401 && typeof (await api.json()).error === 'string', `API without a session: ${api.status} with a JSON reason`);
-  const wrong = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ token: 'not-a-token' }), redirect: 'manual' });
+  const wrong = await postSignIn('not-a-token');
   check(wrong.status === 401, `a wrong token is refused (${wrong.status})`);
+  const unpaired = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ token }), redirect: 'manual' });
+  check(unpaired.status === 403, `a sign-in not posted from this server's form is refused (${unpaired.status})`);
 
   await page.goto(`${origin}/#/overview`);
   check(new URL(page.url()).pathname === '/login', `the browser lands on the sign-in form (${page.url()})`);
@@ -731,8 +733,17 @@ async function timing(page) {
   if (args['strict-timing']) check(measured.firstPaint < 1000, `first paint under 1 s with a warm cache (${Math.round(measured.firstPaint)} ms)`);
 }
 
+// Signs in as the form does, outside the browser: the form's pairing cookie and hidden field,
+// then the post with both.
+async function postSignIn(token) {
+  const form = await fetch(`${origin}/login`);
+  const pairing = form.headers.getSetCookie().find((c) => c.startsWith('vaxlake_login=')).split(';')[0];
+  const csrf = pairing.split('=')[1];
+  return fetch(`${origin}/login`, { method: 'POST', headers: { cookie: pairing }, body: new URLSearchParams({ csrf, token }), redirect: 'manual' });
+}
+
 async function researcherRefused() {
-  const signIn = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ token: args['researcher-token'] }), redirect: 'manual' });
+  const signIn = await postSignIn(args['researcher-token']);
   const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0];
   const page = await fetch(`${origin}/`, { headers: { cookie }, redirect: 'manual' });
   check(signIn.status === 303 && page.status === 403, `a researcher signs in but gets ${page.status} on the dashboards`);

@@ -31,7 +31,7 @@ pub(crate) struct AuditParameters {
     tag = "operators",
     params(AuditParameters),
     responses(
-        (status = 200, description = "The audit trail, newest first (at most 10,000 rows per answer; `truncated` says whether `limit` cut it); JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::output::RowsBody),
+        (status = 200, description = "The audit trail, newest first (at most 10,000 rows per answer, each row's parameters or SQL text cut at 2,000 characters with `…`; `truncated` says whether `limit` cut it); JSON, or CSV with `Accept: text/csv`", body = vaxlake_query::output::RowsBody),
         (status = 400, description = "Bad parameters", body = super::ErrorBody),
     ),
 )]
@@ -48,6 +48,7 @@ pub(crate) async fn audit(
         since: p.since,
         // One answer holds at most `MAX_API_ROWS`; `vaxlake audit` (local) may ask for more.
         limit: Some(p.limit.unwrap_or(100).min(crate::audit::MAX_API_ROWS)),
+        max_text: Some(crate::audit::MAX_API_TEXT),
     };
     let answer = read(state.warehouse().root(), &filter).await?;
     let rows = answer.num_rows() as i64;

@@ -59,6 +59,11 @@ impl PendingAudit {
             .as_ref()
             .map_or("anonymous", |c| c.role())
             .to_string();
+        // What a caller who was not admitted sent is not kept: only its size. Else anyone could
+        // fill the audit table (and every operator's `/api/audit`) with 1 MiB texts.
+        if !matches!(caller, Some(Caller::User { .. } | Caller::Unauthenticated)) {
+            record.parameters = not_stored(&record.parameters);
+        }
         record.status = status;
         record.outcome = outcome.to_string();
         record.rows = rows;
@@ -113,7 +118,7 @@ pub(crate) async fn audit_request(
             role: "anonymous".into(),
             method: request.method().to_string(),
             endpoint: endpoint.clone(),
-            parameters: crate::audit::redact_digits(request.uri().query().unwrap_or("")),
+            parameters: recorded_query(&endpoint, request.uri().query().unwrap_or("")),
             status: ABORTED_STATUS,
             outcome: "aborted".into(),
             rows: None,
@@ -172,8 +177,112 @@ pub(crate) async fn audit_request(
     response
 }
 
+/// What a request's query string is recorded as: nothing for the sign-in pages (a token pasted
+/// into `/login?token=` is a secret), secret-named parameters' values replaced, long digit
+/// runs redacted.
+fn recorded_query(endpoint: &str, query: &str) -> String {
+    if endpoint == "/login" || endpoint == "/logout" {
+        return if query.is_empty() {
+            String::new()
+        } else {
+            "<not stored: sign-in page>".to_string()
+        };
+    }
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_name(name) => format!("{name}=<not stored>"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    crate::audit::redact_digits(&query)
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "password", "secret", "key", "session", "csrf"]
+        .iter()
+        .any(|secret| name.contains(secret))
+}
+
+/// The record of what a caller who was not admitted sent: its size only.
+fn not_stored(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("<{} bytes not stored: caller not signed in>", text.len())
+    }
+}
+
 fn set_parameters(pending: &mut PendingAudit, text: &str) {
     if let Some(record) = pending.record.as_mut() {
         record.parameters = crate::audit::redact_digits(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_query_strings_are_not_recorded() {
+        assert_eq!(
+            recorded_query("/login", "token=vxl_abc"),
+            "<not stored: sign-in page>"
+        );
+        assert_eq!(recorded_query("/login", ""), "");
+        assert_eq!(
+            recorded_query(
+                "/api/coverage",
+                "antigen=MMR&access_token=vxl_abc&cohort=2020"
+            ),
+            "antigen=MMR&access_token=<not stored>&cohort=2020"
+        );
+        assert_eq!(
+            recorded_query("/api/audit", "user=alice&since=2026-01-01"),
+            "user=alice&since=2026-01-01"
+        );
+        assert_eq!(recorded_query("/api/coverage", "q=123456789"), "q=<digits>");
+    }
+
+    #[test]
+    fn only_admitted_callers_have_their_text_kept() {
+        let log = AuditLog::for_tests();
+        let mut pending = PendingAudit {
+            log,
+            slot: CallerSlot::default(),
+            started: std::time::Instant::now(),
+            record: None,
+        };
+        let record = |parameters: &str| AuditRecord {
+            at_micros: 0,
+            user: None,
+            role: "anonymous".into(),
+            method: "POST".into(),
+            endpoint: "/api/sql".into(),
+            parameters: parameters.into(),
+            status: ABORTED_STATUS,
+            outcome: "aborted".into(),
+            rows: None,
+            duration_ms: 0.0,
+        };
+        let sql = "SELECT * FROM vaccinations WHERE 'x' = 'y'".repeat(1000);
+        for caller in [None, Some(Caller::Anonymous)] {
+            pending.record = Some(record(&sql));
+            let kept = pending
+                .complete(caller, 401, "unauthenticated", None)
+                .unwrap();
+            assert_eq!(
+                kept.parameters,
+                format!("<{} bytes not stored: caller not signed in>", sql.len())
+            );
+        }
+        pending.record = Some(record(&sql));
+        let kept = pending
+            .complete(Some(Caller::Unauthenticated), 200, "ok", Some(1))
+            .unwrap();
+        assert_eq!(kept.parameters, sql);
+        pending.record = None;
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /api/extracts` and `GET /api/extracts/{project}/{id}/{file}`: researchers list and
-//! download their own project's released extracts; operators see every extract. Every
+//! download their own project's released extracts; operators see every extract, and may read
+//! an unreleased extract's manifest (to review it) but none of its data files. Every
 //! download goes through the audit like any request. The files are kept on the extract
 //! stage's [`Shelf`].
 
@@ -70,7 +71,7 @@ pub(crate) async fn list(
     params(("project" = String, Path, description = "The project"), ("id" = String, Path, description = "The extract"), ("file" = String, Path, description = "The file")),
     responses(
         (status = 200, description = "One file of an extract", content_type = "application/octet-stream"),
-        (status = 403, description = "Another project's extract", body = super::ErrorBody),
+        (status = 403, description = "Another project's extract, or (operators) a data file of an extract not yet released", body = super::ErrorBody),
         (status = 404, description = "No such file, or not released", body = super::ErrorBody),
         (status = 409, description = "The extract is inconsistent", body = super::ErrorBody),
     ),
@@ -97,8 +98,23 @@ pub(crate) async fn download(
         .file(&project, &id, &file)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?
         .ok_or_else(not_found)?;
-    if own.is_some() && !released {
-        return Err(not_found());
+    if !released {
+        // Researchers do not learn that an unreleased extract exists.
+        if own.is_some() {
+            return Err(not_found());
+        }
+        // Operators review the manifest (what was asked, the counts, the k-anonymity report)
+        // before the second approval, but the data leave only once two operators agreed: one
+        // operator alone downloading them would undo the four-eyes rule.
+        if file != "manifest.json" {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "extract {id} is not released: its data files are served after the second \
+                     operator's approval (vaxlake extract approve); its manifest.json is served now"
+                ),
+            ));
+        }
     }
     let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
     let content_type = match path.extension().and_then(|e| e.to_str()) {

@@ -9,6 +9,7 @@ mod coverage;
 mod effectiveness;
 mod error;
 mod extracts;
+mod guard;
 mod health;
 pub mod openapi;
 mod pages;
@@ -55,6 +56,8 @@ pub struct ApiState {
     /// The users of `serve --auth`; `None` serves everyone (loopback only).
     pub(crate) auth: Option<AuthConfig>,
     pub(crate) sessions: Sessions,
+    /// Wrong tokens per client address (see [`crate::auth::throttle`]).
+    pub(crate) throttle: crate::auth::Throttle,
     /// Whether the server speaks TLS (session cookies are then `Secure`).
     pub(crate) tls: bool,
     pub(crate) audit: Option<AuditLog>,
@@ -75,6 +78,7 @@ impl ApiState {
             operator_status: None,
             auth: None,
             sessions: Sessions::default(),
+            throttle: Default::default(),
             tls: false,
             audit: None,
             extracts: None,

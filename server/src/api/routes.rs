@@ -13,6 +13,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use super::audit_layer::audit_request;
+use super::guard::{guard, Guard};
 use super::{audit, coverage, effectiveness, extracts, health, openapi, pages, sql};
 use super::{ApiError, ApiState, ServeOptions};
 use crate::auth::rules::{ANALYSIS, ANALYSTS, EXTRACTS, OPERATORS};
@@ -107,7 +108,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
 /// The API's routes, to serve alone ([`super::serve`]) or merged with the dashboards' router, with
 /// the request timeout and CORS origins of `options`. Every request goes through the audit
 /// (outermost, so that refusals, CORS preflights and timed-out or abandoned requests are
-/// recorded too), then CORS, the request timeout, the auth and the body limit. The routes
+/// recorded too), then CORS, the request timeout, the guard against rebinding and cross-site
+/// writes ([`super::guard`]), the auth and the body limit. The routes
 /// are exactly those of [`ROUTES`], each with its access rule; the dashboards' files
 /// ([`PAGES`]) are the fallback.
 pub fn router_with(state: Arc<ApiState>, options: &ServeOptions) -> std::io::Result<Router> {
@@ -123,6 +125,15 @@ pub fn router_with(state: Arc<ApiState>, options: &ServeOptions) -> std::io::Res
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(from_fn_with_state(state.clone(), auth::authorize))
+        .layer(from_fn_with_state(
+            (
+                state.clone(),
+                Guard {
+                    cors_origins: Arc::new(options.cors_origins.clone()),
+                },
+            ),
+            guard,
+        ))
         .layer(from_fn(move |request: Request, next: Next| {
             request_timeout(timeout, request, next)
         }));

@@ -2,15 +2,18 @@
 //! refusal (401/403, or the sign-in form for a browser's page) when their role may not use
 //! the path.
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::rules::{access, Access};
 use super::sessions::session_cookie;
+use super::throttle::{self, Verdict};
 use super::users::{Role, User};
 use crate::api::audit_layer::CallerSlot;
 use crate::api::{ApiError, ApiState};
@@ -100,6 +103,8 @@ pub(crate) async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let address = client_address(&request);
+    request.extensions_mut().insert(ClientAddress(address));
     let Some(config) = &state.auth else {
         if let Some(slot) = request.extensions().get::<CallerSlot>() {
             slot.set(Caller::Unauthenticated);
@@ -110,12 +115,23 @@ pub(crate) async fn authorize(
         return response;
     };
     let headers = request.headers();
-    let mut presented = false;
+    let presented = bearer(headers).is_some() || session_cookie(headers).is_some();
+    // Only tokens are throttled: a session cookie is 256 random bits, not worth guessing, and
+    // a browser whose session expired sends its stale cookie with every request of a page.
+    let token_presented = bearer(headers).is_some();
+    if token_presented {
+        if let Verdict::LockedOut(left) = state.throttle.check(address, Instant::now()) {
+            if let Some(slot) = request.extensions().get::<CallerSlot>() {
+                slot.set(Caller::Anonymous);
+            }
+            let mut response = locked_out(left);
+            response.extensions_mut().insert(Caller::Anonymous);
+            return response;
+        }
+    }
     let user = if let Some(token) = bearer(headers) {
-        presented = true;
         config.authenticate(token)
     } else if let Some(cookie) = session_cookie(headers) {
-        presented = true;
         state
             .sessions
             .user(cookie)
@@ -123,6 +139,9 @@ pub(crate) async fn authorize(
     } else {
         None
     };
+    if let Some(token) = bearer(request.headers()) {
+        credential_checked(&state, address, token, user.is_some());
+    }
     let caller = user.map_or(Caller::Anonymous, Caller::from);
     // The audit learns the caller now, in case the answer never comes (a timeout, a client
     // that goes away, a panic).
@@ -165,7 +184,52 @@ pub(crate) async fn authorize(
             next.run(request).await
         }
     };
-    response.extensions_mut().insert(caller);
+    // A handler that learned better (the sign-in form, which opened a session) keeps its own.
+    if response.extensions().get::<Caller>().is_none() {
+        response.extensions_mut().insert(caller);
+    }
+    response
+}
+
+/// The client's address, as handlers see it (the sign-in form's throttle).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddress(pub IpAddr);
+
+/// The address the request came from (the unspecified address when the router runs without
+/// a socket, as in unit tests). Behind a proxy this is the proxy's: put the throttle there.
+pub(crate) fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+/// Counts a credential checked for `address` in the wrong-token throttle, and logs a lockout
+/// when this failure starts one.
+pub(crate) fn credential_checked(state: &ApiState, address: IpAddr, token: &str, right: bool) {
+    if right {
+        state.throttle.succeeded(address);
+    } else if let Some(lockout) = state.throttle.failed(address, token, Instant::now()) {
+        tracing::warn!(
+            client = %address,
+            different_tokens = throttle::MAX_FAILURES,
+            lockout_seconds = lockout.as_secs(),
+            "too many wrong tokens from one address: locked out"
+        );
+    }
+}
+
+/// 429 with `Retry-After`: too many wrong tokens from this address.
+pub(crate) fn locked_out(left: Duration) -> Response {
+    let seconds = left.as_secs().max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many wrong tokens from your address: try again in {seconds} s"),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
     response
 }
 
