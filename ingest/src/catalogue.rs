@@ -25,17 +25,38 @@ pub fn vaccine_name<'a>(
         .unwrap_or(&vaccine.name)
 }
 
-/// The vaccine of an event's ATC code, or the quarantine reason. The code is shown only as
-/// its first eight alphanumeric characters: enough to fix the catalogue, never free text.
+/// The vaccine of an event's ATC code, or the quarantine reason. The code is shown only when
+/// it has the shape of an ATC code (enough to fix the catalogue): a field that holds anything
+/// else, such as a national number or a name shifted into the column, is never quoted (its
+/// first digits would be a birth date).
 pub fn vaccine_or_reason(atc: &str) -> Result<&'static Vaccine, String> {
     vaccine(atc).ok_or_else(|| {
-        let shown: String = atc
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        format!("unknown ATC code {shown} (not in sql/reference/vaccines.csv)")
+        let code = atc.trim();
+        if atc_shaped(code) {
+            format!(
+                "unknown ATC code {} (not in sql/reference/vaccines.csv)",
+                code.to_ascii_uppercase()
+            )
+        } else {
+            "vaccine code is not an ATC code (a letter, two digits, then up to two letters and two digits, e.g. J07BD52)".to_string()
+        }
     })
+}
+
+/// Whether `code` has the form of an ATC code of any level: `A`, `A01`, `A01B`, `A01BC`,
+/// `A01BC01` (letters in either case). No name or national number has this form.
+fn atc_shaped(code: &str) -> bool {
+    let b = code.as_bytes();
+    let letter = |i: usize| b[i].is_ascii_alphabetic();
+    let digit = |i: usize| b[i].is_ascii_digit();
+    match b.len() {
+        1 => letter(0),
+        3 => letter(0) && digit(1) && digit(2),
+        4 => letter(0) && digit(1) && digit(2) && letter(3),
+        5 => letter(0) && digit(1) && digit(2) && letter(3) && letter(4),
+        7 => letter(0) && digit(1) && digit(2) && letter(3) && letter(4) && digit(5) && digit(6),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +84,26 @@ mod tests {
             ["measles", "mumps", "rubella"]
         );
         assert!(vaccine("J07ZZ99").is_none());
+    }
+
+    #[test]
+    fn an_unknown_code_is_quoted_only_when_it_looks_like_an_atc_code() {
+        let reason = vaccine_or_reason(" j07zz99 ").unwrap_err();
+        assert!(reason.contains("unknown ATC code J07ZZ99"), "{reason}");
+        // A national number or a name shifted into the column: neither it nor its first
+        // digits (a birth date) are quoted.
+        for shifted in [
+            "1893120105732",
+            "18931201",
+            "Anne Schmit",
+            "Schmit",
+            "J07BN01X",
+        ] {
+            let reason = vaccine_or_reason(shifted).unwrap_err();
+            assert!(reason.contains("not an ATC code"), "{reason}");
+            for part in ["1893", "Anne", "Schmit", "J07BN01X"] {
+                assert!(!reason.contains(part), "{reason}");
+            }
+        }
     }
 }

@@ -25,8 +25,14 @@ pub struct Chunk {
 
 impl Chunk {
     /// The chunk's lines with their 1-based line numbers (a final empty remainder excluded).
+    /// A byte order mark opening a file (as some Windows tools write) is not part of its
+    /// first record.
     pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let data = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
+        let data = match self.first_line {
+            1 => data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data),
+            _ => data,
+        };
         let empty = data.is_empty();
         data.split(|b| *b == b'\n')
             .filter(move |_| !empty)
@@ -165,8 +171,10 @@ fn read_chunks(
             let cut = if at_end {
                 buf.len()
             } else {
-                match buf.iter().rposition(|b| *b == b'\n') {
-                    Some(i) => i + 1,
+                // The carried part holds no newline: look in what was just read only, or a
+                // line of many chunks would be scanned again for every chunk it spans.
+                match buf[start..].iter().rposition(|b| *b == b'\n') {
+                    Some(i) => start + i + 1,
                     // A single line longer than a chunk: keep reading until it ends.
                     None => {
                         carry = buf;
@@ -238,6 +246,45 @@ mod tests {
                 (10, b"c".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_opening_a_file_is_not_part_of_its_first_line() {
+        let lines = |first_line| {
+            let c = Chunk {
+                file: 0,
+                first_line,
+                data: b"\xEF\xBB\xBFa\r\nb".to_vec(),
+            };
+            c.lines().map(|(_, l)| l.to_vec()).collect::<Vec<_>>()
+        };
+        assert_eq!(lines(1), vec![b"a".to_vec(), b"b".to_vec()]);
+        // Further into the file it is data, and the record is refused as it stands.
+        assert_eq!(lines(5)[0], b"\xEF\xBB\xBFa".to_vec());
+    }
+
+    /// A 10 MB line read in 64 KiB chunks (160 reads) arrives whole, between its neighbours,
+    /// and in linear time: the reader looks for a newline only in the bytes it just read.
+    #[tokio::test]
+    async fn a_line_spanning_many_chunks_arrives_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.ndjson");
+        let long = "x".repeat(10 << 20);
+        std::fs::write(&path, format!("a\n{long}\nb\n")).unwrap();
+        let started = std::time::Instant::now();
+        let mut rx = spawn_sized(
+            vec![path],
+            2,
+            Progress::hidden(),
+            |c: &Chunk| c.lines().map(|(n, l)| (n, l.len())).collect::<Vec<_>>(),
+            64 << 10,
+        );
+        let mut all = Vec::new();
+        while let Some(part) = rx.recv().await {
+            all.extend(part.unwrap());
+        }
+        assert_eq!(all, vec![(1, 1), (2, 10 << 20), (3, 1)]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[tokio::test]

@@ -7,9 +7,18 @@ pub fn days(date: NaiveDate) -> i32 {
     (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 
-/// A date `YYYY-MM-DD`, or the date part of a date-time.
+/// A date `YYYY-MM-DD`, or the date part of a date-time (`T` or a space, then the time).
+/// Anything else after the date refuses it: PostgreSQL writes a date before year 1 as
+/// `2021-04-01 BC`, which is not the year 2021.
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let t = text.trim();
+    let rest = t.get(10..)?;
+    let time_follows = rest.is_empty()
+        || rest.starts_with(['T', 't'])
+        || (rest.starts_with(' ') && rest[1..].starts_with(|c: char| c.is_ascii_digit()));
+    if !time_follows || rest.trim_end().ends_with("BC") {
+        return None;
+    }
     NaiveDate::parse_from_str(t.get(..10)?, "%Y-%m-%d").ok()
 }
 
@@ -53,6 +62,22 @@ mod tests {
         );
         assert_eq!(parse_date("2023-02-30"), None);
         assert_eq!(parse_date("05/04/2023"), None);
+        assert_eq!(
+            parse_date("2023-04-05 10:12:00+02"),
+            NaiveDate::from_ymd_opt(2023, 4, 5)
+        );
+        // PostgreSQL's text of dates before year 1 and beyond year 9999, and trailing text.
+        for refused in [
+            "2021-04-01 BC",
+            "2021-04-01 10:00:00 BC",
+            "10000-01-01",
+            "2021-04-01x",
+            "2021-04-011",
+            "infinity",
+            "-infinity",
+        ] {
+            assert_eq!(parse_date(refused), None, "{refused}");
+        }
         let a = parse_instant_micros("2023-04-05T10:12:00+02:00").unwrap();
         let b = parse_instant_micros("2023-04-05T08:12:00Z").unwrap();
         assert_eq!(a, b);

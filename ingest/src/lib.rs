@@ -25,6 +25,8 @@ mod dates;
 mod error;
 pub mod facts;
 mod fhir;
+#[cfg(test)]
+mod generated_input;
 pub mod lease;
 pub mod maintain;
 mod order_secret;

@@ -610,11 +610,7 @@ async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
         &["national_id"],
         run.progress.clone(),
         hasher(&run.pseudonymizer),
-        move |f: &csv_rows::Fields, _line| {
-            let digits = vaxlake_pseudonymize::national_id::normalise(f.get(0))
-                .map_err(|e| format!("national_id: {e}"))?;
-            Ok(p.pseudonym(vaxlake_pseudonymize::IdKind::Person, &digits))
-        },
+        move |f: &csv_rows::Fields, _line| optout_key(f, &p),
     )?;
     let mut keys = std::collections::BTreeSet::new();
     while let Some(part) = rx.recv().await {
@@ -646,6 +642,13 @@ async fn ingest_optout(run: &mut Run, path: &Path) -> Result<()> {
     table.replace_where(vec![batch], None, run.commit()).await?;
     run.report.inserted += keys.len() as u64;
     Ok(())
+}
+
+/// One opt-out row's person key, or why not (the reason never quotes the number).
+pub(crate) fn optout_key(f: &csv_rows::Fields, p: &Pseudonymizer) -> Result<String, String> {
+    let digits = vaxlake_pseudonymize::national_id::normalise(f.get(0))
+        .map_err(|e| format!("national_id: {e}"))?;
+    Ok(p.pseudonym(vaxlake_pseudonymize::IdKind::Person, &digits))
 }
 
 fn population_batch(rows: &[population::PopulationRow], ingested_at: i64) -> Result<RecordBatch> {
