@@ -188,9 +188,21 @@ pub struct ServeArgs {
     /// Seconds a connection has to send its request headers.
     #[arg(long, default_value_t = 10)]
     pub header_timeout_secs: u64,
-    /// Seconds a whole request may take.
+    /// Seconds a whole request may take (a SQL answer, also to be taken by its client).
     #[arg(long, default_value_t = 300)]
     pub request_timeout_secs: u64,
+    /// Connections open at once; more are closed on arrival (keep it below `ulimit -n`).
+    #[arg(long, default_value_t = vaxlake_server::api::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Bytes of a request's start line and headers; more is answered 431 (at least 8192).
+    #[arg(long, default_value_t = vaxlake_server::api::DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+    /// Seconds a request body has to arrive whole after its headers.
+    #[arg(long, default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Seconds a client may take nothing of its answer before its connection is closed.
+    #[arg(long, default_value_t = 60)]
+    pub send_timeout_secs: u64,
     /// Also answer Arrow Flight SQL (ADBC, pandas, polars) on this address; off by default.
     /// Same tokens, sandbox, audit and TLS as the HTTP API; loopback only without --auth.
     #[arg(long, value_name = "ADDR")]
@@ -222,6 +234,10 @@ impl ServeArgs {
             cors_origin: Vec::new(),
             header_timeout_secs: 10,
             request_timeout_secs: 300,
+            max_connections: vaxlake_server::api::DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: vaxlake_server::api::DEFAULT_MAX_HEADER_BYTES,
+            body_timeout_secs: 30,
+            send_timeout_secs: 60,
             flight_listen: None,
             pg_listen: None,
             query_limits: QueryLimitArgs::default(),

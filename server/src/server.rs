@@ -203,6 +203,7 @@ impl Server {
         let operator_status = OperatorStatus::new(config.registry);
         let mut state = ApiState::new(warehouse)
             .with_max_concurrent_queries(config.max_concurrent_queries)
+            .with_answer_timeout(config.serve.request_timeout)
             .with_suppression(config.suppression)
             .with_operator_status(operator_status)
             .with_tls(tls)

@@ -34,7 +34,10 @@ pub use audit_layer::ABORTED_STATUS;
 pub(crate) use error::{query_error_status, ApiError, ErrorBody};
 pub use routes::{router, router_with, Route, PAGES, ROUTES};
 pub(crate) use serve::install_crypto_provider;
-pub use serve::{serve, serve_router, serve_with, ServeOptions, TlsFiles};
+pub use serve::{
+    serve, serve_router, serve_with, BodyTimeout, ServeOptions, TlsFiles, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+};
 
 /// Requests larger than this are refused (413): a query is text, not data.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -47,6 +50,9 @@ pub struct ApiState {
     warehouse: Warehouse,
     sql_permits: Arc<Semaphore>,
     pub(crate) max_body_bytes: usize,
+    /// How long a SQL answer may take to be handed to its client (see
+    /// [`ApiState::with_answer_timeout`]).
+    pub(crate) answer_timeout: std::time::Duration,
     /// The coverage engine, or why it could not start (a broken compiled-in catalogue,
     /// which the catalogue's tests catch first); the other endpoints work regardless.
     coverage: Result<Arc<CoverageEngine>, String>,
@@ -73,6 +79,7 @@ impl ApiState {
             warehouse,
             sql_permits: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_QUERIES)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            answer_timeout: std::time::Duration::from_secs(300),
             coverage,
             effectiveness,
             operator_status: None,
@@ -132,6 +139,15 @@ impl ApiState {
     /// See [`DEFAULT_MAX_CONCURRENT_QUERIES`].
     pub fn with_max_concurrent_queries(mut self, queries: usize) -> Self {
         self.sql_permits = Arc::new(Semaphore::new(queries.max(1)));
+        self
+    }
+
+    /// A SQL answer keeps its query's place among [`DEFAULT_MAX_CONCURRENT_QUERIES`] until
+    /// the client has taken all of it, so that slow readers cannot pile up answers in
+    /// memory; one not taken within `timeout` (300 s by default; `serve` uses its request
+    /// timeout) is cut and its connection closed.
+    pub fn with_answer_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.answer_timeout = timeout;
         self
     }
 

@@ -108,6 +108,15 @@ pub(crate) async fn sql(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| {
+        let timed_out = std::iter::successors(
+            Some(&rejection as &(dyn std::error::Error + 'static)),
+            |error| error.source(),
+        )
+        .find_map(|error| error.downcast_ref::<super::BodyTimeout>())
+        .map(ToString::to_string);
+        if let Some(reason) = timed_out {
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, reason);
+        }
         let status = rejection.status();
         let reason = match status {
             StatusCode::PAYLOAD_TOO_LARGE => {
@@ -128,7 +137,7 @@ pub(crate) async fn sql(
     })?;
     let format = Format::from_accept(&headers);
 
-    let Ok(_permit) = state.sql_permits.clone().try_acquire_owned() else {
+    let Ok(permit) = state.sql_permits.clone().try_acquire_owned() else {
         tracing::info!("sql query refused: too many running");
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -163,7 +172,12 @@ pub(crate) async fn sql(
         "sql query answered"
     );
 
-    let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
+    let body = Body::new(AnswerBody {
+        bytes: Bytes::from(bytes),
+        permit: Some(permit),
+        deadline: Box::pin(tokio::time::sleep(state.answer_timeout)),
+    });
+    let mut response = (StatusCode::OK, body).into_response();
     let response_headers = response.headers_mut();
     response_headers.insert(
         header::CONTENT_TYPE,
@@ -175,6 +189,59 @@ pub(crate) async fn sql(
     );
     response.extensions_mut().insert(AuditRows(rows as i64));
     Ok(response)
+}
+
+/// Bytes of an answer handed to the connection at a time: the connection buffers about one
+/// piece, the rest waits here until the client reads.
+const ANSWER_PIECE: usize = 64 * 1024;
+
+/// A SQL answer handed over a piece at a time, keeping its query's place (the permit) until
+/// the last piece is taken, and cut (the connection closed) when not taken by the deadline.
+struct AnswerBody {
+    bytes: Bytes,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl axum::body::HttpBody for AnswerBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use std::future::Future;
+        if self.bytes.is_empty() {
+            self.permit = None;
+            return std::task::Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.permit = None;
+            tracing::info!(
+                left = self.bytes.len(),
+                "sql answer cut: the client did not take it within the answer timeout"
+            );
+            return std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the answer was not taken in time",
+            ))));
+        }
+        let piece = self.bytes.len().min(ANSWER_PIECE);
+        let piece = self.bytes.split_to(piece);
+        if self.bytes.is_empty() {
+            self.permit = None;
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.bytes.len() as u64)
+    }
 }
 
 #[cfg(test)]
