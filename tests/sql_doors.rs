@@ -66,7 +66,7 @@ fn the_hostile_corpus_gets_the_same_answers_through_every_door() {
     // The bursts are about concurrency, which each door shares (the same permits).
     let statements: Vec<_> = entries(&places)
         .into_iter()
-        .filter(|entry| entry.outcome != "busy")
+        .filter(|entry| entry.outcome != "busy" && entry.outcome != "crowd")
         .collect();
     assert!(statements.len() >= 100, "{} statements", statements.len());
 
