@@ -285,13 +285,15 @@ pub async fn create_in(
     let kept = filter_record_batch(&full, &BooleanArray::from(anonymised.keep.clone()))?;
     let sorted = sort_all(&kept)?;
 
-    // Files, then the manifest naming their checksums.
-    std::fs::create_dir_all(&dir).map_err(ExtractError::io(&dir))?;
+    // Files, then the manifest naming their checksums, in a staging directory renamed into
+    // place whole: a failure or a kill at any point (a full disk, SIGKILL) leaves no extract
+    // that is listed, served or approvable, and nothing that refuses the next attempt.
+    let staging = Staging::create(&dir)?;
     let file_name = match options.format {
         OutputFormat::Parquet => "part-00000.parquet",
         OutputFormat::Csv => "part-00000.csv",
     };
-    let path = dir.join(file_name);
+    let path = staging.path.join(file_name);
     write_rows(&path, &sorted, options.format)?;
     let bytes = std::fs::read(&path).map_err(ExtractError::io(&path))?;
     let (created_micros, created_at) = crate::now();
@@ -331,12 +333,84 @@ pub async fn create_in(
         "created_at": created_at,
         "expires_at": expires,
     });
-    let manifest_path = dir.join("manifest.json");
+    let manifest_path = staging.path.join("manifest.json");
     let text =
         serde_json::to_string_pretty(&manifest).map_err(|e| ExtractError::Data(e.to_string()))?;
-    std::fs::write(&manifest_path, text + "\n").map_err(ExtractError::io(&manifest_path))?;
+    crate::write_synced(&manifest_path, (text + "\n").as_bytes())?;
+    staging.publish(&id)?;
     tracing::info!(extract = %id, project = %spec.project, rows = sorted.num_rows(), "extract created");
     Ok(Created { id, dir, manifest })
+}
+
+/// The directory an extract is written into before it is renamed to its final name (hidden,
+/// so [`crate::list`] never shows it); removed when dropped unless published.
+struct Staging {
+    path: PathBuf,
+    dir: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    /// A fresh staging directory beside `dir`, after removing what earlier attempts of the
+    /// same extract that were killed left (their staging directories, or a final directory
+    /// without a manifest, which versions before the staging wrote).
+    fn create(dir: &Path) -> Result<Staging, ExtractError> {
+        let project = dir
+            .parent()
+            .ok_or_else(|| ExtractError::Data("an extract directory without a parent".into()))?;
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        std::fs::create_dir_all(project).map_err(ExtractError::io(project))?;
+        let prefix = format!(".{id}.partial-");
+        for entry in std::fs::read_dir(project)
+            .map_err(ExtractError::io(project))?
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let stale = entry.path();
+                std::fs::remove_dir_all(&stale).map_err(ExtractError::io(&stale))?;
+                tracing::info!(dir = %stale.display(), "removed what an interrupted extract left");
+            }
+        }
+        if dir.is_dir() && !dir.join("manifest.json").exists() {
+            std::fs::remove_dir_all(dir).map_err(ExtractError::io(dir))?;
+        }
+        let path = project.join(format!("{prefix}{}", std::process::id()));
+        std::fs::create_dir(&path).map_err(ExtractError::io(&path))?;
+        Ok(Staging {
+            path,
+            dir: dir.to_path_buf(),
+            published: false,
+        })
+    }
+
+    /// Renames the staging directory to the extract's own name, durably; refused when the
+    /// extract appeared meanwhile (another `create` of the same spec and versions).
+    fn publish(mut self, id: &str) -> Result<(), ExtractError> {
+        crate::sync_dir(&self.path)?;
+        if self.dir.join("manifest.json").exists() {
+            return Err(ExtractError::Refused(format!(
+                "extract {id} already exists for these table versions (same spec, same bytes): {}",
+                self.dir.display()
+            )));
+        }
+        std::fs::rename(&self.path, &self.dir).map_err(ExtractError::io(&self.dir))?;
+        self.published = true;
+        if let Some(project) = self.dir.parent() {
+            crate::sync_dir(project)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 fn kind_of(spec: &Spec, column: &str) -> ColumnKind {
@@ -392,6 +466,7 @@ fn sort_all(batch: &RecordBatch) -> Result<RecordBatch, ExtractError> {
 
 fn write_rows(path: &Path, batch: &RecordBatch, format: OutputFormat) -> Result<(), ExtractError> {
     let file = std::fs::File::create(path).map_err(ExtractError::io(path))?;
+    let synced = file.try_clone().map_err(ExtractError::io(path))?;
     match format {
         OutputFormat::Parquet => {
             let properties = parquet::file::properties::WriterProperties::builder()
@@ -409,5 +484,6 @@ fn write_rows(path: &Path, batch: &RecordBatch, format: OutputFormat) -> Result<
             writer.write(batch)?;
         }
     }
-    Ok(())
+    // On disk before the manifest that names its checksum is.
+    synced.sync_all().map_err(ExtractError::io(path))
 }

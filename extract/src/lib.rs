@@ -57,6 +57,23 @@ impl From<parquet::errors::ParquetError> for ExtractError {
     }
 }
 
+/// Writes `bytes` to the new file `path` and flushes it to disk, so that a directory renamed
+/// into place (an extract) or a file renamed over another (an approval) is whole after a
+/// crash.
+pub(crate) fn write_synced(path: &std::path::Path, bytes: &[u8]) -> Result<(), ExtractError> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).map_err(ExtractError::io(path))?;
+    file.write_all(bytes).map_err(ExtractError::io(path))?;
+    file.sync_all().map_err(ExtractError::io(path))
+}
+
+/// Flushes a directory's entries (a file created or renamed in it) to disk.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), ExtractError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ExtractError::io(dir))
+}
+
 /// Microseconds since the Unix epoch, and the same as RFC 3339 UTC text.
 pub(crate) fn now() -> (i64, String) {
     let micros = std::time::SystemTime::now()

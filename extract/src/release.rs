@@ -124,6 +124,11 @@ pub fn approve(dir: &Path, by: &str, audited_creator: Option<&str>) -> Result<Va
             "this extract is already approved".into(),
         ));
     }
+    // What an approval killed while it wrote left (see below): not part of the extract.
+    let staged = dir.join(".approval.json.partial");
+    if staged.exists() {
+        std::fs::remove_file(&staged).map_err(ExtractError::io(&staged))?;
+    }
     verify(dir)?;
     let bytes = std::fs::read(&manifest_path).map_err(ExtractError::io(&manifest_path))?;
     let approval = json!({
@@ -134,7 +139,17 @@ pub fn approve(dir: &Path, by: &str, audited_creator: Option<&str>) -> Result<Va
     });
     let text =
         serde_json::to_string_pretty(&approval).map_err(|e| ExtractError::Data(e.to_string()))?;
-    std::fs::write(&approval_path, text + "\n").map_err(ExtractError::io(&approval_path))?;
+    // Whole or absent: a torn approval.json (a full disk) would list the extract as released
+    // while every download of it fails verification.
+    let written = crate::write_synced(&staged, (text + "\n").as_bytes())
+        .and_then(|()| {
+            std::fs::rename(&staged, &approval_path).map_err(ExtractError::io(&approval_path))
+        })
+        .and_then(|()| crate::sync_dir(dir));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    written?;
     Ok(approval)
 }
 
@@ -239,6 +254,10 @@ pub fn list(extracts: &Path, project: Option<&str>) -> Result<Vec<Listed>, Extra
             continue;
         };
         for id in ids.flatten() {
+            // Hidden: an extract being written (see `create`), not an extract yet.
+            if id.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let dir = id.path();
             let Ok(manifest) = read_json(&dir.join("manifest.json")) else {
                 continue;
