@@ -464,6 +464,14 @@ impl Warehouse {
             }
             return Ok(secret_appeared);
         }
+        // A key rotation commits its tables one after the other (ingest/src/rekey.rs): until
+        // its last commit some tables hold pseudonyms under the new key and some under the
+        // old, and a join across them would silently match nothing. Answers keep coming from
+        // the versions registered until every table carries the same key again.
+        if let Some(key_ids) = mixed_key_ids(&tables) {
+            tracing::info!(%key_ids, "a key rotation is under way: new table versions held back until every table carries the new key");
+            return Ok(false);
+        }
         let snapshot = build_snapshot(
             &inner.options,
             &inner.runtime,
@@ -480,6 +488,26 @@ impl Warehouse {
         state.tables = tables;
         Ok(true)
     }
+}
+
+/// `table=key id, ...` when the tables carry more than one key id (a key rotation between
+/// its first and its last commit), `None` when they agree.
+fn mixed_key_ids(tables: &BTreeMap<String, DeltaTable>) -> Option<String> {
+    let ids: BTreeMap<&str, String> = tables
+        .iter()
+        .filter_map(|(name, table)| {
+            let snapshot = table.snapshot().ok()?;
+            let id = vaxlake_catalog::key_id(snapshot.metadata().configuration())?;
+            Some((name.as_str(), id.to_string()))
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = ids.values().collect();
+    (distinct.len() > 1).then(|| {
+        ids.iter()
+            .map(|(table, id)| format!("{table}={id}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// A local path becomes an absolute `file://` URL (without creating anything: opening a
