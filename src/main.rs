@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod key_file;
 mod logging;
+mod panic_hook;
 mod progress;
 mod repeat;
 mod signal;
@@ -22,6 +23,7 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(logging::log_filter())
         .init();
+    panic_hook::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
