@@ -6,6 +6,7 @@ pub mod doors;
 pub mod http;
 pub mod pg;
 pub mod s3;
+pub mod tables;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
