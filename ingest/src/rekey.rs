@@ -358,9 +358,7 @@ async fn rewrite_in_task(
     let (table, rotation, progress) = (table.clone(), rotation.clone(), progress.clone());
     tokio::spawn(async move { rewrite(spec, &table, &rotation, &progress).await })
         .await
-        .map_err(|error| {
-            IngestError::Worker(format!("re-keying {} stopped: {error}", spec.name))
-        })?
+        .map_err(|error| IngestError::Worker(format!("re-keying {} stopped: {error}", spec.name)))?
 }
 
 /// Streams every row of `table` through [`rekey_batch`] into new files (partitioned as the
