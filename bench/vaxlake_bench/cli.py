@@ -21,6 +21,7 @@ freshness of `--follow`), and write the figures into BENCHMARKS.md.
     scripts/bench --events 1M,10M --keep --only postgres
     scripts/bench --events 1M --keep --only doors
     scripts/bench --events 10M --keep --only scaling
+    scripts/bench --events 1M --keep --only soak --soak-clients 100 --soak-seconds 600
 
 rerun only the coverage (or effectiveness, or registry pull, or the 1M-row fetch through each
 door: HTTP JSON and Arrow, PostgreSQL, Flight SQL, against psql from PostgreSQL; or the
@@ -87,12 +88,18 @@ def main() -> None:
     ap.add_argument("--coverage-processes", type=int, default=3, metavar="P",
                     help="fresh processes per engine for the cold coverage figures (default 3; medians)")
     ap.add_argument("--only", choices=["coverage", "effectiveness", "http", "freshness", "postgres", "ingest",
-                                       "doors", "scaling"],
+                                       "doors", "scaling", "soak"],
                     help="only this part, on the warehouse (postgres: the registry.csv) a previous --keep run "
                          "left (implies --keep); `ingest`: vaxlake's ingest alone (the memory row at 30M), "
                          "generating the input if needed")
     ap.add_argument("--http-seconds", type=float, default=30.0, metavar="S",
                     help="HTTP part: seconds each load mix runs (default 30)")
+    ap.add_argument("--soak-clients", type=int, default=100, metavar="N",
+                    help="soak part: concurrent clients (default 100)")
+    ap.add_argument("--soak-seconds", type=float, default=600.0, metavar="S",
+                    help="soak part: seconds of load while --follow commits (default 600)")
+    ap.add_argument("--soak-registry-persons", type=int, default=5000, metavar="N",
+                    help="soak part: persons of the registry --follow pulls during the load (default 5000)")
     ap.add_argument("--freshness-rounds", type=int, default=5, metavar="N",
                     help="freshness part: commits measured (default 5)")
     ap.add_argument("--pg-runs", type=int, metavar="N",

@@ -12,6 +12,7 @@ from .coverage import run_coverage
 from .data import active_files, ensure_input, ensure_key, pin_binary, read_manifest, size_label
 from .doors import run_doors
 from .scaling import run_scaling
+from .soak import run_soak
 from .effectiveness import run_effectiveness
 from .freshness import run_freshness
 from .http import run_http
@@ -156,6 +157,8 @@ def only_part(args, binary: Path, data: Path, events: int, results: dict) -> dic
         r["http"] = run_http(args, pinned, args.load_bin, base, wh, logs)
     elif args.only == "doors":
         r["doors"] = run_doors(args, pinned, base, wh, logs)
+    elif args.only == "soak":
+        r["soak"] = run_soak(args, pinned, args.load_bin, base, wh, logs)
     elif args.only == "scaling":
         r["scaling"] = run_scaling(args, pinned, base, wh, logs)
     elif args.only == "freshness":

@@ -53,6 +53,12 @@ struct Spec {
     body: Option<String>,
     #[serde(default = "one")]
     weight: usize,
+    /// What a 200 answer must satisfy on its own (the soak's consistency checks): `coverage`
+    /// (no numerator above its denominator unless flagged, no count in a suppressed cell,
+    /// table versions named) or `sql_parts` (the first row's two columns equal: one table
+    /// version behind every scan of one query).
+    #[serde(default)]
+    check: Option<String>,
 }
 
 fn get() -> String {
@@ -95,6 +101,10 @@ struct Report {
     by_name: BTreeMap<String, Summary>,
     /// Client-side failures by kind (connect, send, body).
     failures: BTreeMap<String, usize>,
+    /// Answers that failed their spec's `check`, by request name.
+    inconsistent: BTreeMap<String, usize>,
+    /// The first few reasons (no row data: counts and flags only).
+    inconsistent_examples: Vec<String>,
 }
 
 #[tokio::main]
@@ -130,6 +140,8 @@ async fn main() -> Result<()> {
     let mut samples = Vec::new();
     let (mut sent, mut connections) = (0, 0);
     let mut failures = BTreeMap::new();
+    let mut inconsistent = BTreeMap::new();
+    let mut inconsistent_examples = Vec::new();
     for task in tasks {
         let outcome = task.await.context("a client task panicked")?;
         samples.extend(outcome.samples);
@@ -137,6 +149,12 @@ async fn main() -> Result<()> {
         connections += outcome.connections;
         for (kind, n) in outcome.failures {
             *failures.entry(kind.to_string()).or_insert(0) += n;
+        }
+        for (spec, why) in outcome.inconsistent {
+            *inconsistent.entry(specs[spec].name.clone()).or_insert(0) += 1;
+            if inconsistent_examples.len() < 5 {
+                inconsistent_examples.push(format!("{}: {why}", specs[spec].path));
+            }
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -165,6 +183,8 @@ async fn main() -> Result<()> {
         all: summarise(samples.iter(), elapsed),
         by_name,
         failures,
+        inconsistent,
+        inconsistent_examples,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -212,6 +232,8 @@ struct ClientOutcome {
     sent: usize,
     connections: usize,
     failures: BTreeMap<&'static str, usize>,
+    /// (spec, reason) of each answer that failed its check.
+    inconsistent: Vec<(usize, String)>,
 }
 
 impl Client {
@@ -254,7 +276,12 @@ impl Client {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     match response.into_body().collect().await {
-                        Ok(_) => {
+                        Ok(body) => {
+                            if let (200, Some(check)) = (status, &spec.check) {
+                                if let Err(why) = check_answer(check, &body.to_bytes()) {
+                                    out.inconsistent.push((spec_id, why));
+                                }
+                            }
                             sender = Some(conn);
                             status
                         }
@@ -305,5 +332,44 @@ impl Client {
             None => Bytes::new(),
         };
         Ok(builder.body(Full::new(body))?)
+    }
+}
+
+/// Whether one answer satisfies `check` (see [`Spec::check`]); `Err` says how it does not.
+fn check_answer(check: &str, body: &[u8]) -> std::result::Result<(), String> {
+    let answer: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| format!("not JSON: {error}"))?;
+    match check {
+        "coverage" => {
+            let rows = answer["rows"].as_array().ok_or("no rows")?;
+            for row in rows {
+                let flagged = row["flags"].as_array().is_some_and(|flags| {
+                    flags
+                        .iter()
+                        .any(|flag| flag == "numerator_exceeds_denominator")
+                });
+                if let (Some(n), Some(d)) = (row["numerator"].as_u64(), row["denominator"].as_u64())
+                {
+                    if n > d && !flagged {
+                        return Err(format!("numerator {n} > denominator {d}, not flagged"));
+                    }
+                }
+                if row["suppressed"] == true && !row["numerator"].is_null() {
+                    return Err("a suppressed cell carries a count".into());
+                }
+            }
+            if answer["table_versions"].is_null() {
+                return Err("no table_versions".into());
+            }
+            Ok(())
+        }
+        "sql_parts" => {
+            let row = &answer["rows"][0];
+            match (row[0].as_u64(), row[1].as_u64()) {
+                (Some(a), Some(b)) if a == b => Ok(()),
+                (a, b) => Err(format!("{a:?} != {b:?}: two table versions in one answer")),
+            }
+        }
+        other => Err(format!("unknown check {other:?}")),
     }
 }

@@ -17,6 +17,7 @@ from .method import METHOD
 from .reading import reading
 from .registry import postgres_section
 from .scaling import scaling_section
+from .soak import soak_section
 
 NOTES_BEGIN = "<!-- notes:begin (kept by scripts/bench) -->"
 NOTES_END = "<!-- notes:end -->"
@@ -54,6 +55,7 @@ def render(results: dict, command: str, mach: dict, notes: str) -> str:
     out += doors_section(sizes)
     out += postgres_section(sizes)
     out += scaling_section(sizes)
+    out += soak_section(sizes)
     out += ["", "## Reading", ""]
     out += reading(sizes)
     out += ["", "## Method", ""]
