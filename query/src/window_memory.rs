@@ -123,7 +123,7 @@ impl ExecutionPlan for AccountedWindow {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let reservation = MemoryConsumer::new(format!("window rows held[{partition}]"))
-            .register(&context.memory_pool());
+            .register(context.memory_pool());
         let ledger = Arc::new(Ledger {
             held: Mutex::new(Held {
                 reservation,
