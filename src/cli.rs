@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: a large variant (serve's flags) costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Write a deterministic synthetic registry export (FHIR NDJSON, COVID CSV, population, cases).
