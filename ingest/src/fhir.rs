@@ -226,6 +226,25 @@ pub fn sex(value: Option<&str>) -> Result<&'static str, String> {
     }
 }
 
+/// A free-text value the warehouse stores as it is (a lot number, the name of the
+/// originating system), or the reason it is refused: it holds a valid national number (a
+/// column shifted in an export, an identity typed in the wrong field), which must never be
+/// stored in clear. The reason names the column, never the value.
+pub fn stored_text<'a>(column: &str, value: &'a str) -> Result<&'a str, String> {
+    let digits: Vec<&str> = value
+        .split(|c: char| !(c.is_ascii_digit() || matches!(c, ' ' | '.' | '-')))
+        .collect();
+    let holds_number = digits.iter().any(|run| {
+        let only: String = run.chars().filter(char::is_ascii_digit).collect();
+        only.len() >= 13
+            && (0..=only.len() - 13).any(|at| national_id::validate(&only[at..at + 13]).is_ok())
+    });
+    if holds_number {
+        return Err(format!("{column} holds a national number"));
+    }
+    Ok(value)
+}
+
 /// Commune and canton from an address; a city that is not a commune is dropped (it could be
 /// free text), a known canton name is kept.
 pub fn place(
@@ -477,10 +496,15 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         Some((system, i.value.as_deref()?))
     });
     let (origin_system, origin_id) = origin.unwrap_or(("registry", id));
-    let source_system: Arc<str> = meta
-        .and_then(|m| m.source.as_deref())
-        .unwrap_or("registry")
-        .into();
+    let source_system: Arc<str> = stored_text(
+        "meta.source",
+        meta.and_then(|m| m.source.as_deref()).unwrap_or("registry"),
+    )?
+    .into();
+    let lot_number = match parsed.lot_number.as_deref().map(str::trim) {
+        Some(lot) if !lot.is_empty() => Some(stored_text("lotNumber", lot)?.to_string()),
+        _ => None,
+    };
     let vaccinator_key = parsed
         .performer
         .first()
@@ -506,11 +530,7 @@ fn immunization(raw: &[u8], ctx: &ImmunizationContext) -> Result<Vaccination, St
         age_months_at_dose: age_in_completed_months(person.birth_date, occurrence),
         vaccine_atc: &vaccine.atc_code,
         vaccine_name,
-        lot_number: parsed
-            .lot_number
-            .as_deref()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty()),
+        lot_number,
         dose_number_recorded: parsed
             .protocol_applied
             .first()
@@ -668,6 +688,23 @@ mod tests {
         assert!(reasons[2].contains("future"));
         assert!(reasons[3].contains("not in the export"));
         assert!(reasons[4].contains("status"));
+    }
+
+    #[test]
+    fn free_text_holding_a_national_number_is_refused() {
+        for held in [
+            "1893120105732",
+            "LOT 1893.1201.057-32",
+            "x1893120105732y",
+            "991893120105732",
+        ] {
+            let reason = stored_text("lotNumber", held).unwrap_err();
+            assert_eq!(reason, "lotNumber holds a national number");
+        }
+        // Digits that are no valid national number are a lot number like any other.
+        for kept in ["FF1234", "1893120105733", "20210401", "covid19"] {
+            assert_eq!(stored_text("lotNumber", kept), Ok(kept));
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct PopulationRow {
     pub count: i64,
 }
 
+const MAX_COUNT: i64 = 1_000_000_000;
+
 pub fn parse_row(f: &Fields, _line: u64) -> Result<PopulationRow, String> {
     let reference_year: i32 = f
         .get(0)
@@ -33,12 +35,14 @@ pub fn parse_row(f: &Fields, _line: u64) -> Result<PopulationRow, String> {
         .ok()
         .filter(|y| (1850..=reference_year).contains(y))
         .ok_or("birth_year is not a year up to reference_year")?;
+    // No cell of residents reaches a billion: a larger count is a shifted column (a
+    // 13-digit national number is a valid i64), never stored.
     let count: i64 = f
         .get(4)
         .parse()
         .ok()
-        .filter(|c| *c >= 0)
-        .ok_or("count is not a non-negative integer")?;
+        .filter(|c| (0..MAX_COUNT).contains(c))
+        .ok_or("count is not a non-negative integer below 10^9")?;
     Ok(PopulationRow {
         reference_year,
         commune,

@@ -3,7 +3,7 @@
 use crate::catalogue::vaccine_or_reason;
 use crate::csv_rows::Fields;
 use crate::dates::{days, parse_date, parse_instant_micros};
-use crate::fhir::{event_key, place, sex};
+use crate::fhir::{event_key, place, sex, stored_text};
 use crate::row::Vaccination;
 use chrono::NaiveDate;
 use std::sync::Arc;
@@ -60,6 +60,10 @@ pub fn parse_row(
         "not-done" => "not-done",
         _ => return Err("status must be completed, entered-in-error or not-done".into()),
     };
+    let lot_number = match f.opt(7) {
+        Some(lot) => Some(stored_text("lot_number", lot)?.to_string()),
+        None => None,
+    };
     let recorded_at = match f.opt(12) {
         None => None,
         Some(t) => Some(parse_instant_micros(t).ok_or("recorded_at is not a date-time")?),
@@ -76,7 +80,7 @@ pub fn parse_row(
         age_months_at_dose: age_in_completed_months(birth, administered),
         vaccine_atc: &vaccine.atc_code,
         vaccine_name: crate::catalogue::vaccine_name(vaccine, f.opt(6)),
-        lot_number: f.opt(7).map(str::to_string),
+        lot_number,
         dose_number_recorded,
         status,
         vaccinator_key: f
@@ -158,9 +162,10 @@ mod tests {
             good.replace("2021-04-01,VAC", "01/04/2021,VAC"),
             good.replace(",completed,", ",completed,extra,"),
             good.replace(",1,2021", ",zero,2021"),
+            good.replace("FF1234", "LOT 1893120105732"),
         ];
         let (ok, rejected, read) = parse(&(rows.join("\n") + "\n")).await;
-        assert_eq!(read, 7);
+        assert_eq!(read, 8);
         assert_eq!(ok.len(), 1);
         let v = &ok[0];
         assert_eq!(v.vaccine_atc, "J07BN01");
@@ -171,7 +176,7 @@ mod tests {
             .iter()
             .map(|r| (r.line, r.reason.as_str()))
             .collect();
-        assert_eq!(reasons.len(), 6);
+        assert_eq!(reasons.len(), 7);
         assert!(
             reasons[0].1.contains("Verhoeff") && reasons[0].0 == 3,
             "{reasons:?}"
@@ -181,6 +186,7 @@ mod tests {
         assert!(reasons[3].1.contains("administered_on is not a date"));
         assert!(reasons[4].1.contains("expected 13 fields, found 14"));
         assert!(reasons[5].1.contains("dose_number"));
+        assert_eq!(reasons[6].1, "lot_number holds a national number");
         for (_, r) in &reasons {
             assert!(!r.contains("1893120105"));
         }
