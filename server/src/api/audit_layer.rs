@@ -125,30 +125,14 @@ pub(crate) async fn audit_request(
             duration_ms: 0.0,
         }),
     };
-    let request = if request.method() == axum::http::Method::POST && endpoint == "/api/sql" {
-        let (parts, body) = request.into_parts();
-        match axum::body::to_bytes(body, state.max_body_bytes).await {
-            Ok(bytes) => {
-                let sql = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("sql").and_then(|s| s.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| "<body is not {\"sql\": ...}>".to_string());
-                set_parameters(&mut pending, &sql);
-                Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
-            }
-            Err(_) => {
-                set_parameters(&mut pending, "<body larger than the limit>");
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is larger than {} bytes",
-                        state.max_body_bytes
-                    ),
-                )
-                .into_response())
-            }
-        }
+    let request = if request.method() == axum::http::Method::POST
+        && endpoint == "/api/sql"
+        && (state.auth.is_none() || carries_credential(request.headers()))
+    {
+        read_sql(&state, &mut pending, request).await
     } else {
+        // No credential: the auth refuses it unread, and a stranger's text is not kept anyway,
+        // so 1 MiB bodies of strangers are never held in memory.
         Ok(request)
     };
     let response = match request {
@@ -212,6 +196,84 @@ fn not_stored(text: &str) -> String {
         String::new()
     } else {
         format!("<{} bytes not stored: caller not signed in>", text.len())
+    }
+}
+
+/// Whether a request presents a token or a session cookie (rightly or not).
+fn carries_credential(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::AUTHORIZATION)
+        || headers.contains_key(axum::http::header::COOKIE)
+}
+
+/// Reads the SQL text of `/api/sql` into the audit record and hands the body on; or the
+/// refusal: 413 at once when the declared length is over the limit (before any byte is
+/// read), 408 when the body did not arrive within the body deadline, 413 past the limit,
+/// 400 for a body that broke off.
+async fn read_sql(
+    state: &ApiState,
+    pending: &mut PendingAudit,
+    request: Request,
+) -> Result<Request, Response> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} bytes",
+                state.max_body_bytes
+            ),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.max_body_bytes as u64) {
+        set_parameters(pending, "<body larger than the limit>");
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(bytes) => {
+            let sql = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("sql").and_then(|s| s.as_str()).map(str::to_string))
+                .unwrap_or_else(|| "<body is not {\"sql\": ...}>".to_string());
+            set_parameters(pending, &sql);
+            Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        }
+        Err(error) => {
+            let timed_out = std::iter::successors(
+                Some(&error as &(dyn std::error::Error + 'static)),
+                |error| error.source(),
+            )
+            .find_map(|error| error.downcast_ref::<super::BodyTimeout>())
+            .map(ToString::to_string);
+            let over = std::iter::successors(
+                Some(&error as &(dyn std::error::Error + 'static)),
+                |error| error.source(),
+            )
+            .any(|error| error.is::<http_body_util::LengthLimitError>());
+            let (status, reason, refusal) = match (timed_out, over) {
+                (Some(reason), _) => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "<body not received in time>",
+                    reason,
+                ),
+                (None, true) => {
+                    set_parameters(pending, "<body larger than the limit>");
+                    return Err(too_large());
+                }
+                (None, false) => (
+                    StatusCode::BAD_REQUEST,
+                    "<body broken off>",
+                    "the request body broke off before its end".to_string(),
+                ),
+            };
+            set_parameters(pending, reason);
+            Err(ApiError::new(status, refusal).into_response())
+        }
     }
 }
 
