@@ -117,6 +117,10 @@ fn assert_clear_failure(
         lower.contains("no space left") || lower.contains("disk is full"),
         "{what}: the reason does not say the disk is full: {last:?}"
     );
+    assert!(
+        last.matches("No space left").count() <= 1,
+        "{what}: the reason says it more than once: {last:?}"
+    );
     for id in ids {
         assert!(
             !err.contains(id.as_str()) && !out.contains(id.as_str()),

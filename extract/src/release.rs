@@ -362,4 +362,27 @@ mod tests {
         let dir = pending("Alice ");
         approve(dir.path(), "bob", Some("alice")).unwrap();
     }
+
+    #[test]
+    fn what_an_interrupted_create_or_approve_left_is_neither_listed_nor_in_the_way() {
+        let extracts = tempfile::tempdir().unwrap();
+        let project = extracts.path().join("P-1");
+        // A staging directory killed after its manifest was written, before its rename.
+        let staging = project.join(".00ff.partial-42");
+        std::fs::create_dir_all(&staging).unwrap();
+        let manifest = json!({"extract_id": "00ff", "files": [], "created_by": "alice"});
+        std::fs::write(staging.join("manifest.json"), manifest.to_string()).unwrap();
+        assert!(list(extracts.path(), None).unwrap().is_empty());
+        assert!(find(extracts.path(), "00ff").is_err());
+        // Renamed into place, it is listed; an approval killed before its rename does not
+        // stop the next one.
+        let dir = project.join("00ff");
+        std::fs::rename(&staging, &dir).unwrap();
+        assert_eq!(list(extracts.path(), None).unwrap().len(), 1);
+        std::fs::write(dir.join(".approval.json.partial"), "{\"extract_id\": \"00").unwrap();
+        assert!(!list(extracts.path(), None).unwrap()[0].released);
+        approve(&dir, "bob", Some("alice")).unwrap();
+        assert!(verify(&dir).unwrap().released);
+        assert!(!dir.join(".approval.json.partial").exists());
+    }
 }
