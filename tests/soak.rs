@@ -16,7 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 20;
-const LOAD: Duration = Duration::from_secs(40);
+/// How long the load runs: 40 s in CI; `VAXLAKE_SOAK_SECONDS` runs longer (docs/reliability.md).
+fn load() -> Duration {
+    Duration::from_secs(
+        std::env::var("VAXLAKE_SOAK_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(40),
+    )
+}
 const USER: &str = "soak-analyst";
 
 /// Three scans of `vaccinations` in one query: one table version gives `total = parts`.
@@ -284,7 +292,8 @@ fn twenty_clients_while_follow_commits() {
         .collect();
 
     let mut rss = Vec::new();
-    while started.elapsed() < LOAD {
+    let load = load();
+    while started.elapsed() < load {
         rss.push(rss_kib(pid));
         std::thread::sleep(Duration::from_secs(1));
     }
