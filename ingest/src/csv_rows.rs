@@ -3,6 +3,7 @@
 //! Shared by the registry CSV, case notifications and population sources: each supplies the
 //! column names it needs and a function from one row to a staged value or a reason.
 
+use crate::chunks::{LineTooLong, MAX_LINE_BYTES};
 use crate::error::IngestError;
 use crate::progress::Progress;
 use crate::row::{Parsed, Rejected};
@@ -33,19 +34,162 @@ impl<'a> Fields<'a> {
 
 const CHUNK_ROWS: usize = 50_000;
 
-/// A reader that turns every CRLF into LF and notes where blank lines are. The CSV reader
-/// dates a record by the line where it starts reading it: in a CRLF file that is before the
-/// `\n` of the previous line's ending, and after blank lines it is the first blank line.
-/// Without this every record of a Windows export would be quarantined one line too early
-/// (the first one on the header's line), and every record after a blank line too.
+/// A reader that turns every CRLF (and every lone CR, as old Mac tools end lines) into LF,
+/// notes where blank lines are, and hands records on whole, each no longer than a limit. The
+/// CSV reader dates a record by the line where it starts reading it: in a CRLF file that is
+/// before the `\n` of the previous line's ending, and after blank lines it is the first blank
+/// line. Without this every record of a Windows export would be quarantined one line too
+/// early (the first one on the header's line), and every record after a blank line too.
+///
+/// The CSV reader holds a whole record in memory, and a record is as long as its file when
+/// it has no newline (or opens a quote it never closes). So a record is held here until it
+/// ends, up to [`MAX_LINE_BYTES`]; a longer one is dropped, the rest of it discarded up to
+/// the next newline, and a one-byte line stands in its place, noted in [`Overlong`] for the
+/// rows' reader to quarantine. The CSV reader therefore never sees an open quote across a
+/// dropped record, and reading goes on at the next line.
 struct LfLines<R> {
     inner: R,
-    /// A `\r` ended the last buffer: dropped if a `\n` follows, else handed on.
+    /// A `\r` ended the last buffer: dropped if a `\n` follows, else a line end.
     cr_pending: bool,
     /// Bytes handed on so far, and whether the last one was a `\n`.
     offset: u64,
     after_newline: bool,
     blank: BlankLines,
+    records: Records,
+    at_end: bool,
+}
+
+/// Where a record stands in CSV quoting (RFC 4180, as the `csv` crate reads it by default).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// At the start of a field: a `"` opens a quoted field.
+    FieldStart,
+    /// In an unquoted field (or after a quoted field's end): a `"` is data.
+    Field,
+    /// In a quoted field: a `\n` is data.
+    Quoted,
+    /// A `"` in a quoted field: either the field's end or, doubled, a quote.
+    QuoteInQuoted,
+}
+
+/// Records cut from the LF text: whole ones ready to hand on, and the one being read.
+struct Records {
+    ready: Vec<u8>,
+    /// How much of `ready` is handed on.
+    handed: usize,
+    /// Bytes put in `ready` so far, whole text: the offset of the next record.
+    emitted: u64,
+    record: Vec<u8>,
+    quoting: Quoting,
+    max: usize,
+    /// Discarding the rest of a record too long to keep: the line breaks it had.
+    skipping: Option<u64>,
+    overlong: Overlong,
+}
+
+/// What stands for a record too long to keep: a line of one field.
+const STAND_IN: &[u8] = b"-\n";
+
+impl Records {
+    fn new(max: usize, overlong: Overlong) -> Self {
+        Records {
+            ready: Vec::new(),
+            handed: 0,
+            emitted: 0,
+            record: Vec::new(),
+            quoting: Quoting::FieldStart,
+            max,
+            skipping: None,
+            overlong,
+        }
+    }
+
+    /// Takes the next byte of the LF text.
+    fn push(&mut self, byte: u8) {
+        if let Some(lines) = self.skipping {
+            if byte == b'\n' {
+                self.skipping = None;
+                self.stand_in(lines);
+            }
+            return;
+        }
+        if byte == b'\n' && self.quoting != Quoting::Quoted {
+            self.record.push(byte);
+            self.end_record();
+            return;
+        }
+        if self.record.len() >= self.max {
+            let lines = self.record.iter().filter(|b| **b == b'\n').count() as u64;
+            self.record.clear();
+            self.quoting = Quoting::FieldStart;
+            if byte == b'\n' {
+                self.stand_in(lines);
+            } else {
+                self.skipping = Some(lines);
+            }
+            return;
+        }
+        self.record.push(byte);
+        self.quoting = match (self.quoting, byte) {
+            (Quoting::FieldStart, b'"') => Quoting::Quoted,
+            (Quoting::Quoted, b'"') => Quoting::QuoteInQuoted,
+            (Quoting::Quoted, _) => Quoting::Quoted,
+            (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
+            (_, b',') => Quoting::FieldStart,
+            _ => Quoting::Field,
+        };
+    }
+
+    /// The text has ended: a last record without a line end goes out as it is.
+    fn finish(&mut self) {
+        match self.skipping.take() {
+            Some(lines) => self.stand_in(lines),
+            None => self.end_record(),
+        }
+    }
+
+    fn end_record(&mut self) {
+        self.ready.extend_from_slice(&self.record);
+        self.emitted += self.record.len() as u64;
+        self.record.clear();
+        self.quoting = Quoting::FieldStart;
+    }
+
+    /// Hands on a stand-in for a record dropped with the line breaks it had (one of them is
+    /// the stand-in's own).
+    fn stand_in(&mut self, lines: u64) {
+        self.overlong.push(self.emitted, lines);
+        self.ready.extend_from_slice(STAND_IN);
+        self.emitted += STAND_IN.len() as u64;
+    }
+}
+
+/// Offsets (in the text the CSV reader sees) of the stand-ins for records too long to keep,
+/// each with the line breaks dropped with it beyond one: rows after it are numbered by the
+/// file's lines, not by the text's.
+#[derive(Clone, Default)]
+struct Overlong(Arc<std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>>);
+
+impl Overlong {
+    fn push(&self, offset: u64, lines: u64) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.push_back((offset, lines));
+    }
+
+    /// For a record starting at `offset`: the line breaks dropped before it (since the last
+    /// call), and whether it is a stand-in (with the line breaks dropped with it).
+    fn at(&self, offset: u64) -> (u64, Option<u64>) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut before = 0;
+        while let Some((at, lines)) = list.front().copied().filter(|(at, _)| *at <= offset) {
+            list.pop_front();
+            if at == offset {
+                return (before, Some(lines));
+            }
+            before += lines;
+        }
+        (before, None)
+    }
 }
 
 /// Offsets (in the LF text) of the `\n` of each blank line not yet passed by the reader.
@@ -70,13 +214,15 @@ impl BlankLines {
 }
 
 impl<R: std::io::BufRead> LfLines<R> {
-    fn new(inner: R, blank: BlankLines) -> Self {
+    fn new(inner: R, blank: BlankLines, max_record: usize, overlong: Overlong) -> Self {
         LfLines {
             inner,
             cr_pending: false,
             offset: 0,
             after_newline: false,
             blank,
+            records: Records::new(max_record, overlong),
+            at_end: false,
         }
     }
 
@@ -102,44 +248,53 @@ impl<R: std::io::BufRead> std::io::Read for LfLines<R> {
             return Ok(0);
         }
         loop {
-            let buf = self.inner.fill_buf()?;
-            if buf.is_empty() {
-                // The end: a last lone `\r` is data.
-                if std::mem::take(&mut self.cr_pending) {
-                    out[0] = b'\r';
-                    self.note(&out[..1]);
-                    return Ok(1);
-                }
+            let records = &mut self.records;
+            if records.handed < records.ready.len() {
+                let ready = &records.ready[records.handed..];
+                let n = ready.len().min(out.len());
+                out[..n].copy_from_slice(&ready[..n]);
+                records.handed += n;
+                self.note(&out[..n]);
+                return Ok(n);
+            }
+            if self.at_end {
                 return Ok(0);
             }
-            let mut written = 0;
-            if std::mem::take(&mut self.cr_pending) && buf[0] != b'\n' {
-                out[0] = b'\r';
-                written = 1;
+            records.ready.clear();
+            records.handed = 0;
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                // The end: a last lone `\r` ends the last line.
+                if std::mem::take(&mut self.cr_pending) {
+                    records.push(b'\n');
+                }
+                records.finish();
+                self.at_end = true;
+                continue;
             }
             let mut used = 0;
-            while used < buf.len() && written < out.len() {
+            if std::mem::take(&mut self.cr_pending) {
+                records.push(b'\n');
+                used += usize::from(buf[0] == b'\n');
+            }
+            while used < buf.len() {
                 let byte = buf[used];
                 used += 1;
                 if byte == b'\r' {
                     match buf.get(used) {
-                        Some(b'\n') => continue,
+                        Some(b'\n') => used += 1,
                         None => {
                             self.cr_pending = true;
                             break;
                         }
                         Some(_) => {}
                     }
+                    records.push(b'\n');
+                } else {
+                    records.push(byte);
                 }
-                out[written] = byte;
-                written += 1;
             }
             self.inner.consume(used);
-            // Nothing handed on yet (a buffer of a single `\r`): read on, since 0 means the end.
-            if written > 0 {
-                self.note(&out[..written]);
-                return Ok(written);
-            }
         }
     }
 }
@@ -158,18 +313,46 @@ where
     T: Send + 'static,
     F: Fn(&Fields, u64) -> Result<T, String> + Send + 'static,
 {
+    spawn_limited(
+        path,
+        source,
+        required,
+        progress,
+        record_hash,
+        parse,
+        MAX_LINE_BYTES,
+    )
+}
+
+/// [`spawn`] with records of at most `max_record` bytes (tests set small ones).
+fn spawn_limited<T, F>(
+    path: &Path,
+    source: Arc<str>,
+    required: &'static [&'static str],
+    progress: Progress,
+    record_hash: impl Fn(&[u8]) -> [u8; 16] + Send + 'static,
+    parse: F,
+    max_record: usize,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Parsed<T>, IngestError>>, IngestError>
+where
+    T: Send + 'static,
+    F: Fn(&Fields, u64) -> Result<T, String> + Send + 'static,
+{
     let shown = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| IngestError::Read {
         path: shown.clone(),
         source,
     })?;
     let blank = BlankLines::default();
+    let overlong = Overlong::default();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
         .from_reader(LfLines::new(
             std::io::BufReader::with_capacity(1 << 20, progress.wrap_read(file)),
             blank.clone(),
+            max_record,
+            overlong.clone(),
         ));
     let header = reader.byte_headers().map_err(|e| IngestError::BadInput {
         path: shown.clone(),
@@ -205,6 +388,9 @@ where
     std::thread::spawn(move || {
         let mut part = Parsed::default();
         let mut record = csv::ByteRecord::new();
+        // Line breaks of records too long to keep beyond the one of each stand-in.
+        let mut dropped_lines = 0;
+        let too_long = LineTooLong { limit: max_record };
         loop {
             match reader.read_byte_record(&mut record) {
                 Ok(false) => break,
@@ -217,11 +403,20 @@ where
                     return;
                 }
             }
-            let line = record
-                .position()
-                .map_or(0, |p| p.line() + blank.skipped_at(p.byte()));
+            let (line, stand_in) = match record.position() {
+                None => (0, None),
+                Some(p) => {
+                    let (before, stand_in) = overlong.at(p.byte());
+                    dropped_lines += before;
+                    let line = p.line() + blank.skipped_at(p.byte()) + dropped_lines;
+                    (line, stand_in)
+                }
+            };
             part.read += 1;
-            let result = if record.len() != width {
+            let result = if let Some(lines) = stand_in {
+                dropped_lines += lines;
+                Err(too_long.to_string())
+            } else if record.len() != width {
                 Err(format!("expected {width} fields, found {}", record.len()))
             } else {
                 match record
@@ -245,7 +440,12 @@ where
                     source: source.clone(),
                     line,
                     reason,
-                    record_hash: record_hash(record.as_slice()),
+                    // A dropped record's hash is that of its position (the stand-in is the
+                    // same for all).
+                    record_hash: match stand_in {
+                        Some(_) => record_hash(format!("{source}:{line}: {too_long}").as_bytes()),
+                        None => record_hash(record.as_slice()),
+                    },
                 }),
             }
             if part.read as usize >= CHUNK_ROWS
@@ -264,7 +464,7 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    /// Every way a CRLF can fall across the reader's buffers, and lone `\r`s, kept.
+    /// Every way a CRLF can fall across the reader's buffers, and lone `\r`s, as line ends.
     #[test]
     fn crlf_becomes_lf_across_buffer_edges() {
         let text = b"a,b\r\nc\r\r\nd\re\r\n\r\n\r";
@@ -273,6 +473,8 @@ mod tests {
                 let mut reader = LfLines::new(
                     std::io::BufReader::with_capacity(capacity, &text[..]),
                     BlankLines::default(),
+                    MAX_LINE_BYTES,
+                    Overlong::default(),
                 );
                 let mut got = Vec::new();
                 let mut out = vec![0; out_len];
@@ -284,7 +486,7 @@ mod tests {
                     got.extend_from_slice(&out[..n]);
                 }
                 assert_eq!(
-                    got, b"a,b\nc\r\nd\re\n\n\r",
+                    got, b"a,b\nc\n\nd\ne\n\n\n",
                     "capacity {capacity}, out {out_len}"
                 );
             }
@@ -328,5 +530,127 @@ mod tests {
                 "{ending:?}"
             );
         }
+    }
+
+    /// The rows of `text` (one column `national_id`, every row refused with its value) with
+    /// records of at most 16 bytes: (line, reason), and the rows read.
+    fn refused_rows(text: &str) -> (Vec<(u64, String)>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut rx = spawn_limited(
+            &path,
+            "optout:x.csv".into(),
+            &["national_id"],
+            Progress::hidden(),
+            |_| [0; 16],
+            |f: &Fields, _| Err::<(), _>(format!("refused {}", f.get(0).replace('\n', "|"))),
+            16,
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        let mut read = 0;
+        while let Some(part) = rx.blocking_recv() {
+            let part = part.unwrap();
+            read += part.read;
+            assert!(part.rows.is_empty());
+            rows.extend(part.rejected.iter().map(|r| (r.line, r.reason.clone())));
+        }
+        (rows, read)
+    }
+
+    fn owned(rows: &[(u64, &str)]) -> Vec<(u64, String)> {
+        rows.iter().map(|(n, r)| (*n, r.to_string())).collect()
+    }
+
+    /// A row over the limit between others, in LF, CRLF and lone-CR files: it is quarantined
+    /// with its line, every other row is read with its own, and read = rows reported.
+    #[test]
+    fn a_row_over_the_limit_is_quarantined_and_reading_goes_on() {
+        let huge = "9".repeat(10_000);
+        for ending in ["\n", "\r\n", "\r"] {
+            let text = [
+                "national_id",
+                "1",
+                &huge,
+                "2",
+                "",
+                &"3".repeat(16),
+                &"4".repeat(17),
+                "5",
+            ]
+            .join(ending)
+                + ending;
+            let (rows, read) = refused_rows(&text);
+            let long = "a line longer than 16 bytes";
+            let at_limit = format!("refused {}", "3".repeat(16));
+            assert_eq!(
+                rows,
+                owned(&[
+                    (2, "refused 1"),
+                    (3, long),
+                    (4, "refused 2"),
+                    (6, &at_limit),
+                    (7, long),
+                    (8, "refused 5"),
+                ]),
+                "{ending:?}"
+            );
+            assert_eq!(read, 6);
+        }
+    }
+
+    /// A last row over the limit with no line end is quarantined; so is a file of one line
+    /// with no line end at all (its header: the file is refused, nothing is held).
+    #[test]
+    fn a_last_row_over_the_limit_without_a_line_end_is_quarantined() {
+        let huge = "9".repeat(10_000);
+        for ending in ["\n", "\r\n"] {
+            let (rows, read) = refused_rows(&format!("national_id{ending}1{ending}{huge}"));
+            assert_eq!(
+                rows,
+                owned(&[(2, "refused 1"), (3, "a line longer than 16 bytes")])
+            );
+            assert_eq!(read, 2);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, &huge).unwrap();
+        let err = spawn_limited(
+            &path,
+            "optout:x.csv".into(),
+            &["national_id"],
+            Progress::hidden(),
+            |_| [0; 16],
+            |_: &Fields, _| Err::<(), _>(String::new()),
+            16,
+        )
+        .err()
+        .expect("a header over the limit refuses the file");
+        assert!(err.to_string().contains("no column 'national_id'"), "{err}");
+    }
+
+    /// A quoted field over several lines counts as one record: kept whole within the limit,
+    /// dropped over it (also when its quote never closes), the rows after it numbered by the
+    /// file's lines.
+    #[test]
+    fn a_quoted_record_over_several_lines_counts_whole() {
+        let text = "national_id\n\"a\nb\"\n\"c\nd\ne\nf\ng\nh\ni\nj\nk\"\n1\n\"never closed, and long\n2\n3\n";
+        let (rows, read) = refused_rows(text);
+        let long = "a line longer than 16 bytes";
+        assert_eq!(
+            rows,
+            owned(&[
+                (2, "refused a|b"),
+                (4, long),
+                // Reading goes on at the line after the limit was passed.
+                (12, "refused k\""),
+                (13, "refused 1"),
+                (14, long),
+                (15, "refused 2"),
+                (16, "refused 3"),
+            ])
+        );
+        assert_eq!(read, 7);
     }
 }

@@ -276,6 +276,22 @@ pub fn record_hash(p: &Pseudonymizer, raw: &[u8]) -> [u8; 16] {
     p.pseudonym_bytes(IdKind::Resource, &bytes)
 }
 
+/// The quarantine row of a line too long to read: the line was not kept, so its hash is that
+/// of its position (distinct for each such line, and the same on a re-run).
+fn too_long_rejected(
+    source: &Arc<str>,
+    line: u64,
+    too_long: crate::chunks::LineTooLong,
+    p: &Pseudonymizer,
+) -> Rejected {
+    Rejected {
+        source: source.clone(),
+        line,
+        reason: too_long.to_string(),
+        record_hash: record_hash(p, format!("{source}:{line}: {too_long}").as_bytes()),
+    }
+}
+
 /// Parsed Patients of one chunk: (hashed resource id, person or `None` if rejected).
 pub type PatientChunk = Parsed<([u8; 16], Option<Person>)>;
 
@@ -289,6 +305,14 @@ pub fn parse_patients(
     let mut out = PatientChunk::default();
     for (line, raw) in chunk.lines() {
         out.read += 1;
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(too_long) => {
+                out.rejected
+                    .push(too_long_rejected(source, line, too_long, p));
+                continue;
+            }
+        };
         let reject = |reason: String| Rejected {
             source: source.clone(),
             line,
@@ -410,6 +434,18 @@ pub fn parse_immunizations(chunk: &Chunk, ctx: &ImmunizationContext) -> Parsed<V
     let mut out = Parsed::default();
     for (line, raw) in chunk.lines() {
         out.read += 1;
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(too_long) => {
+                out.rejected.push(too_long_rejected(
+                    source,
+                    line,
+                    too_long,
+                    &ctx.pseudonymizer,
+                ));
+                continue;
+            }
+        };
         match immunization(raw, ctx) {
             Ok(mut v) => {
                 v.position = ((chunk.file as u64) << 40) | line;
@@ -566,11 +602,7 @@ mod tests {
     const GOOD_PATIENT: &str = r#"{"resourceType":"Patient","id":"pat-1","identifier":[{"system":"urn:oid:1.3.182.4.4","value":"1893120105732"}],"name":[{"family":"Schmit"}],"gender":"female","birthDate":"2022-03-15","address":[{"line":["12 rue de la Gare"],"city":"Wiltz","district":"Wiltz"}]}"#;
 
     fn chunk(lines: &[&str]) -> Chunk {
-        Chunk {
-            file: 0,
-            first_line: 1,
-            data: lines.join("\n").into_bytes(),
-        }
+        Chunk::new(0, 1, lines.join("\n").into_bytes())
     }
 
     fn index(p: &Pseudonymizer, today: NaiveDate, lines: &[&str]) -> (PatientIndex, Vec<Rejected>) {

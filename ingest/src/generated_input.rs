@@ -289,11 +289,7 @@ fn join_lines(lines: &[Vec<u8>], framing: Framing) -> Vec<u8> {
 }
 
 fn chunk(data: Vec<u8>) -> Chunk {
-    Chunk {
-        file: 0,
-        first_line: 1,
-        data,
-    }
+    Chunk::new(0, 1, data)
 }
 
 fn parse_patients(data: Vec<u8>) -> fhir::PatientChunk {
