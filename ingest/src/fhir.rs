@@ -669,6 +669,60 @@ mod tests {
         assert!(idx.values().all(Option::is_none));
     }
 
+    /// A line the reader found too long (it stands as an empty line) is counted as read and
+    /// quarantined with its number and the limit, its neighbours parsed as usual; two such
+    /// lines get distinct hashes.
+    #[test]
+    fn a_line_too_long_is_quarantined_in_its_place() {
+        let (p, today) = ctx();
+        let mut c = Chunk::new(
+            0,
+            10,
+            format!("{GOOD_PATIENT}\n\n{GOOD_PATIENT}\n\n").into_bytes(),
+        );
+        c.too_long = vec![11, 13];
+        c.max_line = 64 << 20;
+        let parsed = parse_patients(
+            &c,
+            &Arc::from("fhir:Patient.ndjson"),
+            &p,
+            DEFAULT_NATIONAL_ID_SYSTEM,
+            today,
+        );
+        assert_eq!(parsed.read, 4);
+        assert_eq!(parsed.rows.iter().filter(|(_, p)| p.is_some()).count(), 2);
+        let rejected: Vec<_> = parsed
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (11, "a line longer than 64 MiB"),
+                (13, "a line longer than 64 MiB")
+            ]
+        );
+        assert_ne!(
+            parsed.rejected[0].record_hash,
+            parsed.rejected[1].record_hash
+        );
+        let ictx = ImmunizationContext {
+            pseudonymizer: p,
+            patients: PatientIndex::new(),
+            today,
+            source: vec![Arc::from("fhir:Immunization.ndjson")],
+        };
+        let c = Chunk {
+            too_long: vec![1],
+            max_line: 100,
+            ..Chunk::new(0, 1, b"\n".to_vec())
+        };
+        let parsed = parse_immunizations(&c, &ictx);
+        assert_eq!(parsed.read, 1);
+        assert_eq!(parsed.rejected[0].reason, "a line longer than 100 bytes");
+    }
+
     fn immunization_line(patch: &[(&str, &str)]) -> String {
         let mut s = r#"{"resourceType":"Immunization","id":"imm-1","meta":{"lastUpdated":"2023-04-05T10:12:00Z"},"status":"completed","vaccineCode":{"coding":[{"system":"http://www.whocc.no/atc","code":"J07CA09"}]},"patient":{"reference":"Patient/pat-1"},"occurrenceDateTime":"2022-05-16","recorded":"2022-05-16T10:12:00+02:00","lotNumber":"AB12","performer":[{"actor":{"reference":"Practitioner/prac-7"}}],"protocolApplied":[{"doseNumberPositiveInt":1}],"note":[{"text":"Anne Schmit had a fever"}]}"#.to_string();
         for (from, to) in patch {
