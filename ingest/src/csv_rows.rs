@@ -625,8 +625,7 @@ mod tests {
             |_: &Fields, _| Err::<(), _>(String::new()),
             16,
         )
-        .err()
-        .expect("a header over the limit refuses the file");
+        .expect_err("a header over the limit refuses the file");
         assert!(err.to_string().contains("no column 'national_id'"), "{err}");
     }
 
