@@ -161,7 +161,7 @@ impl Spec {
     /// Parses and checks a spec; every error names the offending field.
     pub fn parse(text: &str) -> Result<Spec, ExtractError> {
         let bad = |reason: String| ExtractError::Spec(reason);
-        let file: SpecFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let file: SpecFile = toml::from_str(text).map_err(|e| bad(toml_reason(&e, text)))?;
         let project_ok = !file.project.is_empty()
             && file.project.len() <= 64
             && file
@@ -170,32 +170,38 @@ impl Spec {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && !file.project.starts_with('.');
         if !project_ok {
-            return Err(bad(format!(
-                "project {:?}: letters, digits, '-', '_' and '.' only (at most 64)",
-                file.project
-            )));
+            // The value is not quoted: a project name is the one free field a planted
+            // identity could hide in.
+            return Err(bad(
+                "project: letters, digits, '-', '_' and '.' only (at most 64), not starting with '.'"
+                    .into(),
+            ));
         }
         if file.purpose.trim().is_empty() {
             return Err(bad("purpose must say what the extract is for".into()));
         }
         let offered = selectable(&file.table).ok_or_else(|| {
             bad(format!(
-                "table {:?}: one of vaccinations, antigen_doses, cases",
-                file.table
+                "table {}: one of vaccinations, antigen_doses, cases",
+                shown(&file.table)
             ))
         })?;
         if file.columns.is_empty() {
             return Err(bad("columns is empty".into()));
         }
         let mut columns = Vec::new();
-        for name in &file.columns {
+        for (at, name) in file.columns.iter().enumerate() {
             let kind = offered
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, kind)| *kind)
                 .ok_or_else(|| {
+                    let name = match shown(name) {
+                        known if known.starts_with('"') => known,
+                        _ => format!("columns[{at}]"),
+                    };
                     bad(format!(
-                        "column {name:?} cannot be extracted from {} (direct identifiers and free text never leave; offered: {})",
+                        "column {name} cannot be extracted from {} (direct identifiers and free text never leave; offered: {})",
                         file.table,
                         offered.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                     ))
@@ -205,11 +211,12 @@ impl Spec {
             }
             columns.push((name.clone(), kind));
         }
-        for qi in &file.quasi_identifiers {
+        for (at, qi) in file.quasi_identifiers.iter().enumerate() {
             match columns.iter().find(|(n, _)| n == qi) {
                 None => {
                     return Err(bad(format!(
-                        "quasi-identifier {qi:?} is not among the columns"
+                        "quasi_identifiers[{at}] ({}) is not among the columns",
+                        shown(qi)
                     )))
                 }
                 Some((_, ColumnKind::Key(_))) => {
@@ -240,7 +247,10 @@ impl Spec {
         }
         for (column, ladder) in &file.generalise {
             if !file.quasi_identifiers.contains(column) {
-                return Err(bad(format!("generalise.{column}: not a quasi-identifier")));
+                return Err(bad(format!(
+                    "generalise: key {} is not a quasi-identifier",
+                    shown(column)
+                )));
             }
             let kind = columns
                 .iter()
@@ -251,10 +261,10 @@ impl Spec {
             if ladder.is_empty() {
                 return Err(bad(format!("generalise.{column}: empty ladder")));
             }
-            for level in ladder {
+            for (at, level) in ladder.iter().enumerate() {
                 if !allowed.contains(&level.as_str()) {
                     return Err(bad(format!(
-                        "generalise.{column}: level {level:?} unknown (levels: {})",
+                        "generalise.{column}[{at}]: unknown level (levels: {})",
                         allowed.join(", ")
                     )));
                 }
@@ -302,6 +312,119 @@ impl Spec {
     }
 }
 
+/// A value of the spec as an error may show it: quoted if it is a column, table or level
+/// name the catalogue knows (fixed words, never a person's), otherwise only said to be
+/// something else, since any free text of the spec could hold a planted identity.
+fn shown(value: &str) -> String {
+    let known = selectable(value).is_some()
+        || catalogue_columns(value).next().is_some()
+        || [
+            ColumnKind::Date,
+            ColumnKind::Commune,
+            ColumnKind::Canton,
+            ColumnKind::Plain,
+        ]
+        .iter()
+        .any(|kind| levels(*kind).contains(&value));
+    if known {
+        format!("{value:?}")
+    } else {
+        "(a name the catalogue does not know)".into()
+    }
+}
+
+/// The SQL parser's complaint about a `where` predicate without the token it quotes
+/// (`found: ...` may be a literal of the predicate, a national number as easily as a
+/// lot number): only where it stopped.
+fn sql_reason(error: &datafusion::sql::sqlparser::parser::ParserError) -> String {
+    let text = error.to_string();
+    let at = text
+        .rfind(" at Line: ")
+        .map(|at| &text[at + 1..])
+        .filter(|tail| {
+            tail.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | ':' | ','))
+        });
+    match at {
+        Some(at) => format!("not a valid SQL expression ({at})"),
+        None => "not a valid SQL expression".into(),
+    }
+}
+
+/// What is wrong with a TOML file, said without quoting it: the line and column, and the
+/// kind of error. The TOML library's own text quotes the offending line, and serde's
+/// messages quote the offending value or key (`unknown variant \`...\``, `invalid type:
+/// string "..."`, `unexpected keys in table: ...`); a configuration file may hold a
+/// secret or an identity where a value was expected (a raw token pasted in place of its
+/// hash, a national number in a project name), and the error reaches stderr, logs and
+/// answers. Only the fixed part of the message is kept: what comes before the first quoted
+/// or listed value, and what the file was expected to hold (always written by the reader,
+/// never taken from the input).
+pub fn toml_reason(error: &toml::de::Error, text: &str) -> String {
+    let reason = fixed_part(error.message());
+    match error.span() {
+        Some(span) => {
+            let (line, column) = position(text, span.start);
+            format!("line {line}, column {column}: {reason}")
+        }
+        None => reason,
+    }
+}
+
+/// The fixed part of a deserializer's message (serde's, the TOML parser's): the kind of
+/// error before the first quoted or listed value, and what was expected, which follows the
+/// value and is written by the reader. Whatever the input held is left out.
+pub fn fixed_part(message: &str) -> String {
+    // serde names a missing or repeated field by the reader's own (static) field name.
+    for kind in ["missing field `", "duplicate field `"] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            if let Some((field, "")) = rest.split_once('`') {
+                if !field.is_empty()
+                    && field
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    return message.to_string();
+                }
+            }
+        }
+    }
+    let head_end = message
+        .find([':', ',', '`', '"', '\'', '\n'])
+        .unwrap_or(message.len());
+    let mut reason = message[..head_end].trim().to_string();
+    if reason.is_empty() {
+        reason = "invalid TOML".into();
+    }
+    // What the reader expected follows the quoted value, so it is never input.
+    let expected = if message.starts_with("unexpected keys in table") {
+        message
+            .rfind(", available keys: ")
+            .map(|at| format!("expected one of {}", &message[at + 18..]))
+    } else {
+        message
+            .rfind(", expected ")
+            .map(|at| message[at + 2..].to_string())
+    };
+    if let Some(expected) = expected {
+        reason.push_str(", ");
+        reason.push_str(&expected);
+    }
+    reason
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
 /// The `where` predicate must be one boolean expression over the table's columns: no
 /// subquery (which could read another table into the extract), no statement separator.
 pub fn check_filter(filter: &str) -> Result<(), ExtractError> {
@@ -320,8 +443,8 @@ pub fn check_filter(filter: &str) -> Result<(), ExtractError> {
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(filter)
-        .map_err(|e| bad(&e.to_string()))?;
-    let expr = parser.parse_expr().map_err(|e| bad(&e.to_string()))?;
+        .map_err(|e| bad(&sql_reason(&e)))?;
+    let expr = parser.parse_expr().map_err(|e| bad(&sql_reason(&e)))?;
     if parser.peek_token().token != Token::EOF {
         return Err(bad("one expression only (nothing may follow it)"));
     }
@@ -570,3 +693,7 @@ max_suppressed_share = 0.0
         );
     }
 }
+
+#[cfg(test)]
+#[path = "spec_generated.rs"]
+mod generated;

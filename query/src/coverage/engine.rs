@@ -233,7 +233,8 @@ impl CoverageEngine {
     fn indicator(&self, name: &str) -> Result<&Indicator, QueryError> {
         self.catalogue.get(name).ok_or_else(|| {
             QueryError::Invalid(format!(
-                "unknown indicator {name:?}; known: {}",
+                // The name is not quoted: whatever a client typed may be an identity.
+                "unknown indicator; known: {}",
                 self.catalogue.names()
             ))
         })

@@ -44,7 +44,8 @@ impl std::str::FromStr for Breakdown {
             "commune" => Ok(Breakdown::Commune),
             "canton" => Ok(Breakdown::Canton),
             "sex" => Ok(Breakdown::Sex),
-            other => Err(format!("by must be commune, canton or sex, not {other:?}")),
+            // The value is not quoted back: a client's text may be an identity.
+            _ => Err("by must be commune, canton or sex".to_string()),
         }
     }
 }

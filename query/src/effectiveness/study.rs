@@ -29,9 +29,8 @@ impl std::str::FromStr for Outcome {
             "any" => Ok(Outcome::Any),
             "hospitalised" => Ok(Outcome::Hospitalised),
             "died" => Ok(Outcome::Died),
-            other => Err(format!(
-                "outcome must be any, hospitalised or died, not {other:?}"
-            )),
+            // The value is not quoted back: a client's text may be an identity.
+            _ => Err("outcome must be any, hospitalised or died".to_string()),
         }
     }
 }
@@ -108,7 +107,8 @@ impl Study {
         let invalid = |what: String| QueryError::Invalid(what);
         let date = |name: &str, text: &str| {
             parse_iso(text)
-                .ok_or_else(|| invalid(format!("{name} must be a date YYYY-MM-DD, not {text:?}")))
+                // The text is not quoted back: a client's text may be an identity.
+                .ok_or_else(|| invalid(format!("{name} must be a date YYYY-MM-DD")))
         };
         let antigen = query.antigen.trim().to_ascii_lowercase();
         if antigen.is_empty()
@@ -116,10 +116,9 @@ impl Study {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            return Err(invalid(format!(
-                "antigen {:?} is not an antigen name",
-                query.antigen
-            )));
+            return Err(invalid(
+                "antigen is not an antigen name (letters, digits and '_')".to_string(),
+            ));
         }
         let disease = query.disease.trim().to_ascii_uppercase();
         let well_formed = (1..=8).contains(&disease.len())
@@ -128,10 +127,9 @@ impl Study {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.');
         if !well_formed {
-            return Err(invalid(format!(
-                "disease must be an ICD-10 code or prefix such as J10 or U07.1, not {:?}",
-                query.disease
-            )));
+            return Err(invalid(
+                "disease must be an ICD-10 code or prefix such as J10 or U07.1".to_string(),
+            ));
         }
         let (from, to) = (date("from", &query.from)?, date("to", &query.to)?);
         if to < from {
@@ -155,7 +153,7 @@ impl Study {
         let by_band = match query.by.as_deref() {
             None => false,
             Some("age_band") => true,
-            Some(other) => return Err(invalid(format!("by must be age_band, not {other:?}"))),
+            Some(_) => return Err(invalid("by must be age_band".to_string())),
         };
         let doses_since = match &query.doses_since {
             Some(text) => Some(date("doses_since", text)?),

@@ -24,11 +24,46 @@ fn engine(state: &ApiState) -> Result<&CoverageEngine, ApiError> {
         .map_err(|reason| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, reason.clone()))
 }
 
-/// A malformed query string gets the same JSON error shape as every other refusal.
+/// A malformed query string gets the same JSON error shape as every other refusal. The
+/// reason names the parameter but never quotes its value: serde's text does
+/// (`unknown variant \`...\``, `invalid type: string "..."`), and a value may be a
+/// national number or anything else a client put in a URL; the answer and the server log
+/// must not carry it.
 pub(super) fn parameters<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query
         .map(|Query(parameters)| parameters)
-        .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))
+        .map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, query_reason(&rejection)))
+}
+
+/// `Failed to deserialize query string: PATH: MESSAGE` without the value: the path (a
+/// parameter name the handler declares) if it is one, and the fixed part of the message.
+fn query_reason(rejection: &QueryRejection) -> String {
+    let text = rejection.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or("");
+    let (name, message) = match detail.split_once(": ") {
+        Some((name, message))
+            if !name.is_empty()
+                && name.len() <= 32
+                && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') =>
+        {
+            (Some(name), message)
+        }
+        _ => (None, detail),
+    };
+    match name {
+        Some(name) => format!(
+            "invalid query string: parameter {name}: {}",
+            vaxlake_extract::spec::fixed_part(message)
+        ),
+        // The path is the client's own key (an unknown parameter): where its text ends
+        // cannot be told, so nothing of it is shown.
+        None if detail.contains("unknown field") => {
+            "invalid query string: a parameter this endpoint does not take".into()
+        }
+        None => "invalid query string".into(),
+    }
 }
 
 /// JSON, or CSV when the client asks for `text/csv` (the dashboards' download button).

@@ -132,37 +132,32 @@ impl AuthConfig {
 
     /// Parses the auth file's text; the error says which entry is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
-        // The TOML error quotes the offending line, which holds at most a token *hash*.
-        let file: AuthFile = toml::from_str(text).map_err(|error| error.to_string())?;
+        // Not the TOML library's text: it quotes the offending line, and a raw token pasted
+        // in place of its hash would reach stderr. Line, column and the kind of error only.
+        let file: AuthFile = toml::from_str(text)
+            .map_err(|error| vaxlake_extract::spec::toml_reason(&error, text))?;
         let mut users = Vec::with_capacity(file.user.len());
-        for entry in file.user {
+        for (at, entry) in file.user.into_iter().enumerate() {
+            let who = entry_name(at, &entry.name);
             let token = blake3::Hash::from_hex(entry.token_blake3.trim()).map_err(|_| {
                 format!(
-                    "user {:?}: token_blake3 must be 64 hex characters (the BLAKE3 hash of the token, as `vaxlake token new` prints it)",
-                    entry.name
+                    "user {who}: token_blake3 must be 64 hex characters (the BLAKE3 hash of the token, as `vaxlake token new` prints it)"
                 )
             })?;
             if users.iter().any(|u: &User| u.name == entry.name) {
-                return Err(format!("user {:?} appears twice", entry.name));
+                return Err(format!("user {who} appears twice"));
             }
             if users.iter().any(|u: &User| u.token == token) {
-                return Err(format!(
-                    "user {:?} has the same token as another user",
-                    entry.name
-                ));
+                return Err(format!("user {who} has the same token as another user"));
             }
             match (entry.role, &entry.project) {
                 (Role::Researcher, None) => {
-                    return Err(format!(
-                        "researcher {:?} needs project = \"...\"",
-                        entry.name
-                    ))
+                    return Err(format!("researcher {who} needs project = \"...\""))
                 }
                 (Role::Researcher, Some(_)) | (_, None) => {}
                 (role, Some(_)) => {
                     return Err(format!(
-                        "user {:?}: only researchers have a project (role is {})",
-                        entry.name,
+                        "user {who}: only researchers have a project (role is {})",
                         role.as_str()
                     ))
                 }
@@ -172,7 +167,7 @@ impl AuthConfig {
                 .as_deref()
                 .map(str::parse)
                 .transpose()
-                .map_err(|reason| format!("user {:?}: scram_sha_256 is {reason}", entry.name))?;
+                .map_err(|reason| format!("user {who}: scram_sha_256 is {reason}"))?;
             users.push(User {
                 scram,
                 name: entry.name,
@@ -283,6 +278,36 @@ pub fn user_entry(
         }],
     })
     .map_err(|error| AuthError::Invalid(format!("cannot write the auth entry: {error}")))
+}
+
+/// How an error names the `at`-th entry of the auth file: by its name, unless the name
+/// looks like a secret (a token or a hash pasted into the wrong field, a long run of hex
+/// digits or of letters and digits), which is never printed; then by its position.
+fn entry_name(at: usize, name: &str) -> String {
+    let mut hex_run = 0usize;
+    let mut word_run = 0usize;
+    let mut secret = name.to_ascii_lowercase().contains("vxl_") || name.chars().count() > 64;
+    for c in name.chars() {
+        hex_run = if c.is_ascii_hexdigit() {
+            hex_run + 1
+        } else {
+            0
+        };
+        word_run = if c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '/' | '=') {
+            word_run + 1
+        } else {
+            0
+        };
+        secret |= hex_run >= 12 || word_run >= 32;
+    }
+    if secret {
+        format!(
+            "#{} (its name is not shown: it looks like a secret)",
+            at + 1
+        )
+    } else {
+        format!("#{} {name:?}", at + 1)
+    }
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
