@@ -14,7 +14,7 @@ pub use crate::postgres::scram_verifier;
 pub(crate) use middleware::authorize;
 pub use middleware::Caller;
 pub use rules::{access, Access};
-pub use throttle::Throttle;
 pub(crate) use sessions::Sessions;
 pub use sessions::{SESSION_COOKIE, SESSION_LIFETIME};
+pub use throttle::Throttle;
 pub use users::{new_token, user_entry, AuthConfig, AuthError, Role, User};
