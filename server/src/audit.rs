@@ -261,7 +261,7 @@ async fn write_loop(url: Url, mut receiver: mpsc::Receiver<Message>) {
                 Ok(()) => {
                     pending.clear();
                     commits += 1;
-                    if commits % RELOAD_EVERY == 0 {
+                    if commits.is_multiple_of(RELOAD_EVERY) {
                         table = None;
                     }
                     break;
