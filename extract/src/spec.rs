@@ -157,6 +157,13 @@ pub struct Spec {
     pub text: String,
 }
 
+/// Whether `text` holds 9 or more digits in a row: the shape of a national number, which the
+/// audit and error texts redact for the same reason.
+fn has_long_digit_run(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit())
+        .any(|run| run.len() >= 9)
+}
+
 impl Spec {
     /// Parses and checks a spec; every error names the offending field.
     pub fn parse(text: &str) -> Result<Spec, ExtractError> {
@@ -168,12 +175,14 @@ impl Spec {
                 .project
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !file.project.starts_with('.');
+            && !file.project.starts_with('.')
+            && !has_long_digit_run(&file.project);
         if !project_ok {
             // The value is not quoted: a project name is the one free field a planted
-            // identity could hide in.
+            // identity could hide in (and it is written into every manifest and path).
             return Err(bad(
-                "project: letters, digits, '-', '_' and '.' only (at most 64), not starting with '.'"
+                "project: letters, digits, '-', '_' and '.' only (at most 64, no run of 9 or more \
+                 digits: a national number), not starting with '.'"
                     .into(),
             ));
         }
@@ -533,6 +542,11 @@ commune = ["commune", "canton", "country"]
                 "project = \"P-2026-014\"",
                 "project = \"../etc\"",
                 "project",
+            ),
+            (
+                "project = \"P-2026-014\"",
+                "project = \"P-1990010112345\"",
+                "national number",
             ),
         ] {
             let text = SPEC.replacen(from, to, 1);
