@@ -388,7 +388,17 @@ fn thousands_of_idle_connections_are_bounded() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(open_sockets(pid) <= sockets_before + 8);
+    // The idle connections' sockets go as their header timeouts pass (on a loaded machine not
+    // all in the same instant as the first answer).
+    let until = Instant::now() + Duration::from_secs(15);
+    while open_sockets(pid) > sockets_before + 8 {
+        assert!(
+            Instant::now() < until,
+            "the server still holds {} sockets (had {sockets_before})",
+            open_sockets(pid)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(idle);
 }
 

@@ -155,8 +155,18 @@ async fn anything_but_a_query_is_a_400_with_a_reason() {
 
     // A body that is not {"sql": ...}.
     let request = Request::post("/api/sql")
+        .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("SELECT 1"))
         .unwrap();
+    // Sent as a page could send it across origins (no JSON type), it is not even read.
+    let (status, _, _) = send(
+        &app,
+        Request::post("/api/sql")
+            .body(Body::from("SELECT 1"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let (status, _, body) = send(&app, request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(json_of(&body)["error"]
