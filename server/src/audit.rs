@@ -407,11 +407,8 @@ fn first_rows(batches: Vec<RecordBatch>, limit: usize) -> (Vec<RecordBatch>, boo
 
 /// The value is not quoted back: a query string can carry anything.
 fn parse_since(text: &str) -> Result<i64, QueryError> {
-    let bad = || {
-        QueryError::Invalid(format!(
-            "since must be an RFC 3339 time or a date YYYY-MM-DD"
-        ))
-    };
+    let bad =
+        || QueryError::Invalid("since must be an RFC 3339 time or a date YYYY-MM-DD".to_string());
     if let Ok(time) = chrono_free::rfc3339_micros(text) {
         return Ok(time);
     }
