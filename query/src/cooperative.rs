@@ -10,46 +10,19 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::config::ConfigOptions;
-use datafusion::error::Result;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-/// Physical optimiser rule wrapping joins and unnests in [`CooperativeExec`]; runs last.
-#[derive(Debug, Default)]
-pub(crate) struct CooperativeRowMultipliers;
+use crate::wrap_nodes::WrapNodes;
 
-impl CooperativeRowMultipliers {
-    fn multiplies_rows(plan: &dyn ExecutionPlan) -> bool {
-        let name = plan.name();
-        name.contains("Join") || name == "UnnestExec"
-    }
+/// Physical optimiser rule wrapping joins and unnests in [`CooperativeExec`]; runs last.
+pub(crate) fn cooperative_row_multipliers() -> WrapNodes {
+    WrapNodes::new("cooperative_row_multipliers", multiplies_rows, |node| {
+        Arc::new(CooperativeExec::new(node))
+    })
 }
 
-impl PhysicalOptimizerRule for CooperativeRowMultipliers {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if Self::multiplies_rows(node.as_ref()) {
-                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CooperativeExec::new(node));
-                Ok(Transformed::yes(wrapped))
-            } else {
-                Ok(Transformed::no(node))
-            }
-        })
-        .map(|transformed| transformed.data)
-    }
-
-    fn name(&self) -> &str {
-        "cooperative_row_multipliers"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
-    }
+fn multiplies_rows(plan: &dyn ExecutionPlan) -> bool {
+    let name = plan.name();
+    name.contains("Join") || name == "UnnestExec"
 }

@@ -36,6 +36,7 @@ mod validity_window;
 mod views;
 mod warehouse;
 mod window_memory;
+mod wrap_nodes;
 
 pub use error::QueryError;
 pub use output::{QueryAnswer, QueryStream};

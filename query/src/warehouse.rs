@@ -20,12 +20,12 @@ use url::Url;
 use vaxlake_catalog::OrderSecret;
 
 use crate::bounded::bound_growing_functions;
-use crate::cooperative::CooperativeRowMultipliers;
+use crate::cooperative::cooperative_row_multipliers;
 use crate::order_secret::read_order_secret;
 use crate::reference::ReferenceTables;
 use crate::sandbox::{self, QueryLimits};
 use crate::views::create_views;
-use crate::window_memory::AccountedWindows;
+use crate::window_memory::accounted_windows;
 use crate::{QueryAnswer, QueryError, QueryStream};
 
 /// Delta tables registered when present under the warehouse root, by directory name: the
@@ -581,8 +581,8 @@ async fn build_snapshot(
                 .with_config(config)
                 .with_runtime_env(runtime.clone())
                 .with_default_features()
-                .with_physical_optimizer_rule(Arc::new(CooperativeRowMultipliers))
-                .with_physical_optimizer_rule(Arc::new(AccountedWindows))
+                .with_physical_optimizer_rule(Arc::new(cooperative_row_multipliers()))
+                .with_physical_optimizer_rule(Arc::new(accounted_windows()))
                 .build();
             let ctx = SessionContext::new_with_state(state);
             bound_growing_functions(&ctx, &runtime.memory_pool)?;

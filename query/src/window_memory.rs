@@ -6,7 +6,7 @@
 //! 130 MiB to 6.9 GiB while the query's limit was 1 GiB), and `BoundedWindowAggExec` keeps
 //! the rows its frames still need (`lag(x, 100000000)`, `ROWS BETWEEN 100000000 PRECEDING`).
 //!
-//! [`AccountedWindows`] wraps each window operator so that the rows it holds count against
+//! [`accounted_windows`] wraps each window operator so that the rows it holds count against
 //! the query's pool: every batch that enters reserves its size, and every batch that leaves
 //! releases the share of the held bytes its rows stand for (a window emits each input row
 //! exactly once). Rows in, minus rows out, is what the operator holds, whichever of the two it
@@ -18,13 +18,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, RecordBatch};
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -32,62 +30,99 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-/// Physical optimiser rule wrapping every window operator in [`AccountedWindow`]; runs last.
-#[derive(Debug, Default)]
-pub(crate) struct AccountedWindows;
+use crate::wrap_nodes::WrapNodes;
 
-impl PhysicalOptimizerRule for AccountedWindows {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if matches!(node.name(), "WindowAggExec" | "BoundedWindowAggExec") {
-                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(AccountedWindow::new(node));
-                Ok(Transformed::yes(wrapped))
-            } else {
-                Ok(Transformed::no(node))
-            }
-        })
-        .map(|transformed| transformed.data)
-    }
-
-    fn name(&self) -> &str {
-        "accounted_windows"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
-    }
+/// Physical optimiser rule wrapping every window operator in [`Accounted`]; runs last.
+pub(crate) fn accounted_windows() -> WrapNodes {
+    WrapNodes::new(
+        "accounted_windows",
+        |node| matches!(node.name(), "WindowAggExec" | "BoundedWindowAggExec"),
+        |window| Arc::new(Accounted::window(window)),
+    )
 }
 
-/// A window operator whose held rows are reserved in the pool (see the module doc). At
-/// execution its input is fed through a [`Ledger`] that the output stream pays back.
+/// One side of a window operator's account (see the module doc): the window itself, whose
+/// output pays rows back, or, at execution, its input, which reserves each batch as it
+/// enters. One plan node for both: they differ only in what their stream does.
 #[derive(Debug)]
-pub(crate) struct AccountedWindow {
-    window: Arc<dyn ExecutionPlan>,
+pub(crate) struct Accounted {
+    child: Arc<dyn ExecutionPlan>,
+    side: Side,
 }
 
-impl AccountedWindow {
-    fn new(window: Arc<dyn ExecutionPlan>) -> Self {
-        AccountedWindow { window }
+#[derive(Debug, Clone)]
+enum Side {
+    /// Above the window (`child` is the window operator).
+    Window,
+    /// Between the window and its input (`child` is the input), for one execution.
+    Input(Arc<Ledger>),
+}
+
+impl Accounted {
+    fn window(window: Arc<dyn ExecutionPlan>) -> Self {
+        Accounted {
+            child: window,
+            side: Side::Window,
+        }
+    }
+
+    /// The window's rows in, minus its rows out, reserved in `context`'s pool.
+    fn execute_window(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let reservation = MemoryConsumer::new(format!("window rows held[{partition}]"))
+            .register(context.memory_pool());
+        let ledger = Arc::new(Ledger {
+            held: Mutex::new(Held {
+                reservation,
+                rows: 0,
+            }),
+        });
+        let [input] = self.child.children()[..] else {
+            return Err(DataFusionError::Internal(
+                "a window operator has one input".into(),
+            ));
+        };
+        let fed = Arc::new(Accounted {
+            child: Arc::clone(input),
+            side: Side::Input(Arc::clone(&ledger)),
+        });
+        // The same window over the same input, fed through the ledger: its properties are the
+        // input's, so the window's own need not be computed again.
+        let window = Arc::clone(&self.child).replace_children(
+            vec![fed],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
+        )?;
+        let output = window.execute(partition, context)?;
+        let schema = output.schema();
+        let paid = output.map(move |batch| {
+            if let Ok(batch) = &batch {
+                ledger.released(batch.num_rows());
+            }
+            batch
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, paid)))
     }
 }
 
-impl DisplayAs for AccountedWindow {
+impl DisplayAs for Accounted {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AccountedWindow")
+        write!(f, "{}", self.name())
     }
 }
 
-impl ExecutionPlan for AccountedWindow {
+impl ExecutionPlan for Accounted {
     fn name(&self) -> &str {
-        "AccountedWindow"
+        match self.side {
+            Side::Window => "AccountedWindow",
+            Side::Input(_) => "LedgerInput",
+        }
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.window.properties()
+        self.child.properties()
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -95,7 +130,7 @@ impl ExecutionPlan for AccountedWindow {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.window]
+        vec![&self.child]
     }
 
     fn apply_expressions(
@@ -110,11 +145,15 @@ impl ExecutionPlan for AccountedWindow {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if children.len() != 1 {
-            return Err(DataFusionError::Internal(
-                "AccountedWindow has one child".into(),
-            ));
+            return Err(DataFusionError::Internal(format!(
+                "{} has one child",
+                self.name()
+            )));
         }
-        Ok(Arc::new(AccountedWindow::new(children.swap_remove(0))))
+        Ok(Arc::new(Accounted {
+            child: children.swap_remove(0),
+            side: self.side.clone(),
+        }))
     }
 
     fn execute(
@@ -122,38 +161,18 @@ impl ExecutionPlan for AccountedWindow {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let reservation = MemoryConsumer::new(format!("window rows held[{partition}]"))
-            .register(context.memory_pool());
-        let ledger = Arc::new(Ledger {
-            held: Mutex::new(Held {
-                reservation,
-                rows: 0,
-            }),
-        });
-        let [input] = self.window.children()[..] else {
-            return Err(DataFusionError::Internal(
-                "a window operator has one input".into(),
-            ));
+        let Side::Input(ledger) = &self.side else {
+            return self.execute_window(partition, context);
         };
-        let fed = Arc::new(LedgerInput {
-            input: Arc::clone(input),
-            ledger: Arc::clone(&ledger),
+        let input = self.child.execute(partition, context)?;
+        let schema = input.schema();
+        let ledger = Arc::clone(ledger);
+        let counted = input.map(move |batch| {
+            let batch = batch?;
+            ledger.entered(&batch)?;
+            Ok(batch)
         });
-        // The same window over the same input, fed through the ledger: its properties are the
-        // input's, so the window's own need not be computed again.
-        let window = Arc::clone(&self.window).replace_children(
-            vec![fed],
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
-        )?;
-        let output = window.execute(partition, context)?;
-        let schema = output.schema();
-        let paid = output.map(move |batch| {
-            if let Ok(batch) = &batch {
-                ledger.released(batch.num_rows());
-            }
-            batch
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, paid)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
     }
 }
 
@@ -207,75 +226,6 @@ fn slice_bytes(batch: &RecordBatch) -> usize {
         .sum()
 }
 
-/// The window's input, reserving each batch in the ledger as it passes.
-#[derive(Debug)]
-struct LedgerInput {
-    input: Arc<dyn ExecutionPlan>,
-    ledger: Arc<Ledger>,
-}
-
-impl DisplayAs for LedgerInput {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LedgerInput")
-    }
-}
-
-impl ExecutionPlan for LedgerInput {
-    fn name(&self) -> &str {
-        "LedgerInput"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal(
-                "LedgerInput has one child".into(),
-            ));
-        }
-        Ok(Arc::new(LedgerInput {
-            input: children.swap_remove(0),
-            ledger: Arc::clone(&self.ledger),
-        }))
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context)?;
-        let schema = input.schema();
-        let ledger = Arc::clone(&self.ledger);
-        let counted = input.map(move |batch| {
-            let batch = batch?;
-            ledger.entered(&batch)?;
-            Ok(batch)
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +244,7 @@ mod tests {
             .with_config(SessionConfig::new().with_target_partitions(2))
             .with_runtime_env(runtime)
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(AccountedWindows))
+            .with_physical_optimizer_rule(Arc::new(accounted_windows()))
             .build();
         (SessionContext::new_with_state(state), pool)
     }
