@@ -391,6 +391,16 @@ fn with_body_deadline(
 #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
 pub struct BodyTimeout(pub Duration);
 
+/// The first error of type `T` in `error`'s source chain (itself included): what a failed
+/// body read was caused by under the layers that wrap it (axum's rejection, its body
+/// error, hyper's), such as a [`BodyTimeout`] or the body limit's `LengthLimitError`.
+pub(crate) fn cause<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    std::iter::successors(Some(error), |error| error.source())
+        .find_map(|error| error.downcast_ref::<T>())
+}
+
 /// A request body that fails with [`BodyTimeout`] once its deadline has passed.
 struct DeadlineBody {
     inner: Body,
@@ -434,4 +444,26 @@ impl HttpBody for DeadlineBody {
 /// every door's TLS uses; installing it again is a no-op.
 pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::FromRequest;
+
+    /// A body that never arrives is cut at the deadline, and what the handlers' extractor
+    /// sees (axum's rejection around its body error) leads back to the [`BodyTimeout`].
+    #[tokio::test]
+    async fn a_stalled_body_fails_with_a_body_timeout_in_its_error_chain() {
+        let stalled = Body::from_stream(futures::stream::pending::<Result<Bytes, io::Error>>());
+        let request = Request::post("/api/sql").body(stalled).unwrap();
+        let limit = Duration::from_millis(50);
+        let request = with_body_deadline(limit)(request).await;
+        let started = Instant::now();
+        let rejection = Bytes::from_request(request, &()).await.unwrap_err();
+        assert!(started.elapsed() >= limit);
+        let timeout = cause::<BodyTimeout>(&rejection).expect("a BodyTimeout in the chain");
+        assert_eq!(timeout.0, limit);
+        assert!(cause::<http_body_util::LengthLimitError>(&rejection).is_none());
+    }
 }

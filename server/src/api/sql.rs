@@ -108,14 +108,8 @@ pub(crate) async fn sql(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| {
-        let timed_out = std::iter::successors(
-            Some(&rejection as &(dyn std::error::Error + 'static)),
-            |error| error.source(),
-        )
-        .find_map(|error| error.downcast_ref::<super::BodyTimeout>())
-        .map(ToString::to_string);
-        if let Some(reason) = timed_out {
-            return ApiError::new(StatusCode::REQUEST_TIMEOUT, reason);
+        if let Some(timeout) = super::serve::cause::<super::BodyTimeout>(&rejection) {
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, timeout.to_string());
         }
         let status = rejection.status();
         let reason = match status {
