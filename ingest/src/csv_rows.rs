@@ -35,26 +35,23 @@ impl<'a> Fields<'a> {
 const CHUNK_ROWS: usize = 50_000;
 
 /// A reader that turns every CRLF (and every lone CR, as old Mac tools end lines) into LF,
-/// notes where blank lines are, and hands records on whole, each no longer than a limit. The
-/// CSV reader dates a record by the line where it starts reading it: in a CRLF file that is
-/// before the `\n` of the previous line's ending, and after blank lines it is the first blank
-/// line. Without this every record of a Windows export would be quarantined one line too
-/// early (the first one on the header's line), and every record after a blank line too.
+/// drops blank lines, and hands records on whole, each no longer than a limit. The CSV reader
+/// dates a record by the line where it starts reading it: in a CRLF file that is before the
+/// `\n` of the previous line's ending, and after blank lines it is the first blank line.
+/// Without this every record of a Windows export would be quarantined one line too early
+/// (the first one on the header's line), and every record after a blank line too. The lines
+/// dropped are noted in [`Dropped`] for the rows' reader to number rows by the file's lines.
 ///
 /// The CSV reader holds a whole record in memory, and a record is as long as its file when
 /// it has no newline (or opens a quote it never closes). So a record is held here until it
 /// ends, up to [`MAX_LINE_BYTES`]; a longer one is dropped, the rest of it discarded up to
-/// the next newline, and a one-byte line stands in its place, noted in [`Overlong`] for the
+/// the next newline, and a one-byte line stands in its place, noted in [`Dropped`] for the
 /// rows' reader to quarantine. The CSV reader therefore never sees an open quote across a
 /// dropped record, and reading goes on at the next line.
 struct LfLines<R> {
     inner: R,
     /// A `\r` ended the last buffer: dropped if a `\n` follows, else a line end.
     cr_pending: bool,
-    /// Bytes handed on so far, and whether the last one was a `\n`.
-    offset: u64,
-    after_newline: bool,
-    blank: BlankLines,
     records: Records,
     at_end: bool,
 }
@@ -84,14 +81,14 @@ struct Records {
     max: usize,
     /// Discarding the rest of a record too long to keep: the line breaks it had.
     skipping: Option<u64>,
-    overlong: Overlong,
+    dropped: Dropped,
 }
 
 /// What stands for a record too long to keep: a line of one field.
 const STAND_IN: &[u8] = b"-\n";
 
 impl Records {
-    fn new(max: usize, overlong: Overlong) -> Self {
+    fn new(max: usize, dropped: Dropped) -> Self {
         Records {
             ready: Vec::new(),
             handed: 0,
@@ -100,7 +97,7 @@ impl Records {
             quoting: Quoting::FieldStart,
             max,
             skipping: None,
-            overlong,
+            dropped,
         }
     }
 
@@ -114,6 +111,11 @@ impl Records {
             return;
         }
         if byte == b'\n' && self.quoting != Quoting::Quoted {
+            if self.record.is_empty() {
+                // A blank line: no record (the CSV reader would skip it), one line dropped.
+                self.dropped.push(self.emitted, DroppedLine::Blank);
+                return;
+            }
             self.record.push(byte);
             self.end_record();
             return;
@@ -158,87 +160,58 @@ impl Records {
     /// Hands on a stand-in for a record dropped with the line breaks it had (one of them is
     /// the stand-in's own).
     fn stand_in(&mut self, lines: u64) {
-        self.overlong.push(self.emitted, lines);
+        self.dropped.push(self.emitted, DroppedLine::StandIn(lines));
         self.ready.extend_from_slice(STAND_IN);
         self.emitted += STAND_IN.len() as u64;
     }
 }
 
-/// Offsets (in the text the CSV reader sees) of the stand-ins for records too long to keep,
-/// each with the line breaks dropped with it beyond one: rows after it are numbered by the
-/// file's lines, not by the text's.
-#[derive(Clone, Default)]
-struct Overlong(Arc<std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>>);
+/// A line of the file the CSV reader does not see as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DroppedLine {
+    /// A blank line, left out of the text.
+    Blank,
+    /// A record too long to keep, in the text as [`STAND_IN`]: the line breaks dropped with
+    /// it beyond the stand-in's own.
+    StandIn(u64),
+}
 
-impl Overlong {
-    fn push(&self, offset: u64, lines: u64) {
+/// The lines the CSV reader does not see as they are, each at the offset (in the text it
+/// reads) of the record that follows: rows are numbered by the file's lines, not the text's.
+#[derive(Clone, Default)]
+struct Dropped(Arc<std::sync::Mutex<std::collections::VecDeque<(u64, DroppedLine)>>>);
+
+impl Dropped {
+    fn push(&self, offset: u64, drop: DroppedLine) {
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        list.push_back((offset, lines));
+        list.push_back((offset, drop));
     }
 
-    /// For a record starting at `offset`: the line breaks dropped before it (since the last
-    /// call), and whether it is a stand-in (with the line breaks dropped with it).
+    /// For a record starting at `offset`: the lines dropped before it (since the last call),
+    /// and whether it is a stand-in (with the line breaks dropped with it).
     fn at(&self, offset: u64) -> (u64, Option<u64>) {
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut before = 0;
-        while let Some((at, lines)) = list.front().copied().filter(|(at, _)| *at <= offset) {
+        while let Some((at, drop)) = list.front().copied().filter(|(at, _)| *at <= offset) {
             list.pop_front();
-            if at == offset {
-                return (before, Some(lines));
+            match drop {
+                DroppedLine::Blank => before += 1,
+                DroppedLine::StandIn(lines) if at == offset => return (before, Some(lines)),
+                DroppedLine::StandIn(lines) => before += lines,
             }
-            before += lines;
         }
         (before, None)
     }
 }
 
-/// Offsets (in the LF text) of the `\n` of each blank line not yet passed by the reader.
-#[derive(Clone, Default)]
-struct BlankLines(Arc<std::sync::Mutex<std::collections::VecDeque<u64>>>);
-
-impl BlankLines {
-    /// How many blank lines start at `offset`, where a record's reading began; forgets
-    /// those before it.
-    fn skipped_at(&self, offset: u64) -> u64 {
-        let mut blank = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        while blank.front().is_some_and(|b| *b < offset) {
-            blank.pop_front();
-        }
-        let mut count = 0;
-        while blank.front() == Some(&(offset + count)) {
-            blank.pop_front();
-            count += 1;
-        }
-        count
-    }
-}
-
 impl<R: std::io::BufRead> LfLines<R> {
-    fn new(inner: R, blank: BlankLines, max_record: usize, overlong: Overlong) -> Self {
+    fn new(inner: R, max_record: usize, dropped: Dropped) -> Self {
         LfLines {
             inner,
             cr_pending: false,
-            offset: 0,
-            after_newline: false,
-            blank,
-            records: Records::new(max_record, overlong),
+            records: Records::new(max_record, dropped),
             at_end: false,
         }
-    }
-
-    /// Notes the bytes just handed on.
-    fn note(&mut self, out: &[u8]) {
-        let mut blank = None;
-        for (i, byte) in out.iter().enumerate() {
-            let newline = *byte == b'\n';
-            if newline && self.after_newline {
-                blank
-                    .get_or_insert_with(|| self.blank.0.lock().unwrap_or_else(|e| e.into_inner()))
-                    .push_back(self.offset + i as u64);
-            }
-            self.after_newline = newline;
-        }
-        self.offset += out.len() as u64;
     }
 }
 
@@ -254,7 +227,6 @@ impl<R: std::io::BufRead> std::io::Read for LfLines<R> {
                 let n = ready.len().min(out.len());
                 out[..n].copy_from_slice(&ready[..n]);
                 records.handed += n;
-                self.note(&out[..n]);
                 return Ok(n);
             }
             if self.at_end {
@@ -343,16 +315,14 @@ where
         path: shown.clone(),
         source,
     })?;
-    let blank = BlankLines::default();
-    let overlong = Overlong::default();
+    let dropped = Dropped::default();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
         .from_reader(LfLines::new(
             std::io::BufReader::with_capacity(1 << 20, progress.wrap_read(file)),
-            blank.clone(),
             max_record,
-            overlong.clone(),
+            dropped.clone(),
         ));
     let header = reader.byte_headers().map_err(|e| IngestError::BadInput {
         path: shown.clone(),
@@ -388,7 +358,8 @@ where
     std::thread::spawn(move || {
         let mut part = Parsed::default();
         let mut record = csv::ByteRecord::new();
-        // Line breaks of records too long to keep beyond the one of each stand-in.
+        // Lines of the file the CSV reader did not see (blank lines, and the line breaks of
+        // records too long to keep beyond the one of each stand-in).
         let mut dropped_lines = 0;
         let too_long = LineTooLong { limit: max_record };
         loop {
@@ -406,10 +377,9 @@ where
             let (line, stand_in) = match record.position() {
                 None => (0, None),
                 Some(p) => {
-                    let (before, stand_in) = overlong.at(p.byte());
+                    let (before, stand_in) = dropped.at(p.byte());
                     dropped_lines += before;
-                    let line = p.line() + blank.skipped_at(p.byte()) + dropped_lines;
-                    (line, stand_in)
+                    (p.line() + dropped_lines, stand_in)
                 }
             };
             part.read += 1;
@@ -464,17 +434,18 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    /// Every way a CRLF can fall across the reader's buffers, and lone `\r`s, as line ends.
+    /// Every way a CRLF can fall across the reader's buffers, and lone `\r`s, as line ends;
+    /// blank lines (of either ending) are left out and noted.
     #[test]
     fn crlf_becomes_lf_across_buffer_edges() {
         let text = b"a,b\r\nc\r\r\nd\re\r\n\r\n\r";
         for capacity in 1..=text.len() + 1 {
             for out_len in [1, 2, 3, 64] {
+                let dropped = Dropped::default();
                 let mut reader = LfLines::new(
                     std::io::BufReader::with_capacity(capacity, &text[..]),
-                    BlankLines::default(),
                     MAX_LINE_BYTES,
-                    Overlong::default(),
+                    dropped.clone(),
                 );
                 let mut got = Vec::new();
                 let mut out = vec![0; out_len];
@@ -485,8 +456,12 @@ mod tests {
                     }
                     got.extend_from_slice(&out[..n]);
                 }
+                // The blank lines are left out, each noted at the offset of the text after it.
+                assert_eq!(got, b"a,b\nc\nd\ne\n", "capacity {capacity}, out {out_len}");
+                let blank = |at| (at, DroppedLine::Blank);
                 assert_eq!(
-                    got, b"a,b\nc\n\nd\ne\n\n\n",
+                    Vec::from(dropped.0.lock().unwrap().clone()),
+                    [blank(6), blank(10), blank(10)],
                     "capacity {capacity}, out {out_len}"
                 );
             }
@@ -598,6 +573,15 @@ mod tests {
             );
             assert_eq!(read, 6);
         }
+        // Blank lines just before a row over the limit: both are counted.
+        let text = format!("national_id\n\n\r\n{}\n1\n", "4".repeat(17));
+        assert_eq!(
+            refused_rows(&text),
+            (
+                owned(&[(4, "a line longer than 16 bytes"), (5, "refused 1")]),
+                2
+            )
+        );
     }
 
     /// A last row over the limit with no line end is quarantined; so is a file of one line
