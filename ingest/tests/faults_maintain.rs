@@ -18,6 +18,7 @@ use vaxlake_pseudonymize::{KeyRotation, MasterKey};
 
 mod common;
 use common::faulty::{factory, spread, Fault, Kind};
+use common::{assert_same, Snapshot};
 
 /// The tables a generated FHIR export fills.
 const TABLES: &[&str] = &[
@@ -28,14 +29,8 @@ const TABLES: &[&str] = &[
     "ingest_runs",
 ];
 
-type Snapshot = BTreeMap<&'static str, Option<Vec<String>>>;
-
 async fn snapshot(root: &str) -> Snapshot {
-    let mut all = BTreeMap::new();
-    for table in TABLES {
-        all.insert(*table, common::rows_at(root, table).await);
-    }
-    all
+    common::snapshot(root, TABLES).await
 }
 
 fn key_a() -> MasterKey {
@@ -119,27 +114,6 @@ fn counts_of(bucket: &common::faulty::Bucket) -> BTreeMap<String, usize> {
         .iter()
         .map(|k| (format!("{k:?}"), bucket.count(*k)))
         .collect()
-}
-
-/// Fails naming the first table whose rows differ.
-fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
-    for (table, want_rows) in want {
-        let got_rows = &got[table];
-        if got_rows == want_rows {
-            continue;
-        }
-        let (g, w) = (
-            got_rows.clone().unwrap_or_default(),
-            want_rows.clone().unwrap_or_default(),
-        );
-        let only_got: Vec<_> = g.iter().filter(|r| !w.contains(r)).take(2).collect();
-        let only_want: Vec<_> = w.iter().filter(|r| !g.contains(r)).take(2).collect();
-        panic!(
-            "{what}: {table} holds {} rows, expected {}; only here: {only_got:?}; only expected: {only_want:?}",
-            g.len(),
-            w.len()
-        );
-    }
 }
 
 /// Number of data files of each table's newest version.

@@ -3,6 +3,8 @@
 
 pub mod faulty;
 
+use std::collections::BTreeMap;
+
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
@@ -65,4 +67,38 @@ pub async fn rows_at(root: &str, table: &str) -> Option<Vec<String>> {
         _ => return None,
     };
     Some(rows_of(&delta, &["ingested_at", "received_at", "run_id"]).await)
+}
+
+/// Rows of each table of a warehouse, by table name ([`rows_at`]).
+pub type Snapshot = BTreeMap<&'static str, Option<Vec<String>>>;
+
+/// [`rows_at`] of each of `tables` in the warehouse at `root`.
+pub async fn snapshot(root: &str, tables: &[&'static str]) -> Snapshot {
+    let mut all = BTreeMap::new();
+    for table in tables {
+        all.insert(*table, rows_at(root, table).await);
+    }
+    all
+}
+
+/// Fails naming the first table whose rows differ, with a few rows found only on each side
+/// (whole tables are too long to read).
+pub fn assert_same(got: &Snapshot, want: &Snapshot, what: &str) {
+    for (table, want_rows) in want {
+        let got_rows = &got[table];
+        if got_rows == want_rows {
+            continue;
+        }
+        let (g, w) = (
+            got_rows.clone().unwrap_or_default(),
+            want_rows.clone().unwrap_or_default(),
+        );
+        let only_got: Vec<_> = g.iter().filter(|r| !w.contains(r)).take(3).collect();
+        let only_want: Vec<_> = w.iter().filter(|r| !g.contains(r)).take(3).collect();
+        panic!(
+            "{what}: {table} holds {} rows, expected {}; only here: {only_got:?}; only expected: {only_want:?}",
+            g.len(),
+            w.len()
+        );
+    }
 }
