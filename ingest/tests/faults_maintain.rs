@@ -116,6 +116,18 @@ fn counts_of(bucket: &common::faulty::Bucket) -> BTreeMap<String, usize> {
         .collect()
 }
 
+/// One line of the summary a test prints: what the run with `what` armed did.
+fn outcome<T, E: std::fmt::Display>(what: &str, run: &Result<T, E>, hit: bool) -> String {
+    match run {
+        Ok(_) if hit => format!("{what}: ok despite the fault"),
+        Ok(_) => format!("{what}: not reached"),
+        Err(e) => format!(
+            "{what}: failed ({})",
+            e.to_string().chars().take(80).collect::<String>()
+        ),
+    }
+}
+
 /// Number of data files of each table's newest version.
 async fn files(root: &str) -> BTreeMap<&'static str, usize> {
     let mut out = BTreeMap::new();
@@ -191,17 +203,7 @@ async fn maintain_after_any_fault_leaves_committed_versions_and_the_next_run_com
                 );
             }
         }
-        outcomes.push(format!(
-            "{what}: {}",
-            match &first {
-                Ok(_) if hit => "ok despite the fault".to_string(),
-                Ok(_) => "not reached".to_string(),
-                Err(e) => format!(
-                    "failed ({})",
-                    e.to_string().chars().take(80).collect::<String>()
-                ),
-            }
-        ));
+        outcomes.push(outcome(&what, &first, hit));
         let second = maintain(&root, &maintain_options())
             .await
             .unwrap_or_else(|error| panic!("{what}: the run after the fault failed: {error}"));
@@ -345,17 +347,7 @@ async fn key_rotation_after_any_fault_leaves_whole_tables_and_the_next_run_compl
                 }
             }
         }
-        outcomes.push(format!(
-            "{what}: {}",
-            match &first {
-                Ok(_) if hit => "ok despite the fault".to_string(),
-                Ok(_) => "not reached".to_string(),
-                Err(e) => format!(
-                    "failed ({})",
-                    e.to_string().chars().take(80).collect::<String>()
-                ),
-            }
-        ));
+        outcomes.push(outcome(&what, &first, hit));
         rekey(&root, &rotation, &RekeyOptions::default())
             .await
             .unwrap_or_else(|error| panic!("{what}: the run after the fault failed: {error}"));
