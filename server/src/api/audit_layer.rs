@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, ApiState};
 use crate::audit::{AuditLog, AuditRecord};
+use crate::auth::middleware::presents_credential;
 use crate::auth::Caller;
 
 /// Rows an answer carried, for the audit (set by handlers as a response extension).
@@ -127,7 +128,7 @@ pub(crate) async fn audit_request(
     };
     let request = if request.method() == axum::http::Method::POST
         && endpoint == "/api/sql"
-        && (state.auth.is_none() || carries_credential(request.headers()))
+        && (state.auth.is_none() || presents_credential(request.headers()))
     {
         read_sql(&state, &mut pending, request).await
     } else {
@@ -197,12 +198,6 @@ fn not_stored(text: &str) -> String {
     } else {
         format!("<{} bytes not stored: caller not signed in>", text.len())
     }
-}
-
-/// Whether a request presents a token or a session cookie (rightly or not).
-fn carries_credential(headers: &axum::http::HeaderMap) -> bool {
-    headers.contains_key(axum::http::header::AUTHORIZATION)
-        || headers.contains_key(axum::http::header::COOKIE)
 }
 
 /// Reads the SQL text of `/api/sql` into the audit record and hands the body on; or the

@@ -11,7 +11,7 @@ use axum::Extension;
 use serde::Deserialize;
 
 use super::middleware::{credential_checked, locked_out, Caller, ClientAddress};
-use super::sessions::{session_cookie, SESSION_COOKIE, SESSION_LIFETIME};
+use super::sessions::{cookie, session_cookie, SESSION_COOKIE, SESSION_LIFETIME};
 use super::throttle::Verdict;
 use crate::api::ApiState;
 
@@ -67,17 +67,6 @@ fn form(state: &ApiState, status: StatusCode, message: &str) -> Response {
     response
 }
 
-fn form_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == FORM_COOKIE)
-        .map(|(_, value)| value)
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginForm {
     /// The bearer token.
@@ -124,7 +113,7 @@ pub(crate) async fn login(
     let paired = sent
         .csrf
         .as_deref()
-        .zip(form_cookie(&headers))
+        .zip(cookie(&headers, FORM_COOKIE))
         .is_some_and(|(sent, kept)| !sent.is_empty() && sent == kept);
     if !paired {
         return anonymous(form(&state, StatusCode::FORBIDDEN, EXPIRED));

@@ -88,7 +88,8 @@ fn is_page_navigation(request: &Request) -> bool {
             .any(|value| value.to_ascii_lowercase().contains("text/html"))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The bearer token a request presents, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -115,7 +116,7 @@ pub(crate) async fn authorize(
         return response;
     };
     let headers = request.headers();
-    let presented = bearer(headers).is_some() || session_cookie(headers).is_some();
+    let presented = presents_credential(headers);
     // Only tokens are throttled: a session cookie is 256 random bits, not worth guessing, and
     // a browser whose session expired sends its stale cookie with every request of a page.
     let token_presented = bearer(headers).is_some();
@@ -189,6 +190,11 @@ pub(crate) async fn authorize(
         response.extensions_mut().insert(caller);
     }
     response
+}
+
+/// Whether a request presents a token or a session cookie, rightly or not.
+pub(crate) fn presents_credential(headers: &HeaderMap) -> bool {
+    bearer(headers).is_some() || session_cookie(headers).is_some()
 }
 
 /// The client's address, as handlers see it (the sign-in form's throttle).
