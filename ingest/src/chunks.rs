@@ -11,6 +11,7 @@
 
 use crate::error::IngestError;
 use crate::progress::Progress;
+use crate::row::Rejected;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,24 @@ pub const MAX_LINE_BYTES: usize = 64 << 20;
 pub struct LineTooLong {
     /// The limit it exceeded, in bytes.
     pub limit: usize,
+}
+
+impl LineTooLong {
+    /// The quarantine row of line `line` of `source`, not kept: its hash is that of its
+    /// position (distinct for each such line, and the same on a re-run).
+    pub fn rejected(
+        self,
+        source: &Arc<str>,
+        line: u64,
+        record_hash: impl FnOnce(&[u8]) -> [u8; 16],
+    ) -> Rejected {
+        Rejected {
+            source: source.clone(),
+            line,
+            reason: self.to_string(),
+            record_hash: record_hash(format!("{source}:{line}: {self}").as_bytes()),
+        }
+    }
 }
 
 impl std::fmt::Display for LineTooLong {

@@ -383,40 +383,38 @@ where
                 }
             };
             part.read += 1;
-            let result = if let Some(lines) = stand_in {
+            if let Some(lines) = stand_in {
                 dropped_lines += lines;
-                Err(too_long.to_string())
-            } else if record.len() != width {
-                Err(format!("expected {width} fields, found {}", record.len()))
+                part.rejected
+                    .push(too_long.rejected(&source, line, &record_hash));
             } else {
-                match record
-                    .iter()
-                    .map(std::str::from_utf8)
-                    .collect::<Result<Vec<_>, _>>()
-                {
-                    Err(_) => Err("row is not valid UTF-8".to_string()),
-                    Ok(values) => parse(
-                        &Fields {
-                            values,
-                            index: &index,
-                        },
+                let result = if record.len() != width {
+                    Err(format!("expected {width} fields, found {}", record.len()))
+                } else {
+                    match record
+                        .iter()
+                        .map(std::str::from_utf8)
+                        .collect::<Result<Vec<_>, _>>()
+                    {
+                        Err(_) => Err("row is not valid UTF-8".to_string()),
+                        Ok(values) => parse(
+                            &Fields {
+                                values,
+                                index: &index,
+                            },
+                            line,
+                        ),
+                    }
+                };
+                match result {
+                    Ok(row) => part.rows.push(row),
+                    Err(reason) => part.rejected.push(Rejected {
+                        source: source.clone(),
                         line,
-                    ),
+                        reason,
+                        record_hash: record_hash(record.as_slice()),
+                    }),
                 }
-            };
-            match result {
-                Ok(row) => part.rows.push(row),
-                Err(reason) => part.rejected.push(Rejected {
-                    source: source.clone(),
-                    line,
-                    reason,
-                    // A dropped record's hash is that of its position (the stand-in is the
-                    // same for all).
-                    record_hash: match stand_in {
-                        Some(_) => record_hash(format!("{source}:{line}: {too_long}").as_bytes()),
-                        None => record_hash(record.as_slice()),
-                    },
-                }),
             }
             if part.read as usize >= CHUNK_ROWS
                 && tx.blocking_send(Ok(std::mem::take(&mut part))).is_err()

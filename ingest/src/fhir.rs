@@ -276,22 +276,6 @@ pub fn record_hash(p: &Pseudonymizer, raw: &[u8]) -> [u8; 16] {
     p.pseudonym_bytes(IdKind::Resource, &bytes)
 }
 
-/// The quarantine row of a line too long to read: the line was not kept, so its hash is that
-/// of its position (distinct for each such line, and the same on a re-run).
-fn too_long_rejected(
-    source: &Arc<str>,
-    line: u64,
-    too_long: crate::chunks::LineTooLong,
-    p: &Pseudonymizer,
-) -> Rejected {
-    Rejected {
-        source: source.clone(),
-        line,
-        reason: too_long.to_string(),
-        record_hash: record_hash(p, format!("{source}:{line}: {too_long}").as_bytes()),
-    }
-}
-
 /// Parsed Patients of one chunk: (hashed resource id, person or `None` if rejected).
 pub type PatientChunk = Parsed<([u8; 16], Option<Person>)>;
 
@@ -309,7 +293,7 @@ pub fn parse_patients(
             Ok(raw) => raw,
             Err(too_long) => {
                 out.rejected
-                    .push(too_long_rejected(source, line, too_long, p));
+                    .push(too_long.rejected(source, line, |raw| record_hash(p, raw)));
                 continue;
             }
         };
@@ -437,12 +421,9 @@ pub fn parse_immunizations(chunk: &Chunk, ctx: &ImmunizationContext) -> Parsed<V
         let raw = match raw {
             Ok(raw) => raw,
             Err(too_long) => {
-                out.rejected.push(too_long_rejected(
-                    source,
-                    line,
-                    too_long,
-                    &ctx.pseudonymizer,
-                ));
+                out.rejected.push(
+                    too_long.rejected(source, line, |raw| record_hash(&ctx.pseudonymizer, raw)),
+                );
                 continue;
             }
         };
