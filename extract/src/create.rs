@@ -159,12 +159,7 @@ pub async fn create_in(
     let project_key = ProjectKey::new(key, &spec.project);
     let id = extract_id(spec, &versions, project_key.key_id());
     let dir = extracts_dir(warehouse)?.join(&spec.project).join(&id);
-    if dir.join("manifest.json").exists() {
-        return Err(ExtractError::Refused(format!(
-            "extract {id} already exists for these table versions (same spec, same bytes): {}",
-            dir.display()
-        )));
-    }
+    refuse_existing(&dir, &id)?;
 
     // Rows, without the persons who objected.
     let predicate = spec
@@ -342,6 +337,19 @@ pub async fn create_in(
     Ok(Created { id, dir, manifest })
 }
 
+/// Refuses to write extract `id` where a whole one (its manifest) already is: checked before
+/// reading the tables, and again before the rename (another `create` of the same spec and
+/// versions may have finished meanwhile).
+fn refuse_existing(dir: &Path, id: &str) -> Result<(), ExtractError> {
+    if dir.join("manifest.json").exists() {
+        return Err(ExtractError::Refused(format!(
+            "extract {id} already exists for these table versions (same spec, same bytes): {}",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The directory an extract is written into before it is renamed to its final name (hidden,
 /// so [`crate::list`] never shows it); removed when dropped unless published.
 struct Staging {
@@ -390,12 +398,7 @@ impl Staging {
     /// extract appeared meanwhile (another `create` of the same spec and versions).
     fn publish(mut self, id: &str) -> Result<(), ExtractError> {
         crate::sync_dir(&self.path)?;
-        if self.dir.join("manifest.json").exists() {
-            return Err(ExtractError::Refused(format!(
-                "extract {id} already exists for these table versions (same spec, same bytes): {}",
-                self.dir.display()
-            )));
-        }
+        refuse_existing(&self.dir, id)?;
         std::fs::rename(&self.path, &self.dir).map_err(ExtractError::io(&self.dir))?;
         self.published = true;
         if let Some(project) = self.dir.parent() {
