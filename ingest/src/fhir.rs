@@ -231,14 +231,15 @@ pub fn sex(value: Option<&str>) -> Result<&'static str, String> {
 /// column shifted in an export, an identity typed in the wrong field), which must never be
 /// stored in clear. The reason names the column, never the value.
 pub fn stored_text<'a>(column: &str, value: &'a str) -> Result<&'a str, String> {
-    let digits: Vec<&str> = value
+    let holds_number = value
         .split(|c: char| !(c.is_ascii_digit() || matches!(c, ' ' | '.' | '-')))
-        .collect();
-    let holds_number = digits.iter().any(|run| {
-        let only: String = run.chars().filter(char::is_ascii_digit).collect();
-        only.len() >= 13
-            && (0..=only.len() - 13).any(|at| national_id::validate(&only[at..at + 13]).is_ok())
-    });
+        // A run shorter than a national number cannot hold one (most values: no allocation).
+        .filter(|run| run.len() >= 13)
+        .any(|run| {
+            let only: String = run.chars().filter(char::is_ascii_digit).collect();
+            only.len() >= 13
+                && (0..=only.len() - 13).any(|at| national_id::validate(&only[at..at + 13]).is_ok())
+        });
     if holds_number {
         return Err(format!("{column} holds a national number"));
     }
