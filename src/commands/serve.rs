@@ -63,8 +63,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             tls,
             header_timeout: std::time::Duration::from_secs(header_timeout_secs.max(1)),
             request_timeout: std::time::Duration::from_secs(request_timeout_secs.max(1)),
-            max_connections: max_connections.max(1),
-            max_header_bytes: max_header_bytes.max(8192),
+            // The server raises these to their least (1, 8192) itself.
+            max_connections,
+            max_header_bytes,
             body_timeout: std::time::Duration::from_secs(body_timeout_secs.max(1)),
             send_timeout: std::time::Duration::from_secs(send_timeout_secs.max(1)),
             cors_origins: cors_origin,
