@@ -69,6 +69,28 @@ def _post(url: str, token: str, body: str) -> tuple[float, int, bytes]:
         return time.perf_counter() - started, e.code, e.read()
 
 
+def run_load(load_bin: Path, port: int, clients: int, seconds: float, mix_path: Path, token: str) -> dict:
+    """bench/http-load's report of `clients` replaying the mix at `mix_path` for `seconds` (the HTTP and
+    soak parts)."""
+    r = subprocess.run([str(load_bin), "--addr", f"127.0.0.1:{port}", "--clients", str(clients),
+                        "--seconds", str(seconds), "--mix", str(mix_path)],
+                       capture_output=True, text=True, env={**os.environ, "VAXLAKE_LOAD_TOKEN": token})
+    if r.returncode != 0:
+        raise RuntimeError(f"http-load failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout)
+
+
+def audit_by_endpoint(wh: Path, user: str, since: dt.datetime) -> tuple[dict | None, str | None]:
+    """The audit rows of `user` since `since`, by endpoint, counted by DuckDB over the audit table's
+    active files (`vaxlake audit` answers at most 10,000 rows at a time); or DuckDB's error."""
+    files = active_files(wh / "audit")
+    r = subprocess.run([str(VENV_PYTHON), "-c", AUDIT_COUNT, json.dumps([str(f) for f in files]), user,
+                        since.isoformat()], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, r.stderr[-2000:]
+    return json.loads(r.stdout), None
+
+
 def mixes(indicators: list[str], cohorts: list[int]) -> dict[str, list[dict]]:
     coverage = [{"name": "coverage", "path": f"/api/coverage?indicator={i}&cohort={c}" + (f"&by={b}" if b else "")}
                 for i in indicators for c in cohorts for b in ("", "commune", "canton", "sex")]
@@ -159,14 +181,11 @@ def run_http(args, binary: Path, load_bin: Path, base: Path, wh: Path, logs: Pat
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             log(f"{base.name} http: {CLIENTS} clients, {name} mix, {args.http_seconds:.0f}s ...")
-            r = subprocess.run([str(load_bin), "--addr", f"127.0.0.1:{port}", "--clients", str(CLIENTS),
-                                "--seconds", str(args.http_seconds), "--mix", str(mix_path)],
-                               capture_output=True, text=True, env={**os.environ, "VAXLAKE_LOAD_TOKEN": token})
-            stop.set()
-            sampler.join()
-            if r.returncode != 0:
-                raise RuntimeError(f"http-load failed: {r.stderr[-2000:]}")
-            out = json.loads(r.stdout)
+            try:
+                out = run_load(load_bin, port, CLIENTS, args.http_seconds, mix_path, token)
+            finally:
+                stop.set()
+                sampler.join()
             out["rss_timeline"] = samples
             out["server_rss_max"] = max((s for _, s in samples), default=0)
             out["server_rss_first"] = samples[0][1] if samples else 0
@@ -189,15 +208,11 @@ def run_http(args, binary: Path, load_bin: Path, base: Path, wh: Path, logs: Pat
         serve_log.close()
     if "runs" not in h:
         return h
-    # Every request the clients sent is in the audit table, once: counted by DuckDB over the
-    # table's active files (`vaxlake audit` answers at most 10,000 rows at a time).
-    files = active_files(wh / "audit")
-    r = subprocess.run([str(VENV_PYTHON), "-c", AUDIT_COUNT, json.dumps([str(f) for f in files]), USER,
-                        since.isoformat()], capture_output=True, text=True)
-    if r.returncode != 0:
-        h["audit_error"] = r.stderr[-2000:]
+    # Every request the clients sent is in the audit table, once.
+    by_endpoint, error = audit_by_endpoint(wh, USER, since)
+    if by_endpoint is None:
+        h["audit_error"] = error
         return h
-    by_endpoint = json.loads(r.stdout)
     rows = sum(by_endpoint.values())
     sent = sum(run["sent"] for run in h["runs"].values())
     h["audit"] = {"rows": rows, "sent": sent, "by_endpoint": by_endpoint}

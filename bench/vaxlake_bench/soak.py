@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
-from .common import VENV_PYTHON, MiB, built_at, free_port, git_state, log, loud, utc_now, wait_for_health
-from .data import active_files, ensure_key
-from .http import AUDIT_COUNT, EFFECTIVENESS
+from .common import MiB, built_at, free_port, git_state, log, loud, utc_now, wait_for_health
+from .data import ensure_key
+from .http import EFFECTIVENESS, audit_by_endpoint, run_load
 from .measure import rss_of, tail
 from .postgres import PG_TABLE, REGISTRY_COLUMNS, Registry
 
@@ -122,15 +122,12 @@ def run_soak(args, binary: Path, load_bin: Path, base: Path, wh: Path, logs: Pat
         for t in threads:
             t.start()
         log(f"{base.name} soak: {args.soak_clients} clients for {args.soak_seconds:.0f}s while --follow commits ...")
-        r = subprocess.run([str(load_bin), "--addr", f"127.0.0.1:{port}", "--clients", str(args.soak_clients),
-                            "--seconds", str(args.soak_seconds), "--mix", str(mix_path)],
-                           capture_output=True, text=True, env={**os.environ, "VAXLAKE_LOAD_TOKEN": token})
-        stop.set()
-        for t in threads:
-            t.join()
-        if r.returncode != 0:
-            raise RuntimeError(f"http-load failed: {r.stderr[-2000:]}")
-        out = json.loads(r.stdout)
+        try:
+            out = run_load(load_bin, port, args.soak_clients, args.soak_seconds, mix_path, token)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
         s["load"] = out
         s["rows_moved_into_registry"] = moved[0]
         s["rss_timeline"] = samples
@@ -157,13 +154,10 @@ def run_soak(args, binary: Path, load_bin: Path, base: Path, wh: Path, logs: Pat
             pg.stop()
     if "load" not in s:
         return s
-    files = active_files(wh / "audit")
-    r = subprocess.run([str(VENV_PYTHON), "-c", AUDIT_COUNT, json.dumps([str(f) for f in files]), USER,
-                        since.isoformat()], capture_output=True, text=True)
-    if r.returncode != 0:
-        s["audit_error"] = r.stderr[-2000:]
+    by_endpoint, error = audit_by_endpoint(wh, USER, since)
+    if by_endpoint is None:
+        s["audit_error"] = error
         return s
-    by_endpoint = json.loads(r.stdout)
     s["audit"] = {"rows": sum(by_endpoint.values()), "sent": s["load"]["sent"], "by_endpoint": by_endpoint}
     log(f"{base.name} soak: audit holds {s['audit']['rows']:,} rows for {s['audit']['sent']:,} requests sent")
     if s.get("follow_exit") not in (0, None):
